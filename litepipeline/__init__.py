@@ -1,0 +1,4 @@
+"""LitePipeline: a distributed pipeline system for packaged Python jobs."""
+from litepipeline.version import __version__
+
+__all__ = ["__version__"]

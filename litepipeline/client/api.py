@@ -1,0 +1,346 @@
+"""A small HTTP client for the manager API (SPEC §3), used by the CLI and the tests.
+
+Every route method returns a :class:`Reply`: the JSON object exactly as the manager sent
+it (a ``dict``), whether ``result`` is ``"ok"`` or an error envelope, with the HTTP status
+on ``reply.http_status``. Only transport trouble raises: :class:`ClientError`, carrying one
+line meant for a human (manager unreachable, timed out, or an answer that is not JSON).
+
+Uploads and downloads stream: a file is never held whole in memory.
+Adding a route is one method calling :meth:`ManagerClient.call`.
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
+
+import requests
+
+Progress = Callable[[int, Optional[int]], None]
+"""Called as ``progress(bytes_done, bytes_total_or_None)`` while a transfer runs."""
+
+CHUNK_SIZE = 256 * 1024
+TRANSFER_TIMEOUT = 600.0
+
+
+class ClientError(Exception):
+    """The manager could not be talked to; the message is one line for the user."""
+
+
+class Reply(dict):
+    """The manager's JSON object, plus the HTTP status it came with.
+
+    It is a plain ``dict`` for everything else (``json.dumps`` prints only the server's keys).
+    """
+
+    http_status: int = 200
+
+    def __init__(self, data: dict, http_status: int = 200) -> None:
+        super().__init__(data)
+        self.http_status = http_status
+
+    @property
+    def ok(self) -> bool:
+        """True when the manager answered ``"result": "ok"``."""
+        return self.get("result") == "ok"
+
+
+class MultipartBody:
+    """A ``multipart/form-data`` body that reads its file in chunks as it is sent.
+
+    requests only streams a body that is file-like and has a known length, so this object
+    offers ``read``, ``__iter__`` and ``__len__``; ``Content-Length`` is exact, which lets
+    the manager reject an oversized upload before reading it.
+    """
+
+    def __init__(self, fields: dict[str, str], file_field: str | None = None,
+                 file_path: str | None = None, progress: Progress | None = None) -> None:
+        self.boundary = uuid.uuid4().hex
+        self.content_type = f"multipart/form-data; boundary={self.boundary}"
+        self._progress = progress
+        # Segments are bytes, or a (path, size) pair read lazily from disk.
+        self._segments: list[bytes | tuple[str, int]] = []
+        for name, value in fields.items():
+            self._segments.append(self._part_head(name) + b"\r\n" + str(value).encode("utf-8") + b"\r\n")
+        self.file_size = 0
+        if file_field is not None and file_path is not None:
+            self.file_size = os.stat(file_path).st_size
+            filename = os.path.basename(file_path).replace('"', "%22").replace("\r", "").replace("\n", "")
+            head = self._part_head(file_field, filename) + b"Content-Type: application/octet-stream\r\n\r\n"
+            self._segments += [head, (file_path, self.file_size), b"\r\n"]
+        self._segments.append(f"--{self.boundary}--\r\n".encode("ascii"))
+        self._length = sum(s[1] if isinstance(s, tuple) else len(s) for s in self._segments)
+        self._index = 0
+        self._offset = 0
+        self._file: Any | None = None
+        self._sent = 0
+
+    def _part_head(self, name: str, filename: str | None = None) -> bytes:
+        disposition = f'Content-Disposition: form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        return f"--{self.boundary}\r\n{disposition}\r\n".encode()
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes of the body (all that is left when ``size`` < 0); ``b""`` at the end."""
+        out = bytearray()
+        while self._index < len(self._segments) and (size < 0 or len(out) < size):
+            want = CHUNK_SIZE if size < 0 else size - len(out)
+            segment = self._segments[self._index]
+            if isinstance(segment, bytes):
+                piece = segment[self._offset:self._offset + want]
+            else:
+                piece = self._read_file(segment, want)
+            self._offset += len(piece)
+            out += piece
+            if self._offset >= (segment[1] if isinstance(segment, tuple) else len(segment)):
+                self._index += 1
+                self._offset = 0
+        if out and self._progress is not None:
+            self._sent += len(out)
+            self._progress(self._sent, self._length)
+        return bytes(out)
+
+    def _read_file(self, segment: tuple[str, int], want: int) -> bytes:
+        path, size = segment
+        if self._file is None:
+            # Stays open across read() calls; closed at the segment's end or by close().
+            self._file = open(path, "rb")  # noqa: SIM115
+        piece = self._file.read(min(want, size - self._offset, CHUNK_SIZE))
+        if not piece:
+            # Content-Length is already promised; a file that shrank cannot be sent honestly.
+            raise ClientError(f"file changed while uploading: {path}")
+        if self._offset + len(piece) >= size:
+            self.close()
+        return piece
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            chunk = self.read(CHUNK_SIZE)
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _reason(exc: BaseException) -> str:
+    """The root cause of a requests/urllib3 connection error, in a few words."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, socket.gaierror):
+            return f"unknown host ({current.strerror or current})"
+        if isinstance(current, ConnectionResetError):
+            return "connection reset"
+        if isinstance(current, (socket.timeout, TimeoutError)):
+            return "timed out"
+        if isinstance(current, http.client.IncompleteRead):
+            got = current.partial if isinstance(current.partial, int) else len(current.partial)
+            return f"connection closed after {got} bytes, {current.expected} more expected"
+        # urllib3 nests the real cause in .reason, in args, and in the exception chain.
+        for nxt in (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args):
+            if isinstance(nxt, BaseException):
+                stack.append(nxt)
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text
+
+
+class ManagerClient:
+    """Talks to one manager at ``address`` (``HOST:PORT`` or ``http(s)://HOST:PORT``).
+
+    Args:
+        address: where the manager listens.
+        token: when given, sent as ``Authorization: Bearer <token>`` on every call.
+        timeout: seconds to connect and to wait for an answer; uploads and downloads wait
+            up to ``max(timeout, TRANSFER_TIMEOUT)`` between bytes, as the manager may hash
+            and check a large tarball before it answers.
+    """
+
+    def __init__(self, address: str, token: str | None = None, timeout: float = 30) -> None:
+        address = address.strip().rstrip("/")
+        if address.startswith(("http://", "https://")):
+            self.base_url = address
+            self.address = address.split("://", 1)[1]
+        else:
+            self.base_url = f"http://{address}"
+            self.address = address
+        self.timeout = timeout
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    # -- transport ---------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, *, transfer: bool = False, **kwargs: Any) -> requests.Response:
+        read_timeout = max(self.timeout, TRANSFER_TIMEOUT) if transfer else self.timeout
+        try:
+            return self.session.request(method, self.base_url + path, timeout=(self.timeout, read_timeout),
+                                        **kwargs)
+        except requests.exceptions.ConnectTimeout:
+            raise ClientError(f"cannot reach manager at {self.address}: timed out after {self.timeout:g} s") \
+                from None
+        except requests.exceptions.ReadTimeout:
+            raise ClientError(f"manager at {self.address} did not answer within {read_timeout:g} s") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise ClientError(f"cannot reach manager at {self.address}: {_reason(exc)}") from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as exc:
+            raise ClientError(f"invalid manager address {self.address!r}: {exc}") from None
+        except requests.exceptions.RequestException as exc:
+            raise ClientError(f"request to manager at {self.address} failed: {_reason(exc)}") from None
+
+    def _reply(self, response: requests.Response) -> Reply:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            kind = "non-JSON" if data is None else "non-object JSON"
+            status = response.status_code
+            raise ClientError(f"manager at {self.address} answered HTTP {status} with a {kind} body")
+        return Reply(data, response.status_code)
+
+    def call(self, method: str, path: str, params: dict | None = None, json: Any = None) -> Reply:
+        """One JSON request; ``None`` values in ``params`` are left out of the query."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        with self._send(method, path, params=query, json=json) as response:
+            return self._reply(response)
+
+    def upload(self, method: str, path: str, fields: dict[str, str | None],
+               file_path: str | None = None, progress: Progress | None = None) -> Reply:
+        """A streamed multipart request; the file (if any) goes in field ``up_file``."""
+        present = {k: v for k, v in fields.items() if v is not None}
+        body = MultipartBody(present, "up_file" if file_path else None, file_path, progress)
+        try:
+            with self._send(method, path, transfer=True, data=body,
+                            headers={"Content-Type": body.content_type}) as response:
+                return self._reply(response)
+        finally:
+            body.close()
+
+    def download(self, path: str, params: dict, dest: str, progress: Progress | None = None) -> Reply:
+        """Stream a file answer to ``dest``; an error answer comes back as its envelope.
+
+        The bytes go to ``dest + ".part"`` first and are renamed at the end, so ``dest``
+        never holds half a file. On success the reply is a client-made
+        ``{"result": "ok", "message": "", "file": dest, "size": n}``.
+        """
+        with self._send("GET", path, transfer=True, params=params, stream=True) as response:
+            content_type = response.headers.get("Content-Type", "")
+            if response.status_code != 200 or content_type.startswith("application/json"):
+                return self._reply(response)
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            partial = dest + ".part"
+            done = 0
+            try:
+                with open(partial, "wb") as fp:
+                    for chunk in response.iter_content(chunk_size=CHUNK_SIZE):
+                        fp.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, total)
+                # urllib3 already refuses a short body; this catches what it cannot see. A
+                # Content-Encoding makes Content-Length count encoded bytes, so skip it then.
+                if total is not None and done != total and not response.headers.get("Content-Encoding"):
+                    raise ClientError(f"download from manager at {self.address} ended after {done} "
+                                      f"of {total} bytes")
+                os.replace(partial, dest)
+            except requests.exceptions.RequestException as exc:
+                reason = _reason(exc)
+                raise ClientError(f"download from manager at {self.address} broke off: {reason}") from None
+            except OSError as exc:
+                raise ClientError(f"cannot write {dest}: {exc.strerror or exc}") from None
+            finally:
+                if os.path.exists(partial):
+                    os.remove(partial)
+        return Reply({"result": "ok", "message": "", "file": dest, "size": done}, response.status_code)
+
+    # -- routes (SPEC §3) ----------------------------------------------------------------
+
+    def service_info(self) -> Reply:
+        """GET ``/``: ``{"message": "LitePipeline manager service"}``."""
+        return self.call("GET", "/")
+
+    def cluster_info(self) -> Reply:
+        """GET ``/cluster/info``: ``version`` and ``info: {number_of_nodes, nodes}``."""
+        return self.call("GET", "/cluster/info")
+
+    def app_create(self, file_path: str, name: str, description: str = "",
+                   progress: Progress | None = None) -> Reply:
+        """POST ``/app/create`` with the tarball at ``file_path``: ``app_id``."""
+        fields = {"name": name, "description": description}
+        return self.upload("POST", "/app/create", fields, file_path, progress)
+
+    def app_list(self, offset: int = 0, limit: int = 0) -> Reply:
+        """GET ``/app/list``: ``apps``. ``limit=0`` means no limit."""
+        return self.call("GET", "/app/list", {"offset": offset, "limit": limit})
+
+    def app_info(self, app_id: str) -> Reply:
+        """GET ``/app/info``: ``app_info``."""
+        return self.call("GET", "/app/info", {"app_id": app_id})
+
+    def app_update(self, app_id: str, file_path: str | None = None, name: str | None = None,
+                   description: str | None = None, progress: Progress | None = None) -> Reply:
+        """PUT ``/app/update``; fields left ``None`` are not sent: ``app_id``."""
+        fields = {"app_id": app_id, "name": name, "description": description}
+        return self.upload("PUT", "/app/update", fields, file_path, progress)
+
+    def app_delete(self, app_id: str) -> Reply:
+        """DELETE ``/app/delete``."""
+        return self.call("DELETE", "/app/delete", {"app_id": app_id})
+
+    def app_download(self, app_id: str, dest: str, progress: Progress | None = None) -> Reply:
+        """GET ``/app/download`` streamed into the file ``dest``; see :meth:`download`."""
+        reply = self.download("/app/download", {"app_id": app_id}, dest, progress)
+        if reply.ok:
+            reply["app_id"] = app_id
+        return reply
+
+    def task_create(self, app_id: str, task_name: str, input_data: dict | None = None) -> Reply:
+        """POST ``/task/create``: ``task_id``."""
+        body = {"app_id": app_id, "task_name": task_name, "input_data": input_data or {}}
+        return self.call("POST", "/task/create", json=body)
+
+    def task_list(self, offset: int = 0, limit: int = 0, stage: str | None = None,
+                  app_id: str | None = None, status: str | None = None) -> Reply:
+        """GET ``/task/list``: ``tasks``; filters left ``None`` are not sent."""
+        params = {"offset": offset, "limit": limit, "stage": stage, "app_id": app_id, "status": status}
+        return self.call("GET", "/task/list", params)
+
+    def task_info(self, task_id: str) -> Reply:
+        """GET ``/task/info``: ``task_info`` (and ``task_running_info`` while running)."""
+        return self.call("GET", "/task/info", {"task_id": task_id})
+
+    def task_delete(self, task_id: str) -> Reply:
+        """DELETE ``/task/delete``."""
+        return self.call("DELETE", "/task/delete", {"task_id": task_id})
+
+    def task_stop(self, task_id: str, signal: int = -15) -> Reply:
+        """PUT ``/task/stop`` with ``signal`` -15 (SIGTERM) or -9 (SIGKILL)."""
+        return self.call("PUT", "/task/stop", json={"task_id": task_id, "signal": signal})
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> ManagerClient:  # noqa: PYI034 (typing.Self needs 3.11)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

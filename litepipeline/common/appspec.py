@@ -1,0 +1,363 @@
+"""Application tarballs: safe inspection and extraction, configuration.json → validated DAG.
+
+The manager inspects every upload with :func:`inspect_tarball` before recording it; the
+node extracts with :func:`safe_extract`, which applies the same member rules again (a node
+never trusts bytes just because the manager accepted them). Every rejection is an
+:class:`InvalidApplication` whose message names the rule that failed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import tarfile
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
+
+from litepipeline.common.errors import InvalidApplication
+
+CONFIG_NAME = "configuration.json"
+MAX_CONFIG_SIZE = 4 * 1024 * 1024
+MAX_MEMBERS = 200_000
+MAX_NAME_LENGTH = 200
+ACTION_KEYS = ("name", "main", "condition", "env", "input_data", "to_action", "timeout", "retries",
+               "retry_delay")
+
+
+@dataclass
+class ActionSpec:
+    """One action as configured or generated; validated, JSON-ready."""
+
+    name: str
+    main: str
+    condition: list = field(default_factory=list)
+    env: Optional[str] = None
+    input_data: dict = field(default_factory=dict)
+    to_action: Optional[str] = None
+    timeout: Optional[float] = None
+    retries: int = 0
+    retry_delay: float = 0
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "main": self.main, "condition": list(self.condition), "env": self.env,
+                "input_data": self.input_data, "to_action": self.to_action, "timeout": self.timeout,
+                "retries": self.retries, "retry_delay": self.retry_delay}
+
+
+@dataclass
+class AppSpec:
+    """A validated configuration.json: the DAG's actions plus the event actions."""
+
+    actions: list
+    on_success: Optional[str] = None
+    on_fail: Optional[str] = None
+
+    def dag_actions(self) -> list:
+        """Actions that run as the task's DAG (event actions excluded)."""
+        events = {self.on_success, self.on_fail}
+        return [a for a in self.actions if a.name not in events]
+
+    def by_name(self, name: str) -> Optional[ActionSpec]:
+        return next((a for a in self.actions if a.name == name), None)
+
+
+@dataclass
+class TarballInfo:
+    """What :func:`inspect_tarball` learned: the top directory, unpacked size and the spec."""
+
+    top_dir: str
+    unpacked_size: int
+    spec: AppSpec
+
+
+def check_plain_name(name: Any, what: str = "action name") -> str:
+    """A name usable as one path component: no separators, no '..', no NUL, not empty."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidApplication(f"{what} must be a non-empty string, got {name!r}")
+    if "/" in name or "\\" in name or "\x00" in name or name in (".", "..") or ".." in name:
+        raise InvalidApplication(f"{what} {name!r} must be a plain name (no '/', '\\\\' or '..')")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidApplication(f"{what} {name[:40]!r}... is longer than {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def check_relative_path(path: Any, what: str) -> str:
+    """A relative path that stays inside the application directory."""
+    if not isinstance(path, str) or not path.strip():
+        raise InvalidApplication(f"{what} must be a non-empty string, got {path!r}")
+    if path.startswith("/") or "\\" in path or "\x00" in path:
+        raise InvalidApplication(f"{what} {path!r} must be a relative path inside the application")
+    norm = posixpath.normpath(path)
+    if norm == ".." or norm.startswith("../") or ".." in norm.split("/") or norm == ".":
+        raise InvalidApplication(f"{what} {path!r} points outside the application")
+    return norm
+
+
+def _number(value: Any, what: str, minimum: float, integer: bool = False) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        kind = "an integer" if integer else "a number"
+        raise InvalidApplication(f"{what} must be {kind}, got {value!r}")
+    if value < minimum:
+        raise InvalidApplication(f"{what} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def parse_action(raw: Any, where: str = "configuration.json") -> ActionSpec:
+    """Validate one action dict (configured or generated) into an :class:`ActionSpec`."""
+    if not isinstance(raw, dict):
+        raise InvalidApplication(f"{where}: every action must be a JSON object, got {type(raw).__name__}")
+    if "name" not in raw:
+        raise InvalidApplication(f"{where}: an action has no 'name'")
+    name = check_plain_name(raw["name"])
+    main = raw.get("main")
+    if not isinstance(main, str) or not main.strip():
+        raise InvalidApplication(f"{where}: action '{name}' has no 'main' command")
+    condition = raw.get("condition") or []
+    if not isinstance(condition, list) or not all(isinstance(c, str) for c in condition):
+        raise InvalidApplication(f"{where}: action '{name}' condition must be a list of action names")
+    if len(set(condition)) != len(condition):
+        raise InvalidApplication(f"{where}: action '{name}' lists a condition twice")
+    env = raw.get("env")
+    if env is not None and env != "":
+        env = check_relative_path(env, f"action '{name}' env")
+    else:
+        env = None
+    input_data = raw.get("input_data")
+    if input_data is None:
+        input_data = {}
+    if not isinstance(input_data, dict):
+        raise InvalidApplication(f"{where}: action '{name}' input_data must be a JSON object")
+    to_action = raw.get("to_action")
+    if to_action is not None:
+        to_action = check_plain_name(to_action, f"action '{name}' to_action")
+    timeout = raw.get("timeout")
+    if timeout is not None:
+        timeout = _number(timeout, f"action '{name}' timeout", 0.001)
+    retries = _number(raw.get("retries") or 0, f"action '{name}' retries", 0, integer=True)
+    retry_delay = _number(raw.get("retry_delay") or 0, f"action '{name}' retry_delay", 0)
+    return ActionSpec(name, main, list(condition), env, input_data, to_action, timeout, retries, retry_delay)
+
+
+def find_cycle(graph: dict) -> Optional[list]:
+    """A cycle in ``graph`` (name → names it waits for) as a path ``[a, b, a]``, or None."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = {node: WHITE for node in graph}
+    for root in graph:
+        if color[root] != WHITE:
+            continue
+        stack = [(root, iter(graph[root]))]
+        path = [root]
+        color[root] = GREY
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                color[node] = BLACK
+                stack.pop()
+                path.pop()
+            elif color.get(child, BLACK) == GREY:
+                return path[path.index(child):] + [child]
+            elif color.get(child) == WHITE:
+                color[child] = GREY
+                stack.append((child, iter(graph[child])))
+                path.append(child)
+    return None
+
+
+def check_dag(actions: Iterable[ActionSpec], where: str = "configuration.json") -> None:
+    """Unique names, conditions naming existing actions, no self-loop, no cycle."""
+    actions = list(actions)
+    names = set()
+    for action in actions:
+        if action.name in names:
+            raise InvalidApplication(f"{where}: duplicate action name '{action.name}'")
+        names.add(action.name)
+    graph = {}
+    for action in actions:
+        for upstream in action.condition:
+            if upstream == action.name:
+                raise InvalidApplication(f"{where}: action '{action.name}' lists itself in its condition")
+            if upstream not in names:
+                raise InvalidApplication(
+                    f"{where}: action '{action.name}' condition names unknown action '{upstream}'")
+        waits = list(action.condition)
+        graph[action.name] = waits
+    for action in actions:
+        if action.to_action is not None:
+            if action.to_action not in names:
+                raise InvalidApplication(
+                    f"{where}: action '{action.name}' to_action names unknown action '{action.to_action}'")
+            graph[action.to_action] = graph[action.to_action] + [action.name]
+    cycle = find_cycle(graph)
+    if cycle:
+        raise InvalidApplication(f"{where}: actions form a cycle: {' -> '.join(cycle)}")
+
+
+def parse_configuration(data: bytes) -> AppSpec:
+    """Parse and validate configuration.json's bytes into an :class:`AppSpec`."""
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidApplication(f"configuration.json is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidApplication("configuration.json must be a JSON object with an 'actions' list")
+    actions_raw = raw.get("actions")
+    if not isinstance(actions_raw, list):
+        raise InvalidApplication("configuration.json: 'actions' must be a list")
+    if not actions_raw:
+        raise InvalidApplication("configuration.json: 'actions' is empty")
+    actions = [parse_action(a) for a in actions_raw]
+    check_dag(actions)
+    spec = AppSpec(actions)
+    for key in ("on_success", "on_fail"):
+        name = raw.get(key)
+        if name is None:
+            continue
+        if not isinstance(name, str) or spec.by_name(name) is None:
+            raise InvalidApplication(f"configuration.json: {key} names unknown action {name!r}")
+        setattr(spec, key, name)
+    events = {spec.on_success, spec.on_fail} - {None}
+    for action in actions:
+        if action.name in events and action.condition:
+            raise InvalidApplication(f"configuration.json: event action '{action.name}' must have no condition")
+        for upstream in action.condition:
+            if upstream in events:
+                raise InvalidApplication(
+                    f"configuration.json: action '{action.name}' waits for event action '{upstream}'")
+    if not spec.dag_actions():
+        raise InvalidApplication("configuration.json: no action to run besides event actions")
+    return spec
+
+
+def _member_path(member: tarfile.TarInfo) -> str:
+    """The member's path without a leading './', checked to be relative and '..'-free."""
+    name = member.name
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise InvalidApplication(f"tarball member '{name}' has an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise InvalidApplication(f"tarball member '{name}' contains '..'")
+    if "\x00" in name or "\\" in name:
+        raise InvalidApplication(f"tarball member {name!r} has an invalid character")
+    return "/".join(parts)
+
+
+class _MemberChecker:
+    """Applies the member rules one member at a time, tracking top dir and size."""
+
+    def __init__(self, max_unpacked_size: int) -> None:
+        self.max_unpacked_size = max_unpacked_size
+        self.top: Optional[str] = None
+        self.size = 0
+        self.count = 0
+        self.files: set[str] = set()
+
+    def check(self, member: tarfile.TarInfo) -> Optional[str]:
+        """Return the member's normalized path ('' for the archive root), or raise."""
+        path = _member_path(member)
+        self.count += 1
+        if self.count > MAX_MEMBERS:
+            raise InvalidApplication(f"tarball has more than {MAX_MEMBERS} members")
+        if not path:
+            if not member.isdir():
+                raise InvalidApplication(f"tarball member '{member.name}' is not a directory")
+            return ""
+        if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
+            raise InvalidApplication(f"tarball member '{member.name}' is a device or fifo")
+        if member.issparse():
+            raise InvalidApplication(f"tarball member '{member.name}' is a sparse file")
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            raise InvalidApplication(f"tarball member '{member.name}' has an unsupported type")
+        top = path.split("/", 1)[0]
+        if self.top is None:
+            self.top = top
+        elif top != self.top:
+            raise InvalidApplication(
+                f"tarball must hold one top directory, found '{self.top}' and '{top}'")
+        if path == top and not member.isdir():
+            raise InvalidApplication(f"tarball top entry '{top}' is not a directory")
+        if member.issym():
+            if member.linkname.startswith("/"):
+                raise InvalidApplication(f"tarball link '{member.name}' points to an absolute path")
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(path), member.linkname))
+            if not (target == top or target.startswith(top + "/")):
+                raise InvalidApplication(f"tarball link '{member.name}' points outside the top directory")
+        elif member.islnk():
+            target = _member_path(tarfile.TarInfo(member.linkname))
+            if not (target == top or target.startswith(top + "/")):
+                raise InvalidApplication(f"tarball link '{member.name}' points outside the top directory")
+        self.size += max(member.size, 0)
+        if self.size > self.max_unpacked_size:
+            raise InvalidApplication(
+                f"tarball unpacks to more than the limit of {self.max_unpacked_size} bytes")
+        if member.isfile() or member.islnk():
+            self.files.add(path)
+        return path
+
+
+def _open(path: str, mode: str) -> tarfile.TarFile:
+    try:
+        return tarfile.open(path, mode)
+    except (tarfile.ReadError, OSError, EOFError) as exc:
+        raise InvalidApplication(f"application file is not a gzip tar archive: {exc}") from None
+
+
+def inspect_tarball(path: str, max_unpacked_size: int) -> TarballInfo:
+    """Validate the tarball at ``path`` without extracting it; blocking, run it in a thread.
+
+    Streams through the archive once: member rules, one top directory, the unpacked-size
+    limit (checked on each header before its data is read, so a gzip bomb stops early),
+    configuration.json, and every action's env tarball present as a regular file.
+    """
+    checker = _MemberChecker(max_unpacked_size)
+    config_bytes = None
+    try:
+        with _open(path, "r|gz") as tar:
+            for member in tar:
+                relpath = checker.check(member)
+                if relpath and relpath.count("/") == 1 and relpath.endswith("/" + CONFIG_NAME):
+                    if not member.isfile():
+                        raise InvalidApplication("configuration.json is not a regular file")
+                    if member.size > MAX_CONFIG_SIZE:
+                        raise InvalidApplication(f"configuration.json is larger than {MAX_CONFIG_SIZE} bytes")
+                    fp = tar.extractfile(member)
+                    config_bytes = fp.read() if fp else b""
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise InvalidApplication(f"application file is not a valid gzip tar archive: {exc}") from None
+    if checker.top is None:
+        raise InvalidApplication("tarball is empty")
+    if config_bytes is None:
+        raise InvalidApplication(f"tarball has no {checker.top}/{CONFIG_NAME}")
+    spec = parse_configuration(config_bytes)
+    for action in spec.actions:
+        if action.env is not None and f"{checker.top}/{action.env}.tar.gz" not in checker.files:
+            raise InvalidApplication(f"action '{action.name}' env tarball '{action.env}.tar.gz' "
+                                     "is not in the application")
+    return TarballInfo(checker.top, checker.size, spec)
+
+
+def safe_extract(path: str, dest: str, max_unpacked_size: int) -> str:
+    """Extract the tarball at ``path`` into directory ``dest`` under the member rules.
+
+    Returns the absolute path of the extracted top directory. Blocking: run in a thread.
+    """
+    checker = _MemberChecker(max_unpacked_size)
+    try:
+        with _open(path, "r:gz") as tar:
+            members = []
+            for member in tar:
+                relpath = checker.check(member)
+                if relpath:
+                    member.name = relpath
+                    if member.islnk():
+                        member.linkname = _member_path(tarfile.TarInfo(member.linkname))
+                    members.append(member)
+            if checker.top is None:
+                raise InvalidApplication("tarball is empty")
+            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(dest, members=members, **kwargs)
+    except tarfile.FilterError as exc:
+        raise InvalidApplication(f"tarball member rejected: {exc}") from None
+    except (tarfile.TarError, EOFError, ValueError) as exc:
+        raise InvalidApplication(f"application file is not a valid gzip tar archive: {exc}") from None
+    return os.path.join(os.path.abspath(dest), checker.top)

@@ -1,0 +1,184 @@
+"""Typed configuration for the manager and the node: defaults, YAML load, validation.
+
+Each role has one dataclass. Every field carries a one-line comment (``help``) that
+``liteconfig`` and ``configuration.example.yml`` print next to the key. A file that lacks
+newer keys still loads (their defaults apply); unknown keys are reported as warnings; a
+wrong type raises :class:`ConfigError` naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import yaml
+
+from litepipeline.common.errors import ConfigError
+
+LOG_LEVELS = ("NOSET", "NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+GiB = 1024 ** 3
+MiB = 1024 ** 2
+
+
+def _key(default: Any, help: str, kind: Any = None, minimum: Optional[float] = None, secret: bool = False):
+    return field(default=default, metadata={"help": help, "kind": kind, "min": minimum, "secret": secret})
+
+
+@dataclass
+class ManagerConfig:
+    """Configuration of ``litemanager`` (SPEC §2 plus LitePipeline's own keys)."""
+
+    log_level: str = _key("INFO", "NOSET, DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    log_path: str = _key("./logs", "log file directory (a rotating manager.log is written there)")
+    http_host: str = _key("0.0.0.0", "manager's http host (0.0.0.0 listens on every interface)")
+    http_port: int = _key(8000, "manager's http port", minimum=0)
+    tcp_host: str = _key("0.0.0.0", "manager's tcp host, where nodes register")
+    tcp_port: int = _key(6001, "manager's tcp port", minimum=0)
+    max_buffer_size: int = _key(GiB, "largest accepted application upload in bytes (1073741824 = 1G)", minimum=1)
+    scheduler_interval: float = _key(1, "seconds between repair sweeps (lost reports, dead nodes); "
+                                        "scheduling itself is event driven", minimum=0.01)
+    data_path: str = _key("./data", "manager data directory (applications, SQLite database)")
+    database_url: Optional[str] = _key(None, "SQLAlchemy URL of the store; empty = SQLite file in data_path",
+                                       secret=True)
+    max_unpacked_size: int = _key(4 * GiB, "largest total unpacked size of an application tarball, bytes",
+                                  minimum=1)
+    max_input_size: int = _key(MiB, "largest task input_data (JSON bytes)", minimum=1)
+    max_output_size: int = _key(16 * MiB, "largest action output.data accepted in a report, bytes", minimum=1)
+    max_generated_actions: int = _key(1000, "most actions a task may generate at run time", minimum=0)
+    recovery_timeout: float = _key(30, "after a restart, seconds to wait for nodes to come back with "
+                                       "their running actions before running those actions again", minimum=0)
+    auth_token: Optional[str] = _key(None, "shared secret; when set every API call but GET / needs "
+                                           "'Authorization: Bearer <token>' and nodes must present it",
+                                     secret=True)
+
+
+@dataclass
+class NodeConfig:
+    """Configuration of ``litenode`` (SPEC §2 plus LitePipeline's own keys)."""
+
+    log_level: str = _key("INFO", "NOSET, DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    log_path: str = _key("./logs", "log file directory (a rotating node.log is written there)")
+    http_host: str = _key("0.0.0.0", "node's http host")
+    http_port: int = _key(8001, "node's http port", minimum=0)
+    manager_http_host: str = _key("127.0.0.1", "manager's http host")
+    manager_http_port: int = _key(8000, "manager's http port", minimum=1)
+    manager_tcp_host: str = _key("127.0.0.1", "manager's tcp host")
+    manager_tcp_port: int = _key(6001, "manager's tcp port", minimum=1)
+    heartbeat_interval: float = _key(1, "seconds between heartbeats", minimum=0.01)
+    heartbeat_timeout: float = _key(30, "seconds of silence after which the manager drops this node",
+                                    minimum=0.01)
+    retry_interval: float = _key(5, "seconds between reconnection attempts while the manager is away",
+                                 minimum=0.01)
+    executor_interval: float = _key(1, "seconds between repair sweeps (unsent reports, old app copies); "
+                                       "actions themselves are event driven", minimum=0.01)
+    action_slots: int = _key(2, "how many actions run at once on this node", minimum=1)
+    data_path: str = _key("./data", "node data directory (application cache, workspaces)")
+    drain_timeout: float = _key(30, "on SIGTERM, seconds running actions may finish before being killed",
+                                minimum=0)
+    workspace_retention: float = _key(0, "seconds a finished task's workspaces are kept; 0 keeps them forever",
+                                      minimum=0)
+    max_unpacked_size: int = _key(4 * GiB, "largest total unpacked size of an application tarball, bytes",
+                                  minimum=1)
+    max_output_size: int = _key(16 * MiB, "largest output.data an action may write, bytes", minimum=1)
+    auth_token: Optional[str] = _key(None, "shared secret of the cluster (same as the manager's auth_token)",
+                                     secret=True)
+
+
+Config = Union[ManagerConfig, NodeConfig]
+ROLES = {"manager": ManagerConfig, "node": NodeConfig}
+_PATH_KEYS = ("log_path", "data_path")
+
+
+def _base_type(annotation: str) -> type:
+    # Annotations are strings (from __future__ import annotations); map the few we use.
+    return {"str": str, "int": int, "float": float, "Optional[str]": str}[annotation]
+
+
+def _check(cls: type, name: str, value: Any) -> Any:
+    f = cls.__dataclass_fields__[name]
+    want = _base_type(f.type)
+    optional = f.type.startswith("Optional")
+    if value is None or (optional and value == ""):
+        if optional:
+            return None
+        raise ConfigError(f"configuration key '{name}' must not be empty")
+    if isinstance(value, bool) or not isinstance(value, (int, float) if want is float else want):
+        kind = {str: "a string", int: "an integer", float: "a number"}[want]
+        raise ConfigError(f"configuration key '{name}' must be {kind}, got {type(value).__name__} {value!r}")
+    if want is float:
+        value = float(value)
+    minimum = f.metadata.get("min")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"configuration key '{name}' must be >= {minimum:g}, got {value!r}")
+    if name == "log_level" and value.upper() not in LOG_LEVELS:
+        raise ConfigError(f"configuration key 'log_level' must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return value
+
+
+def config_from_dict(role: str, raw: dict, base_dir: str = ".") -> tuple[Config, list[str]]:
+    """Build a validated config of ``role`` from a mapping.
+
+    Returns the config and a list of warnings (unknown keys). Relative ``log_path`` and
+    ``data_path`` are resolved against ``base_dir`` (the config file's directory).
+    """
+    cls = ROLES[role]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"configuration must be a mapping of keys to values, got {type(raw).__name__}")
+    warnings = []
+    values = {}
+    for key, value in raw.items():
+        if key not in cls.__dataclass_fields__:
+            warnings.append(f"unknown configuration key '{key}' ignored")
+            continue
+        values[key] = _check(cls, key, value)
+    config = cls(**values)
+    for key in _PATH_KEYS:
+        setattr(config, key, os.path.abspath(os.path.join(base_dir, os.path.expanduser(getattr(config, key)))))
+    return config, warnings
+
+
+def load_config(role: str, path: str) -> tuple[Config, list[str]]:
+    """Read and validate the YAML file at ``path`` for ``role``; see :func:`config_from_dict`."""
+    try:
+        with open(path, "r", encoding="utf-8") as fp:
+            raw = yaml.safe_load(fp)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        reason = str(exc).replace("\n", " ")
+        raise ConfigError(f"configuration file {path} is not valid YAML: {reason}") from None
+    if raw is None:
+        raw = {}
+    return config_from_dict(role, raw, os.path.dirname(os.path.abspath(path)))
+
+
+def public_view(config: Config) -> dict:
+    """The config as a dict with every secret masked, safe to log or return."""
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get("secret") and value:
+            value = "***"
+        out[f.name] = value
+    return out
+
+
+def render_yaml(role: str, overrides: Optional[dict] = None, with_optional: bool = True) -> str:
+    """A commented YAML document of every key of ``role`` (liteconfig and the example file)."""
+    cls = ROLES[role]
+    overrides = overrides or {}
+    lines = []
+    for f in dataclasses.fields(cls):
+        value = overrides.get(f.name, f.default)
+        if value is None:
+            if not with_optional:
+                continue
+            line = f"{f.name}:"
+        else:
+            line = f"{f.name}: {yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+        lines.append((line, f.metadata["help"]))
+    width = max(len(line) for line, _ in lines) + 1
+    return "".join(f"{line.ljust(width)} # {help}\n" for line, help in lines)

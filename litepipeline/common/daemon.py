@@ -1,0 +1,69 @@
+"""Start-up pieces shared by ``litemanager`` and ``litenode``: config, logging, signals."""
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+from typing import Callable
+
+from litepipeline.common.config import Config, load_config
+from litepipeline.common.errors import ConfigError
+from litepipeline.version import __version__
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def parse_args(prog: str, argv: list | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=f"LitePipeline {prog.removeprefix('lite')}")
+    parser.add_argument("-c", "--config", help="path of configuration.yml")
+    parser.add_argument("-v", "--version", action="version", version=f"{prog} {__version__}")
+    args = parser.parse_args(argv)
+    if not args.config:
+        parser.error("the following arguments are required: -c/--config")
+    return args
+
+
+def load_or_exit(prog: str, role: str, path: str) -> Config:
+    """Load the config; on any problem print one line and exit with code 2."""
+    try:
+        config, warnings = load_config(role, path)
+        for key in ("log_path", "data_path"):
+            os.makedirs(getattr(config, key), exist_ok=True)
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        print(f"{prog}: error: cannot create directory: {exc}", file=sys.stderr)
+        sys.exit(2)
+    for warning in warnings:
+        print(f"{prog}: warning: {warning}", file=sys.stderr)
+    return config
+
+
+def setup_logging(name: str, config: Config) -> None:
+    """Log to ``log_path/<name>.log`` (rotating) and to the console."""
+    level_name = config.log_level.upper()
+    level = logging.NOTSET if level_name in ("NOSET", "NOTSET") else getattr(logging, level_name)
+    root = logging.getLogger()
+    root.setLevel(level if level != logging.NOTSET else logging.DEBUG)
+    formatter = logging.Formatter(LOG_FORMAT)
+    file_handler = logging.handlers.RotatingFileHandler(
+        os.path.join(config.log_path, f"{name}.log"), maxBytes=32 * 1024 * 1024, backupCount=5)
+    console = logging.StreamHandler(sys.stderr)
+    for handler in (file_handler, console):
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    # tornado's access log at INFO would write a line per action report; keep it quiet
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+
+
+def on_stop_signals(callback: Callable[[int], None]) -> None:
+    """Call ``callback(signum)`` on the running asyncio loop for SIGINT and SIGTERM."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, callback, signum)

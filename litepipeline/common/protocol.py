@@ -1,0 +1,116 @@
+"""The node ↔ manager TCP channel (SPEC §5): frames and messages.
+
+A frame is ``JSON bytes + b"\\r\\n\\r\\n" + CRC32(JSON) as 8 upper-case hex digits +
+b"\\r\\n\\r\\n\\r\\n"``. A message is ``{"command": ..., "data": {...}}``. Anything else — a
+bad CRC, bytes that are not a JSON object, an unknown command, a frame past
+``MAX_FRAME_SIZE`` — is a :class:`ProtocolError`; the reader closes that one connection.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any, Optional
+
+JSON_END = b"\r\n\r\n"
+FRAME_END = b"\r\n\r\n\r\n"
+CRC_LEN = 8
+MAX_FRAME_SIZE = 1024 * 1024  # a REGISTER with a few thousand running actions fits easily
+
+REGISTER = "REGISTER"
+HEARTBEAT = "HEARTBEAT"
+ERROR = "ERROR"
+COMMANDS = (REGISTER, HEARTBEAT, ERROR)
+
+SUCCESS = "SUCCESS"
+FAILURE = "FAILURE"
+
+
+class ProtocolError(Exception):
+    """A peer sent something that is not a valid frame or message."""
+
+
+def encode(command: str, data: dict) -> bytes:
+    """One frame carrying ``{"command": command, "data": data}``."""
+    body = json.dumps({"command": command, "data": data}, separators=(",", ":")).encode("utf-8")
+    return body + JSON_END + b"%08X" % zlib.crc32(body) + FRAME_END
+
+
+def decode(body: bytes, trailer: bytes) -> dict:
+    """Check one frame's JSON part (without ``JSON_END``) against its trailer; return the message.
+
+    ``trailer`` is the CRC digits followed by ``FRAME_END``.
+    """
+    if len(trailer) != CRC_LEN + len(FRAME_END) or not trailer.endswith(FRAME_END):
+        raise ProtocolError("malformed frame trailer")
+    crc_text = trailer[:CRC_LEN]
+    try:
+        crc = int(crc_text, 16)
+    except ValueError:
+        raise ProtocolError(f"frame CRC is not hex: {crc_text!r}") from None
+    if crc != zlib.crc32(body):
+        raise ProtocolError(f"frame CRC mismatch: got {crc:08X}, computed {zlib.crc32(body):08X}")
+    try:
+        message = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"frame is not valid JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("frame is not a JSON object")
+    command = message.get("command")
+    if command not in COMMANDS:
+        raise ProtocolError(f"unknown command {command!r}")
+    data = message.get("data", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{command} data is not a JSON object")
+    message["data"] = data
+    return message
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed(bytes)`` returns the complete messages seen so far."""
+
+    def __init__(self, max_size: int = MAX_FRAME_SIZE) -> None:
+        self._buffer = bytearray()
+        self._max_size = max_size
+
+    def feed(self, chunk: bytes) -> list[dict]:
+        self._buffer.extend(chunk)
+        messages = []
+        while True:
+            end = self._buffer.find(JSON_END)
+            if end < 0:
+                if len(self._buffer) > self._max_size:
+                    raise ProtocolError(f"frame larger than {self._max_size} bytes")
+                return messages
+            if end > self._max_size:
+                raise ProtocolError(f"frame larger than {self._max_size} bytes")
+            total = end + len(JSON_END) + CRC_LEN + len(FRAME_END)
+            if len(self._buffer) < total:
+                return messages
+            body = bytes(self._buffer[:end])
+            trailer = bytes(self._buffer[end + len(JSON_END):total])
+            del self._buffer[:total]
+            messages.append(decode(body, trailer))
+
+
+async def read_message(stream: Any, max_size: int = MAX_FRAME_SIZE) -> dict:
+    """Read one message from a tornado ``IOStream``; raise :class:`ProtocolError` on garbage.
+
+    Stream errors (``StreamClosedError``) propagate unchanged.
+    """
+    from tornado.iostream import UnsatisfiableReadError
+
+    try:
+        head = await stream.read_until(JSON_END, max_bytes=max_size + len(JSON_END))
+    except UnsatisfiableReadError:
+        raise ProtocolError(f"frame larger than {max_size} bytes") from None
+    trailer = await stream.read_bytes(CRC_LEN + len(FRAME_END))
+    return decode(head[: -len(JSON_END)], trailer)
+
+
+def reply(command: str, status: str, message: str = "", **extra: Any) -> bytes:
+    """A manager's answer frame: ``{"status": ..., "message": ...}`` plus extra fields."""
+    data: dict[str, Optional[Any]] = {"status": status, "message": message or status}
+    data.update(extra)
+    return encode(command, data)

@@ -1,0 +1,131 @@
+"""What the manager's and the node's tornado handlers share: JSON I/O, errors, auth.
+
+Handlers stay thin: parse with the ``arg_*``/``json_body`` helpers, call the service
+object, ``reply(...)``. Any :class:`LiteError` raised becomes the JSON envelope with its
+status; anything unexpected becomes ``ServerException`` 500 and is logged with a trace.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any, Optional
+
+import tornado.web
+
+from litepipeline.common.errors import InvalidParameters, LiteError, NotFound, Unauthorized
+
+LOG = logging.getLogger(__name__)
+
+
+def bearer_ok(header: Optional[str], token: Optional[str]) -> bool:
+    """True when no token is configured or ``header`` is ``Bearer <token>`` (constant time)."""
+    if not token:
+        return True
+    if not header or not header.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode())
+
+
+def auth_headers(token: Optional[str]) -> dict:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+class JsonHandler(tornado.web.RequestHandler):
+    """Base handler: JSON envelope for every answer and every error."""
+
+    #: set by subclasses' ``initialize``; None disables auth
+    auth_token: Optional[str] = None
+    #: paths reachable without a token
+    public = False
+
+    def prepare(self) -> None:
+        if not self.public and not bearer_ok(self.request.headers.get("Authorization"), self.auth_token):
+            raise Unauthorized("missing or wrong 'Authorization: Bearer <token>' header")
+
+    def reply(self, status: int = 200, **fields: Any) -> None:
+        body = {"result": "ok"}
+        body.update(fields)
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(body))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, LiteError):
+            body = exc.envelope()
+        elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
+            name = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}.get(
+                status_code, "InvalidParameters")
+            body = {"result": name, "message": exc.log_message or self._reason}
+        else:
+            body = {"result": "ServerException", "message": "internal server error"}
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(body))
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, LiteError):
+            status_code = exc.http_status
+        super().send_error(status_code, **kwargs)
+
+    def log_exception(self, typ, value, tb) -> None:  # noqa: ANN001
+        if isinstance(value, LiteError):
+            if value.http_status >= 500:
+                LOG.error("%s %s: %s", self.request.method, self.request.path, value.message)
+            return
+        super().log_exception(typ, value, tb)
+
+    # -- input helpers ---------------------------------------------------------------
+    def arg_str(self, name: str, required: bool = True, default: Optional[str] = None) -> Optional[str]:
+        value = self.get_query_argument(name, None)
+        if value is None or value == "":
+            if required:
+                raise InvalidParameters(f"missing parameter '{name}'")
+            return default
+        return value
+
+    def arg_int(self, name: str, default: int, minimum: int = 0) -> int:
+        value = self.get_query_argument(name, None)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise InvalidParameters(f"parameter '{name}' must be an integer, got {value!r}") from None
+        if number < minimum:
+            raise InvalidParameters(f"parameter '{name}' must be >= {minimum}, got {number}")
+        return number
+
+    def json_body(self, max_size: Optional[int] = None) -> dict:
+        body = self.request.body
+        if max_size is not None and len(body) > max_size:
+            from litepipeline.common.errors import PayloadTooLarge
+
+            raise PayloadTooLarge(f"request body is larger than {max_size} bytes")
+        try:
+            data = json.loads(body.decode("utf-8") if body else "")
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidParameters(f"request body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidParameters("request body must be a JSON object")
+        return data
+
+
+class NotFoundHandler(JsonHandler):
+    """Default handler: unknown paths get the envelope, not tornado's HTML page."""
+
+    public = True
+
+    def prepare(self) -> None:
+        raise NotFound(f"no such endpoint: {self.request.method} {self.request.path}")
+
+
+def require(data: dict, key: str, kind: type, what: Optional[str] = None) -> Any:
+    """``data[key]`` checked to be a ``kind``; InvalidParameters naming the key otherwise."""
+    if key not in data:
+        raise InvalidParameters(f"missing field '{key}'")
+    value = data[key]
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        raise InvalidParameters(f"field '{key}' must be {what or kind.__name__}, got {type(value).__name__}")
+    return value

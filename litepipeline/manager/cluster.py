@@ -1,0 +1,195 @@
+"""Registered nodes: the TCP listener (SPEC §5), heartbeats, and liveness.
+
+A node registers over one TCP connection and keeps it open, sending heartbeats. The
+connection closing, or heartbeats stopping for the node's ``heartbeat_timeout``, drops
+the node at once and its work goes back to the scheduler. Garbage on a connection (bad
+CRC, not JSON, unknown command, oversized frame, a HEARTBEAT before REGISTER is answered
+FAILURE) affects only that connection.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from tornado.iostream import IOStream, StreamClosedError
+from tornado.tcpserver import TCPServer
+
+from litepipeline.common import protocol
+from litepipeline.common.protocol import FAILURE, HEARTBEAT, REGISTER, SUCCESS, ProtocolError
+
+LOG = logging.getLogger(__name__)
+MAX_CONNECTIONS = 1024
+NODE_FIELDS = ("node_id", "http_host", "http_port", "action_slots", "heartbeat_interval", "heartbeat_timeout",
+               "data_path", "app_path", "python3", "version")
+
+
+@dataclass
+class NodeInfo:
+    """One registered node, as ``cluster info`` shows it."""
+
+    node_id: str
+    info: dict
+    stream: Any = field(repr=False, default=None)
+    last_seen: float = field(default_factory=time.monotonic)
+
+    @property
+    def address(self) -> str:
+        return f"{self.info['http_host']}:{self.info['http_port']}"
+
+    @property
+    def timeout(self) -> float:
+        return float(self.info.get("heartbeat_timeout") or 30)
+
+    def public(self) -> dict:
+        out = {k: self.info.get(k) for k in NODE_FIELDS}
+        out["node_id"] = self.node_id
+        return out
+
+
+class Cluster(TCPServer):
+    """Accepts node connections; keeps the table of live nodes."""
+
+    def __init__(self, token: Optional[str], on_up: Callable[[str, int, list, bool], Any],
+                 on_down: Callable[[str, str], Any]) -> None:
+        super().__init__(max_buffer_size=protocol.MAX_FRAME_SIZE * 2)
+        self.token = token
+        self.on_up = on_up
+        self.on_down = on_down
+        self.nodes: dict[str, NodeInfo] = {}
+        self.connections = 0
+
+    def address(self, node_id: str) -> Optional[str]:
+        node = self.nodes.get(node_id)
+        return node.address if node else None
+
+    def public(self) -> list[dict]:
+        return [n.public() for n in self.nodes.values()]
+
+    async def handle_stream(self, stream: IOStream, address: tuple) -> None:
+        if self.connections >= MAX_CONNECTIONS:
+            LOG.warning("refusing node connection from %s: %d connections open", address[0], self.connections)
+            stream.close()
+            return
+        self.connections += 1
+        node: Optional[NodeInfo] = None
+        reason = "connection closed"
+        try:
+            while True:
+                message = await protocol.read_message(stream)
+                command, data = message["command"], message["data"]
+                if command == REGISTER:
+                    if node is not None:
+                        self._drop(node, "re-registered")
+                    node = await self._register(stream, address, data)
+                elif command == HEARTBEAT:
+                    await self._heartbeat(stream, node, data)
+                else:
+                    LOG.warning("node %s sent ERROR: %s", address[0], data)
+        except StreamClosedError:
+            pass
+        except ProtocolError as exc:
+            reason = f"protocol error: {exc}"
+            LOG.warning("closing node connection from %s: %s", address[0], exc)
+        except Exception:  # noqa: BLE001 - one bad connection must never take the manager down
+            reason = "internal error"
+            LOG.exception("closing node connection from %s after an internal error", address[0])
+        finally:
+            self.connections -= 1
+            stream.close()
+            if node is not None and self.nodes.get(node.node_id) is node:
+                self._drop(node, reason)
+
+    async def _register(self, stream: IOStream, address: tuple, data: dict) -> Optional[NodeInfo]:
+        refusal = self._check_register(data)
+        if refusal:
+            LOG.warning("refused REGISTER from %s: %s", address[0], refusal)
+            await stream.write(protocol.reply(REGISTER, FAILURE, refusal, node_id=None))
+            return None
+        node_id = data.get("node_id") or str(uuid.uuid4())
+        info = {k: data.get(k) for k in NODE_FIELDS}
+        if info["http_host"] in (None, "", "0.0.0.0", "::"):
+            info["http_host"] = address[0]
+        old = self.nodes.get(node_id)
+        if old is not None and old.stream is not stream:
+            old.stream.close()   # the node restarted or reconnected: the old connection is dead
+            self.nodes.pop(node_id, None)
+        node = NodeInfo(node_id, info, stream)
+        self.nodes[node_id] = node
+        LOG.info("node %s registered from %s (http %s, %s slots)", node_id, address[0], node.address,
+                 info["action_slots"])
+        stops = await self.on_up(node_id, int(info["action_slots"]), data.get("running") or [], True)
+        await stream.write(protocol.reply(REGISTER, SUCCESS, node_id=node_id, stop=_stop_list(stops)))
+        return node
+
+    def _check_register(self, data: dict) -> Optional[str]:
+        if self.token:
+            given = data.get("token")
+            if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self.token.encode()):
+                return "missing or wrong token"
+        node_id = data.get("node_id")
+        if node_id is not None:
+            try:
+                uuid.UUID(str(node_id))
+            except ValueError:
+                return f"node_id must be a uuid, got {str(node_id)[:60]!r}"
+        slots = data.get("action_slots")
+        if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= 10000:
+            return "action_slots must be an integer between 1 and 10000"
+        port = data.get("http_port")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            return "http_port must be an integer between 1 and 65535"
+        host = data.get("http_host")
+        if host is not None and (not isinstance(host, str) or len(host) > 255):
+            return "http_host must be a string"
+        running = data.get("running")
+        if running is not None and not isinstance(running, list):
+            return "running must be a list"
+        for key in ("heartbeat_interval", "heartbeat_timeout"):
+            value = data.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                return f"{key} must be a positive number"
+        return None
+
+    async def _heartbeat(self, stream: IOStream, node: Optional[NodeInfo], data: dict) -> None:
+        if node is None or self.nodes.get(node.node_id) is not node:
+            await stream.write(protocol.reply(HEARTBEAT, FAILURE, "node is not registered"))
+            return
+        node.last_seen = time.monotonic()
+        running = data.get("running")
+        stops = await self.on_up(node.node_id, node.info["action_slots"],
+                                 running if isinstance(running, list) else [], False)
+        await stream.write(protocol.reply(HEARTBEAT, SUCCESS, stop=_stop_list(stops)))
+
+    def _drop(self, node: NodeInfo, reason: str) -> None:
+        if self.nodes.get(node.node_id) is node:
+            del self.nodes[node.node_id]
+            LOG.warning("node %s dropped: %s", node.node_id, reason)
+            self.on_down(node.node_id, reason)
+        if node.stream is not None:
+            node.stream.close()
+
+    def sweep(self) -> None:
+        """Drop nodes whose heartbeats stopped (the repair sweep calls this)."""
+        now = time.monotonic()
+        for node in list(self.nodes.values()):
+            if now - node.last_seen > node.timeout:
+                self._drop(node, f"no heartbeat for {node.timeout:g}s")
+
+    def close_all(self) -> None:
+        self.stop()
+        for node in list(self.nodes.values()):
+            if node.stream is not None:
+                node.stream.close()
+
+
+def _stop_list(stops: Any) -> list:
+    return [{"task_id": s.task_id, "name": s.name, "attempt_id": s.attempt_id} for s in (stops or [])]
+
+
+async def _noop() -> None:
+    await asyncio.sleep(0)

@@ -1,0 +1,29 @@
+"""The manager's HTTP routes (SPEC §3): thin handlers around the Manager."""
+from __future__ import annotations
+
+from litepipeline.common.web import NotFoundHandler
+from litepipeline.manager.handlers import apps, cluster, tasks
+
+
+def routes(manager) -> list:  # noqa: ANN001
+    args = {"manager": manager}
+    table = [
+        (r"/", cluster.IndexHandler),
+        (r"/cluster/info", cluster.ClusterInfoHandler),
+        (r"/app/create", apps.AppCreateHandler),
+        (r"/app/list", apps.AppListHandler),
+        (r"/app/info", apps.AppInfoHandler),
+        (r"/app/update", apps.AppUpdateHandler),
+        (r"/app/delete", apps.AppDeleteHandler),
+        (r"/app/download", apps.AppDownloadHandler),
+        (r"/task/create", tasks.TaskCreateHandler),
+        (r"/task/list", tasks.TaskListHandler),
+        (r"/task/info", tasks.TaskInfoHandler),
+        (r"/task/delete", tasks.TaskDeleteHandler),
+        (r"/task/stop", tasks.TaskStopHandler),
+        (r"/action/update", tasks.ActionUpdateHandler),
+    ]
+    return [(path, handler, args) for path, handler in table]
+
+
+__all__ = ["routes", "NotFoundHandler"]

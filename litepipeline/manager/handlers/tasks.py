@@ -1,0 +1,71 @@
+"""``/task/*`` and the nodes' ``/action/update``."""
+from __future__ import annotations
+
+from litepipeline.common.errors import InvalidParameters
+from litepipeline.common.states import Stage, Status
+from litepipeline.common.web import require
+from litepipeline.manager.handlers.base import ManagerHandler
+from litepipeline.manager.manager import check_report
+
+STAGES = [s.value for s in Stage]
+STATUSES = [s.value for s in Status]
+SIGNALS = {-9: -9, 9: -9, -15: -15, 15: -15}
+
+
+class TaskCreateHandler(ManagerHandler):
+    async def post(self) -> None:
+        data = self.json_body()
+        app_id = require(data, "app_id", str, "a string")
+        task_name = require(data, "task_name", str, "a string")
+        if not task_name.strip():
+            raise InvalidParameters("field 'task_name' must not be empty")
+        input_data = data.get("input_data")
+        if input_data is None:
+            input_data = {}
+        if not isinstance(input_data, dict):
+            raise InvalidParameters(f"field 'input_data' must be a JSON object, got {type(input_data).__name__}")
+        self.reply(task_id=await self.manager.create_task(app_id, task_name, input_data))
+
+
+class TaskListHandler(ManagerHandler):
+    async def get(self) -> None:
+        stage = self.arg_str("stage", required=False)
+        if stage is not None and stage not in STAGES:
+            raise InvalidParameters(f"parameter 'stage' must be one of {', '.join(STAGES)}, got {stage!r}")
+        status = self.arg_str("status", required=False)
+        if status is not None and status not in STATUSES:
+            raise InvalidParameters(f"parameter 'status' must be one of {', '.join(STATUSES)}, got {status!r}")
+        tasks, total = await self.manager.list_tasks(self.arg_int("offset", 0), self.arg_int("limit", 0), stage,
+                                                     self.arg_str("app_id", required=False), status)
+        self.reply(tasks=tasks, total=total)
+
+
+class TaskInfoHandler(ManagerHandler):
+    async def get(self) -> None:
+        self.reply(**await self.manager.task_info(self.arg_str("task_id")))
+
+
+class TaskDeleteHandler(ManagerHandler):
+    async def delete(self) -> None:
+        await self.manager.delete_task(self.arg_str("task_id"))
+        self.reply()
+
+
+class TaskStopHandler(ManagerHandler):
+    async def put(self) -> None:
+        data = self.json_body()
+        task_id = require(data, "task_id", str, "a string")
+        signal = data.get("signal", -15)
+        if isinstance(signal, str) and signal.lstrip("-").isdigit():
+            signal = int(signal)
+        if isinstance(signal, bool) or signal not in SIGNALS:
+            raise InvalidParameters(f"field 'signal' must be -9 or -15, got {signal!r}")
+        await self.manager.stop_task(task_id, SIGNALS[signal])
+        self.reply()
+
+
+class ActionUpdateHandler(ManagerHandler):
+    async def put(self) -> None:
+        report = check_report(self.json_body(max_size=self.manager.config.max_output_size + 64 * 1024))
+        await self.manager.action_update(report)
+        self.reply()

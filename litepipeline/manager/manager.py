@@ -1,0 +1,296 @@
+"""The Manager: owns the store, the application store, the cluster and the scheduler.
+
+Handlers call these methods and serialize what they return; every rule about
+applications and tasks lives here, not in the handlers.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import uuid
+from typing import Any, AsyncIterator, Callable, Optional
+
+from litepipeline.common import clock
+from litepipeline.common.appspec import TarballInfo
+from litepipeline.common.config import ManagerConfig
+from litepipeline.common.errors import (AppNotExists, InvalidParameters, OperationFailed, PayloadTooLarge,
+                                        StaleAttempt, TaskNotExists)
+from litepipeline.common.states import UNFINISHED_STAGES, Stage
+from litepipeline.manager.appstore import AppStore, remove
+from litepipeline.manager.cluster import Cluster
+from litepipeline.manager.dbthread import DbThread
+from litepipeline.manager.dispatcher import Dispatcher
+from litepipeline.manager.scheduler import SchedulerCore, action_input
+from litepipeline.manager.store.store import Store, safe_url, sqlite_url
+from litepipeline.manager.taskstate import DAG, EVENT, ActionState, TaskState
+from litepipeline.version import __version__
+
+LOG = logging.getLogger(__name__)
+UNFINISHED = {s.value for s in UNFINISHED_STAGES}
+DOWNLOAD_CHUNK = 1024 * 1024
+
+
+def app_view(row: dict) -> dict:
+    return {"application_id": row["application_id"], "name": row["name"], "create_at": clock.fmt(row["create_at"]),
+            "update_at": clock.fmt(row["update_at"]), "sha1": row["sha1"], "description": row["description"]}
+
+
+def report_view(action: dict) -> dict:
+    """An action as ``task_info.result`` shows it: the node's report (SPEC §3)."""
+    return {"name": action["name"], "task_id": action["task_id"], "stage": action["stage"],
+            "status": action["status"], "node_id": action["node_id"], "start_at": clock.fmt(action["start_at"]),
+            "end_at": clock.fmt(action["end_at"]), "returncode": action["returncode"],
+            "result": action["output"] if action["output"] is not None else {}, "message": action["message"],
+            "attempt": action["attempt"]}
+
+
+def task_view(row: dict, actions: Optional[list] = None) -> dict:
+    view = {"id": row["id"], "task_id": row["task_id"], "task_name": row["task_name"],
+            "application_id": row["application_id"], "app_sha1": row["app_sha1"],
+            "create_at": clock.fmt(row["create_at"]), "start_at": clock.fmt(row["start_at"]),
+            "update_at": clock.fmt(row["update_at"]), "end_at": clock.fmt(row["end_at"]), "stage": row["stage"],
+            "status": row["status"], "input_data": row["input_data"], "message": row["message"]}
+    if actions is not None:
+        view["result"] = {a["name"]: report_view(a) for a in actions
+                          if a["stage"] == Stage.FINISHED.value and a["attempt"] > 0}
+    return view
+
+
+class Manager:
+    """One LitePipeline manager: applications, tasks, nodes, scheduling."""
+
+    def __init__(self, config: ManagerConfig, on_fatal: Callable[[str], None]) -> None:
+        self.config = config
+        self.store = Store(config.database_url or sqlite_url(config.data_path))
+        self.db = DbThread()
+        self.apps = AppStore(config.data_path, config.max_unpacked_size)
+        self.core = SchedulerCore(max_generated_actions=config.max_generated_actions,
+                                  recovery_timeout=config.recovery_timeout)
+        self.cluster = Cluster(config.auth_token, self._node_up, self._node_down)
+        self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.address, config.auth_token,
+                                     on_fatal)
+        self._closing = False
+
+    # -- life cycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        LOG.info("store: %s", safe_url(self.store.url))
+        await self.db(self.store.migrate)
+        loaded = await self.db(self.store.load_unfinished)
+        for task_row, action_rows in loaded:
+            task = TaskState.from_row(task_row)
+            for row in action_rows:
+                action = ActionState.from_row(row)
+                task.actions[action.name] = action
+            self.core.load(task)
+        if loaded:
+            LOG.info("resuming %d unfinished task(s) from the store", len(loaded))
+        self.dispatcher.start()
+        self.dispatcher.poke()
+
+    async def close(self) -> None:
+        """Stop scheduling, keep the store consistent, drop node connections quietly."""
+        self._closing = True
+        await self.dispatcher.stop()
+        self.cluster.close_all()
+        await asyncio.get_running_loop().run_in_executor(None, self.db.shutdown)
+        self.store.close()
+
+    def sweep(self) -> None:
+        """The periodic repair sweep: silent nodes, nodes that never came back."""
+        self.cluster.sweep()
+        self.dispatcher.submit(self.core.tick)
+
+    async def _node_up(self, node_id: str, slots: int, running: list, registering: bool) -> list:
+        return await self.dispatcher.submit(lambda: self.core.node_up(node_id, slots, running, registering))
+
+    def _node_down(self, node_id: str, reason: str) -> None:
+        if not self._closing:   # a manager shutting down keeps its nodes' work assigned
+            self.dispatcher.submit(lambda: self.core.node_down(node_id, reason))
+
+    # -- applications -------------------------------------------------------------------
+    async def _validated(self, upload_path: str) -> TarballInfo:
+        try:
+            return await self.apps.inspect(upload_path)
+        except Exception:
+            remove(upload_path)
+            raise
+
+    async def create_app(self, upload_path: str, sha1: str, name: str, description: str) -> str:
+        info = await self._validated(upload_path)
+        app_id = str(uuid.uuid4())
+        final = self.apps.adopt(upload_path, app_id, sha1, info)
+        now = clock.now()
+        row = {"application_id": app_id, "name": name, "description": description, "sha1": sha1,
+               "create_at": now, "update_at": now}
+        try:
+            await self.db(self.store.insert_app, row)
+        except Exception:
+            await self.apps.delete(app_id)
+            raise
+        LOG.info("application %s created (%s, sha1 %s)", app_id, name, sha1)
+        return app_id
+
+    async def update_app(self, app_id: str, upload: Optional[tuple[str, str]], name: Optional[str],
+                         description: Optional[str]) -> str:
+        row = await self.app_row(app_id)
+        values: dict[str, Any] = {}
+        if upload is not None:
+            upload_path, sha1 = upload
+            info = await self._validated(upload_path)
+            if sha1 != row["sha1"] or not self.apps.exists(app_id, sha1):
+                self.apps.adopt(upload_path, app_id, sha1, info)
+            else:
+                remove(upload_path)
+            values["sha1"] = sha1
+        if name is not None:
+            values["name"] = name
+        if description is not None:
+            values["description"] = description
+        values["update_at"] = clock.now()
+        await self.db(self.store.update_app, app_id, values)
+        if upload is not None:
+            await self._prune_app(app_id, values["sha1"])
+        return app_id
+
+    async def _prune_app(self, app_id: str, current_sha1: str) -> None:
+        in_use = await self.db(self.store.app_versions_in_use)
+        keep = {current_sha1} | {sha1 for (aid, sha1) in in_use if aid == app_id}
+        await asyncio.get_running_loop().run_in_executor(None, self.apps.prune, app_id, keep)
+
+    async def app_row(self, app_id: str) -> dict:
+        row = await self.db(self.store.get_app, app_id)
+        if row is None:
+            raise AppNotExists(f"application {app_id} does not exist")
+        return row
+
+    async def app_info(self, app_id: str) -> dict:
+        return app_view(await self.app_row(app_id))
+
+    async def list_apps(self, offset: int, limit: int) -> tuple[list[dict], int]:
+        rows, total = await self.db(self.store.list_apps, offset, limit)
+        return [app_view(r) for r in rows], total
+
+    async def delete_app(self, app_id: str) -> None:
+        await self.app_row(app_id)
+        busy = await self.db(self.store.unfinished_task_count, app_id)
+        if busy:
+            raise OperationFailed(f"application {app_id} has {busy} unfinished task(s); stop or wait for them first")
+        await self.db(self.store.delete_app, app_id)
+        await self.apps.delete(app_id)
+        LOG.info("application %s deleted", app_id)
+
+    async def app_download(self, app_id: str, sha1: Optional[str]) -> tuple[str, str]:
+        row = await self.app_row(app_id)
+        sha1 = sha1 or row["sha1"]
+        path = self.apps.path(app_id, sha1)
+        if not os.path.isfile(path):
+            raise AppNotExists(f"application {app_id} has no version with sha1 {sha1}")
+        return path, sha1
+
+    async def read_chunks(self, path: str) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        with open(path, "rb") as fp:
+            while True:
+                chunk = await loop.run_in_executor(None, fp.read, DOWNLOAD_CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+
+    # -- tasks --------------------------------------------------------------------------
+    async def create_task(self, app_id: str, task_name: str, input_data: dict) -> str:
+        size = len(json.dumps(input_data))
+        if size > self.config.max_input_size:
+            raise PayloadTooLarge(f"input_data is {size} bytes, more than the limit of "
+                                  f"{self.config.max_input_size}")
+        row = await self.app_row(app_id)
+        spec = await self.apps.spec(app_id, row["sha1"])
+        now = clock.now()
+        task = TaskState(task_id=str(uuid.uuid4()), task_name=task_name, application_id=app_id,
+                         app_sha1=row["sha1"], input_data=input_data, stage=Stage.PENDING.value, create_at=now,
+                         update_at=now, on_success=spec.on_success, on_fail=spec.on_fail)
+        events = {spec.on_success, spec.on_fail}
+        for seq, action_spec in enumerate(spec.actions):
+            kind = EVENT if action_spec.name in events else DAG
+            task.actions[action_spec.name] = ActionState.from_spec(task.task_id, action_spec, seq, kind)
+        await self.dispatcher.submit(lambda: self.core.add_task(task))
+        return task.task_id
+
+    async def task_row(self, task_id: str) -> dict:
+        row = await self.db(self.store.get_task, task_id)
+        if row is None:
+            raise TaskNotExists(f"task {task_id} does not exist")
+        return row
+
+    async def task_info(self, task_id: str) -> dict:
+        row = await self.task_row(task_id)
+        actions = await self.db(self.store.get_actions, task_id)
+        attempts = await self.db(self.store.get_attempts, task_id)
+        info = task_view(row, actions)
+        info["attempts"] = [{"name": a["name"], "attempt": a["attempt"], "node_id": a["node_id"],
+                             "dispatched_at": clock.fmt(a["dispatched_at"]), "start_at": clock.fmt(a["start_at"]),
+                             "end_at": clock.fmt(a["end_at"]), "status": a["status"],
+                             "returncode": a["returncode"], "message": a["message"]} for a in attempts]
+        out = {"task_info": info}
+        if row["stage"] in (Stage.RUNNING.value, Stage.STOPPING.value):
+            out["task_running_info"] = self._running_info(row, actions)
+        return out
+
+    def _running_info(self, row: dict, actions: list) -> list:
+        task = TaskState.from_row(row)
+        for a in actions:
+            state = ActionState.from_row(a)
+            task.actions[state.name] = state
+        out = []
+        for action in task.actions.values():
+            if action.stage != Stage.RUNNING.value:
+                continue
+            out.append({"app_id": task.application_id, "app_sha1": task.app_sha1, "condition": action.condition,
+                        "env": action.env, "input_data": action_input(task, action), "main": action.main,
+                        "name": action.name, "node": self.cluster.address(action.node_id or ""),
+                        "node_id": action.node_id, "task_id": task.task_id, "attempt": action.attempt,
+                        "dispatched_at": clock.fmt(action.dispatched_at),
+                        "start_at": clock.fmt(action.start_at)})
+        return out
+
+    async def list_tasks(self, offset: int, limit: int, stage: Optional[str], app_id: Optional[str],
+                         status: Optional[str]) -> tuple[list[dict], int]:
+        rows, total = await self.db(self.store.list_tasks, offset, limit, stage, app_id, status)
+        return [task_view(r) for r in rows], total
+
+    async def delete_task(self, task_id: str) -> None:
+        row = await self.task_row(task_id)
+        if row["stage"] in UNFINISHED - {Stage.PENDING.value}:
+            raise OperationFailed(f"task {task_id} is {row['stage']}; stop it first")
+        await self.dispatcher.submit(lambda: self.core.remove_task(task_id))
+        await self.db(self.store.delete_task, task_id)
+
+    async def stop_task(self, task_id: str, signal: int) -> None:
+        await self.task_row(task_id)
+        await self.dispatcher.submit(lambda: self.core.stop_task(task_id, signal))
+
+    async def action_update(self, report: dict) -> None:
+        try:
+            await self.dispatcher.submit(lambda: self.core.report(report))
+        except StaleAttempt as exc:
+            LOG.warning("refused report from node %s: %s", report.get("node_id"), exc.message)
+            raise
+
+    # -- cluster ------------------------------------------------------------------------
+    def cluster_info(self) -> dict:
+        nodes = self.cluster.public()
+        return {"version": __version__, "info": {"number_of_nodes": len(nodes), "nodes": nodes}}
+
+
+def check_report(data: dict) -> dict:
+    """Validate the shape of a node's ``PUT /action/update`` body."""
+    for key in ("task_id", "name", "attempt_id"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise InvalidParameters(f"report field '{key}' must be a non-empty string")
+    if data.get("stage") not in (Stage.RUNNING.value, Stage.FINISHED.value):
+        raise InvalidParameters("report field 'stage' must be 'running' or 'finished'")
+    result = data.get("result")
+    if result is not None and not isinstance(result, dict):
+        raise InvalidParameters("report field 'result' must be a JSON object")
+    return data

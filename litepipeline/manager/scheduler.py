@@ -1,0 +1,529 @@
+"""The scheduler's core: a pure state machine over unfinished tasks and live nodes.
+
+Events come in as method calls (a task was created, a node reported, a node joined or
+left, a stop was requested, time passed); the core updates its in-memory state, records
+every change in a :class:`Batch` for the store, and returns instructions (dispatch this
+action to that node, stop that attempt). It does no I/O and takes an injectable clock, so
+it is tested without network or database (see tests/unit/test_scheduler.py). The driver
+(:mod:`litepipeline.manager.dispatcher`) persists each batch *before* carrying out the
+instructions, which is what makes a manager crash at any moment recoverable.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional
+
+from litepipeline.common import clock
+from litepipeline.common.appspec import check_dag, parse_action
+from litepipeline.common.errors import InvalidApplication, OperationFailed, StaleAttempt, TaskAlreadyFinished, TaskNotExists
+from litepipeline.common.states import Stage, Status
+from litepipeline.manager.taskstate import DAG, EVENT, ActionState, AttemptRecord, Batch, TaskState
+
+LOG = logging.getLogger(__name__)
+PENDING, RUNNING, STOPPING, FINISHED = (s.value for s in (Stage.PENDING, Stage.RUNNING, Stage.STOPPING,
+                                                         Stage.FINISHED))
+SUCCESS, FAIL, KILL = (s.value for s in (Status.SUCCESS, Status.FAIL, Status.KILL))
+MAX_RETRY_DELAY = 300.0
+
+
+@dataclass
+class Dispatch:
+    """Send ``payload`` to the node's ``POST /action/run``."""
+
+    node_id: str
+    payload: dict
+
+
+@dataclass
+class Stop:
+    """Send ``PUT /action/stop`` for one attempt on a node."""
+
+    node_id: str
+    task_id: str
+    name: str
+    attempt_id: Optional[str]
+    signal: int
+
+
+@dataclass
+class NodeSlots:
+    """What the scheduler knows of a node: capacity and the attempts occupying it."""
+
+    node_id: str
+    slots: int
+    busy: dict = field(default_factory=dict)   # attempt_id -> time it started occupying a slot
+    suspended_until: Optional[dt.datetime] = None
+
+    def free(self, now: dt.datetime) -> int:
+        if self.suspended_until is not None and now < self.suspended_until:
+            return 0
+        return self.slots - len(self.busy)
+
+
+def upstream_names(task: TaskState, action: ActionState) -> list[str]:
+    """What ``action`` waits for: its condition plus generated actions aimed at it."""
+    names = list(action.condition)
+    names.extend(a.name for a in task.actions.values() if a.to_action == action.name and a.name not in names)
+    return names
+
+
+def output_data(action: ActionState) -> Any:
+    output = action.output if isinstance(action.output, dict) else {}
+    return output.get("data", {})
+
+
+def action_input(task: TaskState, action: ActionState) -> dict:
+    """The ``input_data`` an action is dispatched with (SPEC §7)."""
+    if action.kind == EVENT:
+        return {**action.input_data, "task_id": task.task_id, "task_status": task.status,
+                "task_message": task.message, "results": {a.name: output_data(a) for a in task.actions.values()
+                                                          if a.kind == DAG and a.succeeded}}
+    upstream = upstream_names(task, action)
+    if not upstream:
+        if action.parent is None:
+            return {**action.input_data, **task.input_data}
+        return dict(action.input_data)
+    data = dict(action.input_data)
+    for name in upstream:
+        data[name] = output_data(task.actions[name])
+    return data
+
+
+class SchedulerCore:
+    """Decides what runs where; owns the in-memory view of unfinished tasks and nodes."""
+
+    def __init__(self, clock_fn: Callable[[], dt.datetime] = clock.now, max_generated_actions: int = 1000,
+                 recovery_timeout: float = 30.0, lost_grace: float = 3.0) -> None:
+        self.now = clock_fn
+        self.max_generated_actions = max_generated_actions
+        self.recovery_timeout = recovery_timeout
+        self.lost_grace = lost_grace
+        self.tasks: dict[str, TaskState] = {}
+        self.nodes: dict[str, NodeSlots] = {}
+        self.started_at = clock_fn()
+        self._order = 0
+        self._batch = Batch()
+        self._new_ids: set[int] = set()
+        self._attempts: dict[str, AttemptRecord] = {}   # open attempt history rows by attempt_id
+
+    # -- change tracking ----------------------------------------------------------------
+    def take_batch(self) -> Batch:
+        """Everything changed since the last call, for one store transaction."""
+        batch, self._batch, self._new_ids = self._batch, Batch(), set()
+        return batch
+
+    def _touch_task(self, task: TaskState) -> None:
+        task.update_at = self.now()
+        if id(task) not in self._new_ids:
+            self._batch.tasks[task.task_id] = task
+
+    def _touch(self, action: ActionState) -> None:
+        if id(action) not in self._new_ids:
+            self._batch.actions[(action.task_id, action.name)] = action
+
+    def _new_action(self, action: ActionState) -> None:
+        self._new_ids.add(id(action))
+        self._batch.new_actions.append(action)
+
+    def _touch_attempt(self, record: AttemptRecord) -> None:
+        if id(record) not in self._new_ids:
+            self._batch.attempts[record.attempt_id] = record
+
+    # -- loading ------------------------------------------------------------------------
+    def load(self, task: TaskState) -> None:
+        """Adopt a task read from the store at start (no batch entry: it is already stored)."""
+        self._order += 1
+        task.order = self._order
+        self.tasks[task.task_id] = task
+        for action in task.actions.values():
+            if action.stage == RUNNING and action.attempt_id:
+                self._attempts[action.attempt_id] = AttemptRecord(
+                    action.attempt_id, task.task_id, action.name, action.attempt, action.node_id,
+                    action.dispatched_at or self.now(), action.start_at)
+
+    def add_task(self, task: TaskState) -> None:
+        """A newly created task (with its actions) — recorded as new rows."""
+        self.load(task)
+        self._new_ids.add(id(task))
+        self._batch.new_tasks.append(task)
+        for action in task.actions.values():
+            self._new_action(action)
+
+    # -- nodes --------------------------------------------------------------------------
+    def node_up(self, node_id: str, slots: int, running: Iterable[dict], registering: bool) -> list[Stop]:
+        """A node registered (``registering``) or sent a heartbeat listing its attempts.
+
+        Reconciles: attempts the node holds that the manager doesn't expect are stopped;
+        attempts the manager expects there but the node doesn't hold are re-queued (after a
+        grace period covering dispatches still in flight).
+        """
+        now = self.now()
+        node = self.nodes.get(node_id)
+        if node is None:
+            node = self.nodes[node_id] = NodeSlots(node_id, slots)
+        node.slots = slots
+        held = {}
+        for entry in running:
+            if isinstance(entry, dict) and isinstance(entry.get("attempt_id"), str):
+                held[entry["attempt_id"]] = entry
+        stops = []
+        expected = self._expected_on(node_id)
+        for attempt_id, entry in held.items():
+            if attempt_id in expected:
+                node.busy.setdefault(attempt_id, now)
+            else:
+                node.busy.setdefault(attempt_id, now)
+                stops.append(Stop(node_id, str(entry.get("task_id")), str(entry.get("name")), attempt_id, -9))
+        for attempt_id in list(node.busy):
+            if attempt_id in held:
+                continue
+            since = node.busy[attempt_id]
+            action = expected.get(attempt_id)
+            if action is not None and action.dispatched_at is not None:
+                since = max(since, action.dispatched_at)
+            if registering or (now - since).total_seconds() > self.lost_grace:
+                del node.busy[attempt_id]
+                if action is not None:
+                    self._lost(action, f"node {node_id} no longer holds attempt {attempt_id}")
+        return stops
+
+    def node_down(self, node_id: str, reason: str) -> None:
+        """A node's connection closed or its heartbeats stopped: re-queue its work."""
+        self.nodes.pop(node_id, None)
+        for action in list(self._expected_on(node_id).values()):
+            self._lost(action, f"node {node_id} lost: {reason}")
+
+    def _expected_on(self, node_id: str) -> dict[str, ActionState]:
+        out = {}
+        for task in self.tasks.values():
+            for action in task.actions.values():
+                if action.stage == RUNNING and action.node_id == node_id and action.attempt_id:
+                    out[action.attempt_id] = action
+        return out
+
+    def _lost(self, action: ActionState, reason: str) -> None:
+        """The attempt cannot report any more: run the action again (or end it if stopping)."""
+        task = self.tasks[action.task_id]
+        LOG.warning("task %s action %s attempt %s: %s", task.task_id, action.name, action.attempt, reason)
+        self._close_attempt(action, None, None, "lost", reason)
+        if task.stage == STOPPING or (task.finished and action.kind == DAG):
+            self._finish_action(action, KILL, reason)
+            self._maybe_finish(task)
+            return
+        action.stage = PENDING
+        action.attempt_id = None
+        action.node_id = None
+        action.dispatched_at = None
+        action.start_at = None
+        action.message = reason
+        self._touch(action)
+
+    def dispatch_failed(self, attempt_id: str, node_id: str, reason: str, node_full: bool) -> None:
+        """The node refused or could not be reached for a dispatch: put the action back."""
+        node = self.nodes.get(node_id)
+        if node is not None:
+            node.busy.pop(attempt_id, None)
+            # don't hammer a node that said no; its next heartbeat or report lifts this
+            node.suspended_until = self.now() + dt.timedelta(seconds=1.0 if node_full else 2.0)
+        action = self._find_attempt(attempt_id)
+        if action is not None:
+            self._lost(action, f"dispatch to node {node_id} failed: {reason}")
+
+    def _find_attempt(self, attempt_id: str) -> Optional[ActionState]:
+        for task in self.tasks.values():
+            for action in task.actions.values():
+                if action.attempt_id == attempt_id and action.stage == RUNNING:
+                    return action
+        return None
+
+    # -- reports ------------------------------------------------------------------------
+    def report(self, report: dict) -> list[Stop]:
+        """A node's ``PUT /action/update``; raises :class:`StaleAttempt` for a fenced attempt.
+
+        A finished report for the attempt already recorded is accepted again without
+        effect (the node retries until it hears back).
+        """
+        task_id, name, attempt_id = report["task_id"], report["name"], report.get("attempt_id")
+        stage = report.get("stage")
+        node = self.nodes.get(report.get("node_id") or "")
+        if node is not None:
+            node.suspended_until = None
+            if stage == FINISHED:
+                node.busy.pop(attempt_id, None)
+        task = self.tasks.get(task_id)
+        action = task.actions.get(name) if task else None
+        if action is None:
+            raise StaleAttempt(f"task {task_id} has no unfinished action '{name}' (attempt {attempt_id})")
+        if action.attempt_id != attempt_id:
+            raise StaleAttempt(f"attempt {attempt_id} of action '{name}' in task {task_id} is not current")
+        if action.stage != RUNNING:
+            if stage == FINISHED and action.finished:
+                return []   # a repeated delivery of a report already recorded
+            raise StaleAttempt(f"action '{name}' of task {task_id} is not running (attempt {attempt_id})")
+        if stage == RUNNING:
+            action.start_at = clock.parse(report.get("start_at")) or action.start_at or self.now()
+            self._touch(action)
+            return []
+        if stage != FINISHED:
+            raise StaleAttempt(f"report stage must be running or finished, got {stage!r}")
+        action.start_at = clock.parse(report.get("start_at")) or action.start_at
+        action.end_at = clock.parse(report.get("end_at")) or self.now()
+        returncode = report.get("returncode")
+        action.returncode = returncode if isinstance(returncode, int) and not isinstance(returncode, bool) else None
+        result = report.get("result")
+        action.output = result if isinstance(result, dict) else {}
+        status = report.get("status")
+        message = report.get("message") or None
+        if status not in (SUCCESS, FAIL, KILL):
+            status, message = FAIL, f"node reported unknown status {status!r}"
+        if status == SUCCESS and task.stage == RUNNING and action.kind == DAG:
+            try:
+                self._add_generated(task, action)
+            except InvalidApplication as exc:
+                status, message = FAIL, f"generated actions rejected: {exc.message}"
+        self._close_attempt(action, status, action.returncode, status, message)
+        return self._after_result(task, action, status, message)
+
+    def _close_attempt(self, action: ActionState, status: Optional[str], returncode: Optional[int],
+                       history_status: str, message: Optional[str]) -> None:
+        record = self._attempts.get(action.attempt_id) if action.attempt_id else None
+        if record is not None:
+            record.status = history_status
+            record.returncode = returncode
+            record.message = message
+            record.start_at = action.start_at
+            record.end_at = action.end_at if status else self.now()
+            self._touch_attempt(record)
+            del self._attempts[action.attempt_id]
+
+    def _after_result(self, task: TaskState, action: ActionState, status: str, message: Optional[str]) -> list:
+        if status == SUCCESS:
+            self._finish_action(action, SUCCESS, message)
+            self._maybe_finish(task)
+            return []
+        if action.kind == EVENT:
+            self._finish_action(action, status, message)
+            self._maybe_finish(task)
+            return []
+        if status == FAIL and task.stage == RUNNING and action.attempt <= action.retries:
+            delay = min(action.retry_delay * (2 ** (action.attempt - 1)), MAX_RETRY_DELAY)
+            LOG.info("task %s action %s failed attempt %d; retry in %.1fs", task.task_id, action.name,
+                     action.attempt, delay)
+            action.stage = PENDING
+            action.status = None
+            action.attempt_id = None
+            action.node_id = None
+            action.message = message
+            action.retry_at = self.now() + dt.timedelta(seconds=delay)
+            self._touch(action)
+            return []
+        self._finish_action(action, status, message)
+        if task.stage == RUNNING:
+            reason = f"action '{action.name}' {'was killed' if status == KILL else 'failed'}"
+            if message:
+                reason += f": {message}"
+            return self._end_task(task, FAIL, reason, signal=-15)
+        self._maybe_finish(task)
+        return []
+
+    def _finish_action(self, action: ActionState, status: str, message: Optional[str]) -> None:
+        action.stage = FINISHED
+        action.status = status
+        action.message = message
+        action.retry_at = None
+        if action.end_at is None and action.start_at is not None:
+            action.end_at = self.now()
+        self._touch(action)
+
+    def _add_generated(self, task: TaskState, parent: ActionState) -> None:
+        raw = (parent.output or {}).get("actions") or []
+        if not isinstance(raw, list):
+            raise InvalidApplication("'actions' in output.data must be a list")
+        if not raw:
+            return
+        where = f"output.data of '{parent.name}'"
+        specs = [parse_action(item, where) for item in raw]
+        generated = sum(1 for a in task.actions.values() if a.parent is not None)
+        if generated + len(specs) > self.max_generated_actions:
+            raise InvalidApplication(f"a task may generate at most {self.max_generated_actions} actions")
+        existing = {a.name for a in task.actions.values()}
+        for spec in specs:
+            if spec.name in existing:
+                raise InvalidApplication(f"{where}: action name '{spec.name}' already exists in the task")
+            target = spec.to_action
+            if target is not None and target in task.actions:
+                if task.actions[target].stage != PENDING or task.actions[target].kind != DAG:
+                    raise InvalidApplication(f"{where}: to_action '{target}' has already started")
+        # check the whole task's graph with the new actions: names, conditions, cycles
+        from litepipeline.common.appspec import ActionSpec
+
+        current = [ActionSpec(a.name, a.main, list(a.condition), to_action=a.to_action)
+                   for a in task.actions.values() if a.kind == DAG]
+        check_dag(current + specs, where)
+        seq = max((a.seq for a in task.actions.values()), default=0)
+        for spec in specs:
+            seq += 1
+            action = ActionState.from_spec(task.task_id, spec, seq, DAG, parent=parent.name)
+            task.actions[action.name] = action
+            self._new_action(action)
+
+    # -- task ends ----------------------------------------------------------------------
+    def _running(self, task: TaskState) -> list[ActionState]:
+        return [a for a in task.actions.values() if a.stage == RUNNING]
+
+    def _maybe_finish(self, task: TaskState) -> None:
+        dag = [a for a in task.actions.values() if a.kind == DAG]
+        if task.stage == RUNNING and all(a.succeeded for a in dag):
+            self._end_task(task, SUCCESS, None)
+        elif task.stage == STOPPING and not any(a.stage == RUNNING and a.kind == DAG for a in dag):
+            self._end_task(task, KILL, task.message)
+        self._maybe_forget(task)
+
+    def _end_task(self, task: TaskState, status: str, message: Optional[str], signal: int = -15) -> list[Stop]:
+        """Finish ``task``; stop its running DAG actions; queue its event action."""
+        stops = []
+        for action in self._running(task):
+            if action.kind != DAG:
+                continue
+            stops.append(Stop(action.node_id, task.task_id, action.name, action.attempt_id, signal))
+            self._close_attempt(action, KILL, None, KILL, message)
+            self._finish_action(action, KILL, f"stopped: {message}" if message else "stopped")
+        task.stage = FINISHED
+        task.status = status
+        task.message = message
+        task.end_at = self.now()
+        self._touch_task(task)
+        event = task.on_success if status == SUCCESS else task.on_fail if status == FAIL else None
+        if event and event in task.actions and task.actions[event].attempt == 0:
+            task.actions[event].retry_at = None
+        self._maybe_forget(task)
+        return stops
+
+    def _maybe_forget(self, task: TaskState) -> None:
+        if task.finished and not any(a.stage == RUNNING for a in task.actions.values()) \
+                and self._pending_event(task) is None:
+            self.tasks.pop(task.task_id, None)
+
+    def _pending_event(self, task: TaskState) -> Optional[ActionState]:
+        name = task.on_success if task.status == SUCCESS else task.on_fail if task.status == FAIL else None
+        action = task.actions.get(name) if name else None
+        if action is not None and action.stage == PENDING:
+            return action
+        return None
+
+    def stop_task(self, task_id: str, signal: int) -> list[Stop]:
+        """A user's ``task stop``: signal every running action; finish when they are gone."""
+        task = self.tasks.get(task_id)
+        if task is None:
+            raise TaskNotExists(f"task {task_id} is not running")
+        if task.finished:
+            raise TaskAlreadyFinished(f"task {task_id} is already finished")
+        if task.stage == STOPPING:   # a second stop, e.g. -9 after -15: signal again
+            task.signal = signal
+            self._touch_task(task)
+            return [Stop(a.node_id, task.task_id, a.name, a.attempt_id, signal)
+                    for a in self._running(task) if a.kind == DAG]
+        task.signal = signal
+        task.message = f"stopped by user with signal {signal}"
+        running = [a for a in self._running(task) if a.kind == DAG]
+        if not running:
+            return self._end_task(task, KILL, task.message)
+        task.stage = STOPPING
+        self._touch_task(task)
+        return [Stop(a.node_id, task.task_id, a.name, a.attempt_id, signal) for a in running]
+
+    def remove_task(self, task_id: str) -> None:
+        """Forget a task being deleted; refused while any of its actions runs."""
+        task = self.tasks.get(task_id)
+        if task is None:
+            return
+        if task.stage in (RUNNING, STOPPING) or self._running(task):
+            raise OperationFailed(f"task {task_id} is {task.stage}; stop it first")
+        del self.tasks[task_id]
+
+    # -- dispatch -----------------------------------------------------------------------
+    def _ready(self, task: TaskState, now: dt.datetime) -> list[ActionState]:
+        if task.finished:
+            event = self._pending_event(task)
+            return [event] if event is not None else []
+        if task.stage not in (PENDING, RUNNING):
+            return []
+        ready = []
+        for action in task.actions.values():
+            if action.stage != PENDING or action.kind != DAG:
+                continue
+            if action.retry_at is not None and action.retry_at > now:
+                continue
+            if all(task.actions[u].succeeded for u in upstream_names(task, action)):
+                ready.append(action)
+        ready.sort(key=lambda a: a.seq)
+        return ready
+
+    def schedule(self) -> list[Dispatch]:
+        """Match ready actions to nodes with free slots, oldest task first, spreading load."""
+        now = self.now()
+        free = {n.node_id: n.free(now) for n in self.nodes.values()}
+        free = {k: v for k, v in free.items() if v > 0}
+        out: list[Dispatch] = []
+        if not free:
+            return out
+        for task in list(self.tasks.values()):   # insertion order is creation order: FIFO
+            for action in self._ready(task, now):
+                node_id = max(free, key=lambda k: (free[k], -len(self.nodes[k].busy)))
+                out.append(self._dispatch(task, action, node_id, now))
+                free[node_id] -= 1
+                if free[node_id] == 0:
+                    del free[node_id]
+                if not free:
+                    return out
+        return out
+
+    def _dispatch(self, task: TaskState, action: ActionState, node_id: str, now: dt.datetime) -> Dispatch:
+        action.attempt += 1
+        action.attempt_id = str(uuid.uuid4())
+        action.node_id = node_id
+        action.stage = RUNNING
+        action.status = None
+        action.dispatched_at = now
+        action.retry_at = None
+        action.start_at = None
+        action.end_at = None
+        action.returncode = None
+        action.output = None
+        self._touch(action)
+        record = AttemptRecord(action.attempt_id, task.task_id, action.name, action.attempt, node_id, now)
+        self._attempts[action.attempt_id] = record
+        self._new_ids.add(id(record))
+        self._batch.new_attempts.append(record)
+        self.nodes[node_id].busy[action.attempt_id] = now
+        if task.stage == PENDING:
+            task.stage = RUNNING
+            task.start_at = now
+            self._touch_task(task)
+        payload = {"name": action.name, "main": action.main, "condition": list(action.condition),
+                   "env": action.env, "input_data": action_input(task, action), "task_id": task.task_id,
+                   "app_id": task.application_id, "app_sha1": task.app_sha1, "attempt_id": action.attempt_id,
+                   "attempt": action.attempt, "timeout": action.timeout}
+        return Dispatch(node_id, payload)
+
+    # -- time ---------------------------------------------------------------------------
+    def tick(self) -> list[Stop]:
+        """The repair sweep: attempts on nodes that never came back after a restart."""
+        now = self.now()
+        if (now - self.started_at).total_seconds() < self.recovery_timeout:
+            return []
+        for task in list(self.tasks.values()):
+            for action in list(task.actions.values()):
+                if action.stage == RUNNING and action.node_id not in self.nodes:
+                    self._lost(action, f"node {action.node_id} did not come back")
+        return []
+
+    def next_wakeup(self) -> Optional[dt.datetime]:
+        """The earliest pending retry, so the driver can wake exactly then."""
+        times = [a.retry_at for t in self.tasks.values() for a in t.actions.values()
+                 if a.stage == PENDING and a.retry_at is not None]
+        return min(times) if times else None
+

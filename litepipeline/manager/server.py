@@ -1,0 +1,86 @@
+"""``litemanager -c CONFIG.yml``: the manager daemon."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Optional
+
+import tornado.web
+from tornado.httpserver import HTTPServer
+
+from litepipeline.common.config import public_view
+from litepipeline.common.daemon import load_or_exit, on_stop_signals, parse_args, setup_logging
+from litepipeline.common.web import NotFoundHandler
+from litepipeline.manager.handlers import routes
+from litepipeline.manager.manager import Manager
+from litepipeline.version import __version__
+
+LOG = logging.getLogger("litepipeline.manager")
+# JSON bodies (task input, action reports) are bounded separately; uploads raise their own limit
+JSON_BODY_LIMIT = 64 * 1024 * 1024
+
+
+async def serve(config) -> int:  # noqa: ANN001
+    stopping = asyncio.Event()
+    exit_code = 0
+
+    def fatal(reason: str) -> None:
+        nonlocal exit_code
+        LOG.critical("stopping: %s", reason)
+        exit_code = 1
+        stopping.set()
+
+    manager = Manager(config, fatal)
+    try:
+        await manager.start()
+    except Exception as exc:  # noqa: BLE001 - a start-up failure is one clear line, exit 2
+        LOG.critical("cannot start: %s", exc)
+        return 2
+    app = tornado.web.Application(routes(manager), default_handler_class=NotFoundHandler)
+    http = HTTPServer(app, max_body_size=max(JSON_BODY_LIMIT, config.max_output_size * 2),
+                      max_buffer_size=JSON_BODY_LIMIT, idle_connection_timeout=300)
+    try:
+        http.listen(config.http_port, config.http_host)
+        manager.cluster.listen(config.tcp_port, config.tcp_host)
+    except OSError as exc:
+        LOG.critical("cannot listen: %s", exc)
+        await manager.close()
+        return 2
+    LOG.info("LitePipeline manager %s: http %s:%s, tcp %s:%s", __version__, config.http_host, config.http_port,
+             config.tcp_host, config.tcp_port)
+    LOG.debug("configuration: %s", public_view(config))
+
+    def on_signal(signum: int) -> None:
+        LOG.info("signal %d: shutting down", signum)
+        stopping.set()
+
+    on_stop_signals(on_signal)
+    sweep_task = asyncio.get_running_loop().create_task(_sweep(manager, config.scheduler_interval))
+    await stopping.wait()
+    http.stop()   # no new connections; requests in progress finish or are cut at close
+    sweep_task.cancel()
+    await manager.close()
+    await http.close_all_connections()
+    LOG.info("manager stopped")
+    return exit_code
+
+
+async def _sweep(manager: Manager, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            manager.sweep()
+        except Exception:  # noqa: BLE001 - the sweep must keep running
+            LOG.exception("repair sweep failed")
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = parse_args("litemanager", argv)
+    config = load_or_exit("litemanager", "manager", args.config)
+    setup_logging("manager", config)
+    return asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

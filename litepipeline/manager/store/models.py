@@ -1,0 +1,106 @@
+"""SQLAlchemy 2 models of the manager's store.
+
+``tasks`` and ``actions`` hold everything the scheduler acts on: a task's progress is
+never kept only in memory. ``attempts`` is the history of every dispatch of an action.
+Schema changes go through Alembic migrations in ``migrations/versions``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Application(Base):
+    __tablename__ = "applications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[str] = mapped_column(String(36), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    sha1: Mapped[str] = mapped_column(String(40))
+    create_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    update_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_stage_id", "stage", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(36), unique=True, index=True)
+    task_name: Mapped[str] = mapped_column(String(255))
+    application_id: Mapped[str] = mapped_column(String(36), index=True)
+    app_sha1: Mapped[str] = mapped_column(String(40))
+    input_data: Mapped[Any] = mapped_column(JSON)
+    stage: Mapped[str] = mapped_column(String(16))
+    status: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
+    signal: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    on_success: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    on_fail: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    create_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    start_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    update_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    end_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+
+
+class ActionRow(Base):
+    """One action of one task: its definition, its current attempt and its last report."""
+
+    __tablename__ = "actions"
+    __table_args__ = (UniqueConstraint("task_id", "name", name="uq_actions_task_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(36), ForeignKey("tasks.task_id", ondelete="CASCADE"),
+                                         index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    main: Mapped[str] = mapped_column(Text)
+    condition: Mapped[Any] = mapped_column(JSON)
+    env: Mapped[Optional[str]] = mapped_column(String(1024), nullable=True)
+    input_data: Mapped[Any] = mapped_column(JSON)
+    to_action: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    parent: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="dag")
+    timeout: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    retry_delay: Mapped[float] = mapped_column(Float, default=0)
+    stage: Mapped[str] = mapped_column(String(16))
+    status: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    attempt_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
+    node_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
+    dispatched_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    retry_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    start_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    end_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    returncode: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    output: Mapped[Optional[Any]] = mapped_column(JSON, nullable=True)
+    message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+
+class Attempt(Base):
+    """History: one row per dispatch of an action, updated when its report arrives."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[str] = mapped_column(String(36), unique=True)
+    task_id: Mapped[str] = mapped_column(String(36), ForeignKey("tasks.task_id", ondelete="CASCADE"),
+                                         index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    attempt: Mapped[int] = mapped_column(Integer)
+    node_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
+    dispatched_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    start_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    end_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    status: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
+    returncode: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)

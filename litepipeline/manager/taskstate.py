@@ -1,0 +1,147 @@
+"""In-memory state of unfinished tasks: what the scheduler decides on.
+
+Each object mirrors one store row field for field (``to_row``/``from_row``), so the
+scheduler can hand whatever it changed to the store in one batch. Only unfinished tasks
+are kept in memory; the store is the truth and rebuilds this at start.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from litepipeline.common.appspec import ActionSpec
+from litepipeline.common.states import Stage, Status
+
+DAG = "dag"          # part of the task's DAG
+EVENT = "event"      # on_success / on_fail action, runs after the task ends
+
+
+@dataclass
+class ActionState:
+    """One action of a task and its current attempt."""
+
+    task_id: str
+    name: str
+    main: str
+    seq: int = 0
+    condition: list = field(default_factory=list)
+    env: Optional[str] = None
+    input_data: dict = field(default_factory=dict)
+    to_action: Optional[str] = None
+    parent: Optional[str] = None
+    kind: str = DAG
+    timeout: Optional[float] = None
+    retries: int = 0
+    retry_delay: float = 0
+    stage: str = Stage.PENDING.value
+    status: Optional[str] = None
+    attempt: int = 0
+    attempt_id: Optional[str] = None
+    node_id: Optional[str] = None
+    dispatched_at: Optional[dt.datetime] = None
+    retry_at: Optional[dt.datetime] = None
+    start_at: Optional[dt.datetime] = None
+    end_at: Optional[dt.datetime] = None
+    returncode: Optional[int] = None
+    output: Optional[Any] = None
+    message: Optional[str] = None
+
+    @classmethod
+    def from_spec(cls, task_id: str, spec: ActionSpec, seq: int, kind: str = DAG,
+                  parent: Optional[str] = None) -> "ActionState":
+        return cls(task_id=task_id, name=spec.name, main=spec.main, seq=seq, condition=list(spec.condition),
+                   env=spec.env, input_data=dict(spec.input_data), to_action=spec.to_action, parent=parent,
+                   kind=kind, timeout=spec.timeout, retries=spec.retries, retry_delay=spec.retry_delay)
+
+    @property
+    def finished(self) -> bool:
+        return self.stage == Stage.FINISHED.value
+
+    @property
+    def succeeded(self) -> bool:
+        return self.finished and self.status == Status.SUCCESS.value
+
+    def to_row(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict) -> "ActionState":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+
+@dataclass
+class AttemptRecord:
+    """History of one dispatch (a row of ``attempts``)."""
+
+    attempt_id: str
+    task_id: str
+    name: str
+    attempt: int
+    node_id: Optional[str]
+    dispatched_at: dt.datetime
+    start_at: Optional[dt.datetime] = None
+    end_at: Optional[dt.datetime] = None
+    status: Optional[str] = None
+    returncode: Optional[int] = None
+    message: Optional[str] = None
+
+    def to_row(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TaskState:
+    """An unfinished task and its actions, by name."""
+
+    task_id: str
+    task_name: str
+    application_id: str
+    app_sha1: str
+    input_data: dict
+    stage: str
+    create_at: dt.datetime
+    update_at: dt.datetime
+    status: Optional[str] = None
+    signal: Optional[int] = None
+    message: Optional[str] = None
+    on_success: Optional[str] = None
+    on_fail: Optional[str] = None
+    start_at: Optional[dt.datetime] = None
+    end_at: Optional[dt.datetime] = None
+    actions: dict = field(default_factory=dict, repr=False)
+    #: create order, for FIFO dispatch across tasks
+    order: int = 0
+
+    _ROW_FIELDS = ("task_id", "task_name", "application_id", "app_sha1", "input_data", "stage", "status",
+                   "signal", "message", "on_success", "on_fail", "create_at", "start_at", "update_at",
+                   "end_at")
+
+    def to_row(self) -> dict:
+        return {k: getattr(self, k) for k in self._ROW_FIELDS}
+
+    @classmethod
+    def from_row(cls, row: dict, order: int = 0) -> "TaskState":
+        return cls(**{k: row[k] for k in cls._ROW_FIELDS}, order=order)
+
+    @property
+    def finished(self) -> bool:
+        return self.stage == Stage.FINISHED.value
+
+
+@dataclass
+class Batch:
+    """What one round of scheduling changed: written to the store in one transaction."""
+
+    new_tasks: list = field(default_factory=list)
+    tasks: dict = field(default_factory=dict)        # task_id -> TaskState (updates)
+    new_actions: list = field(default_factory=list)
+    actions: dict = field(default_factory=dict)      # (task_id, name) -> ActionState (updates)
+    new_attempts: list = field(default_factory=list)
+    attempts: dict = field(default_factory=dict)     # attempt_id -> AttemptRecord (updates)
+
+    def __bool__(self) -> bool:
+        return bool(self.new_tasks or self.tasks or self.new_actions or self.actions or self.new_attempts
+                    or self.attempts)
