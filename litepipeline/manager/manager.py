@@ -16,7 +16,7 @@ from litepipeline.common import clock
 from litepipeline.common.appspec import TarballInfo
 from litepipeline.common.config import ManagerConfig
 from litepipeline.common.errors import (AppNotExists, InvalidParameters, OperationFailed, PayloadTooLarge,
-                                        StaleAttempt, TaskNotExists)
+                                        StaleAttempt, TaskAlreadyFinished, TaskNotExists)
 from litepipeline.common.states import UNFINISHED_STAGES, Stage
 from litepipeline.manager.appstore import AppStore, remove
 from litepipeline.manager.cluster import Cluster
@@ -267,7 +267,9 @@ class Manager:
         await self.db(self.store.delete_task, task_id)
 
     async def stop_task(self, task_id: str, signal: int) -> None:
-        await self.task_row(task_id)
+        row = await self.task_row(task_id)
+        if row["stage"] == Stage.FINISHED.value:
+            raise TaskAlreadyFinished(f"task {task_id} is already finished ({row['status']})")
         await self.dispatcher.submit(lambda: self.core.stop_task(task_id, signal))
 
     async def action_update(self, report: dict) -> None:

@@ -1,0 +1,9 @@
+"""first: no condition, so it starts at once, in parallel with second."""
+
+from litepipeline.action import Action
+
+workspace, input_data = Action.get_input()
+# Anything printed goes to WORKSPACE/stdout.data on the node.
+print(f"first: task {input_data.get('task_id')} in {workspace}, input {input_data}")
+Action.set_output(data={"first": "hello from first", "value": 1})
+print("first: done")

@@ -1,0 +1,18 @@
+"""third: waits for first and second; its input holds their output data by name.
+
+Built by pack.sh into a PyInstaller one-file binary that bundles Python and
+litepipeline.action, so the node needs neither.
+"""
+
+from litepipeline.action import Action
+
+workspace, input_data = Action.get_input()
+first, second = input_data["first"], input_data["second"]
+print(f"third: got first={first} second={second}")
+Action.set_output(
+    data={
+        "joined": {"first": first["first"], "second": second["second"]},
+        "sum": first["value"] + second["value"],
+    }
+)
+print("third: done")

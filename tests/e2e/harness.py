@@ -1,0 +1,222 @@
+"""Real-process test clusters: ``litemanager`` and ``litenode`` on free loopback ports.
+
+Every process is started in its own temporary directory with a config written for the
+test and is always stopped (SIGTERM, then SIGKILL) when the test ends.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Optional
+
+import yaml
+
+from litepipeline.client.api import ManagerClient
+
+BIN = os.path.dirname(sys.executable)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02,
+             what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+
+
+class Daemon:
+    """One ``litemanager``/``litenode`` process."""
+
+    def __init__(self, kind: str, directory: str, config: dict) -> None:
+        self.kind = kind
+        self.directory = directory
+        self.config = config
+        self.proc: Optional[subprocess.Popen] = None
+        os.makedirs(directory, exist_ok=True)
+        self.config_path = os.path.join(directory, "configuration.yml")
+        with open(self.config_path, "w") as fp:
+            yaml.safe_dump(config, fp)
+
+    def start(self) -> "Daemon":
+        command = "litemanager" if self.kind == "manager" else "litenode"
+        self.log = open(os.path.join(self.directory, "stderr.log"), "ab")
+        self.proc = subprocess.Popen([os.path.join(BIN, command), "-c", self.config_path], stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=self.directory)
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            self.proc.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 15) -> Optional[int]:
+        if self.proc is None:
+            return None
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        with open(os.path.join(self.directory, "stderr.log"), "rb") as fp:
+            return fp.read().decode("utf-8", "replace")
+
+
+class LiteCluster:
+    """A manager plus any number of nodes in ``root``; use as a context manager."""
+
+    def __init__(self, root: str, token: Optional[str] = None, **manager_overrides: Any) -> None:
+        self.root = root
+        self.token = token
+        self.http_port = free_port()
+        self.tcp_port = free_port()
+        config = {"log_level": "DEBUG", "log_path": os.path.join(root, "manager", "logs"),
+                  "data_path": os.path.join(root, "manager", "data"), "http_host": "127.0.0.1",
+                  "http_port": self.http_port, "tcp_host": "127.0.0.1", "tcp_port": self.tcp_port,
+                  "scheduler_interval": 0.2, "recovery_timeout": 5}
+        if token:
+            config["auth_token"] = token
+        config.update(manager_overrides)
+        self.manager = Daemon("manager", os.path.join(root, "manager"), config)
+        self.nodes: list[Daemon] = []
+        self.address = f"127.0.0.1:{self.http_port}"
+        self.api = ManagerClient(self.address, token=token)
+
+    def __enter__(self) -> "LiteCluster":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def start_manager(self) -> Daemon:
+        self.manager.start()
+        wait_for(self._manager_up, what="manager to answer")
+        return self.manager
+
+    def _manager_up(self) -> bool:
+        if not self.manager.alive():
+            raise AssertionError(f"manager exited:\n{self.manager.output()}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.http_port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def add_node(self, slots: int = 2, start: bool = True, **overrides: Any) -> Daemon:
+        index = len(self.nodes)
+        directory = os.path.join(self.root, f"node{index}")
+        config = {"log_level": "DEBUG", "log_path": os.path.join(directory, "logs"),
+                  "data_path": os.path.join(directory, "data"), "http_host": "127.0.0.1",
+                  "http_port": free_port(), "manager_http_host": "127.0.0.1", "manager_http_port": self.http_port,
+                  "manager_tcp_host": "127.0.0.1", "manager_tcp_port": self.tcp_port, "heartbeat_interval": 0.2,
+                  "heartbeat_timeout": 3, "retry_interval": 0.2, "executor_interval": 0.2, "action_slots": slots,
+                  "drain_timeout": 5}
+        if self.token:
+            config["auth_token"] = self.token
+        config.update(overrides)
+        node = Daemon("node", directory, config)
+        self.nodes.append(node)
+        if start:
+            self.start_node(node)
+        return node
+
+    def start_node(self, node: Daemon, wait: bool = True) -> Daemon:
+        before = self.node_ids()
+        node.start()
+        if wait:
+            wait_for(lambda: self._node_registered(node, before), what="node to register")
+        return node
+
+    def node_ids(self) -> set:
+        try:
+            reply = self.api.cluster_info()
+        except Exception:  # noqa: BLE001 - manager may be restarting
+            return set()
+        return {n["node_id"] for n in reply.get("info", {}).get("nodes", [])}
+
+    def _node_registered(self, node: Daemon, before: set) -> bool:
+        if not node.alive():
+            raise AssertionError(f"node exited:\n{node.output()}")
+        port = node.config["http_port"]
+        reply = self.api.cluster_info()
+        return any(n.get("http_port") == port for n in reply.get("info", {}).get("nodes", []))
+
+    def cli(self, *args: str, raw: bool = False, token: Optional[str] = None, check: bool = False,
+            env: Optional[dict] = None) -> subprocess.CompletedProcess:
+        argv = [os.path.join(BIN, "litepipeline")]
+        if raw:
+            argv.append("-r")
+        if token:
+            argv += ["--token", token]
+        argv.append(self.address)
+        argv.extend(args)
+        full_env = dict(os.environ)
+        full_env.pop("LITEPIPELINE_TOKEN", None)
+        full_env.update(env or {})
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=full_env, cwd=self.root)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{argv} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def cli_json(self, *args: str, token: Optional[str] = None) -> dict:
+        result = self.cli(*args, raw=True, token=token or self.token)
+        return json.loads(result.stdout)
+
+    def upload(self, path: str, name: str = "app") -> str:
+        reply = self.api.app_create(path, name, "test")
+        assert reply["result"] == "ok", reply
+        return reply["app_id"]
+
+    def run_task(self, app_id: str, input_data: Optional[dict] = None, timeout: float = 60) -> dict:
+        reply = self.api.task_create(app_id, "test task", input_data or {})
+        assert reply["result"] == "ok", reply
+        return self.wait_task(reply["task_id"], timeout)
+
+    def task(self, task_id: str) -> dict:
+        return self.api.task_info(task_id)
+
+    def wait_task(self, task_id: str, timeout: float = 60, stage: str = "finished") -> dict:
+        def done() -> Optional[dict]:
+            info = self.api.task_info(task_id)
+            return info if info.get("task_info", {}).get("stage") == stage else None
+
+        return wait_for(done, timeout, 0.05, f"task {task_id} to be {stage}")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.manager.stop()
+        self.api.close()

@@ -1,0 +1,322 @@
+"""The scheduler core as a pure state machine: events in, instructions and batches out."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from litepipeline.common.appspec import ActionSpec
+from litepipeline.common.errors import StaleAttempt, TaskNotExists
+from litepipeline.manager.scheduler import Dispatch, SchedulerCore, Stop
+from litepipeline.manager.taskstate import EVENT, ActionState, TaskState
+
+T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+def make_task(task_id: str, *actions: tuple, input_data=None, **kwargs) -> TaskState:
+    task = TaskState(task_id=task_id, task_name="t", application_id="app", app_sha1="sha", stage="pending",
+                     input_data=input_data or {}, create_at=T0, update_at=T0, **kwargs)
+    for seq, spec in enumerate(actions):
+        name, condition = spec[0], spec[1]
+        extra = spec[2] if len(spec) > 2 else {}
+        kind = extra.pop("kind", "dag")
+        task.actions[name] = ActionState.from_spec(task_id, ActionSpec(name, f"run {name}", list(condition),
+                                                                       **extra), seq, kind)
+    return task
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def core(clock):
+    core = SchedulerCore(clock_fn=clock, recovery_timeout=10, lost_grace=2)
+    core.node_up("n1", 2, [], True)
+    return core
+
+
+def finish(core, d: Dispatch, status="success", data=None, actions=None, returncode=None, node=None):
+    p = d.payload
+    return core.report({"task_id": p["task_id"], "name": p["name"], "attempt_id": p["attempt_id"],
+                        "node_id": node or d.node_id, "stage": "finished", "status": status,
+                        "returncode": 0 if status == "success" else (returncode or 1),
+                        "result": {"data": data if data is not None else {"from": p["name"]},
+                                   "actions": actions or []}})
+
+
+def add(core, task: TaskState) -> None:
+    """Add a task and consume the batch that records it, so later batches show updates."""
+    core.add_task(task)
+    core.take_batch()
+
+
+def names(dispatches) -> list:
+    return sorted(d.payload["name"] for d in dispatches)
+
+
+def test_dag_runs_in_order_and_passes_outputs(core):
+    core.add_task(make_task("t1", ("first", []), ("second", []), ("third", ["first", "second"]),
+                            input_data={"k": 1}))
+    batch = core.take_batch()
+    assert len(batch.new_tasks) == 1 and len(batch.new_actions) == 3
+    ds = core.schedule()
+    assert names(ds) == ["first", "second"]
+    assert all(d.payload["input_data"] == {"k": 1} for d in ds)
+    assert core.tasks["t1"].stage == "running" and core.tasks["t1"].start_at == T0
+    batch = core.take_batch()
+    assert len(batch.new_attempts) == 2 and set(batch.actions) == {("t1", "first"), ("t1", "second")}
+    assert core.schedule() == []          # both slots busy, third not ready
+    finish(core, ds[0], data={"a": 1})
+    assert core.schedule() == []          # third still waits for second
+    finish(core, ds[1], data={"b": 2})
+    (third,) = core.schedule()
+    assert third.payload["input_data"] == {"first": {"a": 1}, "second": {"b": 2}}
+    assert third.payload["attempt"] == 1 and third.payload["app_sha1"] == "sha"
+    finish(core, third)
+    assert "t1" not in core.tasks       # finished tasks leave memory
+    batch = core.take_batch()
+    assert batch.tasks["t1"].stage == "finished" and batch.tasks["t1"].status == "success"
+
+
+def test_never_more_than_slots_and_spread_over_nodes(core):
+    core.node_up("n2", 2, [], True)
+    for i in range(3):
+        add(core, make_task(f"t{i}", ("a", []), ("b", [])))
+    ds = core.schedule()
+    assert len(ds) == 4
+    per_node = {}
+    for d in ds:
+        per_node[d.node_id] = per_node.get(d.node_id, 0) + 1
+    assert per_node == {"n1": 2, "n2": 2}
+    assert [d.payload["task_id"] for d in ds] == ["t0", "t0", "t1", "t1"]   # oldest task first
+    assert core.schedule() == []
+    finish(core, ds[0])
+    (nxt,) = core.schedule()
+    assert nxt.node_id == ds[0].node_id and nxt.payload["task_id"] == "t2"
+
+
+def test_failure_fails_task_and_stops_siblings(core):
+    add(core, make_task("t1", ("a", []), ("b", []), ("c", ["a", "b"])))
+    da, db = sorted(core.schedule(), key=lambda d: d.payload["name"])
+    stops = finish(core, da, status="fail", returncode=3)
+    assert stops == [Stop("n1", "t1", "b", db.payload["attempt_id"], -15)]
+    batch = core.take_batch()
+    task = batch.tasks["t1"]
+    assert (task.stage, task.status) == ("finished", "fail")
+    assert task.message == "action 'a' failed"
+    assert batch.actions[("t1", "b")].status == "kill"
+    assert ("t1", "c") not in batch.actions      # never ran, stays pending in the store
+    with pytest.raises(StaleAttempt):
+        finish(core, db)
+    # the stopped action's slot is free again once its (refused) report came in
+    assert core.nodes["n1"].free(core.now()) == 2
+
+
+def test_stale_and_duplicate_reports(core, clock):
+    add(core, make_task("t1", ("a", []), ("b", ["a"])))
+    (da,) = core.schedule()
+    core.node_down("n1", "connection closed")
+    core.node_up("n2", 1, [], True)
+    (again,) = core.schedule()
+    assert again.node_id == "n2" and again.payload["attempt"] == 2
+    assert again.payload["attempt_id"] != da.payload["attempt_id"]
+    with pytest.raises(StaleAttempt, match="is not current"):
+        finish(core, da, node="n1")
+    finish(core, again)
+    (db,) = core.schedule()
+    assert finish(core, again) == []       # repeated delivery of a recorded report: accepted, no effect
+    assert core.tasks["t1"].actions["a"].attempt == 2
+    finish(core, db)
+    assert "t1" not in core.tasks
+    with pytest.raises(StaleAttempt):
+        finish(core, db)
+
+
+def test_generated_actions_join_and_feed_to_action(core):
+    core.node_up("n1", 4, [], False)
+    add(core, make_task("t1", ("first", []), ("third", ["first"])))
+    (d1,) = core.schedule()
+    gen = [{"name": f"second_{i}", "main": "python3 second.py", "input_data": {"i": i}, "to_action": "third"}
+           for i in range(2)]
+    finish(core, d1, data={"n": 2}, actions=gen)
+    ds = core.schedule()
+    assert names(ds) == ["second_0", "second_1"]
+    assert {d.payload["name"]: d.payload["input_data"] for d in ds} == {"second_0": {"i": 0}, "second_1": {"i": 1}}
+    for d in ds:
+        finish(core, d, data={"sq": d.payload["input_data"]["i"] ** 2})
+    (d3,) = core.schedule()
+    assert d3.payload["input_data"] == {"first": {"n": 2}, "second_0": {"sq": 0}, "second_1": {"sq": 1}}
+    finish(core, d3)
+    assert "t1" not in core.tasks
+
+
+@pytest.mark.parametrize("generated, message", [
+    ([{"name": "first", "main": "x"}], "action name 'first' already exists in the task"),
+    ([{"name": "../x", "main": "x"}], "must be a plain name"),
+    ([{"name": "g", "main": "x", "condition": ["nope"]}], "condition names unknown action 'nope'"),
+    ([{"name": "g1", "main": "x", "condition": ["g2"]}, {"name": "g2", "main": "x", "condition": ["g1"]}],
+     "actions form a cycle"),
+    ([{"name": "g", "main": "x", "to_action": "first"}], "to_action 'first' has already started"),
+    ([{"name": "g", "main": "x", "to_action": "ghost"}], "to_action names unknown action 'ghost'"),
+])
+def test_bad_generated_actions_fail_the_generator(core, generated, message):
+    add(core, make_task("t1", ("first", []), ("third", ["first"])))
+    (d1,) = core.schedule()
+    finish(core, d1, actions=generated)
+    batch = core.take_batch()
+    action = batch.actions[("t1", "first")]
+    assert action.status == "fail"
+    assert action.message.startswith("generated actions rejected: ") and message in action.message
+    assert batch.tasks["t1"].status == "fail"
+    assert batch.new_actions == [] or all(a.name in ("first", "third") for a in batch.new_actions)
+
+
+def test_generated_action_limit(clock):
+    core = SchedulerCore(clock_fn=clock, max_generated_actions=2)
+    core.node_up("n1", 2, [], True)
+    add(core, make_task("t1", ("first", [])))
+    (d1,) = core.schedule()
+    finish(core, d1, actions=[{"name": f"g{i}", "main": "x"} for i in range(3)])
+    assert core.take_batch().actions[("t1", "first")].message == \
+        "generated actions rejected: a task may generate at most 2 actions"
+
+
+def test_stop_waits_for_nodes_then_kill(core):
+    add(core, make_task("t1", ("a", []), ("b", []), ("c", ["a"])))
+    da, db = sorted(core.schedule(), key=lambda d: d.payload["name"])
+    stops = core.stop_task("t1", -9)
+    assert sorted(s.name for s in stops) == ["a", "b"] and {s.signal for s in stops} == {-9}
+    assert core.tasks["t1"].stage == "stopping"
+    finish(core, da, status="kill", returncode=-9)
+    assert core.tasks["t1"].stage == "stopping"
+    assert core.schedule() == []      # nothing new starts while stopping
+    finish(core, db, status="kill", returncode=-9)
+    batch = core.take_batch()
+    assert (batch.tasks["t1"].stage, batch.tasks["t1"].status) == ("finished", "kill")
+    with pytest.raises(TaskNotExists):
+        core.stop_task("t1", -15)
+
+
+def test_stop_pending_task_finishes_at_once(core):
+    core.node_up("n1", 0 + 1, [], False)
+    add(core, make_task("t1", ("a", [])))
+    add(core, make_task("t2", ("a", [])))
+    core.schedule()
+    assert core.stop_task("t2", -15) == []
+    assert core.take_batch().tasks["t2"].status == "kill"
+    assert "t2" not in core.tasks
+    with pytest.raises(TaskNotExists):
+        core.stop_task("t2", -15)
+
+
+def test_retries_with_backoff(core, clock):
+    add(core, make_task("t1", ("a", [], {"retries": 2, "retry_delay": 1.0})))
+    (d1,) = core.schedule()
+    finish(core, d1, status="fail")
+    assert core.tasks["t1"].stage == "running"
+    assert core.schedule() == []
+    assert core.next_wakeup() == T0 + dt.timedelta(seconds=1)
+    clock.advance(1)
+    (d2,) = core.schedule()
+    assert d2.payload["attempt"] == 2
+    finish(core, d2, status="fail")
+    assert core.next_wakeup() == T0 + dt.timedelta(seconds=3)     # doubled
+    clock.advance(2)
+    (d3,) = core.schedule()
+    finish(core, d3, status="fail")
+    batch = core.take_batch()
+    assert batch.tasks["t1"].status == "fail"
+    assert [a.status for a in batch.new_attempts] == ["fail", "fail", "fail"]
+
+
+def test_stop_cancels_pending_retry(core, clock):
+    add(core, make_task("t1", ("a", [], {"retries": 3, "retry_delay": 5.0})))
+    (d1,) = core.schedule()
+    finish(core, d1, status="fail")
+    core.stop_task("t1", -15)
+    assert core.take_batch().tasks["t1"].status == "kill"
+    clock.advance(10)
+    assert core.schedule() == []
+
+
+def test_node_lost_requeues_and_recovery(core, clock):
+    add(core, make_task("t1", ("a", [])))
+    (d1,) = core.schedule()
+    # the node re-registers (restarted) without the attempt: it is run again
+    assert core.node_up("n1", 2, [], True) == []
+    (d2,) = core.schedule()
+    assert d2.payload["attempt"] == 2
+    # a node holding an attempt the manager does not expect is told to stop it
+    stops = core.node_up("n1", 2, [{"task_id": "t1", "name": "a", "attempt_id": d1.payload["attempt_id"]},
+                                   {"task_id": "t1", "name": "a", "attempt_id": d2.payload["attempt_id"]}], True)
+    assert stops == [Stop("n1", "t1", "a", d1.payload["attempt_id"], -9)]
+    # heartbeats that omit a fresh dispatch don't re-queue it within the grace period
+    clock.advance(1)
+    core.node_up("n1", 2, [], False)
+    assert core.tasks["t1"].actions["a"].attempt_id == d2.payload["attempt_id"]
+    clock.advance(5)
+    core.node_up("n1", 2, [], False)
+    assert core.tasks["t1"].actions["a"].stage == "pending"
+
+
+def test_restart_recovery_waits_for_nodes(clock):
+    core = SchedulerCore(clock_fn=clock, recovery_timeout=10)
+    task = make_task("t1", ("a", []), ("b", []))
+    task.stage = "running"
+    a = task.actions["a"]
+    a.stage, a.attempt, a.attempt_id, a.node_id, a.dispatched_at = "running", 1, "att-1", "n9", T0
+    core.load(task)
+    core.node_up("n1", 1, [], True)
+    (db,) = core.schedule()
+    assert db.payload["name"] == "b"
+    clock.advance(5)
+    core.tick()
+    assert core.tasks["t1"].actions["a"].stage == "running"
+    # node n9 comes back holding the attempt: it is kept and its report accepted
+    core.node_up("n9", 1, [{"task_id": "t1", "name": "a", "attempt_id": "att-1"}], True)
+    core.report({"task_id": "t1", "name": "a", "attempt_id": "att-1", "node_id": "n9", "stage": "finished",
+                 "status": "success", "returncode": 0, "result": {"data": {}}})
+    assert core.take_batch().attempts["att-1"].status == "success"
+
+
+def test_restart_recovery_requeues_after_timeout(clock):
+    core = SchedulerCore(clock_fn=clock, recovery_timeout=10)
+    task = make_task("t1", ("a", []))
+    task.stage = "running"
+    a = task.actions["a"]
+    a.stage, a.attempt, a.attempt_id, a.node_id, a.dispatched_at = "running", 1, "att-1", "gone", T0
+    core.load(task)
+    core.node_up("n1", 1, [], True)
+    assert core.schedule() == []
+    clock.advance(11)
+    core.tick()
+    (d,) = core.schedule()
+    assert d.payload["attempt"] == 2 and d.node_id == "n1"
+
+
+def test_event_action_runs_after_failure(core):
+    task = make_task("t1", ("a", []), ("notify", [], {"kind": EVENT}), on_fail="notify")
+    add(core, task)
+    (da,) = core.schedule()
+    finish(core, da, status="fail")
+    (dn,) = core.schedule()
+    assert dn.payload["name"] == "notify"
+    assert dn.payload["input_data"]["task_status"] == "fail"
+    assert dn.payload["input_data"]["task_id"] == "t1"
+    finish(core, dn, status="fail")
+    assert "t1" not in core.tasks
+    batch = core.take_batch()
+    assert batch.tasks["t1"].status == "fail"      # the event action's failure changes nothing

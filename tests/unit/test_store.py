@@ -1,0 +1,132 @@
+"""The SQL store on SQLite and on PostgreSQL (a fresh database per run, dropped after)."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from litepipeline.manager.store.store import Store, safe_url, sqlite_url
+from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
+
+PG_ADMIN = os.environ.get("LITEPIPELINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+NOW = dt.datetime(2026, 1, 2, 3, 4, 5, 678901)
+
+
+def _postgres_url():
+    """Create a database of our own so parallel runs never share tables."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("PostgreSQL tests skipped: psycopg is not installed")
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"lp_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        admin.dispose()
+        pytest.skip(f"PostgreSQL tests skipped: no server at {safe_url(PG_ADMIN)} ({type(exc).__name__})")
+    return admin, name, PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        store = Store(sqlite_url(str(tmp_path)))
+        store.migrate()
+        yield store
+        store.close()
+        return
+    admin, name, url = _postgres_url()
+    store = Store(url)
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def task(task_id: str, app: str = "app-1", stage: str = "pending") -> TaskState:
+    return TaskState(task_id=task_id, task_name=f"name {task_id}", application_id=app, app_sha1="a" * 40,
+                     input_data={"k": [1, 2]}, stage=stage, create_at=NOW, update_at=NOW)
+
+
+def test_migrate_is_idempotent_and_creates_tables(store):
+    store.migrate()
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"applications", "tasks", "actions", "attempts", "alembic_version"} <= tables
+
+
+def test_apps_roundtrip_and_order(store):
+    for i in range(3):
+        store.insert_app({"application_id": f"app-{i}", "name": f"n{i}", "description": "d", "sha1": "s" * 40,
+                          "create_at": NOW, "update_at": NOW})
+    rows, total = store.list_apps(0, 2)
+    assert total == 3 and [r["application_id"] for r in rows] == ["app-2", "app-1"]
+    assert store.get_app("app-0")["create_at"] == NOW          # microseconds survive
+    store.update_app("app-0", {"name": "new"})
+    assert store.get_app("app-0")["name"] == "new"
+    assert store.delete_app("app-0") == 1 and store.get_app("app-0") is None
+
+
+def test_batch_save_and_load_unfinished(store):
+    t1, t2 = task("t1"), task("t2")
+    a = ActionState("t1", "a", "python a.py", condition=[], input_data={"x": 1})
+    b = ActionState("t1", "b", "python b.py", seq=1, condition=["a"])
+    store.save(Batch(new_tasks=[t1, t2], new_actions=[a, b]))
+    t1.stage, a.stage, a.attempt, a.attempt_id, a.node_id, a.dispatched_at = "running", "running", 1, "at1", "n", NOW
+    t2.stage, t2.status = "finished", "kill"
+    record = AttemptRecord("at1", "t1", "a", 1, "n", NOW)
+    store.save(Batch(tasks={"t1": t1, "t2": t2}, actions={("t1", "a"): a}, new_attempts=[record]))
+    record.status, record.returncode, a.output = "success", 0, {"data": {"ok": True}, "actions": []}
+    store.save(Batch(actions={("t1", "a"): a}, attempts={"at1": record}))
+    loaded = store.load_unfinished()
+    assert [t["task_id"] for t, _ in loaded] == ["t1"]
+    actions = loaded[0][1]
+    assert [r["name"] for r in actions] == ["a", "b"]
+    assert actions[0]["attempt_id"] == "at1" and actions[0]["output"] == {"data": {"ok": True}, "actions": []}
+    assert actions[1]["condition"] == ["a"]
+    assert store.get_attempts("t1")[0]["status"] == "success"
+    assert store.unfinished_task_count("app-1") == 1
+    assert store.app_versions_in_use() == {("app-1", "a" * 40)}
+
+
+def test_list_tasks_filters_and_paging(store):
+    tasks = [task(f"t{i}", app="x" if i % 2 else "y", stage="finished" if i < 3 else "pending") for i in range(6)]
+    tasks[0].status = "fail"
+    store.save(Batch(new_tasks=tasks))
+    rows, total = store.list_tasks(0, 0)
+    assert total == 6 and [r["task_id"] for r in rows][:2] == ["t5", "t4"]
+    assert [r["task_id"] for r in store.list_tasks(1, 2)[0]] == ["t4", "t3"]
+    assert {r["task_id"] for r in store.list_tasks(0, 0, stage="finished")[0]} == {"t0", "t1", "t2"}
+    assert {r["task_id"] for r in store.list_tasks(0, 0, application_id="x")[0]} == {"t1", "t3", "t5"}
+    assert [r["task_id"] for r in store.list_tasks(0, 0, status="fail")[0]] == ["t0"]
+    assert store.list_tasks(0, 0, stage="running") == ([], 0)
+
+
+def test_delete_task_removes_actions_and_attempts(store):
+    t = task("t1")
+    store.save(Batch(new_tasks=[t], new_actions=[ActionState("t1", "a", "x")],
+                     new_attempts=[AttemptRecord("at", "t1", "a", 1, None, NOW)]))
+    assert store.delete_task("t1") == 1
+    assert store.get_task("t1") is None and store.get_actions("t1") == [] and store.get_attempts("t1") == []
+
+
+def test_failed_batch_leaves_nothing(store):
+    t = task("t1")
+    store.save(Batch(new_tasks=[t]))
+    with pytest.raises(Exception):
+        # a duplicate task id violates the unique index: the whole batch must roll back
+        store.save(Batch(new_tasks=[task("t2"), task("t1")], new_actions=[ActionState("t2", "a", "x")]))
+    assert store.get_task("t2") is None and store.get_actions("t2") == []
+
+
+def test_safe_url_masks_password():
+    assert "secret" not in safe_url("postgresql+psycopg://u:secret@h/db")
+    assert safe_url("postgresql+psycopg://u:secret@h/db").startswith("postgresql+psycopg://u:***@h/db")
