@@ -109,6 +109,8 @@ class MultipartBody:
 
     def _read_file(self, segment: tuple[str, int], want: int) -> bytes:
         path, size = segment
+        if size == 0:
+            return b""   # an empty file part: nothing to read, the segment ends at once
         if self._file is None:
             # Stays open across read() calls; closed at the segment's end or by close().
             self._file = open(path, "rb")  # noqa: SIM115

@@ -75,7 +75,7 @@ def check_plain_name(name: Any, what: str = "action name") -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidApplication(f"{what} must be a non-empty string, got {name!r}")
     if "/" in name or "\\" in name or "\x00" in name or name in (".", "..") or ".." in name:
-        raise InvalidApplication(f"{what} {name!r} must be a plain name (no '/', '\\\\' or '..')")
+        raise InvalidApplication(f"{what} {name!r} must be a plain name (no '/', '\\' or '..')")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidApplication(f"{what} {name[:40]!r}... is longer than {MAX_NAME_LENGTH} characters")
     return name
@@ -112,7 +112,9 @@ def parse_action(raw: Any, where: str = "configuration.json") -> ActionSpec:
     main = raw.get("main")
     if not isinstance(main, str) or not main.strip():
         raise InvalidApplication(f"{where}: action '{name}' has no 'main' command")
-    condition = raw.get("condition") or []
+    condition = raw.get("condition")
+    if condition is None:
+        condition = []
     if not isinstance(condition, list) or not all(isinstance(c, str) for c in condition):
         raise InvalidApplication(f"{where}: action '{name}' condition must be a list of action names")
     if len(set(condition)) != len(condition):
@@ -133,8 +135,10 @@ def parse_action(raw: Any, where: str = "configuration.json") -> ActionSpec:
     timeout = raw.get("timeout")
     if timeout is not None:
         timeout = _number(timeout, f"action '{name}' timeout", 0.001)
-    retries = _number(raw.get("retries") or 0, f"action '{name}' retries", 0, integer=True)
-    retry_delay = _number(raw.get("retry_delay") or 0, f"action '{name}' retry_delay", 0)
+    retries = raw.get("retries")
+    retries = 0 if retries is None else _number(retries, f"action '{name}' retries", 0, integer=True)
+    retry_delay = raw.get("retry_delay")
+    retry_delay = 0 if retry_delay is None else _number(retry_delay, f"action '{name}' retry_delay", 0)
     return ActionSpec(name, main, list(condition), env, input_data, to_action, timeout, retries, retry_delay)
 
 
@@ -251,6 +255,45 @@ class _MemberChecker:
         self.size = 0
         self.count = 0
         self.files: set[str] = set()
+        self.paths: set[str] = set()
+        self.links: dict[str, str] = {}   # symlink path -> its target joined to the link's directory
+
+    def _inside(self, path: Optional[str]) -> bool:
+        return path is not None and (path == self.top or path.startswith(self.top + "/"))
+
+    def _resolve(self, path: str, depth: int = 0) -> Optional[str]:
+        """``path`` with every known symlink followed; None when it climbs above the root."""
+        out: list[str] = []
+        for part in path.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not out:
+                    return None
+                out.pop()
+                continue
+            out.append(part)
+            current = "/".join(out)
+            if current in self.links:
+                if depth > 40:
+                    return None
+                resolved = self._resolve(self.links[current], depth + 1)
+                if resolved is None:
+                    return None
+                out = resolved.split("/") if resolved else []
+        return "/".join(out)
+
+    def finish(self) -> None:
+        """Checks that need the whole archive: links through links, members under links."""
+        for path, target in self.links.items():
+            if not self._inside(self._resolve(target)):
+                raise InvalidApplication(f"tarball link '{path}' points outside the top directory")
+        for path in self.paths:
+            parent = posixpath.dirname(path)
+            while parent and parent != self.top:
+                if parent in self.links:
+                    raise InvalidApplication(f"tarball member '{path}' is inside the link '{parent}'")
+                parent = posixpath.dirname(parent)
 
     def check(self, member: tarfile.TarInfo) -> Optional[str]:
         """Return the member's normalized path ('' for the archive root), or raise."""
@@ -276,15 +319,18 @@ class _MemberChecker:
                 f"tarball must hold one top directory, found '{self.top}' and '{top}'")
         if path == top and not member.isdir():
             raise InvalidApplication(f"tarball top entry '{top}' is not a directory")
+        if path in self.paths and (member.issym() or path in self.links):
+            raise InvalidApplication(f"tarball member '{member.name}' replaces an earlier link or member")
+        self.paths.add(path)
         if member.issym():
             if member.linkname.startswith("/"):
                 raise InvalidApplication(f"tarball link '{member.name}' points to an absolute path")
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(path), member.linkname))
-            if not (target == top or target.startswith(top + "/")):
+            self.links[path] = posixpath.join(posixpath.dirname(path), member.linkname)
+            if not self._inside(self._resolve(self.links[path])):
                 raise InvalidApplication(f"tarball link '{member.name}' points outside the top directory")
         elif member.islnk():
             target = _member_path(tarfile.TarInfo(member.linkname))
-            if not (target == top or target.startswith(top + "/")):
+            if not self._inside(target):
                 raise InvalidApplication(f"tarball link '{member.name}' points outside the top directory")
         self.size += max(member.size, 0)
         if self.size > self.max_unpacked_size:
@@ -326,6 +372,7 @@ def inspect_tarball(path: str, max_unpacked_size: int) -> TarballInfo:
         raise InvalidApplication(f"application file is not a valid gzip tar archive: {exc}") from None
     if checker.top is None:
         raise InvalidApplication("tarball is empty")
+    checker.finish()
     if config_bytes is None:
         raise InvalidApplication(f"tarball has no {checker.top}/{CONFIG_NAME}")
     spec = parse_configuration(config_bytes)
@@ -354,6 +401,7 @@ def safe_extract(path: str, dest: str, max_unpacked_size: int) -> str:
                     members.append(member)
             if checker.top is None:
                 raise InvalidApplication("tarball is empty")
+            checker.finish()
             kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(dest, members=members, **kwargs)
     except tarfile.FilterError as exc:

@@ -80,7 +80,10 @@ class FrameDecoder:
         while True:
             end = self._buffer.find(JSON_END)
             if end < 0:
-                if len(self._buffer) > self._max_size:
+                # past max_size only the start of the delimiter may follow (a frame of exactly
+                # max_size bytes whose delimiter is still arriving)
+                if len(self._buffer) > self._max_size and \
+                        not JSON_END.startswith(bytes(self._buffer[self._max_size:])):
                     raise ProtocolError(f"frame larger than {self._max_size} bytes")
                 return messages
             if end > self._max_size:
@@ -99,12 +102,17 @@ async def read_message(stream: Any, max_size: int = MAX_FRAME_SIZE) -> dict:
 
     Stream errors (``StreamClosedError``) propagate unchanged.
     """
-    from tornado.iostream import UnsatisfiableReadError
+    from tornado.iostream import StreamClosedError, UnsatisfiableReadError
 
     try:
         head = await stream.read_until(JSON_END, max_bytes=max_size + len(JSON_END))
     except UnsatisfiableReadError:
         raise ProtocolError(f"frame larger than {max_size} bytes") from None
+    except StreamClosedError as exc:
+        # tornado closes the stream itself when max_bytes is exceeded; tell that apart
+        if isinstance(exc.real_error, UnsatisfiableReadError):
+            raise ProtocolError(f"frame larger than {max_size} bytes") from None
+        raise
     trailer = await stream.read_bytes(CRC_LEN + len(FRAME_END))
     return decode(head[: -len(JSON_END)], trailer)
 

@@ -61,6 +61,9 @@ class JsonHandler(tornado.web.RequestHandler):
         else:
             body = {"result": "ServerException", "message": "internal server error"}
         self.set_header("Content-Type", "application/json; charset=UTF-8")
+        if status_code == 413:
+            # the body was not read: this connection cannot carry another request
+            self.set_header("Connection", "close")
         self.finish(json.dumps(body))
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:

@@ -37,25 +37,29 @@ class UploadHandler(ManagerHandler):
         self.parser.register("up_file", self.file)
         for key, target in self.fields.items():
             self.parser.register(key, target)
-        self.received = 0
-        self.parse_error: Optional[str] = None
+        self.body_error: Optional[Exception] = None
 
     def data_received(self, chunk: bytes) -> None:
-        if self.parse_error:
+        # Errors are remembered, not raised: tornado answers an exception raised here by
+        # resetting the connection; the verb method turns them into a proper envelope.
+        if self.body_error is not None:
             return
-        self.received += len(chunk)
         try:
             self.parser.data_received(chunk)
         except Exception as exc:  # noqa: BLE001 - the parser's errors are the client's malformed body
-            self.parse_error = f"malformed multipart body: {exc}"
+            self.body_error = InvalidParameters(f"malformed multipart body: {exc}")
         if self.file.too_large:
-            raise PayloadTooLarge(f"application file is larger than max_buffer_size "
-                                  f"({self.manager.config.max_buffer_size} bytes)")
+            self.body_error = PayloadTooLarge(f"application file is larger than max_buffer_size "
+                                              f"({self.manager.config.max_buffer_size} bytes)")
+            self.file.close()
+            remove(self.upload_path)   # don't keep what was written so far
         for key, target in self.fields.items():
             if len(target.value) > FIELD_LIMIT:
-                raise InvalidParameters(f"field '{key}' is longer than {FIELD_LIMIT} bytes")
+                self.body_error = InvalidParameters(f"field '{key}' is longer than {FIELD_LIMIT} bytes")
 
     def field(self, key: str) -> Optional[str]:
+        if self.body_error is not None:
+            raise self.body_error
         if not self.fields[key]._started:
             return None
         try:
@@ -65,8 +69,8 @@ class UploadHandler(ManagerHandler):
 
     def uploaded(self) -> Optional[tuple[str, str]]:
         """(path, sha1) of the uploaded file, or None when no file part was sent."""
-        if self.parse_error:
-            raise InvalidParameters(self.parse_error)
+        if self.body_error is not None:
+            raise self.body_error
         self.file.close()
         if not self.file._started:
             return None

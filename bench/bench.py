@@ -1,0 +1,188 @@
+"""LitePipeline benchmark: latency and throughput against the cost of the actions themselves.
+
+Starts a manager and N nodes on loopback in a temporary directory and prints one JSON
+object. Every part — manager, nodes, the floor measurements — runs with the same PATH,
+whose first entry is this venv's bin directory, so ``python3`` is the same interpreter
+everywhere (a pyenv shim would otherwise dominate the timings).
+
+    .venv/bin/python bench/bench.py [--nodes 2] [--slots 2] [--dag-runs 20] [--tasks 300]
+
+Measures:
+  floor          median wall time of one no-op action command run directly
+  dag_floor      first and second run by hand in parallel, then third (median)
+  floor_rate     no-op commands/s through a thread pool as wide as the cluster's slots
+  dag_latency    task create -> finished for first+second -> third (median, p90)
+  throughput     one-action no-op tasks submitted at once, tasks/s until all finished
+  peak RSS of manager and nodes, manager CPU seconds per task
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from tests.e2e.harness import LiteCluster, wait_for  # noqa: E402
+from tests.fixtures import make_app  # noqa: E402
+
+NOOP_DAG = {"actions": [
+    {"name": "first", "condition": [], "main": "python3 noop.py"},
+    {"name": "second", "condition": [], "main": "python3 noop.py"},
+    {"name": "third", "condition": ["first", "second"], "main": "python3 noop.py"},
+]}
+NOOP_ONE = {"actions": [{"name": "only", "condition": [], "main": "python3 noop.py"}]}
+
+
+def percentile(values: list, q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def run_action(appdir: str, workspace: str) -> None:
+    os.makedirs(workspace, exist_ok=True)
+    with open(os.path.join(workspace, "input.data"), "w") as fp:
+        fp.write("{}")
+    subprocess.run(["bash", "-c", f"cd {appdir} && python3 noop.py {workspace}"], check=True)
+
+
+def floors(appdir: str, scratch: str, runs: int, rate_commands: int, slots: int) -> dict:
+    singles = []
+    for i in range(runs):
+        start = time.perf_counter()
+        run_action(appdir, os.path.join(scratch, f"single{i}"))
+        singles.append(time.perf_counter() - start)
+    dags = []
+    with cf.ThreadPoolExecutor(2) as pool:
+        for i in range(runs):
+            start = time.perf_counter()
+            futures = [pool.submit(run_action, appdir, os.path.join(scratch, f"dag{i}", n)) for n in ("a", "b")]
+            for f in futures:
+                f.result()
+            run_action(appdir, os.path.join(scratch, f"dag{i}", "c"))
+            dags.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    with cf.ThreadPoolExecutor(slots) as pool:
+        list(pool.map(lambda i: run_action(appdir, os.path.join(scratch, f"rate{i}")), range(rate_commands)))
+    elapsed = time.perf_counter() - start
+    return {"floor_ms": ms(statistics.median(singles)), "dag_floor_ms": ms(statistics.median(dags)),
+            "floor_rate_per_s": round(rate_commands / elapsed, 1)}
+
+
+def proc_stat(pid: int) -> dict:
+    with open(f"/proc/{pid}/status") as fp:
+        status = dict(line.split(":", 1) for line in fp if ":" in line)
+    with open(f"/proc/{pid}/stat") as fp:
+        fields = fp.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {"peak_rss_mb": round(int(status["VmHWM"].split()[0]) / 1024, 1),
+            "cpu_s": (int(fields[11]) + int(fields[12])) / ticks}
+
+
+def server_seconds(info: dict) -> float:
+    from litepipeline.common import clock
+
+    task = info["task_info"]
+    return (clock.parse(task["end_at"]) - clock.parse(task["create_at"])).total_seconds()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--slots", type=int, default=2, help="action_slots per node")
+    parser.add_argument("--dag-runs", type=int, default=20)
+    parser.add_argument("--tasks", type=int, default=300)
+    parser.add_argument("--database-url", default=None, help="default: SQLite in the manager's data_path")
+    args = parser.parse_args()
+    bindir = os.path.dirname(sys.executable)
+    os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    total_slots = args.nodes * args.slots
+    root = tempfile.mkdtemp(prefix="litepipeline-bench-")
+    result: dict = {"nodes": args.nodes, "slots_per_node": args.slots, "python3": sys.version.split()[0]}
+
+    appdir = os.path.join(root, "floor-app")
+    os.makedirs(appdir)
+    with open(os.path.join(appdir, "noop.py"), "w") as fp:
+        fp.write("import sys\n")
+    result.update(floors(appdir, os.path.join(root, "floor-ws"), args.dag_runs, args.tasks, total_slots))
+
+    overrides = {"log_level": "WARNING"}
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    with LiteCluster(os.path.join(root, "cluster"), **overrides) as cluster:
+        cluster.start_manager()
+        for _ in range(args.nodes):
+            cluster.add_node(slots=args.slots, log_level="WARNING", heartbeat_interval=1, heartbeat_timeout=30)
+        dag_app = cluster.upload(make_app(root, NOOP_DAG, name="dag.tar.gz"))
+        one_app = cluster.upload(make_app(root, NOOP_ONE, name="one.tar.gz"))
+        # warm-up: every node fetches both apps once
+        for _ in range(total_slots):
+            cluster.run_task(dag_app)
+            cluster.run_task(one_app)
+
+        walls, servers = [], []
+        for _ in range(args.dag_runs):
+            start = time.perf_counter()
+            task_id = cluster.api.task_create(dag_app, "dag", {})["task_id"]
+            info = wait_for(lambda: _finished(cluster, task_id), 60, 0.002, "dag task")
+            walls.append(time.perf_counter() - start)
+            servers.append(server_seconds(info))
+            assert info["task_info"]["status"] == "success", info
+        result["dag_latency_ms"] = {"median": ms(statistics.median(servers)), "p90": ms(percentile(servers, 0.9)),
+                                    "client_median": ms(statistics.median(walls))}
+        result["dag_ratio_to_floor"] = round(result["dag_latency_ms"]["median"] / result["dag_floor_ms"], 2)
+
+        manager_before = proc_stat(cluster.manager.pid)
+        start = time.perf_counter()
+        with cf.ThreadPoolExecutor(16) as pool:
+            ids = list(pool.map(lambda i: cluster.api.task_create(one_app, f"t{i}", {})["task_id"],
+                                range(args.tasks)))
+        submitted = time.perf_counter() - start
+
+        def all_done() -> bool:
+            reply = cluster.api.task_list(limit=args.tasks, stage="finished", app_id=one_app)
+            return reply["total"] >= args.tasks + total_slots
+
+        wait_for(all_done, 600, 0.05, "all tasks")
+        elapsed = time.perf_counter() - start
+        manager_after = proc_stat(cluster.manager.pid)
+        rows = cluster.api.task_list(limit=args.tasks, app_id=one_app)["tasks"]
+        mine = [r for r in rows if r["task_id"] in set(ids)]
+        statuses = {r["status"] for r in mine}
+        from litepipeline.common import clock
+
+        first = min(clock.parse(r["create_at"]) for r in mine)
+        last = max(clock.parse(r["end_at"]) for r in mine)
+        span = (last - first).total_seconds()
+        result["throughput"] = {"tasks": args.tasks, "tasks_per_s": round(args.tasks / span, 1),
+                                "client_tasks_per_s": round(args.tasks / elapsed, 1),
+                                "submit_s": round(submitted, 2), "statuses": sorted(statuses)}
+        result["throughput_ratio_to_floor_rate"] = round(result["throughput"]["tasks_per_s"]
+                                                         / result["floor_rate_per_s"], 2)
+        result["manager"] = {"peak_rss_mb": manager_after["peak_rss_mb"],
+                             "cpu_ms_per_task": round((manager_after["cpu_s"] - manager_before["cpu_s"])
+                                                      / args.tasks * 1000, 2)}
+        result["nodes_peak_rss_mb"] = [proc_stat(n.pid)["peak_rss_mb"] for n in cluster.nodes]
+    subprocess.run(["rm", "-rf", root], check=False)
+    print(json.dumps(result, indent=2))
+
+
+def _finished(cluster: LiteCluster, task_id: str):
+    info = cluster.api.task_info(task_id)
+    return info if info["task_info"]["stage"] == "finished" else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,583 @@
+"""Runs actions: one awaited bash process group per attempt, bounded by ``action_slots``.
+
+An attempt's life: accepted (slot reserved) → preparing (app cache, env, workspace) →
+running (process group alive) → finished (report handed to the :class:`Reporter`). A stop
+request, a timeout, a node shutdown or the manager disowning the attempt can cut any phase.
+
+The process group must not outlive the node: bash gets ``PR_SET_PDEATHSIG(SIGUSR1)`` and
+traps USR1 by SIGKILLing its own group, and a record in ``data_path/running/`` lets the next
+start reap a group left behind anyway (e.g. the kernel could not deliver the signal).
+"""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import re
+import shlex
+import signal
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from litepipeline.common import clock
+from litepipeline.common.appspec import check_plain_name, check_relative_path
+from litepipeline.common.config import NodeConfig
+from litepipeline.common.errors import (
+    ActionNotExists,
+    InvalidApplication,
+    InvalidParameters,
+    OperationFailed,
+    ServiceUnavailable,
+)
+from litepipeline.common.states import Stage, Status
+from litepipeline.common.web import require
+from litepipeline.node.appcache import AppCache, AppCacheError
+from litepipeline.node.reporter import Reporter
+from litepipeline.node.workspace import (
+    OUTPUT_FILE,
+    STDOUT_FILE,
+    OutputError,
+    Workspaces,
+    read_json,
+    read_output,
+    remove_file,
+    write_json_atomic,
+)
+
+LOG = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when an action times out
+RECENT_ATTEMPTS = 10000  # finished attempt ids remembered so a re-sent /action/run is not re-run
+SHA1_RE = re.compile(r"^[0-9a-fA-F]{40}$")
+
+
+@dataclass
+class ActionRequest:
+    """A validated POST /action/run body."""
+
+    name: str
+    main: str
+    task_id: str
+    app_id: str
+    app_sha1: str
+    attempt_id: str
+    attempt: int = 1
+    env: Optional[str] = None
+    condition: list = field(default_factory=list)
+    input_data: dict = field(default_factory=dict)
+    timeout: Optional[float] = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> ActionRequest:
+        """Validate; :class:`InvalidParameters` names the offending field."""
+        def plain(key: str) -> str:
+            try:
+                return check_plain_name(require(data, key, str), f"field '{key}'")
+            except InvalidApplication as exc:
+                raise InvalidParameters(exc.message) from None
+
+        name, task_id, app_id, attempt_id = plain("name"), plain("task_id"), plain("app_id"), plain("attempt_id")
+        main = require(data, "main", str)
+        if not main.strip():
+            raise InvalidParameters("field 'main' must not be empty")
+        sha1 = require(data, "app_sha1", str)
+        if not SHA1_RE.match(sha1):
+            raise InvalidParameters(f"field 'app_sha1' must be 40 hex digits, got {sha1[:60]!r}")
+        env = data.get("env")
+        if env in (None, ""):
+            env = None
+        else:
+            try:
+                env = check_relative_path(env, "field 'env'")
+            except InvalidApplication as exc:
+                raise InvalidParameters(exc.message) from None
+        condition = data.get("condition") or []
+        if not isinstance(condition, list):
+            raise InvalidParameters("field 'condition' must be a list")
+        input_data = data.get("input_data")
+        if input_data is None:
+            input_data = {}
+        if not isinstance(input_data, dict):
+            raise InvalidParameters(f"field 'input_data' must be an object, got {type(input_data).__name__}")
+        attempt = data.get("attempt", 1)
+        if attempt is None:
+            attempt = 1
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+            raise InvalidParameters(f"field 'attempt' must be a positive integer, got {attempt!r}")
+        timeout = data.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or timeout <= 0):
+            raise InvalidParameters(f"field 'timeout' must be a positive number or null, got {timeout!r}")
+        return cls(name, main, task_id, app_id, sha1.lower(), attempt_id, attempt, env, condition,
+                   input_data, timeout)
+
+
+def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> str:
+    """The bash script running ``cd APP && [source ENV/bin/activate &&] MAIN WORKSPACE``.
+
+    Shape, and why:
+    - USR1 (sent by the kernel when the node dies, see PR_SET_PDEATHSIG) kills the group.
+    - MAIN runs in a background subshell and bash sits in ``wait``: only there does bash run
+      a trap at once (during a foreground command it would defer it until the command ends).
+    - Both shells trap TERM as a no-op so that on a stop/timeout SIGTERM they stay until MAIN
+      has finished its own clean-up; exec'd commands get the default TERM action back. The
+      outer ``wait`` returns early when a trap ran, so it waits again; that second ``wait``
+      may answer -1/127 when the status was already collected, and then the first one stands.
+    - The exit status of bash is MAIN's (128+N when MAIN died of signal N).
+    """
+    prefix = f"cd {shlex.quote(app_dir)} && "
+    if env_dir:
+        prefix += f"source {shlex.quote(os.path.join(env_dir, 'bin', 'activate'))} && "
+    return (
+        "trap 'kill -KILL -- -$$' USR1\n"
+        "trap 'interrupted=1' TERM\n"
+        "{ trap 'interrupted=1' TERM\n"
+        f"{prefix}{main} {shlex.quote(workspace)}\n"
+        "} & child=$!\n"
+        "interrupted=0\n"
+        "wait \"$child\"; rc=$?\n"
+        "while [ \"$interrupted\" = 1 ]; do\n"
+        "  interrupted=0; wait \"$child\"; again=$?\n"
+        "  if [ \"$again\" -ge 0 ] && [ \"$again\" -le 255 ] && [ \"$again\" -ne 127 ]; then rc=$again; fi\n"
+        "done\n"
+        "exit \"$rc\"\n"
+    )
+
+
+def build_command(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> list[str]:
+    return ["bash", "-c", build_script(app_dir, main, workspace, env_dir)]
+
+
+class DeathSignal:
+    """``preexec_fn`` asking the kernel to send SIGUSR1 to the child when the node dies.
+
+    libc is loaded here, before any fork: the child only makes one system call.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self._libc: Any = ctypes.CDLL(None, use_errno=True)
+            self._prctl = self._libc.prctl
+        except (OSError, AttributeError):
+            self._libc = None  # not Linux: the group is reaped at the next start only
+        self._parent = os.getpid()
+
+    def __call__(self) -> None:
+        if self._libc is None:
+            return
+        self._prctl(PR_SET_PDEATHSIG, int(signal.SIGUSR1), 0, 0, 0)
+        if os.getppid() != self._parent:  # the node died before prctl: nobody will signal us
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def shell_returncode(returncode: int) -> int:
+    """asyncio's ``-N`` (killed by signal N) as the shell's ``128+N``, like bash reports MAIN's."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fp:
+            return fp.read().strip()
+    except OSError:
+        return ""
+
+
+def process_start_time(pid: int) -> Optional[int]:
+    """Field 22 of /proc/PID/stat (clock ticks since boot); None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fp:
+            stat = fp.read()
+        return int(stat[stat.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class Attempt:
+    """One dispatched attempt held by this node."""
+
+    request: ActionRequest
+    accepted_at: Any = field(default_factory=clock.now)
+    state: str = "fetching"  # fetching → running → finished
+    start_at: Any = None
+    pgid: Optional[int] = None
+    prep: Optional[asyncio.Task] = None
+    task: Optional[asyncio.Task] = None
+    kill_reason: Optional[str] = None  # set by a stop request or shutdown: status "kill"
+    kill_signal: Optional[int] = None
+    timed_out: bool = False
+    abandoned: bool = False  # the manager no longer expects it: no report
+    holds_slot: bool = True
+
+    @property
+    def attempt_id(self) -> str:
+        return self.request.attempt_id
+
+    def entry(self) -> dict:
+        req = self.request
+        return {"task_id": req.task_id, "name": req.name, "attempt_id": req.attempt_id, "state": self.state}
+
+
+class Executor:
+    """Accepts, runs, stops and reports actions; see the module docstring."""
+
+    def __init__(self, config: NodeConfig, appcache: AppCache, workspaces: Workspaces, reporter: Reporter,
+                 running_dir: str) -> None:
+        self.config = config
+        self.appcache = appcache
+        self.workspaces = workspaces
+        self.reporter = reporter
+        self.running_dir = running_dir
+        self.attempts: dict[str, Attempt] = {}
+        self.slots_used = 0
+        self.draining = False
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._death_signal = DeathSignal()
+        self._boot_id = _boot_id()
+        self._hurry = asyncio.Event()
+
+    # -- queries ---------------------------------------------------------------------------
+    @property
+    def full(self) -> bool:
+        return self.slots_used >= self.config.action_slots
+
+    def knows(self, attempt_id: str) -> bool:
+        return attempt_id in self.attempts or attempt_id in self._recent or self.reporter.has(attempt_id)
+
+    def running_entries(self) -> list[dict]:
+        """Every attempt held: preparing, running, or finished with the report not yet acknowledged."""
+        entries = [a.entry() for a in self.attempts.values() if not a.abandoned]
+        held = {e["attempt_id"] for e in entries}
+        entries.extend(e for e in self.reporter.pending_entries() if e["attempt_id"] not in held)
+        return entries
+
+    def busy_tasks(self) -> set[str]:
+        return {a.request.task_id for a in self.attempts.values()}
+
+    # -- commands ----------------------------------------------------------------------------
+    def accept(self, request: ActionRequest) -> bool:
+        """Reserve a slot and start the attempt; False when it is already known (idempotent)."""
+        if self.draining:
+            raise ServiceUnavailable("node is shutting down")
+        if self.knows(request.attempt_id):
+            return False
+        for other in list(self.attempts.values()):
+            if (other.request.task_id, other.request.name) == (request.task_id, request.name):
+                # the manager re-dispatched this action, so it gave the older attempt up
+                LOG.warning("task %s action %s: attempt %s replaces attempt %s still held here",
+                            request.task_id, request.name, request.attempt_id, other.attempt_id)
+                self.abandon(other.attempt_id, "replaced by a newer attempt")
+        if self.full:
+            raise OperationFailed("node has no free action slot")
+        attempt = Attempt(request)
+        self.attempts[request.attempt_id] = attempt
+        self.slots_used += 1
+        attempt.task = asyncio.ensure_future(self._run(attempt))
+        return True
+
+    def stop(self, task_id: str, name: str, signum: int, attempt_id: Optional[str] = None) -> str:
+        """Send ``signum`` to an action's process group (or cancel its fetch); returns a message."""
+        attempt = self._find(task_id, name, attempt_id)
+        if attempt is None:
+            if any(e["task_id"] == task_id and e["name"] == name
+                   and (attempt_id is None or e["attempt_id"] == attempt_id)
+                   for e in self.reporter.pending_entries()):
+                return "action already finished"
+            raise ActionNotExists(f"no action '{name}' of task {task_id} on this node")
+        self._kill(attempt, signum, f"stopped by signal {signum}")
+        return ""
+
+    def abandon(self, attempt_id: str, reason: str) -> None:
+        """The manager no longer expects this attempt: kill it and send nothing about it."""
+        self.reporter.drop(attempt_id)
+        attempt = self.attempts.get(attempt_id)
+        if attempt is None or attempt.abandoned:
+            return
+        LOG.warning("task %s action %s attempt %s abandoned: %s", attempt.request.task_id,
+                    attempt.request.name, attempt_id, reason)
+        attempt.abandoned = True
+        self._kill(attempt, signal.SIGKILL, reason)
+
+    def abandon_matching(self, entry: dict) -> None:
+        """Abandon by ``{attempt_id}`` or, lacking it, by ``{task_id, name}``."""
+        attempt_id = entry.get("attempt_id")
+        if not attempt_id:
+            attempt = self._find(entry.get("task_id"), entry.get("name"), None)
+            if attempt is None:
+                return
+            attempt_id = attempt.attempt_id
+        self.abandon(attempt_id, "the manager asked to stop it")
+
+    async def drain(self, timeout: float) -> None:
+        """Shutdown: accept nothing more, let accepted actions (fetching ones too) end within
+        ``timeout``, then kill the rest (reported ``kill``, "node shut down")."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        try:
+            while True:
+                pending = [a.task for a in self.attempts.values() if a.task is not None and not a.task.done()]
+                remaining = deadline - loop.time()
+                if not pending or remaining <= 0 or self._hurry.is_set():
+                    break
+                LOG.info("waiting up to %.3g s for %d running action(s)", remaining, len(pending))
+                await asyncio.wait(pending + [hurry], timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hurry.cancel()
+        for attempt in list(self.attempts.values()):
+            if attempt.state != "finished":
+                self._kill(attempt, signal.SIGKILL, "node shut down")
+        tasks = [a.task for a in self.attempts.values() if a.task is not None and not a.task.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
+    def hurry(self) -> None:
+        """A second stop signal: end the drain now."""
+        self._hurry.set()
+
+    # -- orphans -----------------------------------------------------------------------------
+    def reap_orphans(self) -> int:
+        """Kill process groups recorded by an earlier run of the node; returns how many."""
+        killed = 0
+        try:
+            names = os.listdir(self.running_dir)
+        except FileNotFoundError:
+            return 0
+        for fname in names:
+            path = os.path.join(self.running_dir, fname)
+            try:
+                record = read_json(path)
+                pgid = int(record["pgid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                remove_file(path)
+                continue
+            if record.get("boot_id") == self._boot_id and self._is_ours(pgid, record.get("start_time")):
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                    killed += 1
+                    LOG.warning("killed orphaned process group %d of task %s action %s", pgid,
+                                record.get("task_id"), record.get("name"))
+                except (ProcessLookupError, PermissionError):
+                    pass
+            remove_file(path)
+        return killed
+
+    @staticmethod
+    def _is_ours(pgid: int, start_time: Optional[int]) -> bool:
+        started = process_start_time(pgid)
+        if started is not None:
+            return started == start_time  # the leader lives: same process only if same start
+        # leader gone: while any member lives the id cannot be reused, so the group is ours
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+    # -- internals ----------------------------------------------------------------------------
+    def _find(self, task_id: Any, name: Any, attempt_id: Optional[str]) -> Optional[Attempt]:
+        if attempt_id:
+            attempt = self.attempts.get(attempt_id)
+            return attempt if attempt is not None and not attempt.abandoned else None
+        for attempt in self.attempts.values():
+            if attempt.request.task_id == task_id and attempt.request.name == name and not attempt.abandoned:
+                return attempt
+        return None
+
+    def _kill(self, attempt: Attempt, signum: int, reason: str) -> None:
+        if attempt.state == "finished":
+            return
+        if attempt.kill_reason is None:
+            attempt.kill_reason = reason
+        attempt.kill_signal = signum
+        if attempt.state == "fetching":
+            if attempt.prep is not None:
+                attempt.prep.cancel()
+        elif attempt.pgid is not None:
+            self._signal_group(attempt, signum)
+
+    def _signal_group(self, attempt: Attempt, signum: int) -> None:
+        try:
+            os.killpg(attempt.pgid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _release_slot(self, attempt: Attempt) -> None:
+        if attempt.holds_slot:
+            attempt.holds_slot = False
+            self.slots_used -= 1
+
+    def _report(self, attempt: Attempt, stage: Stage, status: Optional[Status] = None,
+                returncode: Optional[int] = None, result: Any = None, message: str = "",
+                end_at: Any = None) -> dict:
+        req = attempt.request
+        return {"name": req.name, "task_id": req.task_id, "node_id": self.reporter.node_id(),
+                "attempt_id": req.attempt_id, "attempt": req.attempt, "stage": stage.value,
+                "status": status.value if status is not None else None,
+                "start_at": clock.fmt(attempt.start_at or attempt.accepted_at), "end_at": clock.fmt(end_at),
+                "returncode": returncode, "result": result, "message": message}
+
+    async def _prepare(self, attempt: Attempt) -> tuple[str, Optional[str], str]:
+        req = attempt.request
+        top = await self.appcache.ensure(req.app_id, req.app_sha1)
+        try:
+            env_dir = await self.appcache.ensure_env(top, req.env) if req.env else None
+            workspace = await self.workspaces.prepare(req.task_id, req.name, req.input_data)
+        except BaseException:
+            self.appcache.release(req.app_id, req.app_sha1)
+            raise
+        return top, env_dir, workspace
+
+    async def _run(self, attempt: Attempt) -> None:
+        req = attempt.request
+        LOG.info("action accepted: task %s action %s attempt %s (#%d)", req.task_id, req.name,
+                 req.attempt_id, req.attempt)
+        try:
+            await self._run_inner(attempt)
+        except Exception:
+            LOG.exception("task %s action %s attempt %s: unexpected error", req.task_id, req.name,
+                          req.attempt_id)
+            self._release_slot(attempt)
+            if attempt.state != "finished":
+                self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.FAIL,
+                                                   message="node error while running the action",
+                                                   end_at=clock.now()))
+        finally:
+            self._release_slot(attempt)
+            self.attempts.pop(req.attempt_id, None)
+
+    async def _run_inner(self, attempt: Attempt) -> None:
+        req = attempt.request
+        if attempt.kill_reason is not None:  # stopped before it even began
+            self._release_slot(attempt)
+            self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.KILL,
+                                               message=attempt.kill_reason, end_at=clock.now()))
+            return
+        attempt.prep = asyncio.ensure_future(self._prepare(attempt))
+        try:
+            top, env_dir, workspace = await attempt.prep
+        except asyncio.CancelledError:
+            if attempt.kill_reason is None:
+                raise  # our own task was cancelled, not the preparation
+            self._release_slot(attempt)
+            self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.KILL,
+                                               message=attempt.kill_reason, end_at=clock.now()))
+            return
+        except (AppCacheError, OSError) as exc:  # OSError: e.g. the disk is full
+            message = str(exc) if isinstance(exc, AppCacheError) else f"cannot prepare the action: {exc}"
+            self._release_slot(attempt)
+            self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.FAIL, message=message,
+                                               end_at=clock.now()))
+            return
+        try:
+            await self._execute(attempt, top, env_dir, workspace)
+        finally:
+            self.appcache.release(req.app_id, req.app_sha1)
+
+    async def _execute(self, attempt: Attempt, top: str, env_dir: Optional[str], workspace: str) -> None:
+        req = attempt.request
+        if attempt.kill_reason is not None:  # stopped while the workspace was being made
+            self._release_slot(attempt)
+            self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.KILL,
+                                               message=attempt.kill_reason, end_at=clock.now()))
+            return
+        env = dict(os.environ, PYTHONUNBUFFERED="1")  # stdout.data fills as the action prints
+        try:
+            stdout_fd = os.open(os.path.join(workspace, STDOUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                0o644)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *build_command(top, req.main, workspace, env_dir), cwd=top, env=env,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=stdout_fd, stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True, preexec_fn=self._death_signal)
+            finally:
+                os.close(stdout_fd)
+        except OSError as exc:
+            self._release_slot(attempt)
+            self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.FAIL,
+                                               message=f"cannot start the action: {exc}", end_at=clock.now()))
+            return
+        attempt.pgid = proc.pid
+        attempt.start_at = clock.now()
+        attempt.state = "running"
+        record = os.path.join(self.running_dir, f"{req.attempt_id}.json")
+        try:
+            write_json_atomic(record, {"pgid": proc.pid, "start_time": process_start_time(proc.pid),
+                                       "boot_id": self._boot_id, "task_id": req.task_id, "name": req.name,
+                                       "attempt_id": req.attempt_id})
+        except OSError as exc:  # only the crash-recovery net is lost; the action runs on
+            LOG.warning("cannot record process group of attempt %s: %s", req.attempt_id, exc)
+        if attempt.kill_reason is not None:  # a stop arrived while the process was being spawned
+            self._signal_group(attempt, attempt.kill_signal or signal.SIGKILL)
+        LOG.info("action started: task %s action %s attempt %s pid %d", req.task_id, req.name,
+                 req.attempt_id, proc.pid)
+        if not attempt.abandoned:
+            self.reporter.send_running(self._report(attempt, Stage.RUNNING))
+        returncode = await self._wait(attempt, proc)
+        end_at = clock.now()
+        # leftovers of the action (daemonized helpers still in its group) end with it
+        self._signal_group(attempt, signal.SIGKILL)
+        self._release_slot(attempt)
+        remove_file(record)
+        attempt.state = "finished"
+        await self._finish_run(attempt, workspace, returncode, end_at)
+
+    async def _wait(self, attempt: Attempt, proc: asyncio.subprocess.Process) -> int:
+        waiter = asyncio.ensure_future(proc.wait())
+        timeout = attempt.request.timeout
+        if timeout is not None:
+            done, _ = await asyncio.wait([waiter], timeout=timeout)
+            if not done:
+                attempt.timed_out = True
+                LOG.warning("task %s action %s timed out after %g s", attempt.request.task_id,
+                            attempt.request.name, timeout)
+                self._signal_group(attempt, signal.SIGTERM)
+                done, _ = await asyncio.wait([waiter], timeout=STOP_GRACE)
+                if not done:
+                    self._signal_group(attempt, signal.SIGKILL)
+        return shell_returncode(await waiter)
+
+    async def _finish_run(self, attempt: Attempt, workspace: str, returncode: int, end_at: Any) -> None:
+        req = attempt.request
+        message = ""
+        try:
+            result = await asyncio.to_thread(read_output, os.path.join(workspace, OUTPUT_FILE),
+                                             self.config.max_output_size)
+            output_ok = True
+        except OutputError as exc:
+            result, message, output_ok = {}, str(exc), False
+        if attempt.kill_reason is not None:
+            status = Status.KILL
+            message = attempt.kill_reason + (f"; {message}" if message else "")
+        elif attempt.timed_out:
+            status = Status.FAIL
+            message = f"action timed out after {req.timeout:g} s"
+        elif not output_ok:
+            status = Status.FAIL
+        elif returncode != 0:
+            status = Status.FAIL
+            message = f"action exited with code {returncode}"
+        else:
+            status = Status.SUCCESS
+        self._finish(attempt, self._report(attempt, Stage.FINISHED, status, returncode, result, message, end_at))
+
+    def _finish(self, attempt: Attempt, report: dict) -> None:
+        req = attempt.request
+        attempt.state = "finished"
+        self.attempts.pop(req.attempt_id, None)
+        self._recent[req.attempt_id] = None
+        while len(self._recent) > RECENT_ATTEMPTS:
+            self._recent.popitem(last=False)
+        if attempt.abandoned:
+            LOG.info("action ended: task %s action %s attempt %s (abandoned, not reported)", req.task_id,
+                     req.name, req.attempt_id)
+            return
+        LOG.info("action finished: task %s action %s attempt %s status %s returncode %s%s", req.task_id,
+                 req.name, req.attempt_id, report["status"], report["returncode"],
+                 f" ({report['message']})" if report["message"] else "")
+        self.reporter.submit(report)

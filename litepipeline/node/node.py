@@ -1,0 +1,153 @@
+"""The Node: owns the app cache, workspaces, executor, reporter, registrant and HTTP server.
+
+Started and stopped as a unit by ``litenode`` (and by tests, in-process). Disk layout
+under ``data_path``: ``configuration.json`` (node_id), ``apps/``, ``workspaces/``,
+``reports/``, ``running/``, ``trash/``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from typing import Optional
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from litepipeline.common.config import NodeConfig
+from litepipeline.node.appcache import AppCache
+from litepipeline.node.executor import Executor
+from litepipeline.node.handlers import make_app
+from litepipeline.node.registrant import Registrant, id_path_for
+from litepipeline.node.reporter import Reporter
+from litepipeline.node.workspace import Trash, Workspaces
+from litepipeline.version import __version__
+
+LOG = logging.getLogger(__name__)
+
+REPORT_FLUSH_TIMEOUT = 5.0
+# the workspace scan walks directories: no more often than this, whatever executor_interval is
+WORKSPACE_SWEEP_MIN_INTERVAL = 60.0
+
+
+class Node:
+    """One node daemon; create inside the running event loop, then ``await start()``."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        data = config.data_path
+        self.app_path = os.path.join(data, "apps")
+        self.trash = Trash(os.path.join(data, "trash"))
+        self.workspaces = Workspaces(os.path.join(data, "workspaces"), self.trash)
+        manager = f"http://{config.manager_http_host}:{config.manager_http_port}"
+        self.appcache = AppCache(self.app_path, f"{manager}/app/download", config.auth_token,
+                                 config.max_unpacked_size, self.trash)
+        self.registrant = Registrant(
+            config.manager_tcp_host, config.manager_tcp_port, id_path_for(data), self.info, self.on_manager_stop,
+            self._on_registered, config.heartbeat_interval, config.heartbeat_timeout, config.retry_interval)
+        self.reporter = Reporter(os.path.join(data, "reports"), f"{manager}/action/update", config.auth_token,
+                                 config.retry_interval, lambda: self.registrant.node_id)
+        self.executor = Executor(config, self.appcache, self.workspaces, self.reporter,
+                                 os.path.join(data, "running"))
+        self.reporter.on_rejected = lambda attempt_id, message: self.executor.abandon(
+            attempt_id, f"manager refused its report: {message}")
+        self.http_port = config.http_port
+        self._server: Optional[HTTPServer] = None
+        self._sweeper: Optional[asyncio.Task] = None
+        self._last_workspace_sweep = 0.0
+
+    # -- life cycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Recover what an earlier run left, listen on HTTP, register with the manager."""
+        for sub in ("apps", "workspaces", "reports", "running", "trash"):
+            os.makedirs(os.path.join(self.config.data_path, sub), exist_ok=True)
+        self.executor.reap_orphans()
+        await self.trash.empty()
+        self.appcache.start()
+        self.reporter.start()
+        sockets = bind_sockets(self.config.http_port, self.config.http_host)
+        self.http_port = sockets[0].getsockname()[1]  # http_port 0 picks a free port
+        self._server = HTTPServer(make_app(self))
+        self._server.add_sockets(sockets)
+        LOG.info("LitePipeline node %s listening on %s:%d (data in %s)", __version__, self.config.http_host,
+                 self.http_port, self.config.data_path)
+        self.registrant.start()
+        self._sweeper = asyncio.ensure_future(self._sweep_loop())
+
+    async def stop(self) -> None:
+        """Drain: refuse new actions, let running ones finish (up to drain_timeout), deliver
+        reports (up to a few seconds; the rest stays on disk), then disconnect."""
+        LOG.info("node shutting down")
+        self.executor.draining = True
+        if self._server is not None:
+            self._server.stop()
+        await self.executor.drain(self.config.drain_timeout)
+        if not await self.reporter.flush(REPORT_FLUSH_TIMEOUT):
+            LOG.warning("%d report(s) not delivered; they will be sent at the next start",
+                        len(self.reporter.pending))
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.registrant.stop()
+        await self.reporter.close()
+        await self.appcache.close()
+        if self._server is not None:
+            try:
+                await asyncio.wait_for(self._server.close_all_connections(), 2)
+            except asyncio.TimeoutError:
+                pass
+        await self.trash.wait()
+        LOG.info("node stopped")
+
+    def hurry(self) -> None:
+        """A second SIGTERM/SIGINT: stop waiting for running actions."""
+        self.executor.hurry()
+
+    # -- what the manager hears and says ------------------------------------------------------------
+    def info(self) -> dict:
+        """REGISTER/HEARTBEAT data (the registrant adds node_id)."""
+        config = self.config
+        return {
+            "http_host": config.http_host,
+            "http_port": self.http_port,
+            "action_slots": config.action_slots,
+            "heartbeat_interval": config.heartbeat_interval,
+            "heartbeat_timeout": config.heartbeat_timeout,
+            "data_path": config.data_path,
+            "app_path": self.app_path,
+            "python3": sys.version.split()[0],
+            "python3_executable": sys.executable,
+            "version": __version__,
+            "token": config.auth_token,
+            "running": self.executor.running_entries(),
+            "free_slots": max(config.action_slots - self.executor.slots_used, 0),
+            "draining": self.executor.draining,
+        }
+
+    def on_manager_stop(self, entries: list) -> None:
+        for entry in entries:
+            self.executor.abandon_matching(entry)
+
+    def _on_registered(self) -> None:
+        self.reporter.kick()
+
+    # -- periodic repair ---------------------------------------------------------------------------
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.executor_interval)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                LOG.exception("sweep failed")
+
+    async def sweep(self) -> None:
+        """Old application copies and, past workspace_retention, old workspaces."""
+        self.appcache.sweep()
+        retention = self.config.workspace_retention
+        now = time.monotonic()
+        if retention > 0 and now - self._last_workspace_sweep >= min(WORKSPACE_SWEEP_MIN_INTERVAL, retention / 4):
+            self._last_workspace_sweep = now
+            await self.workspaces.sweep(retention, self.executor.busy_tasks)

@@ -1,0 +1,49 @@
+"""``litenode -c CONFIG.yml``: run a LitePipeline node until SIGTERM/SIGINT."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Optional
+
+from litepipeline.common.config import NodeConfig
+from litepipeline.common.daemon import load_or_exit, on_stop_signals, parse_args, setup_logging
+
+LOG = logging.getLogger("litepipeline.node")
+
+
+async def serve(config: NodeConfig) -> None:
+    """Start a node, wait for a stop signal, drain, return. A second signal cuts the drain short."""
+    from litepipeline.node.node import Node  # after logging is set up
+
+    node = Node(config)
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            LOG.warning("signal %d again: killing running actions now", signum)
+            node.hurry()
+        else:
+            LOG.info("signal %d received", signum)
+            stop.set()
+
+    on_stop_signals(on_signal)
+    await node.start()
+    await stop.wait()
+    await node.stop()
+
+
+def main(argv: Optional[list] = None) -> None:
+    args = parse_args("litenode", argv)
+    config = load_or_exit("litenode", "node", args.config)
+    setup_logging("node", config)
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:  # e.g. the HTTP port is taken
+        LOG.error("litenode cannot start: %s", exc)
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,604 @@
+"""Application tarballs: every rule of ``litepipeline.common.appspec`` with its exact message.
+
+The hostile tarball builders at the top (``HOSTILE``, ``build_hostile``, ``gzip_bomb``) are
+reused by ``tests/e2e/test_hostile_uploads.py``; their names do not start with ``test``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import tarfile
+from typing import Callable
+
+import pytest
+
+from litepipeline.common.appspec import (
+    MAX_NAME_LENGTH,
+    check_dag,
+    check_plain_name,
+    find_cycle,
+    inspect_tarball,
+    parse_action,
+    parse_configuration,
+    safe_extract,
+)
+from litepipeline.common.errors import InvalidApplication
+from tests.fixtures import dag, make_app, member, raw_tar, valid_config_bytes
+
+BIG = 10 ** 9
+CFG = valid_config_bytes()  # one action 'a'
+PLAIN = "must be a plain name (no '/', '\\' or '..')"  # the message shows one backslash
+
+
+# -- builders (shared with the e2e hostile upload tests) ---------------------------------
+
+def app_members(*extra: tuple, top: str = "app", config: bytes = CFG) -> list:
+    """A valid one-action app's members followed by ``extra`` (TarInfo, bytes-or-None) pairs."""
+    return [(member(f"{top}/", tarfile.DIRTYPE), None), (member(f"{top}/configuration.json"), config), *extra]
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, produced on demand (never held in memory)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def gzip_bomb(path: str, size: int = 50 * 1024 * 1024) -> str:
+    """A valid app plus one member of ``size`` zero bytes: ~50 KB on disk for 50 MB."""
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in app_members():
+            if data is None:
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        tar.addfile(member("app/zeros.bin", size=size), io.BufferedReader(_Zeros(size)))
+    return path
+
+
+def _bytes_file(path: str, data: bytes) -> str:
+    with open(path, "wb") as fp:
+        fp.write(data)
+    return path
+
+
+def _truncated(path: str) -> str:
+    """A gzip tar cut in the middle of an incompressible member's data."""
+    full = raw_tar(path + ".full", app_members((member("app/blob.bin"), os.urandom(200_000))))
+    with open(full, "rb") as fp:
+        data = fp.read()
+    os.remove(full)
+    return _bytes_file(path, data[: int(len(data) * 0.6)])
+
+
+def _config_app(config: dict, files: dict | None = None) -> Callable[[str], str]:
+    def build(path: str) -> str:
+        return make_app(os.path.dirname(path), config, files=files, name=os.path.basename(path))
+    return build
+
+
+def _raw(members: list, gz: bool = True) -> Callable[[str], str]:
+    return lambda path: raw_tar(path, members, gz=gz)
+
+
+NOT_GZIP = "application file is not a gzip tar archive: not a gzip file"
+CYCLE_CFG = {"actions": [{"name": "a", "condition": ["b"], "main": "x"},
+                         {"name": "b", "condition": ["a"], "main": "x"}]}
+
+# name -> (builder(path) -> path, exact InvalidApplication message)
+HOSTILE: dict[str, tuple[Callable[[str], str], str]] = {
+    "dotdot_member": (_raw(app_members((member("app/../evil.txt"), b"pwned"))),
+                      "tarball member 'app/../evil.txt' contains '..'"),
+    "dotdot_first": (_raw([(member("../evil.txt"), b"pwned")]), "tarball member '../evil.txt' contains '..'"),
+    "absolute_member": (_raw(app_members((member("/tmp/litepipeline-abs-evil.txt"), b"pwned"))),
+                        "tarball member '/tmp/litepipeline-abs-evil.txt' has an absolute path"),
+    "symlink_relative_escape": (_raw(app_members((member("app/passwd", tarfile.SYMTYPE, "../../etc/passwd"), None))),
+                                "tarball link 'app/passwd' points outside the top directory"),
+    "symlink_absolute_escape": (_raw(app_members((member("app/passwd", tarfile.SYMTYPE, "/etc/passwd"), None))),
+                                "tarball link 'app/passwd' points to an absolute path"),
+    "symlink_to_parent_then_write": (
+        _raw(app_members((member("app/up", tarfile.SYMTYPE, ".."), None), (member("app/up/evil.txt"), b"pwned"))),
+        "tarball link 'app/up' points outside the top directory"),
+    "hardlink_other_top": (_raw(app_members((member("app/h", tarfile.LNKTYPE, "etc/passwd"), None))),
+                           "tarball link 'app/h' points outside the top directory"),
+    "hardlink_dotdot": (_raw(app_members((member("app/h", tarfile.LNKTYPE, "../etc/passwd"), None))),
+                        "tarball member '../etc/passwd' contains '..'"),
+    "hardlink_absolute": (_raw(app_members((member("app/h", tarfile.LNKTYPE, "/etc/passwd"), None))),
+                          "tarball member '/etc/passwd' has an absolute path"),
+    "char_device": (_raw(app_members((member("app/tty", tarfile.CHRTYPE), None))),
+                    "tarball member 'app/tty' is a device or fifo"),
+    "block_device": (_raw(app_members((member("app/sda", tarfile.BLKTYPE), None))),
+                     "tarball member 'app/sda' is a device or fifo"),
+    "fifo": (_raw(app_members((member("app/pipe", tarfile.FIFOTYPE), None))),
+             "tarball member 'app/pipe' is a device or fifo"),
+    "two_top_dirs": (_raw(app_members((member("other/", tarfile.DIRTYPE), None), (member("other/x"), b"x"))),
+                     "tarball must hold one top directory, found 'app' and 'other'"),
+    "file_beside_top": (_raw(app_members((member("README"), b"x"))),
+                        "tarball must hold one top directory, found 'app' and 'README'"),
+    "file_as_top": (_raw([(member("README"), b"x"), *app_members()]),
+                    "tarball top entry 'README' is not a directory"),
+    "plain_tar": (_raw(app_members(), gz=False), NOT_GZIP),
+    "random_bytes": (lambda p: _bytes_file(p, os.urandom(4096)), NOT_GZIP),
+    "empty_file": (lambda p: _bytes_file(p, b""), NOT_GZIP),
+    "truncated_gzip": (_truncated, "application file is not a valid gzip tar archive: unexpected end of data"),
+    "only_dot": (_raw([(member(".", tarfile.DIRTYPE), None)]), "tarball is empty"),
+    "config_missing": (_raw([(member("app/", tarfile.DIRTYPE), None), (member("app/echo.py"), b"")]),
+                       "tarball has no app/configuration.json"),
+    "config_symlink": (_raw([(member("app/", tarfile.DIRTYPE), None), (member("app/real.json"), CFG),
+                             (member("app/configuration.json", tarfile.SYMTYPE, "real.json"), None)]),
+                       "configuration.json is not a regular file"),
+    "config_not_json": (_raw(app_members(config=b"{not json")),
+                        ("configuration.json is not valid JSON: Expecting property name enclosed in double quotes: "
+                        "line 1 column 2 (char 1)")),
+    "config_cycle": (_config_app(CYCLE_CFG), "configuration.json: actions form a cycle: a -> b -> a"),
+    "config_self_loop": (_config_app(dag(("a", ["a"]))),
+                         "configuration.json: action 'a' lists itself in its condition"),
+    "config_duplicate": (_config_app(dag(("a", []), ("a", []))), "configuration.json: duplicate action name 'a'"),
+    "config_name_slash": (_config_app(dag(("a/b", []))), f"action name 'a/b' {PLAIN}"),
+    "config_unknown_condition": (_config_app(dag(("a", []), ("b", ["zzz"]))),
+                                 "configuration.json: action 'b' condition names unknown action 'zzz'"),
+    "env_missing": (_config_app({"actions": [{"name": "a", "main": "x", "env": "venvs/venv"}]}),
+                    "action 'a' env tarball 'venvs/venv.tar.gz' is not in the application"),
+    "env_dotdot": (_config_app({"actions": [{"name": "a", "main": "x", "env": "../venv"}]}),
+                   "action 'a' env '../venv' points outside the application"),
+}
+
+
+def build_hostile(directory: str, kind: str) -> tuple[str, str]:
+    """Write hostile tarball ``kind`` into ``directory``; return (path, expected message)."""
+    builder, message = HOSTILE[kind]
+    return builder(os.path.join(directory, f"{kind}.tar.gz")), message
+
+
+def _rejects(path: str, limit: int = BIG) -> str:
+    with pytest.raises(InvalidApplication) as e:
+        inspect_tarball(path, limit)
+    assert e.value.http_status == 400 and e.value.name == "InvalidParameters"
+    return e.value.message
+
+
+def _config_error(config) -> str:
+    data = config if isinstance(config, bytes) else json.dumps(config).encode()
+    with pytest.raises(InvalidApplication) as e:
+        parse_configuration(data)
+    return e.value.message
+
+
+def _actions(*actions: dict) -> dict:
+    return {"actions": [{"main": "run", **a} for a in actions]}
+
+
+# -- configuration.json ------------------------------------------------------------------
+
+@pytest.mark.parametrize("data, message", [
+    (b"{", ("configuration.json is not valid JSON: Expecting property name enclosed in double quotes: "
+           "line 1 column 2 (char 1)")),
+    (b"", "configuration.json is not valid JSON: Expecting value: line 1 column 1 (char 0)"),
+    (b"\xff\xfe", ("configuration.json is not valid JSON: 'utf-8' codec can't decode byte 0xff in position 0: "
+                  "invalid start byte")),
+    (b"[]", "configuration.json must be a JSON object with an 'actions' list"),
+    (b'"actions"', "configuration.json must be a JSON object with an 'actions' list"),
+    (b"null", "configuration.json must be a JSON object with an 'actions' list"),
+    (b"{}", "configuration.json: 'actions' must be a list"),
+    (b'{"actions": {"a": {}}}', "configuration.json: 'actions' must be a list"),
+    (b'{"actions": "a"}', "configuration.json: 'actions' must be a list"),
+    (b'{"actions": []}', "configuration.json: 'actions' is empty"),
+])
+def test_configuration_document_rules(data, message):
+    assert _config_error(data) == message
+
+
+@pytest.mark.parametrize("actions, message", [
+    (["a"], "configuration.json: every action must be a JSON object, got str"),
+    ([["a"]], "configuration.json: every action must be a JSON object, got list"),
+    ([None], "configuration.json: every action must be a JSON object, got NoneType"),
+    ([{"main": "run"}], "configuration.json: an action has no 'name'"),
+    ([{"name": "a"}], "configuration.json: action 'a' has no 'main' command"),
+    ([{"name": "a", "main": ""}], "configuration.json: action 'a' has no 'main' command"),
+    ([{"name": "a", "main": "   "}], "configuration.json: action 'a' has no 'main' command"),
+    ([{"name": "a", "main": ["python", "x.py"]}], "configuration.json: action 'a' has no 'main' command"),
+    ([{"name": "a", "main": "run"}, {"name": "a", "main": "run"}], "configuration.json: duplicate action name 'a'"),
+    ([{"name": 5, "main": "run"}], "action name must be a non-empty string, got 5"),
+    ([{"name": None, "main": "run"}], "action name must be a non-empty string, got None"),
+    ([{"name": "", "main": "run"}], "action name must be a non-empty string, got ''"),
+    ([{"name": ["a"], "main": "run"}], "action name must be a non-empty string, got ['a']"),
+    ([{"name": "a/b", "main": "run"}], f"action name 'a/b' {PLAIN}"),
+    ([{"name": "/a", "main": "run"}], f"action name '/a' {PLAIN}"),
+    ([{"name": "a\\b", "main": "run"}], f"action name 'a\\\\b' {PLAIN}"),
+    ([{"name": "..", "main": "run"}], f"action name '..' {PLAIN}"),
+    ([{"name": "a..b", "main": "run"}], f"action name 'a..b' {PLAIN}"),
+    ([{"name": "x", "main": "run", "input_data": [1]}],
+     "configuration.json: action 'x' input_data must be a JSON object"),
+])
+def test_action_rules(actions, message):
+    assert _config_error({"actions": actions}) == message
+
+
+@pytest.mark.parametrize("condition, message", [
+    ("a", "configuration.json: action 'b' condition must be a list of action names"),
+    ({"a": 1}, "configuration.json: action 'b' condition must be a list of action names"),
+    ([1], "configuration.json: action 'b' condition must be a list of action names"),
+    (["a", None], "configuration.json: action 'b' condition must be a list of action names"),
+    (["a", "a"], "configuration.json: action 'b' lists a condition twice"),
+    (["zzz"], "configuration.json: action 'b' condition names unknown action 'zzz'"),
+    (["a", "zzz"], "configuration.json: action 'b' condition names unknown action 'zzz'"),
+    (["b"], "configuration.json: action 'b' lists itself in its condition"),
+])
+def test_condition_rules(condition, message):
+    assert _config_error(_actions({"name": "a"}, {"name": "b", "condition": condition})) == message
+
+
+def test_condition_on_a_later_action_is_fine():
+    spec = parse_configuration(json.dumps(_actions({"name": "b", "condition": ["a"]}, {"name": "a"})).encode())
+    assert [(a.name, a.condition) for a in spec.actions] == [("b", ["a"]), ("a", [])]
+
+
+@pytest.mark.parametrize("config, message", [
+    (dag(("a", ["b"]), ("b", ["a"])), "configuration.json: actions form a cycle: a -> b -> a"),
+    (dag(("a", ["c"]), ("b", ["a"]), ("c", ["b"])), "configuration.json: actions form a cycle: a -> c -> b -> a"),
+    (dag(("root", []), ("x", ["root", "z"]), ("y", ["x"]), ("z", ["y"])),
+     "configuration.json: actions form a cycle: x -> z -> y -> x"),
+    # to_action 'a': a waits for b, which already waits for a
+    (_actions({"name": "a"}, {"name": "b", "condition": ["a"], "to_action": "a"}),
+     "configuration.json: actions form a cycle: a -> b -> a"),
+    # to_action to oneself
+    (_actions({"name": "a", "to_action": "a"}), "configuration.json: actions form a cycle: a -> a"),
+    (_actions({"name": "a"}, {"name": "b", "to_action": "zz"}),
+     "configuration.json: action 'b' to_action names unknown action 'zz'"),
+    (_actions({"name": "a"}, {"name": "b", "to_action": "x/y"}), f"action 'b' to_action 'x/y' {PLAIN}"),
+    (_actions({"name": "a"}, {"name": "b", "to_action": 3}),
+     "action 'b' to_action must be a non-empty string, got 3"),
+])
+def test_cycles_and_to_action(config, message):
+    assert _config_error(config) == message
+
+
+def test_to_action_without_cycle_adds_an_edge_only():
+    spec = parse_configuration(json.dumps(_actions({"name": "a"}, {"name": "b", "to_action": "c"},
+                                                   {"name": "c", "condition": ["a"]})).encode())
+    assert spec.by_name("b").to_action == "c"
+    assert spec.by_name("c").condition == ["a"]  # to_action is not copied into the condition
+
+
+@pytest.mark.parametrize("env, message", [
+    ("/opt/venv", "action 'a' env '/opt/venv' must be a relative path inside the application"),
+    ("../venv", "action 'a' env '../venv' points outside the application"),
+    ("venvs/../../venv", "action 'a' env 'venvs/../../venv' points outside the application"),
+    ("venvs/..", "action 'a' env 'venvs/..' points outside the application"),
+    ("venvs\\venv", "action 'a' env 'venvs\\\\venv' must be a relative path inside the application"),
+    (5, "action 'a' env must be a non-empty string, got 5"),
+    ("  ", "action 'a' env must be a non-empty string, got '  '"),
+])
+def test_env_rules(env, message):
+    assert _config_error(_actions({"name": "a", "env": env})) == message
+
+
+def test_env_normalized_and_optional():
+    spec = parse_configuration(json.dumps(_actions({"name": "a", "env": "venvs/./venv"}, {"name": "b", "env": ""},
+                                                   {"name": "c"})).encode())
+    assert [a.env for a in spec.actions] == ["venvs/venv", None, None]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("timeout", "5", "action 'a' timeout must be a number, got '5'"),
+    ("timeout", True, "action 'a' timeout must be a number, got True"),
+    ("timeout", [5], "action 'a' timeout must be a number, got [5]"),
+    ("timeout", 0, "action 'a' timeout must be >= 0.001, got 0"),
+    ("timeout", -1.5, "action 'a' timeout must be >= 0.001, got -1.5"),
+    ("retries", 1.5, "action 'a' retries must be an integer, got 1.5"),
+    ("retries", "2", "action 'a' retries must be an integer, got '2'"),
+    ("retries", True, "action 'a' retries must be an integer, got True"),
+    ("retries", -1, "action 'a' retries must be >= 0, got -1"),
+    ("retry_delay", "1", "action 'a' retry_delay must be a number, got '1'"),
+    ("retry_delay", True, "action 'a' retry_delay must be a number, got True"),
+    ("retry_delay", -0.5, "action 'a' retry_delay must be >= 0, got -0.5"),
+])
+def test_number_rules(key, value, message):
+    assert _config_error(_actions({"name": "a", key: value})) == message
+
+
+@pytest.mark.parametrize("key, value", [
+    ("retries", False), ("retries", []), ("retries", ""), ("retry_delay", ""), ("retry_delay", {}),
+    ("condition", ""), ("condition", {}), ("condition", 0),
+])
+def test_falsy_values_of_wrong_type_are_refused(key, value):
+    with pytest.raises(InvalidApplication):
+        parse_configuration(json.dumps(_actions({"name": "a", key: value})).encode())
+
+
+def test_numbers_accepted():
+    spec = parse_configuration(json.dumps(_actions({"name": "a", "timeout": 0.5, "retries": 3, "retry_delay": 2},
+                                                   {"name": "b"})).encode())
+    a, b = spec.actions
+    assert (a.timeout, a.retries, a.retry_delay) == (0.5, 3, 2)
+    assert (b.timeout, b.retries, b.retry_delay) == (None, 0, 0)
+
+
+@pytest.mark.parametrize("extra, actions, message", [
+    ({"on_success": "zz"}, [{"name": "a"}], "configuration.json: on_success names unknown action 'zz'"),
+    ({"on_fail": "zz"}, [{"name": "a"}], "configuration.json: on_fail names unknown action 'zz'"),
+    ({"on_fail": 5}, [{"name": "a"}], "configuration.json: on_fail names unknown action 5"),
+    ({"on_fail": "n"}, [{"name": "a"}, {"name": "n", "condition": ["a"]}],
+     "configuration.json: event action 'n' must have no condition"),
+    ({"on_success": "n"}, [{"name": "a"}, {"name": "n"}, {"name": "b", "condition": ["a", "n"]}],
+     "configuration.json: action 'b' waits for event action 'n'"),
+    ({"on_success": "n", "on_fail": "n"}, [{"name": "n"}],
+     "configuration.json: no action to run besides event actions"),
+])
+def test_event_action_rules(extra, actions, message):
+    config = {**_actions(*actions), **extra}
+    assert _config_error(config) == message
+
+
+def test_event_actions_accepted_and_kept_out_of_the_dag():
+    config = {**_actions({"name": "a"}, {"name": "ok"}, {"name": "ko"}), "on_success": "ok", "on_fail": "ko"}
+    spec = parse_configuration(json.dumps(config).encode())
+    assert (spec.on_success, spec.on_fail) == ("ok", "ko")
+    assert [a.name for a in spec.dag_actions()] == ["a"]
+    assert spec.by_name("ko").main == "run" and spec.by_name("nope") is None
+
+
+def test_seed_configuration_parses():
+    seed = {"actions": [
+        {"name": "first", "condition": [], "env": "venvs/venv", "main": "python first.py"},
+        {"name": "second", "condition": [], "env": "venvs/venv", "main": "python second.py"},
+        {"name": "third", "condition": ["first", "second"], "env": "venvs/venv", "main": "python third.py"}]}
+    spec = parse_configuration(json.dumps(seed).encode())
+    assert [a.to_dict() for a in spec.actions][2] == {
+        "name": "third", "main": "python third.py", "condition": ["first", "second"], "env": "venvs/venv",
+        "input_data": {}, "to_action": None, "timeout": None, "retries": 0, "retry_delay": 0}
+
+
+def test_parse_action_names_its_source():
+    with pytest.raises(InvalidApplication) as e:
+        parse_action({"main": "x"}, where="output.data of 'first'")
+    assert e.value.message == "output.data of 'first': an action has no 'name'"
+    with pytest.raises(InvalidApplication) as e:
+        check_dag([parse_action({"name": "g", "main": "x", "condition": ["nope"]})], where="output.data")
+    assert e.value.message == "output.data: action 'g' condition names unknown action 'nope'"
+
+
+# -- names and cycles --------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["a", "first_000", "a b", "-x", "a.b", ".hidden", "é", "x" * MAX_NAME_LENGTH])
+def test_plain_names_accepted(name):
+    assert check_plain_name(name) == name
+
+
+@pytest.mark.parametrize("name, message", [
+    ("", "action name must be a non-empty string, got ''"),
+    ("   ", "action name must be a non-empty string, got '   '"),
+    (None, "action name must be a non-empty string, got None"),
+    (1.5, "action name must be a non-empty string, got 1.5"),
+    (b"a", "action name must be a non-empty string, got b'a'"),
+    (".", f"action name '.' {PLAIN}"),
+    ("..", f"action name '..' {PLAIN}"),
+    ("a/", f"action name 'a/' {PLAIN}"),
+    ("a\x00b", f"action name 'a\\x00b' {PLAIN}"),
+    ("..x", f"action name '..x' {PLAIN}"),
+    ("x" * (MAX_NAME_LENGTH + 1), f"action name {'x' * 40!r}... is longer than {MAX_NAME_LENGTH} characters"),
+])
+def test_plain_names_refused(name, message):
+    with pytest.raises(InvalidApplication) as e:
+        check_plain_name(name)
+    assert e.value.message == message
+
+
+def test_plain_name_uses_what():
+    with pytest.raises(InvalidApplication) as e:
+        check_plain_name("a/b", "task name")
+    assert e.value.message == f"task name 'a/b' {PLAIN}"
+
+
+def _is_cycle(graph: dict, path: list) -> bool:
+    return len(path) >= 2 and path[0] == path[-1] and all(b in graph[a] for a, b in zip(path, path[1:]))
+
+
+@pytest.mark.parametrize("graph, expected", [
+    ({}, None),
+    ({"a": []}, None),
+    ({"a": ["b"], "b": ["c"], "c": []}, None),
+    ({"d": ["b", "c"], "b": ["a"], "c": ["a"], "a": []}, None),  # diamond
+    ({"a": ["zz"]}, None),  # edges to unknown nodes are ignored
+    ({"a": ["a"]}, ["a", "a"]),
+    ({"a": ["b"], "b": ["a"]}, ["a", "b", "a"]),
+    ({"x": [], "a": ["b"], "b": ["c"], "c": ["b"]}, ["b", "c", "b"]),
+    ({"a": ["b", "c"], "b": [], "c": ["d"], "d": ["a"]}, ["a", "c", "d", "a"]),
+])
+def test_find_cycle(graph, expected):
+    found = find_cycle(graph)
+    assert found == expected
+    if found:
+        assert _is_cycle(graph, found)
+
+
+def test_find_cycle_deep_graphs_without_recursion():
+    n = 20_000
+    chain = {f"n{i}": [f"n{i + 1}"] for i in range(n)}
+    chain[f"n{n}"] = []
+    assert find_cycle(chain) is None
+    chain[f"n{n}"] = ["n0"]
+    found = find_cycle(chain)
+    assert len(found) == n + 2 and _is_cycle(chain, found)
+
+
+# -- tarball inspection ------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_inspect_refuses_hostile_tarball(tmp_path, kind):
+    path, message = build_hostile(str(tmp_path), kind)
+    assert _rejects(path) == message
+
+
+def test_inspect_accepts_valid_app(tmp_path):
+    path = make_app(str(tmp_path))
+    info = inspect_tarball(path, BIG)
+    assert info.top_dir == "app"
+    assert [a.name for a in info.spec.actions] == ["first", "second", "third"]
+    assert info.spec.by_name("third").condition == ["first", "second"]
+    with tarfile.open(path) as tar:
+        assert info.unpacked_size == sum(m.size for m in tar.getmembers())
+
+
+def test_inspect_accepts_dot_prefixed_tarball(tmp_path):
+    path = make_app(str(tmp_path), dag(("only", [])), top="myapp", dot_prefix=True)
+    with tarfile.open(path) as tar:
+        assert tar.getnames()[:2] == [".", "./myapp"]
+    info = inspect_tarball(path, BIG)
+    assert info.top_dir == "myapp"
+    assert [a.name for a in info.spec.actions] == ["only"]
+
+
+def test_inspect_accepts_tarball_without_directory_entries(tmp_path):
+    path = raw_tar(str(tmp_path / "x.tar.gz"), [(member("app/configuration.json"), CFG)])
+    assert inspect_tarball(path, BIG).top_dir == "app"
+
+
+def test_inspect_accepts_symlinks_and_hardlinks_inside(tmp_path):
+    path = raw_tar(str(tmp_path / "x.tar.gz"), app_members(
+        (member("app/sub/", tarfile.DIRTYPE), None),
+        (member("app/sub/data.txt"), b"data"),
+        (member("app/link", tarfile.SYMTYPE, "sub/data.txt"), None),
+        (member("app/sub/up", tarfile.SYMTYPE, "../configuration.json"), None),
+        (member("app/sub/top", tarfile.SYMTYPE, ".."), None),
+        (member("app/hard", tarfile.LNKTYPE, "app/sub/data.txt"), None),
+    ))
+    assert inspect_tarball(path, BIG).top_dir == "app"
+
+
+def test_inspect_accepts_env_tarball_present(tmp_path):
+    config = {"actions": [{"name": "a", "main": "x", "env": "venvs/venv"}]}
+    path = make_app(str(tmp_path), config, files={"venvs/venv.tar.gz": b"not checked here"})
+    assert inspect_tarball(path, BIG).spec.actions[0].env == "venvs/venv"
+
+
+def test_env_tarball_must_be_a_regular_file(tmp_path):
+    config = json.dumps({"actions": [{"name": "a", "main": "x", "env": "venv"}]}).encode()
+    path = raw_tar(str(tmp_path / "x.tar.gz"), app_members((member("app/venv.tar.gz", tarfile.DIRTYPE), None),
+                                                           config=config))
+    assert _rejects(path) == "action 'a' env tarball 'venv.tar.gz' is not in the application"
+
+
+def test_gzip_bomb_refused_by_its_header(tmp_path):
+    path = gzip_bomb(str(tmp_path / "bomb.tar.gz"))
+    assert os.path.getsize(path) < 1_000_000
+    assert _rejects(path, 1_000_000) == "tarball unpacks to more than the limit of 1000000 bytes"
+
+
+def test_total_unpacked_size_over_limit(tmp_path):
+    members = app_members(*[(member(f"app/part{i}.bin"), bytes(300_000)) for i in range(4)])
+    path = raw_tar(str(tmp_path / "x.tar.gz"), members)
+    assert _rejects(path, 1_000_000) == "tarball unpacks to more than the limit of 1000000 bytes"
+    # the same tarball is fine under a limit that fits it
+    assert inspect_tarball(path, 1_300_000).unpacked_size == 1_200_000 + len(CFG)
+
+
+def test_inspect_refuses_symlink_chain_escaping(tmp_path):
+    path = raw_tar(str(tmp_path / "chain.tar.gz"), symlink_chain_members())
+    _rejects(path)
+
+
+def symlink_chain_members() -> list:
+    return app_members(
+        (member("app/sub/", tarfile.DIRTYPE), None),
+        (member("app/sub/l", tarfile.SYMTYPE, ".."), None),      # -> app
+        (member("app/sub/l2", tarfile.SYMTYPE, "l/.."), None),   # -> app/.. : the extraction dir
+        (member("app/sub/l3", tarfile.SYMTYPE, "l2/.."), None),  # -> its parent
+        (member("app/sub/l3/chain-evil.txt"), b"pwned"),
+    )
+
+
+# -- extraction --------------------------------------------------------------------------
+
+def test_safe_extract_valid_app(tmp_path):
+    run = member("app/bin/run.sh")
+    run.mode = 0o755
+    hard = member("app/hard", tarfile.LNKTYPE, "app/data.txt")
+    hard.mode = 0o644  # a hard link's mode applies to the shared inode
+    path = raw_tar(str(tmp_path / "x.tar.gz"), app_members(
+        (member("app/bin/", tarfile.DIRTYPE), None),
+        (run, b"#!/bin/sh\necho hi\n"),
+        (member("app/data.txt"), b"plain data"),
+        (member("app/link", tarfile.SYMTYPE, "data.txt"), None),
+        (hard, None),
+    ))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    top = safe_extract(path, str(dest), BIG)
+    assert top == str(dest / "app")
+    assert (dest / "app" / "configuration.json").read_bytes() == CFG
+    assert (dest / "app" / "bin" / "run.sh").read_bytes() == b"#!/bin/sh\necho hi\n"
+    assert os.access(dest / "app" / "bin" / "run.sh", os.X_OK)
+    assert stat.S_IMODE(os.stat(dest / "app" / "bin" / "run.sh").st_mode) & 0o111 == 0o111
+    assert stat.S_IMODE(os.stat(dest / "app" / "data.txt").st_mode) & 0o111 == 0
+    assert os.readlink(dest / "app" / "link") == "data.txt"
+    assert (dest / "app" / "link").read_bytes() == b"plain data"
+    assert (dest / "app" / "hard").read_bytes() == b"plain data"
+    assert sorted(os.listdir(dest)) == ["app"]
+
+
+def test_safe_extract_dot_prefixed_app(tmp_path):
+    path = make_app(str(tmp_path), top="dotted", dot_prefix=True)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    assert safe_extract(path, str(dest), BIG) == str(dest / "dotted")
+    assert sorted(os.listdir(dest / "dotted")) == ["configuration.json", "echo.py", "noop.py"]
+    assert os.access(dest / "dotted" / "echo.py", os.X_OK)
+
+
+EXTRACT_KINDS = sorted(k for k in HOSTILE if not k.startswith(("config_", "env_")))
+# random-access mode ("r:gz") words these two differently from streaming inspection
+EXTRACT_MESSAGES = {
+    "empty_file": "application file is not a gzip tar archive: empty file",
+    "truncated_gzip": "application file is not a valid gzip tar archive: "
+                      "Compressed file ended before the end-of-stream marker was reached",
+}
+
+
+@pytest.mark.parametrize("kind", EXTRACT_KINDS + ["gzip_bomb", "symlink_chain"])
+def test_safe_extract_refuses_hostile_and_writes_nothing_outside(tmp_path, kind):
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "dest").mkdir()
+    if kind == "gzip_bomb":
+        path, message = gzip_bomb(str(base / "bomb.tar.gz")), "tarball unpacks to more than the limit of 1000000 bytes"
+    elif kind == "symlink_chain":
+        path = raw_tar(str(base / "chain.tar.gz"), symlink_chain_members())
+        message = "tarball link 'app/sub/l2' points outside the top directory"
+    else:
+        path, message = build_hostile(str(base), kind)
+        message = EXTRACT_MESSAGES.get(kind, message)
+    before = sorted(os.listdir(base))
+    outside_before = sorted(os.listdir(tmp_path))
+    abs_target = "/tmp/litepipeline-abs-evil.txt"
+    abs_existed = os.path.exists(abs_target)
+    with pytest.raises(InvalidApplication) as e:
+        safe_extract(path, str(base / "dest"), 1_000_000)
+    assert e.value.message == message
+    assert sorted(os.listdir(base)) == before
+    assert sorted(os.listdir(tmp_path)) == outside_before
+    assert not (base / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path / "chain-evil.txt").exists()
+    if not abs_existed:
+        assert not os.path.exists(abs_target)
+
+
+def test_safe_extract_refuses_missing_config_tarball_only_by_member_rules(tmp_path):
+    # safe_extract applies the member rules; configuration.json is the manager's business
+    path = raw_tar(str(tmp_path / "x.tar.gz"), [(member("app/", tarfile.DIRTYPE), None), (member("app/f"), b"1")])
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    assert safe_extract(path, str(dest), BIG) == str(dest / "app")
+    assert (dest / "app" / "f").read_bytes() == b"1"

@@ -1,0 +1,190 @@
+"""Unit tests of report delivery and of the registrant, against in-process fake managers."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.iostream import StreamClosedError
+from tornado.netutil import bind_sockets
+from tornado.tcpserver import TCPServer
+
+from litepipeline.common import protocol
+from litepipeline.node.registrant import Registrant, load_node_id
+from litepipeline.node.reporter import Reporter
+
+
+class Update(tornado.web.RequestHandler):
+    def initialize(self, answers: list, seen: list) -> None:
+        self.answers = answers
+        self.seen = seen
+
+    def put(self) -> None:
+        self.seen.append(json.loads(self.request.body))
+        code, body = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        self.set_status(code)
+        self.finish(body)
+
+
+async def http_manager(answers: list, seen: list) -> tuple[HTTPServer, str]:
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(tornado.web.Application([(r"/action/update", Update, {"answers": answers, "seen": seen})]))
+    server.add_sockets(sockets)
+    return server, f"http://127.0.0.1:{sockets[0].getsockname()[1]}/action/update"
+
+
+def report(attempt_id: str = "a1", stage: str = "finished") -> dict:
+    return {"name": "first", "task_id": "t1", "node_id": None, "attempt_id": attempt_id, "attempt": 1,
+            "stage": stage, "status": "success" if stage == "finished" else None, "start_at": "x",
+            "end_at": "y", "returncode": 0, "result": {}, "message": ""}
+
+
+async def until(predicate, timeout: float = 5) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+def test_finished_report_is_retried_until_acknowledged(tmp_path):
+    seen: list = []
+    answers = [(503, {"result": "ServiceUnavailable", "message": "busy"}), (500, "oops"), (200, {"result": "ok"})]
+
+    async def run() -> None:
+        server, url = await http_manager(answers, seen)
+        reporter = Reporter(str(tmp_path / "reports"), url, None, 0.2, lambda: "node-1")
+        reporter.start()
+        reporter.submit(report())
+        assert reporter.has("a1") and reporter.pending_entries()[0]["attempt_id"] == "a1"
+        assert await reporter.flush(5)
+        await reporter.close()
+        server.stop()
+
+    asyncio.run(run())
+    assert len(seen) == 3 and all(r["node_id"] == "node-1" for r in seen)
+    assert os.listdir(tmp_path / "reports") == []
+
+
+def test_stale_attempt_is_dropped_not_retried(tmp_path):
+    seen: list = []
+
+    async def run() -> None:
+        server, url = await http_manager([(409, {"result": "StaleAttempt", "message": "gone"})], seen)
+        reporter = Reporter(str(tmp_path / "reports"), url, None, 0.2, lambda: "n")
+        reporter.start()
+        reporter.submit(report())
+        await until(lambda: not reporter.has("a1"))
+        await asyncio.sleep(0.3)
+        await reporter.close()
+        server.stop()
+
+    asyncio.run(run())
+    assert len(seen) == 1
+    assert os.listdir(tmp_path / "reports") == []
+
+
+def test_running_report_refused_means_disowned(tmp_path):
+    seen: list = []
+    rejected: list = []
+
+    async def run() -> None:
+        server, url = await http_manager([(409, {"result": "StaleAttempt", "message": "gone"})], seen)
+        reporter = Reporter(str(tmp_path / "reports"), url, None, 0.2, lambda: "n")
+        reporter.on_rejected = lambda attempt_id, message: rejected.append((attempt_id, message))
+        reporter.start()
+        reporter.send_running(report("a2", "running"))
+        await until(lambda: rejected)
+        await reporter.close()
+        server.stop()
+
+    asyncio.run(run())
+    assert rejected == [("a2", "StaleAttempt: gone")]
+
+
+def test_unsent_reports_are_persisted_and_resent_at_start(tmp_path):
+    seen: list = []
+    reports_dir = str(tmp_path / "reports")
+
+    async def first_run() -> None:
+        # nobody listens on this port
+        sockets = bind_sockets(0, "127.0.0.1")
+        port = sockets[0].getsockname()[1]
+        sockets[0].close()
+        reporter = Reporter(reports_dir, f"http://127.0.0.1:{port}/action/update", None, 0.1, lambda: "n")
+        reporter.start()
+        reporter.submit(report("a3"))
+        await until(lambda: os.path.exists(os.path.join(reports_dir, "a3.json")))
+        assert not await reporter.flush(0.3)
+        await reporter.close()
+
+    async def second_run() -> None:
+        server, url = await http_manager([(200, {"result": "ok"})], seen)
+        reporter = Reporter(reports_dir, url, None, 0.1, lambda: "n")
+        assert reporter.start() == 1
+        assert await reporter.flush(5)
+        await reporter.close()
+        server.stop()
+
+    asyncio.run(first_run())
+    assert os.listdir(reports_dir) == ["a3.json"]
+    asyncio.run(second_run())
+    assert [r["attempt_id"] for r in seen] == ["a3"] and os.listdir(reports_dir) == []
+
+
+class FakeTCP(TCPServer):
+    """Refuses the first REGISTER, forgets the node once (heartbeat FAILURE), sends a stop list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list = []
+
+    async def handle_stream(self, stream, address) -> None:
+        try:
+            while True:
+                message = await protocol.read_message(stream)
+                command, data = message["command"], message["data"]
+                self.log.append((command, data.get("node_id")))
+                registers = sum(1 for c, _ in self.log if c == protocol.REGISTER)
+                heartbeats = sum(1 for c, _ in self.log if c == protocol.HEARTBEAT)
+                if command == protocol.REGISTER and registers == 1:
+                    await stream.write(protocol.reply(command, "FAILURE", "wrong token"))
+                elif command == protocol.REGISTER:
+                    await stream.write(protocol.reply(command, "SUCCESS", node_id=data["node_id"] or "id-1"))
+                elif heartbeats == 1:
+                    await stream.write(protocol.reply(command, "FAILURE", "unknown node"))
+                else:
+                    stop = [{"task_id": "t", "name": "n", "attempt_id": "a"}] if heartbeats == 2 else []
+                    await stream.write(protocol.reply(command, "SUCCESS", stop=stop))
+        except (StreamClosedError, protocol.ProtocolError):
+            pass
+
+
+def test_registrant_registers_retries_and_persists(tmp_path, caplog):
+    id_path = str(tmp_path / "configuration.json")
+    stops: list = []
+    registered: list = []
+
+    async def run() -> list:
+        server = FakeTCP()
+        sockets = bind_sockets(0, "127.0.0.1")
+        server.add_sockets(sockets)
+        registrant = Registrant("127.0.0.1", sockets[0].getsockname()[1], id_path,
+                                lambda: {"http_port": 1, "running": []}, stops.extend,
+                                lambda: registered.append(1), 0.05, 5, 0.05)
+        registrant.start()
+        await until(lambda: stops)
+        await registrant.stop()
+        server.stop()
+        return server.log
+
+    log = asyncio.run(run())
+    # refused → retried → registered → heartbeat FAILURE → registered again at once → heartbeats
+    assert [c for c, _ in log[:5]] == ["REGISTER", "REGISTER", "HEARTBEAT", "REGISTER", "HEARTBEAT"]
+    assert log[0][1] is None and log[2][1] == "id-1"
+    assert load_node_id(id_path) == "id-1"
+    assert len(registered) == 2
+    assert stops == [{"task_id": "t", "name": "n", "attempt_id": "a"}]
+    assert any(r.levelname == "ERROR" and "wrong token" in r.getMessage() for r in caplog.records)
