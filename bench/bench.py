@@ -106,10 +106,13 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--database-url", default=None, help="default: SQLite in the manager's data_path")
     args = parser.parse_args()
-    bindir = os.path.dirname(sys.executable)
-    os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     total_slots = args.nodes * args.slots
     root = tempfile.mkdtemp(prefix="litepipeline-bench-")
+    # the actions' python3: an empty venv of this interpreter, first on PATH for every part
+    # (the daemons themselves run from this venv's console scripts, by absolute path)
+    action_venv = os.path.join(root, "action-venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", action_venv], check=True)
+    os.environ["PATH"] = os.path.join(action_venv, "bin") + os.pathsep + os.environ.get("PATH", "")
     result: dict = {"nodes": args.nodes, "slots_per_node": args.slots, "python3": sys.version.split()[0]}
 
     appdir = os.path.join(root, "floor-app")
@@ -152,7 +155,8 @@ def main() -> None:
         submitted = time.perf_counter() - start
 
         def all_done() -> bool:
-            reply = cluster.api.task_list(limit=args.tasks, stage="finished", app_id=one_app)
+            # limit=1: only the count matters, and a big page would cost the manager CPU
+            reply = cluster.api.task_list(limit=1, stage="finished", app_id=one_app)
             return reply["total"] >= args.tasks + total_slots
 
         wait_for(all_done, 600, 0.05, "all tasks")

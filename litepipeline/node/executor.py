@@ -4,14 +4,13 @@ An attempt's life: accepted (slot reserved) → preparing (app cache, env, works
 running (process group alive) → finished (report handed to the :class:`Reporter`). A stop
 request, a timeout, a node shutdown or the manager disowning the attempt can cut any phase.
 
-The process group must not outlive the node: bash gets ``PR_SET_PDEATHSIG(SIGUSR1)`` and
-traps USR1 by SIGKILLing its own group, and a record in ``data_path/running/`` lets the next
-start reap a group left behind anyway (e.g. the kernel could not deliver the signal).
+The process group must not outlive the node: the :class:`~litepipeline.node.reaper.Reaper`
+kills every listed group when the node dies, and a record in ``data_path/running/`` lets the
+next start reap a group left behind anyway.
 """
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import re
@@ -34,6 +33,7 @@ from litepipeline.common.errors import (
 from litepipeline.common.states import Stage, Status
 from litepipeline.common.web import require
 from litepipeline.node.appcache import AppCache, AppCacheError
+from litepipeline.node.reaper import Reaper
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import (
     OUTPUT_FILE,
@@ -48,7 +48,10 @@ from litepipeline.node.workspace import (
 
 LOG = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
+# The manager marks an action running when it dispatches it; the node's own "running"
+# report (with the real start time) only matters for long actions, and sending it for
+# every short one would double the manager's work per action.
+RUNNING_REPORT_DELAY = 1.0
 STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when an action times out
 RECENT_ATTEMPTS = 10000  # finished attempt ids remembered so a re-sent /action/run is not re-run
 SHA1_RE = re.compile(r"^[0-9a-fA-F]{40}$")
@@ -118,59 +121,19 @@ class ActionRequest:
 def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> str:
     """The bash script running ``cd APP && [source ENV/bin/activate &&] MAIN WORKSPACE``.
 
-    Shape, and why:
-    - USR1 (sent by the kernel when the node dies, see PR_SET_PDEATHSIG) kills the group.
-    - MAIN runs in a background subshell and bash sits in ``wait``: only there does bash run
-      a trap at once (during a foreground command it would defer it until the command ends).
-    - Both shells trap TERM as a no-op so that on a stop/timeout SIGTERM they stay until MAIN
-      has finished its own clean-up; exec'd commands get the default TERM action back. The
-      outer ``wait`` returns early when a trap ran, so it waits again; that second ``wait``
-      may answer -1/127 when the status was already collected, and then the first one stands.
-    - The exit status of bash is MAIN's (128+N when MAIN died of signal N).
+    ``trap : TERM`` keeps bash alive through a stop's SIGTERM (bash runs the no-op trap only
+    after MAIN exits), so the node learns the action ended only once MAIN has finished its
+    own clean-up; bash's exit status is MAIN's (128+N when MAIN died of signal N). MAIN is
+    the user's command, inserted as is; the paths are quoted.
     """
     prefix = f"cd {shlex.quote(app_dir)} && "
     if env_dir:
         prefix += f"source {shlex.quote(os.path.join(env_dir, 'bin', 'activate'))} && "
-    return (
-        "trap 'kill -KILL -- -$$' USR1\n"
-        "trap 'interrupted=1' TERM\n"
-        "{ trap 'interrupted=1' TERM\n"
-        f"{prefix}{main} {shlex.quote(workspace)}\n"
-        "} & child=$!\n"
-        "interrupted=0\n"
-        "wait \"$child\"; rc=$?\n"
-        "while [ \"$interrupted\" = 1 ]; do\n"
-        "  interrupted=0; wait \"$child\"; again=$?\n"
-        "  if [ \"$again\" -ge 0 ] && [ \"$again\" -le 255 ] && [ \"$again\" -ne 127 ]; then rc=$again; fi\n"
-        "done\n"
-        "exit \"$rc\"\n"
-    )
+    return f"trap : TERM\n{prefix}{main} {shlex.quote(workspace)}\n"
 
 
 def build_command(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> list[str]:
     return ["bash", "-c", build_script(app_dir, main, workspace, env_dir)]
-
-
-class DeathSignal:
-    """``preexec_fn`` asking the kernel to send SIGUSR1 to the child when the node dies.
-
-    libc is loaded here, before any fork: the child only makes one system call.
-    """
-
-    def __init__(self) -> None:
-        try:
-            self._libc: Any = ctypes.CDLL(None, use_errno=True)
-            self._prctl = self._libc.prctl
-        except (OSError, AttributeError):
-            self._libc = None  # not Linux: the group is reaped at the next start only
-        self._parent = os.getpid()
-
-    def __call__(self) -> None:
-        if self._libc is None:
-            return
-        self._prctl(PR_SET_PDEATHSIG, int(signal.SIGUSR1), 0, 0, 0)
-        if os.getppid() != self._parent:  # the node died before prctl: nobody will signal us
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def shell_returncode(returncode: int) -> int:
@@ -226,7 +189,7 @@ class Executor:
     """Accepts, runs, stops and reports actions; see the module docstring."""
 
     def __init__(self, config: NodeConfig, appcache: AppCache, workspaces: Workspaces, reporter: Reporter,
-                 running_dir: str) -> None:
+                 running_dir: str, reaper: Optional[Reaper] = None) -> None:
         self.config = config
         self.appcache = appcache
         self.workspaces = workspaces
@@ -236,7 +199,7 @@ class Executor:
         self.slots_used = 0
         self.draining = False
         self._recent: OrderedDict[str, None] = OrderedDict()
-        self._death_signal = DeathSignal()
+        self.reaper = reaper or Reaper()
         self._boot_id = _boot_id()
         self._hurry = asyncio.Event()
 
@@ -494,7 +457,7 @@ class Executor:
                 proc = await asyncio.create_subprocess_exec(
                     *build_command(top, req.main, workspace, env_dir), cwd=top, env=env,
                     stdin=asyncio.subprocess.DEVNULL, stdout=stdout_fd, stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True, preexec_fn=self._death_signal)
+                    start_new_session=True)
             finally:
                 os.close(stdout_fd)
         except OSError as exc:
@@ -503,6 +466,7 @@ class Executor:
                                                message=f"cannot start the action: {exc}", end_at=clock.now()))
             return
         attempt.pgid = proc.pid
+        self.reaper.watch(proc.pid)
         attempt.start_at = clock.now()
         attempt.state = "running"
         record = os.path.join(self.running_dir, f"{req.attempt_id}.json")
@@ -516,16 +480,24 @@ class Executor:
             self._signal_group(attempt, attempt.kill_signal or signal.SIGKILL)
         LOG.info("action started: task %s action %s attempt %s pid %d", req.task_id, req.name,
                  req.attempt_id, proc.pid)
-        if not attempt.abandoned:
-            self.reporter.send_running(self._report(attempt, Stage.RUNNING))
-        returncode = await self._wait(attempt, proc)
+        running_report = asyncio.get_running_loop().call_later(
+            RUNNING_REPORT_DELAY, self._send_running, attempt)
+        try:
+            returncode = await self._wait(attempt, proc)
+        finally:
+            running_report.cancel()
         end_at = clock.now()
         # leftovers of the action (daemonized helpers still in its group) end with it
         self._signal_group(attempt, signal.SIGKILL)
+        self.reaper.forget(proc.pid)
         self._release_slot(attempt)
         remove_file(record)
         attempt.state = "finished"
         await self._finish_run(attempt, workspace, returncode, end_at)
+
+    def _send_running(self, attempt: Attempt) -> None:
+        if not attempt.abandoned and attempt.state == "running":
+            self.reporter.send_running(self._report(attempt, Stage.RUNNING))
 
     async def _wait(self, attempt: Attempt, proc: asyncio.subprocess.Process) -> int:
         waiter = asyncio.ensure_future(proc.wait())

@@ -64,6 +64,7 @@ class Node:
         for sub in ("apps", "workspaces", "reports", "running", "trash"):
             os.makedirs(os.path.join(self.config.data_path, sub), exist_ok=True)
         self.executor.reap_orphans()
+        self.executor.reaper.start()
         await self.trash.empty()
         self.appcache.start()
         self.reporter.start()
@@ -98,6 +99,7 @@ class Node:
             except asyncio.TimeoutError:
                 pass
         await self.trash.wait()
+        self.executor.reaper.close()
         LOG.info("node stopped")
 
     def hurry(self) -> None:

@@ -12,9 +12,30 @@ from litepipeline.common.daemon import load_or_exit, on_stop_signals, parse_args
 LOG = logging.getLogger("litepipeline.node")
 
 
+def use_pidfd_child_watcher() -> None:
+    """Learn of action exits through pidfds on the event loop (Linux 5.3+).
+
+    Python < 3.12 otherwise starts a thread per subprocess just to wait for it; newer
+    Pythons use pidfds by themselves.
+    """
+    if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher"):
+        return
+    try:
+        import os
+
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return   # kernel without pidfd: keep the default watcher
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+
+
 async def serve(config: NodeConfig) -> None:
     """Start a node, wait for a stop signal, drain, return. A second signal cuts the drain short."""
     from litepipeline.node.node import Node  # after logging is set up
+
+    use_pidfd_child_watcher()
 
     node = Node(config)
     stop = asyncio.Event()

@@ -373,7 +373,7 @@ def test_action_runs_and_is_reported(fm, node_factory):
     node = node_factory()
     attempt_id = node.run("ok", input_data={"n": 41}, attempt=2)
     report = wait_for(lambda: fm.finished(attempt_id), 10, "finished report")[0]
-    assert report["status"] == "success" and report["returncode"] == 0
+    assert (report["status"], report["returncode"], report["message"]) == ("success", 0, "")
     assert report["result"]["data"]["n"] == 42 and report["result"]["actions"] == []
     seen = report["result"]["data"]["seen"]
     assert seen == {"n": 41, "task_id": "task-1", "workspace": node.workspace("ok")}

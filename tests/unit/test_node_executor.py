@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import time
 
@@ -14,6 +15,7 @@ import pytest
 
 from litepipeline.common.errors import InvalidParameters
 from litepipeline.node.executor import ActionRequest, build_command, build_script, shell_returncode
+from litepipeline.node.reaper import Reaper
 from litepipeline.node.workspace import OutputError, Trash, Workspaces, input_document, read_output
 
 SHA1 = "a" * 40
@@ -65,6 +67,7 @@ def test_script_quotes_paths_and_inserts_main_as_is():
     assert f"source {shlex.quote(env + '/bin/activate')} && " in script
     assert f"python first.py --flag 'a b' {shlex.quote(ws)}\n" in script
     assert "source" not in build_script(app, "./first", ws)
+    assert build_script(app, "./first", ws).startswith("trap : TERM\n")
     assert build_command(app, "./first", ws)[:2] == ["bash", "-c"]
 
 
@@ -116,17 +119,12 @@ def test_script_sigterm_lets_main_finish_its_cleanup(tmp_path):
     assert time.monotonic() - started >= 0.3
 
 
-@pytest.mark.parametrize("signum, expected", [(signal.SIGTERM, 143), (signal.SIGKILL, 137),
-                                              (signal.SIGUSR1, 137)])
+@pytest.mark.parametrize("signum, expected", [(signal.SIGTERM, 143), (signal.SIGKILL, 137)])
 def test_script_signals_reach_the_whole_group(tmp_path, signum, expected):
     async def run() -> tuple[int, int]:
         proc = await _spawn(tmp_path, "(sleep 30 &); sleep 30 #")
         await asyncio.sleep(0.2)
-        # USR1 goes to bash alone (as PR_SET_PDEATHSIG would send it); the others to the group
-        if signum == signal.SIGUSR1:
-            os.kill(proc.pid, signum)
-        else:
-            os.killpg(proc.pid, signum)
+        os.killpg(proc.pid, signum)
         return proc.pid, shell_returncode(await proc.wait())
 
     pgid, returncode = asyncio.run(run())
@@ -209,3 +207,60 @@ def test_workspace_sweep_removes_only_old_idle_tasks(tmp_path):
         return sorted(os.listdir(tmp_path / "ws"))
 
     assert asyncio.run(run()) == ["busy", "new"]
+
+
+# -- the reaper: groups die with the node -----------------------------------------------------------
+def _spawn_group() -> subprocess.Popen:
+    return subprocess.Popen(["bash", "-c", "(sleep 30 &); sleep 30"], start_new_session=True)
+
+
+def _wait_gone(pgid: int, seconds: float = 3) -> bool:
+    deadline = time.monotonic() + seconds
+    while _live(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not _live(pgid)
+
+
+def test_reaper_kills_listed_groups_when_the_node_pipe_closes():
+    reaper = Reaper()
+    reaper.start()
+    watched, forgotten = _spawn_group(), _spawn_group()
+    try:
+        reaper.watch(watched.pid)
+        reaper.watch(forgotten.pid)
+        reaper.forget(forgotten.pid)
+        time.sleep(0.2)
+        assert _live(watched.pid)
+        # what a dying node does to the pipe, SIGKILL included: its end closes
+        reaper._proc.stdin.close()
+        assert _wait_gone(watched.pid)
+        assert _live(forgotten.pid)          # an ended action's pgid is never killed later
+    finally:
+        for proc in (watched, forgotten):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        reaper.close()
+
+
+def test_reaper_ignores_terminal_signals():
+    reaper = Reaper()
+    reaper.start()
+    group = _spawn_group()
+    try:
+        reaper.watch(group.pid)
+        time.sleep(0.1)
+        os.kill(reaper.pid, signal.SIGTERM)
+        os.kill(reaper.pid, signal.SIGINT)
+        time.sleep(0.2)
+        assert reaper._proc.poll() is None
+        reaper.close()
+        assert _wait_gone(group.pid)
+    finally:
+        try:
+            os.killpg(group.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        group.wait()
