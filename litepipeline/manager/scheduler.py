@@ -27,6 +27,7 @@ PENDING, RUNNING, STOPPING, FINISHED = (s.value for s in (Stage.PENDING, Stage.R
                                                          Stage.FINISHED))
 SUCCESS, FAIL, KILL = (s.value for s in (Status.SUCCESS, Status.FAIL, Status.KILL))
 MAX_RETRY_DELAY = 300.0
+STOP_RESEND = 5.0   # seconds between re-sent stop requests of a task still stopping
 
 
 @dataclass
@@ -108,6 +109,7 @@ class SchedulerCore:
         self._batch = Batch()
         self._new_ids: set[int] = set()
         self._attempts: dict[str, AttemptRecord] = {}   # open attempt history rows by attempt_id
+        self._stop_sent: dict[str, dt.datetime] = {}       # task_id -> when its stop was last sent
 
     # -- change tracking ----------------------------------------------------------------
     def take_batch(self) -> Batch:
@@ -174,6 +176,11 @@ class SchedulerCore:
         for attempt_id, entry in held.items():
             if attempt_id in expected:
                 node.busy.setdefault(attempt_id, now)
+                action = expected[attempt_id]
+                task = self.tasks[action.task_id]
+                if registering and task.stage == STOPPING:
+                    # the stop may have been decided by a manager that died before sending it
+                    stops.append(Stop(node_id, task.task_id, action.name, attempt_id, task.signal or -15))
             else:
                 node.busy.setdefault(attempt_id, now)
                 stops.append(Stop(node_id, str(entry.get("task_id")), str(entry.get("name")), attempt_id, -9))
@@ -406,6 +413,7 @@ class SchedulerCore:
         if task.finished and not any(a.stage == RUNNING for a in task.actions.values()) \
                 and self._pending_event(task) is None:
             self.tasks.pop(task.task_id, None)
+            self._stop_sent.pop(task.task_id, None)
 
     def _pending_event(self, task: TaskState) -> Optional[ActionState]:
         name = task.on_success if task.status == SUCCESS else task.on_fail if task.status == FAIL else None
@@ -432,6 +440,7 @@ class SchedulerCore:
         if not running:
             return self._end_task(task, KILL, task.message)
         task.stage = STOPPING
+        self._stop_sent[task_id] = self.now()
         self._touch_task(task)
         return [Stop(a.node_id, task.task_id, a.name, a.attempt_id, signal) for a in running]
 
@@ -443,6 +452,45 @@ class SchedulerCore:
         if task.stage in (RUNNING, STOPPING) or self._running(task):
             raise OperationFailed(f"task {task_id} is {task.stage}; stop it first")
         del self.tasks[task_id]
+
+    def recover(self, task: TaskState) -> None:
+        """A user's ``task recover``: run a failed or killed ``task`` (read from the store) again in place.
+
+        DAG actions that succeeded keep their outputs; every other action (failed, killed,
+        never run, generated ones included, and the event actions) goes back to pending with
+        its attempt counter kept and its attempt, node and result cleared. The task goes back
+        to pending. The attempts history is not touched. Refused while the task is still in
+        memory (e.g. its on_fail action runs) or when it did not end ``fail``/``kill``.
+        """
+        if task.task_id in self.tasks:
+            raise OperationFailed(f"task {task.task_id} is still active; wait for its actions to end")
+        if task.stage != FINISHED or task.status not in (FAIL, KILL):
+            raise OperationFailed(f"task {task.task_id} is {task.stage}/{task.status}; only a failed or "
+                                  f"killed task can be recovered")
+        again = [a for a in task.actions.values() if not (a.kind == DAG and a.succeeded)]
+        if not any(a.kind == DAG for a in again):
+            raise OperationFailed(f"every action of task {task.task_id} succeeded; nothing to recover")
+        for action in again:
+            action.stage = PENDING
+            action.status = None
+            action.attempt_id = None
+            action.node_id = None
+            action.dispatched_at = None
+            action.retry_at = None
+            action.start_at = None
+            action.end_at = None
+            action.returncode = None
+            action.output = None
+            action.message = None
+        task.stage = PENDING
+        task.status = None
+        task.signal = None
+        task.message = None
+        task.end_at = None
+        self.load(task)
+        self._touch_task(task)
+        for action in again:
+            self._touch(action)
 
     # -- dispatch -----------------------------------------------------------------------
     def _ready(self, task: TaskState, now: dt.datetime) -> list[ActionState]:
@@ -511,15 +559,28 @@ class SchedulerCore:
 
     # -- time ---------------------------------------------------------------------------
     def tick(self) -> list[Stop]:
-        """The repair sweep: attempts on nodes that never came back after a restart."""
+        """The repair sweep: attempts on nodes that never came back after a restart, and
+        stop requests that may have been lost (re-sent every ``STOP_RESEND`` seconds)."""
         now = self.now()
+        stops = []
+        for task in list(self.tasks.values()):
+            if task.stage != STOPPING:
+                continue
+            last = self._stop_sent.get(task.task_id)
+            if last is not None and (now - last).total_seconds() < STOP_RESEND:
+                continue
+            self._stop_sent[task.task_id] = now
+            if last is None:
+                continue    # the first stop was just sent by stop_task
+            stops.extend(Stop(a.node_id, task.task_id, a.name, a.attempt_id, task.signal or -15)
+                         for a in self._running(task) if a.kind == DAG and a.node_id in self.nodes)
         if (now - self.started_at).total_seconds() < self.recovery_timeout:
-            return []
+            return stops
         for task in list(self.tasks.values()):
             for action in list(task.actions.values()):
                 if action.stage == RUNNING and action.node_id not in self.nodes:
                     self._lost(action, f"node {action.node_id} did not come back")
-        return []
+        return stops
 
     def next_wakeup(self) -> Optional[dt.datetime]:
         """The earliest pending retry, so the driver can wake exactly then."""

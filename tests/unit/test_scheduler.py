@@ -320,3 +320,18 @@ def test_event_action_runs_after_failure(core):
     assert "t1" not in core.tasks
     batch = core.take_batch()
     assert batch.tasks["t1"].status == "fail"      # the event action's failure changes nothing
+
+
+def test_stop_is_resent_after_a_restart(clock):
+    core = SchedulerCore(clock_fn=clock, recovery_timeout=10)
+    task = make_task("t1", ("a", []))
+    task.stage, task.signal = "stopping", -9
+    a = task.actions["a"]
+    a.stage, a.attempt, a.attempt_id, a.node_id, a.dispatched_at = "running", 1, "att-1", "n1", T0
+    core.load(task)
+    # the restarted manager never sent the stop: the node re-registering holding it hears it
+    stops = core.node_up("n1", 1, [{"task_id": "t1", "name": "a", "attempt_id": "att-1"}], True)
+    assert stops == [Stop("n1", "t1", "a", "att-1", -9)]
+    assert core.tick() == []                      # the sweep starts its clock
+    clock.advance(6)
+    assert core.tick() == [Stop("n1", "t1", "a", "att-1", -9)]
