@@ -9,6 +9,7 @@ from typing import Optional
 import tornado.web
 from tornado.httpserver import HTTPServer
 
+from litepipeline.common import netresolve
 from litepipeline.common.config import public_view
 from litepipeline.common.daemon import load_or_exit, on_stop_signals, parse_args, setup_logging
 from litepipeline.common.web import NotFoundHandler
@@ -31,6 +32,7 @@ async def serve(config) -> int:  # noqa: ANN001
         exit_code = 1
         stopping.set()
 
+    netresolve.install()
     manager = Manager(config, fatal)
     try:
         await manager.start()

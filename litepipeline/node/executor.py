@@ -136,6 +136,17 @@ def build_command(app_dir: str, main: str, workspace: str, env_dir: Optional[str
     return ["bash", "-c", build_script(app_dir, main, workspace, env_dir)]
 
 
+SMALL_FILE = 64 * 1024
+
+
+def _small(path: str) -> bool:
+    """True for a missing or small file: reading it inline costs less than a thread hop."""
+    try:
+        return os.stat(path).st_size <= SMALL_FILE
+    except OSError:
+        return True
+
+
 def shell_returncode(returncode: int) -> int:
     """asyncio's ``-N`` (killed by signal N) as the shell's ``128+N``, like bash reports MAIN's."""
     return 128 - returncode if returncode < 0 else returncode
@@ -518,8 +529,11 @@ class Executor:
         req = attempt.request
         message = ""
         try:
-            result = await asyncio.to_thread(read_output, os.path.join(workspace, OUTPUT_FILE),
-                                             self.config.max_output_size)
+            output = os.path.join(workspace, OUTPUT_FILE)
+            if _small(output):   # the common case: parse in place, no thread hop on the hot path
+                result = read_output(output, self.config.max_output_size)
+            else:
+                result = await asyncio.to_thread(read_output, output, self.config.max_output_size)
             output_ok = True
         except OutputError as exc:
             result, message, output_ok = {}, str(exc), False

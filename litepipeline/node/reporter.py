@@ -156,7 +156,11 @@ class Reporter:
         path = self._path(attempt_id)
         if persist:
             try:
-                await asyncio.to_thread(write_json_atomic, path, report)
+                if len(json.dumps(report)) <= 64 * 1024:
+                    # a small report (the common case) written in place beats a thread hop
+                    write_json_atomic(path, report)
+                else:
+                    await asyncio.to_thread(write_json_atomic, path, report)
             except OSError as exc:  # deliver it anyway; only a restart would lose it
                 LOG.error("cannot persist report of attempt %s: %s", attempt_id, exc)
             if attempt_id not in self.pending:  # dropped while being written

@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import Optional
 
+from litepipeline.common import netresolve
 from litepipeline.common.config import NodeConfig
 from litepipeline.common.daemon import load_or_exit, on_stop_signals, parse_args, setup_logging
 
@@ -36,6 +37,7 @@ async def serve(config: NodeConfig) -> None:
     from litepipeline.node.node import Node  # after logging is set up
 
     use_pidfd_child_watcher()
+    netresolve.install()
 
     node = Node(config)
     stop = asyncio.Event()

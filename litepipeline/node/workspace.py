@@ -185,7 +185,10 @@ class Workspaces:
         path = self.path(task_id, name)
         if os.path.lexists(path):
             self.trash.discard(path)
-        await asyncio.to_thread(_write_input, path, task_id, input_data)
+        if len(json.dumps(input_data)) <= 64 * 1024:
+            _write_input(path, task_id, input_data)   # small (the common case): no thread hop
+        else:
+            await asyncio.to_thread(_write_input, path, task_id, input_data)
         return path
 
     async def sweep(self, retention: float, busy_tasks: Callable[[], Iterable[str]]) -> int:
