@@ -14,6 +14,16 @@ from typing import Any, Optional
 from litepipeline.common.appspec import ActionSpec
 from litepipeline.common.states import Stage, Status
 
+_FIELDS: dict = {}
+
+
+def _field_names(cls: type) -> list:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = [f.name for f in dataclasses.fields(cls)]
+    return names
+
+
 DAG = "dag"          # part of the task's DAG
 EVENT = "event"      # on_success / on_fail action, runs after the task ends
 
@@ -64,7 +74,12 @@ class ActionState:
         return self.finished and self.status == Status.SUCCESS.value
 
     def to_row(self) -> dict:
-        return dataclasses.asdict(self)
+        # shallow on purpose: dataclasses.asdict deep-copies the JSON values, on every write
+        return {name: getattr(self, name) for name in self.row_fields()}
+
+    @classmethod
+    def row_fields(cls) -> list:
+        return _field_names(cls)
 
     @classmethod
     def from_row(cls, row: dict) -> "ActionState":
@@ -89,7 +104,11 @@ class AttemptRecord:
     message: Optional[str] = None
 
     def to_row(self) -> dict:
-        return dataclasses.asdict(self)
+        return {name: getattr(self, name) for name in self.row_fields()}
+
+    @classmethod
+    def row_fields(cls) -> list:
+        return _field_names(cls)
 
 
 @dataclass

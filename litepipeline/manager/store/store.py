@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from litepipeline.common.states import UNFINISHED_STAGES
 from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task
-from litepipeline.manager.taskstate import Batch
+from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
 
 LOG = logging.getLogger(__name__)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,6 +73,7 @@ class Store:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._statements = self._build_statements()
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest Alembic revision."""
@@ -177,33 +178,43 @@ class Store:
     # -- the scheduler's writes ---------------------------------------------------------
     def save(self, batch: Batch) -> None:
         """Write one scheduling round's changes in one transaction."""
+        st = self._statements
         with self.engine.begin() as conn:
             if batch.new_tasks:
-                conn.execute(insert(TASKS), [t.to_row() for t in batch.new_tasks])
+                conn.execute(st["insert_task"], [t.to_row() for t in batch.new_tasks])
             if batch.tasks:
-                rows = [t.to_row() for t in batch.tasks.values()]
-                for row in rows:
-                    row["k_task_id"] = row.pop("task_id")
-                conn.execute(update(TASKS).where(TASKS.c.task_id == _bind("k_task_id"))
-                             .values({k: _bind(k) for k in rows[0] if k != "k_task_id"}), rows)
+                conn.execute(st["update_task"], [_keyed(t.to_row(), "task_id") for t in batch.tasks.values()])
             if batch.new_actions:
-                conn.execute(insert(ACTIONS), [a.to_row() for a in batch.new_actions])
+                conn.execute(st["insert_action"], [a.to_row() for a in batch.new_actions])
             if batch.actions:
-                rows = [a.to_row() for a in batch.actions.values()]
-                for row in rows:
-                    row["k_task_id"] = row.pop("task_id")
-                    row["k_name"] = row.pop("name")
-                conn.execute(update(ACTIONS).where(and_(ACTIONS.c.task_id == _bind("k_task_id"),
-                                                        ACTIONS.c.name == _bind("k_name")))
-                             .values({k: _bind(k) for k in rows[0] if not k.startswith("k_")}), rows)
+                conn.execute(st["update_action"],
+                             [_keyed(a.to_row(), "task_id", "name") for a in batch.actions.values()])
             if batch.new_attempts:
-                conn.execute(insert(ATTEMPTS), [a.to_row() for a in batch.new_attempts])
+                conn.execute(st["insert_attempt"], [a.to_row() for a in batch.new_attempts])
             if batch.attempts:
-                rows = [a.to_row() for a in batch.attempts.values()]
-                for row in rows:
-                    row["k_attempt_id"] = row.pop("attempt_id")
-                conn.execute(update(ATTEMPTS).where(ATTEMPTS.c.attempt_id == _bind("k_attempt_id"))
-                             .values({k: _bind(k) for k in rows[0] if k != "k_attempt_id"}), rows)
+                conn.execute(st["update_attempt"],
+                             [_keyed(a.to_row(), "attempt_id") for a in batch.attempts.values()])
+
+    @staticmethod
+    def _build_statements() -> dict:
+        """The write statements, built once: SQLAlchemy then reuses their compiled form."""
+        def updater(table: Table, keys: tuple, fields: list) -> Any:
+            where = and_(*[table.c[k] == _bind("k_" + k) for k in keys])
+            return update(table).where(where).values({f: _bind(f) for f in fields if f not in keys})
+
+        return {
+            "insert_task": insert(TASKS), "insert_action": insert(ACTIONS), "insert_attempt": insert(ATTEMPTS),
+            "update_task": updater(TASKS, ("task_id",), list(TaskState._ROW_FIELDS)),
+            "update_action": updater(ACTIONS, ("task_id", "name"), ActionState.row_fields()),
+            "update_attempt": updater(ATTEMPTS, ("attempt_id",), AttemptRecord.row_fields()),
+        }
+
+
+def _keyed(row: dict, *keys: str) -> dict:
+    """``row`` with its key columns renamed to the ``k_`` bind names of the update statements."""
+    for key in keys:
+        row["k_" + key] = row.pop(key)
+    return row
 
 
 def _bind(name: str) -> Any:
