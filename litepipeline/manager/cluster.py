@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,6 +26,10 @@ from litepipeline.common.protocol import FAILURE, HEARTBEAT, REGISTER, SUCCESS, 
 
 LOG = logging.getLogger(__name__)
 MAX_CONNECTIONS = 1024
+# a connection must REGISTER this soon after opening: idle ones would use up MAX_CONNECTIONS
+REGISTER_TIMEOUT = 10.0
+HOST_RE = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
+MAX_INFO_TEXT = 4096
 NODE_FIELDS = ("node_id", "http_host", "http_port", "action_slots", "heartbeat_interval", "heartbeat_timeout",
                "data_path", "app_path", "python3", "version")
 
@@ -78,14 +84,25 @@ class Cluster(TCPServer):
         self.connections += 1
         node: Optional[NodeInfo] = None
         reason = "connection closed"
+        deadline = time.monotonic() + REGISTER_TIMEOUT
         try:
             while True:
-                message = await protocol.read_message(stream)
+                if node is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise ProtocolError(f"no successful REGISTER within {REGISTER_TIMEOUT:g} s")
+                    try:
+                        message = await asyncio.wait_for(protocol.read_message(stream), remaining)
+                    except asyncio.TimeoutError:
+                        raise ProtocolError(f"no successful REGISTER within {REGISTER_TIMEOUT:g} s") from None
+                else:
+                    message = await protocol.read_message(stream)
                 command, data = message["command"], message["data"]
                 if command == REGISTER:
-                    if node is not None:
-                        self._drop(node, "re-registered")
+                    previous = node
                     node = await self._register(stream, address, data)
+                    if previous is not None and (node is None or node.node_id != previous.node_id):
+                        self._drop(previous, "re-registered", close=False)   # this connection goes on
                 elif command == HEARTBEAT:
                     await self._heartbeat(stream, node, data)
                 else:
@@ -110,7 +127,8 @@ class Cluster(TCPServer):
             LOG.warning("refused REGISTER from %s: %s", address[0], refusal)
             await stream.write(protocol.reply(REGISTER, FAILURE, refusal, node_id=None))
             return None
-        node_id = data.get("node_id") or str(uuid.uuid4())
+        # canonical form: uuid.UUID() also reads '{...}', 'urn:uuid:...' and 32 bare hex digits
+        node_id = str(uuid.UUID(data["node_id"])) if data.get("node_id") else str(uuid.uuid4())
         info = {k: data.get(k) for k in NODE_FIELDS}
         if info["http_host"] in (None, "", "0.0.0.0", "::"):
             info["http_host"] = address[0]
@@ -134,7 +152,9 @@ class Cluster(TCPServer):
         node_id = data.get("node_id")
         if node_id is not None:
             try:
-                uuid.UUID(str(node_id))
+                if not isinstance(node_id, str):
+                    raise ValueError(node_id)
+                uuid.UUID(node_id)
             except ValueError:
                 return f"node_id must be a uuid, got {str(node_id)[:60]!r}"
         slots = data.get("action_slots")
@@ -146,13 +166,20 @@ class Cluster(TCPServer):
         host = data.get("http_host")
         if host is not None and (not isinstance(host, str) or len(host) > 255):
             return "http_host must be a string"
+        if host and not HOST_RE.match(host):   # it becomes http://{host}:{port}/action/run
+            return f"http_host must be a host name or an IP address, got {host[:60]!r}"
         running = data.get("running")
         if running is not None and not isinstance(running, list):
             return "running must be a list"
         for key in ("heartbeat_interval", "heartbeat_timeout"):
             value = data.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value <= 0):
                 return f"{key} must be a positive number"
+        for key in ("data_path", "app_path", "python3", "version"):   # shown as is in cluster info
+            value = data.get(key)
+            if value is not None and (not isinstance(value, str) or len(value) > MAX_INFO_TEXT):
+                return f"{key} must be a string of at most {MAX_INFO_TEXT} characters"
         return None
 
     async def _heartbeat(self, stream: IOStream, node: Optional[NodeInfo], data: dict) -> None:
@@ -165,12 +192,12 @@ class Cluster(TCPServer):
                                  running if isinstance(running, list) else [], False)
         await stream.write(protocol.reply(HEARTBEAT, SUCCESS, stop=_stop_list(stops)))
 
-    def _drop(self, node: NodeInfo, reason: str) -> None:
+    def _drop(self, node: NodeInfo, reason: str, close: bool = True) -> None:
         if self.nodes.get(node.node_id) is node:
             del self.nodes[node.node_id]
             LOG.warning("node %s dropped: %s", node.node_id, reason)
             self.on_down(node.node_id, reason)
-        if node.stream is not None:
+        if close and node.stream is not None:
             node.stream.close()
 
     def sweep(self) -> None:
@@ -189,7 +216,3 @@ class Cluster(TCPServer):
 
 def _stop_list(stops: Any) -> list:
     return [{"task_id": s.task_id, "name": s.name, "attempt_id": s.attempt_id} for s in (stops or [])]
-
-
-async def _noop() -> None:
-    await asyncio.sleep(0)

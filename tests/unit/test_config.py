@@ -352,3 +352,24 @@ def test_daemon_cannot_create_directories(tmp_path, command):
     line = _one_line(_run(command, str(path), tmp_path))
     assert line.startswith(f"{command}: error: cannot create directory: ")
     assert str(tmp_path / "afile" / "logs") in line
+
+
+def test_example_file_documents_every_key_and_stays_in_sync():
+    import os
+
+    import yaml
+
+    from litepipeline.common.config import ROLES, config_from_dict
+    from scripts.gen_example_config import example
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "configuration.example.yml"), encoding="utf-8") as fp:
+        text = fp.read()
+    assert text == example(), "run: python scripts/gen_example_config.py"
+    manager, node = list(yaml.safe_load_all(text))
+    for role, doc in (("manager", manager), ("node", node)):
+        assert set(doc) == set(ROLES[role].__dataclass_fields__)
+        config_from_dict(role, doc)            # every default loads
+    for line in text.splitlines():
+        if line and not line.startswith(("#", "---")):
+            assert " # " in line, f"key without a comment: {line}"
