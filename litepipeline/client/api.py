@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
-from typing import Any, Callable, Optional
+from typing import Any, BinaryIO, Callable, Optional
 
 import requests
 
@@ -189,8 +189,11 @@ class ManagerClient:
 
     # -- transport ---------------------------------------------------------------------
 
-    def _send(self, method: str, path: str, *, transfer: bool = False, **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, path: str, *, transfer: bool = False, follow: bool = False,
+              **kwargs: Any) -> requests.Response:
         read_timeout = max(self.timeout, TRANSFER_TIMEOUT) if transfer else self.timeout
+        if follow:   # a followed log may stay silent as long as its action prints nothing
+            read_timeout = None
         try:
             return self.session.request(method, self.base_url + path, timeout=(self.timeout, read_timeout),
                                         **kwargs)
@@ -337,6 +340,52 @@ class ManagerClient:
     def task_stop(self, task_id: str, signal: int = -15) -> Reply:
         """PUT ``/task/stop`` with ``signal`` -15 (SIGTERM) or -9 (SIGKILL)."""
         return self.call("PUT", "/task/stop", json={"task_id": task_id, "signal": signal})
+
+    def task_log(self, task_id: str, name: str, out: BinaryIO, follow: bool = False) -> Reply:
+        """GET ``/task/log``: an action's output written to ``out`` as it arrives (flushed per chunk).
+
+        With ``follow`` the call returns when the action has ended. On success the reply is
+        a client-made ``{"result": "ok", "message": "", "size": n}``; an error answer comes
+        back as its envelope (nothing written to ``out``).
+        """
+        params = {"task_id": task_id, "name": name, "follow": 1 if follow else 0}
+        done = 0
+        with self._send("GET", "/task/log", transfer=True, follow=follow, params=params,
+                        stream=True) as response:
+            content_type = response.headers.get("Content-Type", "")
+            if response.status_code != 200 or content_type.startswith("application/json"):
+                return self._reply(response)
+            try:
+                for chunk in response.iter_content(chunk_size=None):
+                    out.write(chunk)
+                    out.flush()
+                    done += len(chunk)
+            except requests.exceptions.RequestException as exc:
+                raise ClientError(f"log from manager at {self.address} broke off: {_reason(exc)}") from None
+        return Reply({"result": "ok", "message": "", "size": done}, response.status_code)
+
+    def task_workspace(self, task_id: str, dest: str, name: str | None = None,
+                       progress: Progress | None = None) -> Reply:
+        """GET ``/task/workspace`` (one tar.gz of the task's or one action's workspaces) into ``dest``."""
+        params = {"task_id": task_id}
+        if name:
+            params["name"] = name
+        reply = self.download("/task/workspace", params, dest, progress)
+        if reply.ok:
+            reply["task_id"] = task_id
+        return reply
+
+    def task_workspace_delete(self, task_id: str) -> Reply:
+        """DELETE ``/task/workspace``: the task's workspaces on every node: ``nodes``."""
+        return self.call("DELETE", "/task/workspace", {"task_id": task_id})
+
+    def task_rerun(self, task_id: str) -> Reply:
+        """POST ``/task/rerun``: a new task with the same application and input: ``task_id``."""
+        return self.call("POST", "/task/rerun", json={"task_id": task_id})
+
+    def task_recover(self, task_id: str) -> Reply:
+        """PUT ``/task/recover``: a failed or killed task runs again in place."""
+        return self.call("PUT", "/task/recover", json={"task_id": task_id})
 
     def close(self) -> None:
         self.session.close()

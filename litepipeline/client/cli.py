@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
+from litepipeline.client import toolkit
 from litepipeline.client.api import ClientError, ManagerClient, Progress, Reply
 from litepipeline.client.table import format_table, rows_from
 from litepipeline.common.states import Stage, Status
@@ -213,6 +215,12 @@ def _task_list_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--stage", choices=[s.value for s in Stage], help="only tasks in this stage")
     _app_id(p, required=False)
     p.add_argument("--status", choices=[s.value for s in Status], help="only finished tasks with this status")
+    toolkit.add_long(p)
+
+
+def _task_info_args(p: argparse.ArgumentParser) -> None:
+    _task_id(p)
+    toolkit.add_long(p)
 
 
 def _task_stop_args(p: argparse.ArgumentParser) -> None:
@@ -234,6 +242,7 @@ class Operation:
     run: Callable[[ManagerClient, argparse.Namespace], Reply]
     columns: Sequence[str] = RESULT_COLUMNS
     items: Callable[[Reply], list] = _one  # the rows of a successful answer
+    quiet: bool = False  # the operation printed its own output: no table on success
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -254,11 +263,26 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("task", "list"): Operation("list tasks", _task_list_args,
                                 lambda c, a: c.task_list(a.offset, a.limit, a.stage, a.app_id, a.status),
                                 TASK_COLUMNS, lambda r: r.get("tasks") or []),
-    ("task", "info"): Operation("show one task", _task_id, lambda c, a: c.task_info(a.task_id),
+    ("task", "info"): Operation("show one task", _task_info_args, lambda c, a: c.task_info(a.task_id),
                                 TASK_COLUMNS, lambda r: [r.get("task_info") or {}]),
     ("task", "delete"): Operation("delete a finished task", _task_id, lambda c, a: c.task_delete(a.task_id)),
     ("task", "stop"): Operation("stop a task's running actions", _task_stop_args,
                                 lambda c, a: c.task_stop(a.task_id, a.signal)),
+    ("task", "log"): Operation("print an action's output (-f: follow it until the action ends)",
+                               toolkit.log_args, toolkit.task_log, quiet=True),
+    ("task", "workspace"): Operation("download a task's (or one action's) workspaces as one tar.gz",
+                                     toolkit.workspace_args,
+                                     lambda c, a: toolkit.task_workspace(c, a, progress_bar),
+                                     ("task_id", "file", "result", "message")),
+    ("task", "workspace-delete"): Operation("delete a finished task's workspaces on every node", _task_id,
+                                            lambda c, a: c.task_workspace_delete(a.task_id)),
+    ("task", "rerun"): Operation("create a new task with a finished task's application and input", _task_id,
+                                 lambda c, a: c.task_rerun(a.task_id), ("task_id", "result", "message")),
+    ("task", "recover"): Operation("run a failed or killed task again, keeping what succeeded", _task_id,
+                                   lambda c, a: c.task_recover(a.task_id), ("task_id", "result", "message")),
+    ("task", "attempts"): Operation("show every attempt of a task's actions", _task_id,
+                                    lambda c, a: c.task_info(a.task_id), toolkit.ATTEMPT_COLUMNS,
+                                    toolkit.attempt_items),
     ("cluster", "info"): Operation("show the registered nodes", lambda p: None, lambda c, a: c.cluster_info(),
                                    NODE_COLUMNS, lambda r: (r.get("info") or {}).get("nodes") or []),
 }
@@ -311,6 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return int(exc.code or 0)
     operation = OPERATIONS[(args.object, args.operation)]
+    if getattr(args, "long", False):
+        operation = dataclasses.replace(operation, columns=(*operation.columns, *toolkit.LONG_COLUMNS),
+                                        items=toolkit.long_items(operation.items))
     try:
         with ManagerClient(args.address, token=args.token, timeout=args.timeout) as client:
             reply = operation.run(client, args)
@@ -320,7 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClientError as exc:
         _fail(str(exc))
         return 1
-    print(render(operation, reply, args.raw, args.width))
+    if not (operation.quiet and reply.ok):
+        print(render(operation, reply, args.raw, args.width))
     return 0 if reply.ok else 1
 
 

@@ -20,6 +20,7 @@ CONFIG_NAME = "configuration.json"
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
 MAX_MEMBERS = 200_000
 MAX_NAME_LENGTH = 200
+MAX_PATH_LENGTH = 1024
 ACTION_KEYS = ("name", "main", "condition", "env", "input_data", "to_action", "timeout", "retries",
                "retry_delay")
 
@@ -85,6 +86,8 @@ def check_relative_path(path: Any, what: str) -> str:
     """A relative path that stays inside the application directory."""
     if not isinstance(path, str) or not path.strip():
         raise InvalidApplication(f"{what} must be a non-empty string, got {path!r}")
+    if len(path) > MAX_PATH_LENGTH:   # the store keeps at most this much
+        raise InvalidApplication(f"{what} {path[:40]!r}... is longer than {MAX_PATH_LENGTH} characters")
     if path.startswith("/") or "\\" in path or "\x00" in path:
         raise InvalidApplication(f"{what} {path!r} must be a relative path inside the application")
     norm = posixpath.normpath(path)
@@ -201,7 +204,7 @@ def parse_configuration(data: bytes) -> AppSpec:
     """Parse and validate configuration.json's bytes into an :class:`AppSpec`."""
     try:
         raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise InvalidApplication(f"configuration.json is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidApplication("configuration.json must be a JSON object with an 'actions' list")

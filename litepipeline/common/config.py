@@ -113,7 +113,27 @@ def _check(cls: type, name: str, value: Any) -> Any:
         raise ConfigError(f"configuration key '{name}' must be >= {minimum:g}, got {value!r}")
     if name == "log_level" and value.upper() not in LOG_LEVELS:
         raise ConfigError(f"configuration key 'log_level' must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    if name == "database_url":
+        _check_database_url(value)
     return value
+
+
+def _check_database_url(url: str) -> None:
+    """Parse the URL and find its dialect now, so a typo is one line naming the key (never
+    the URL itself: it may hold a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        raise ConfigError("configuration key 'database_url' is not a valid SQLAlchemy URL "
+                          "(dialect+driver://user:password@host:port/database)") from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigError(f"configuration key 'database_url' names an unknown database dialect or driver "
+                          f"{parsed.drivername!r}") from None
 
 
 def config_from_dict(role: str, raw: dict, base_dir: str = ".") -> tuple[Config, list[str]]:

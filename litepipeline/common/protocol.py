@@ -51,7 +51,7 @@ def decode(body: bytes, trailer: bytes) -> dict:
         raise ProtocolError(f"frame CRC mismatch: got {crc:08X}, computed {zlib.crc32(body):08X}")
     try:
         message = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise ProtocolError(f"frame is not valid JSON: {exc}") from None
     if not isinstance(message, dict):
         raise ProtocolError("frame is not a JSON object")

@@ -16,6 +16,7 @@ import tornado.web
 from litepipeline.common.errors import InvalidParameters, LiteError, NotFound, Unauthorized
 
 LOG = logging.getLogger(__name__)
+MAX_INT_ARG = 2 ** 63 - 1   # what SQL integers (and file offsets) hold
 
 
 def bearer_ok(header: Optional[str], token: Optional[str]) -> bool:
@@ -88,7 +89,7 @@ class JsonHandler(tornado.web.RequestHandler):
             return default
         return value
 
-    def arg_int(self, name: str, default: int, minimum: int = 0) -> int:
+    def arg_int(self, name: str, default: int, minimum: int = 0, maximum: int = MAX_INT_ARG) -> int:
         value = self.get_query_argument(name, None)
         if value is None or value == "":
             return default
@@ -98,6 +99,8 @@ class JsonHandler(tornado.web.RequestHandler):
             raise InvalidParameters(f"parameter '{name}' must be an integer, got {value!r}") from None
         if number < minimum:
             raise InvalidParameters(f"parameter '{name}' must be >= {minimum}, got {number}")
+        if number > maximum:   # e.g. an offset past what the database's integers hold
+            raise InvalidParameters(f"parameter '{name}' must be <= {maximum}, got {number}")
         return number
 
     def json_body(self, max_size: Optional[int] = None) -> dict:
@@ -108,7 +111,7 @@ class JsonHandler(tornado.web.RequestHandler):
             raise PayloadTooLarge(f"request body is larger than {max_size} bytes")
         try:
             data = json.loads(body.decode("utf-8") if body else "")
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise InvalidParameters(f"request body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise InvalidParameters("request body must be a JSON object")

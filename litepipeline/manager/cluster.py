@@ -152,10 +152,10 @@ class Cluster(TCPServer):
         node_id = data.get("node_id")
         if node_id is not None:
             try:
-                if not isinstance(node_id, str):
-                    raise ValueError(node_id)
-                uuid.UUID(node_id)
+                valid = isinstance(node_id, str) and uuid.UUID(node_id) is not None
             except ValueError:
+                valid = False
+            if not valid:
                 return f"node_id must be a uuid, got {str(node_id)[:60]!r}"
         slots = data.get("action_slots")
         if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= 10000:

@@ -111,7 +111,10 @@ class Dispatcher:
         delay = 0.1
         while True:
             try:
-                await self.db(self.store.save, batch)
+                if self.store.inline_writes:
+                    self.store.save(batch)
+                else:
+                    await self.db(self.store.save, batch)
                 return
             except Exception as exc:  # noqa: BLE001
                 if time.monotonic() > deadline:

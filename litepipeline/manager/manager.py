@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import uuid
 from typing import Any, AsyncIterator, Callable, Optional
 
@@ -17,7 +18,7 @@ from litepipeline.common.appspec import TarballInfo
 from litepipeline.common.config import ManagerConfig
 from litepipeline.common.errors import (AppNotExists, InvalidParameters, OperationFailed, PayloadTooLarge,
                                         StaleAttempt, TaskAlreadyFinished, TaskNotExists)
-from litepipeline.common.states import UNFINISHED_STAGES, Stage
+from litepipeline.common.states import UNFINISHED_STAGES, Stage, Status
 from litepipeline.manager.appstore import AppStore, remove
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
@@ -25,11 +26,14 @@ from litepipeline.manager.dispatcher import Dispatcher
 from litepipeline.manager.scheduler import SchedulerCore, action_input
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, TaskState
+from litepipeline.manager.workspaces import NodeStreams
 from litepipeline.version import __version__
 
 LOG = logging.getLogger(__name__)
 UNFINISHED = {s.value for s in UNFINISHED_STAGES}
 DOWNLOAD_CHUNK = 1024 * 1024
+SHA1_RE = re.compile(r"[0-9a-fA-F]{40}")
+NAME_LIMIT = 255    # the name columns' length
 
 
 def app_view(row: dict) -> dict:
@@ -71,7 +75,9 @@ class Manager:
         self.cluster = Cluster(config.auth_token, self._node_up, self._node_down)
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.address, config.auth_token,
                                      on_fatal)
+        self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
         self._closing = False
+        self._app_rows: dict[str, dict] = {}
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -120,7 +126,7 @@ class Manager:
     async def create_app(self, upload_path: str, sha1: str, name: str, description: str) -> str:
         info = await self._validated(upload_path)
         app_id = str(uuid.uuid4())
-        final = self.apps.adopt(upload_path, app_id, sha1, info)
+        self.apps.adopt(upload_path, app_id, sha1, info)
         now = clock.now()
         row = {"application_id": app_id, "name": name, "description": description, "sha1": sha1,
                "create_at": now, "update_at": now}
@@ -149,7 +155,9 @@ class Manager:
         if description is not None:
             values["description"] = description
         values["update_at"] = clock.now()
+        self._app_rows.pop(app_id, None)
         await self.db(self.store.update_app, app_id, values)
+        self._app_rows.pop(app_id, None)
         if upload is not None:
             await self._prune_app(app_id, values["sha1"])
         return app_id
@@ -160,10 +168,15 @@ class Manager:
         await asyncio.get_running_loop().run_in_executor(None, self.apps.prune, app_id, keep)
 
     async def app_row(self, app_id: str) -> dict:
-        row = await self.db(self.store.get_app, app_id)
+        # applications are few and change rarely: keep their rows, so creating a task
+        # needs no database read
+        row = self._app_rows.get(app_id)
         if row is None:
-            raise AppNotExists(f"application {app_id} does not exist")
-        return row
+            row = await self.db(self.store.get_app, app_id)
+            if row is None:
+                raise AppNotExists(f"application {app_id} does not exist")
+            self._app_rows[app_id] = row
+        return dict(row)
 
     async def app_info(self, app_id: str) -> dict:
         return app_view(await self.app_row(app_id))
@@ -177,11 +190,14 @@ class Manager:
         busy = await self.db(self.store.unfinished_task_count, app_id)
         if busy:
             raise OperationFailed(f"application {app_id} has {busy} unfinished task(s); stop or wait for them first")
+        self._app_rows.pop(app_id, None)
         await self.db(self.store.delete_app, app_id)
         await self.apps.delete(app_id)
         LOG.info("application %s deleted", app_id)
 
     async def app_download(self, app_id: str, sha1: Optional[str]) -> tuple[str, str]:
+        if sha1 is not None and not SHA1_RE.fullmatch(sha1):
+            raise InvalidParameters(f"parameter 'sha1' must be 40 hexadecimal digits, got {sha1[:60]!r}")
         row = await self.app_row(app_id)
         sha1 = sha1 or row["sha1"]
         path = self.apps.path(app_id, sha1)
@@ -263,8 +279,10 @@ class Manager:
         row = await self.task_row(task_id)
         if row["stage"] in UNFINISHED - {Stage.PENDING.value}:
             raise OperationFailed(f"task {task_id} is {row['stage']}; stop it first")
+        holders = await self.workspaces.holders(task_id)
         await self.dispatcher.submit(lambda: self.core.remove_task(task_id))
         await self.db(self.store.delete_task, task_id)
+        await self.workspaces.forget(task_id, holders)
 
     async def stop_task(self, task_id: str, signal: int) -> None:
         row = await self.task_row(task_id)
@@ -272,7 +290,41 @@ class Manager:
             raise TaskAlreadyFinished(f"task {task_id} is already finished ({row['status']})")
         await self.dispatcher.submit(lambda: self.core.stop_task(task_id, signal))
 
-    async def action_update(self, report: dict) -> None:
+    async def rerun_task(self, task_id: str) -> str:
+        """A new task with a finished task's application (its current version), name and input."""
+        row = await self.task_row(task_id)
+        if row["stage"] != Stage.FINISHED.value:
+            raise OperationFailed(f"task {task_id} is {row['stage']}; only a finished task can be rerun")
+        return await self.create_task(row["application_id"], row["task_name"], row["input_data"] or {})
+
+    async def recover_task(self, task_id: str) -> None:
+        """Run a failed or killed task again in place: what succeeded is kept (see SchedulerCore.recover)."""
+        row = await self.task_row(task_id)
+        if row["stage"] != Stage.FINISHED.value:
+            raise OperationFailed(f"task {task_id} is {row['stage']}; only a failed or killed task can be "
+                                  f"recovered")
+        if row["status"] not in (Status.FAIL.value, Status.KILL.value):
+            raise OperationFailed(f"task {task_id} ended {row['status']}; only a failed or killed task can "
+                                  f"be recovered (rerun makes a new task)")
+        if not self.apps.exists(row["application_id"], row["app_sha1"]):
+            raise OperationFailed(f"the application version task {task_id} ran (sha1 {row['app_sha1']}) "
+                                  f"is no longer stored; rerun makes a new task with the current version")
+        task = TaskState.from_row(row)
+        for action_row in await self.db(self.store.get_actions, task_id):
+            action = ActionState.from_row(action_row)
+            task.actions[action.name] = action
+        await self.dispatcher.submit(lambda: self.core.recover(task))
+        LOG.info("task %s recovered", task_id)
+
+    async def action_update(self, report: dict, body_size: int) -> None:
+        if report.get("stage") == Stage.FINISHED.value and body_size > self.config.max_output_size:
+            # Accepted as a failure, not refused: a refused report would be dropped by the
+            # node, the attempt would look lost, and the action would run again forever.
+            size = len(json.dumps(report.get("result")))
+            if size > self.config.max_output_size:
+                report = dict(report, status="fail", result={}, message=(
+                    f"output.data is {size} bytes, larger than the manager's limit of "
+                    f"{self.config.max_output_size} bytes"))
         try:
             await self.dispatcher.submit(lambda: self.core.report(report))
         except StaleAttempt as exc:
@@ -290,6 +342,9 @@ def check_report(data: dict) -> dict:
     for key in ("task_id", "name", "attempt_id"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise InvalidParameters(f"report field '{key}' must be a non-empty string")
+    for key in ("node_id", "message", "start_at", "end_at"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise InvalidParameters(f"report field '{key}' must be a string or null")
     if data.get("stage") not in (Stage.RUNNING.value, Stage.FINISHED.value):
         raise InvalidParameters("report field 'stage' must be 'running' or 'finished'")
     result = data.get("result")

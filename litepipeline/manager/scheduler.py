@@ -184,17 +184,20 @@ class SchedulerCore:
             else:
                 node.busy.setdefault(attempt_id, now)
                 stops.append(Stop(node_id, str(entry.get("task_id")), str(entry.get("name")), attempt_id, -9))
-        for attempt_id in list(node.busy):
+        for attempt_id, action in expected.items():
             if attempt_id in held:
                 continue
-            since = node.busy[attempt_id]
-            action = expected.get(attempt_id)
-            if action is not None and action.dispatched_at is not None:
-                since = max(since, action.dispatched_at)
-            if registering or (now - since).total_seconds() > self.lost_grace:
-                del node.busy[attempt_id]
-                if action is not None:
-                    self._lost(action, f"node {node_id} no longer holds attempt {attempt_id}")
+            since = action.dispatched_at or node.busy.get(attempt_id) or now
+            # An attempt dispatched by an earlier manager process cannot be in flight any
+            # more: a node registering without it has lost it. One dispatched by this process
+            # may still be on its way to the node, so it gets a grace period.
+            earlier_process = action.dispatched_at is None or action.dispatched_at < self.started_at
+            if (registering and earlier_process) or (now - since).total_seconds() > self.lost_grace:
+                node.busy.pop(attempt_id, None)
+                self._lost(action, f"node {node_id} no longer holds attempt {attempt_id}")
+        for attempt_id in list(node.busy):
+            if attempt_id not in held and attempt_id not in expected:
+                del node.busy[attempt_id]   # an unexpected attempt the node has since dropped
         return stops
 
     def node_down(self, node_id: str, reason: str) -> None:

@@ -33,8 +33,8 @@ async def serve(config) -> int:  # noqa: ANN001
         stopping.set()
 
     netresolve.install()
-    manager = Manager(config, fatal)
     try:
+        manager = Manager(config, fatal)
         await manager.start()
     except Exception as exc:  # noqa: BLE001 - a start-up failure is one clear line, exit 2
         LOG.critical("cannot start: %s", exc)

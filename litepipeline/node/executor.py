@@ -186,6 +186,7 @@ class Attempt:
     timed_out: bool = False
     abandoned: bool = False  # the manager no longer expects it: no report
     holds_slot: bool = True
+    reported: bool = False  # its finished report was handed to the reporter (or dropped on purpose)
 
     @property
     def attempt_id(self) -> str:
@@ -417,7 +418,7 @@ class Executor:
             LOG.exception("task %s action %s attempt %s: unexpected error", req.task_id, req.name,
                           req.attempt_id)
             self._release_slot(attempt)
-            if attempt.state != "finished":
+            if not attempt.reported:   # whatever broke, the manager must hear of the attempt
                 self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.FAIL,
                                                    message="node error while running the action",
                                                    end_at=clock.now()))
@@ -555,6 +556,7 @@ class Executor:
     def _finish(self, attempt: Attempt, report: dict) -> None:
         req = attempt.request
         attempt.state = "finished"
+        attempt.reported = True
         self.attempts.pop(req.attempt_id, None)
         self._recent[req.attempt_id] = None
         while len(self._recent) > RECENT_ATTEMPTS:

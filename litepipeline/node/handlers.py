@@ -74,6 +74,8 @@ class FullHandler(NodeHandler):
 
 
 def make_app(node: Any) -> tornado.web.Application:
+    from litepipeline.node import logstream, wsarchive  # they build on NodeHandler
+
     args = {"node": node}
     return tornado.web.Application(
         [
@@ -81,6 +83,9 @@ def make_app(node: Any) -> tornado.web.Application:
             (r"/action/run", RunHandler, args),
             (r"/action/stop", StopHandler, args),
             (r"/status/full", FullHandler, args),
+            (r"/action/log", logstream.ActionLogHandler, args),
+            (r"/workspace/download", wsarchive.WorkspaceDownloadHandler, args),
+            (r"/workspace/delete", wsarchive.WorkspaceDeleteHandler, args),
         ],
         default_handler_class=NotFoundHandler,
     )

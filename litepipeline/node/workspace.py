@@ -76,7 +76,7 @@ def read_output(path: str, max_size: int) -> dict:
     try:
         with open(path, "rb") as fp:
             raw = json.loads(fp.read().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise OutputError(f"output.data is not valid JSON: {exc}") from None
     except OSError as exc:
         raise OutputError(f"cannot read output.data: {exc}") from None

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import time
 
 import pytest
 
@@ -117,7 +115,7 @@ def test_stop_signals_whole_process_group(cluster, tmp_path, sig):
 
 
 def test_two_nodes_share_work(cluster, tmp_path):
-    nodes = [cluster.add_node(slots=1), cluster.add_node(slots=1)]
+    [cluster.add_node(slots=1), cluster.add_node(slots=1)]
     config = {"actions": [{"name": f"a{i}", "main": "python3 echo.py"} for i in range(4)]}
     app_id = cluster.upload(make_app(str(tmp_path), config))
     info = cluster.run_task(app_id, {"_all": {"sleep": 0.3}})["task_info"]

@@ -8,6 +8,8 @@ import sqlite3
 
 import requests
 
+from tests.e2e.harness import wait_for
+
 from tests.fixtures import dag, make_app
 
 
@@ -167,7 +169,8 @@ def test_bad_requests_get_envelopes(cluster, tmp_path):
     assert r.json() == {"result": "InvalidParameters", "message": "missing field 'name'"}
     assert db_rows(cluster, "select count(*) from applications") == [(0,)]
     assert db_rows(cluster, "select count(*) from tasks") == [(0,)]
-    assert app_files(cluster) == []
+    # a refused upload's temp file is removed as the request ends, just after the answer
+    wait_for(lambda: app_files(cluster) == [], 5, what="no application files")
     # still serving
     assert requests.get(base + "/", timeout=10).json() == {"message": "LitePipeline manager service"}
 

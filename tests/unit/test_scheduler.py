@@ -255,7 +255,11 @@ def test_stop_cancels_pending_retry(core, clock):
 def test_node_lost_requeues_and_recovery(core, clock):
     add(core, make_task("t1", ("a", [])))
     (d1,) = core.schedule()
-    # the node re-registers (restarted) without the attempt: it is run again
+    # the node re-registers at once without the attempt: the dispatch may still be on its way
+    assert core.node_up("n1", 2, [], True) == []
+    assert core.schedule() == []
+    # ... but past the grace period, the node restarted and lost it: it is run again
+    clock.advance(3)
     assert core.node_up("n1", 2, [], True) == []
     (d2,) = core.schedule()
     assert d2.payload["attempt"] == 2
@@ -335,3 +339,17 @@ def test_stop_is_resent_after_a_restart(clock):
     assert core.tick() == []                      # the sweep starts its clock
     clock.advance(6)
     assert core.tick() == [Stop("n1", "t1", "a", "att-1", -9)]
+
+
+def test_after_restart_a_node_registering_without_an_attempt_lost_it(clock):
+    """The dispatch was recorded, then the manager died before sending it (no grace needed)."""
+    earlier = T0 - dt.timedelta(seconds=1)
+    task = make_task("t1", ("a", []))
+    task.stage = "running"
+    a = task.actions["a"]
+    a.stage, a.attempt, a.attempt_id, a.node_id, a.dispatched_at = "running", 1, "att-1", "n1", earlier
+    core = SchedulerCore(clock_fn=clock, recovery_timeout=10, lost_grace=2)
+    core.load(task)
+    core.node_up("n1", 1, [], True)
+    (d,) = core.schedule()
+    assert (d.node_id, d.payload["attempt"]) == ("n1", 2)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from litepipeline.common.web import NotFoundHandler
-from litepipeline.manager.handlers import apps, cluster, tasks
+from litepipeline.manager.handlers import apps, cluster, tasks, toolkit
 
 
 def routes(manager) -> list:  # noqa: ANN001
@@ -22,6 +22,10 @@ def routes(manager) -> list:  # noqa: ANN001
         (r"/task/delete", tasks.TaskDeleteHandler),
         (r"/task/stop", tasks.TaskStopHandler),
         (r"/action/update", tasks.ActionUpdateHandler),
+        (r"/task/log", toolkit.TaskLogHandler),
+        (r"/task/workspace", toolkit.TaskWorkspaceHandler),
+        (r"/task/rerun", toolkit.TaskRerunHandler),
+        (r"/task/recover", toolkit.TaskRecoverHandler),
     ]
     return [(path, handler, args) for path, handler in table]
 

@@ -10,9 +10,15 @@ from streaming_form_data.targets import ValueTarget
 from litepipeline.common.errors import InvalidParameters, PayloadTooLarge
 from litepipeline.manager.appstore import HashingFileTarget, remove
 from litepipeline.manager.handlers.base import ManagerHandler
+from litepipeline.manager.manager import NAME_LIMIT
 
 MULTIPART_SLACK = 64 * 1024   # room for the form's other fields and part headers
 FIELD_LIMIT = 64 * 1024
+
+
+def check_name_length(name: str) -> None:
+    if len(name) > NAME_LIMIT:
+        raise InvalidParameters(f"field 'name' is longer than {NAME_LIMIT} characters")
 
 
 @tornado.web.stream_request_body
@@ -101,6 +107,7 @@ class AppCreateHandler(UploadHandler):
         name = self.field("name")
         if not name or not name.strip():
             raise InvalidParameters("missing field 'name'")
+        check_name_length(name)
         app_id = await self.manager.create_app(upload[0], upload[1], name, self.field("description") or "")
         self.reply(app_id=app_id)
 
@@ -114,6 +121,8 @@ class AppUpdateHandler(UploadHandler):
         name = self.field("name")
         if name is not None and not name.strip():
             raise InvalidParameters("field 'name' must not be empty")
+        if name is not None:
+            check_name_length(name)
         await self.manager.update_app(app_id, upload, name, self.field("description"))
         self.reply(app_id=app_id)
 

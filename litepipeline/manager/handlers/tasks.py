@@ -5,7 +5,7 @@ from litepipeline.common.errors import InvalidParameters
 from litepipeline.common.states import Stage, Status
 from litepipeline.common.web import require
 from litepipeline.manager.handlers.base import ManagerHandler
-from litepipeline.manager.manager import check_report
+from litepipeline.manager.manager import NAME_LIMIT, check_report
 
 STAGES = [s.value for s in Stage]
 STATUSES = [s.value for s in Status]
@@ -19,6 +19,8 @@ class TaskCreateHandler(ManagerHandler):
         task_name = require(data, "task_name", str, "a string")
         if not task_name.strip():
             raise InvalidParameters("field 'task_name' must not be empty")
+        if len(task_name) > NAME_LIMIT:
+            raise InvalidParameters(f"field 'task_name' is longer than {NAME_LIMIT} characters")
         input_data = data.get("input_data")
         if input_data is None:
             input_data = {}
@@ -66,6 +68,6 @@ class TaskStopHandler(ManagerHandler):
 
 class ActionUpdateHandler(ManagerHandler):
     async def put(self) -> None:
-        report = check_report(self.json_body(max_size=self.manager.config.max_output_size + 64 * 1024))
-        await self.manager.action_update(report)
+        report = check_report(self.json_body())
+        await self.manager.action_update(report, len(self.request.body))
         self.reply()

@@ -74,6 +74,8 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._statements = self._build_statements()
+        import os as _os
+        self.inline_writes = self.engine.dialect.name == "sqlite" and _os.environ.get("LP_INLINE") == "1"
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest Alembic revision."""
