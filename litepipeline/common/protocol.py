@@ -19,7 +19,14 @@ MAX_FRAME_SIZE = 1024 * 1024  # a REGISTER with a few thousand running actions f
 REGISTER = "REGISTER"
 HEARTBEAT = "HEARTBEAT"
 ERROR = "ERROR"
-COMMANDS = (REGISTER, HEARTBEAT, ERROR)
+# Extensions, used only between peers that both list them in ``features`` at REGISTER, so
+# an original node or manager keeps talking plain SPEC §5 (and HTTP for the rest):
+RUN = "RUN"        # manager -> node: an action to run (the POST /action/run body); answered RUN
+REPORT = "REPORT"  # node -> manager: an action report (the PUT /action/update body); answered REPORT
+COMMANDS = (REGISTER, HEARTBEAT, ERROR, RUN, REPORT)
+FEATURES = [RUN, REPORT]
+# a RUN or REPORT bigger than this goes over HTTP instead: frames stay small and quick
+CHANNEL_MESSAGE_LIMIT = 256 * 1024
 
 SUCCESS = "SUCCESS"
 FAILURE = "FAILURE"

@@ -5,6 +5,10 @@ connection closing, or heartbeats stopping for the node's ``heartbeat_timeout``,
 the node at once and its work goes back to the scheduler. Garbage on a connection (bad
 CRC, not JSON, unknown command, oversized frame, a HEARTBEAT before REGISTER is answered
 FAILURE) affects only that connection.
+
+Nodes that list the ``RUN``/``REPORT`` features at REGISTER also get their dispatches and
+send their reports over this connection (see :mod:`litepipeline.common.protocol`); the
+others use the HTTP routes of SPEC §3/§4.
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpserver import TCPServer
 
 from litepipeline.common import protocol
-from litepipeline.common.protocol import FAILURE, HEARTBEAT, REGISTER, SUCCESS, ProtocolError
+from litepipeline.common.errors import LiteError
+from litepipeline.common.protocol import FAILURE, FEATURES, HEARTBEAT, REGISTER, REPORT, RUN, SUCCESS, ProtocolError
 
 LOG = logging.getLogger(__name__)
 MAX_CONNECTIONS = 1024
@@ -42,6 +47,8 @@ class NodeInfo:
     info: dict
     stream: Any = field(repr=False, default=None)
     last_seen: float = field(default_factory=time.monotonic)
+    features: frozenset = frozenset()
+    runs: dict = field(default_factory=dict, repr=False)   # attempt_id -> future of the RUN answer
 
     @property
     def address(self) -> str:
@@ -61,11 +68,13 @@ class Cluster(TCPServer):
     """Accepts node connections; keeps the table of live nodes."""
 
     def __init__(self, token: Optional[str], on_up: Callable[[str, int, list, bool], Any],
-                 on_down: Callable[[str, str], Any]) -> None:
+                 on_down: Callable[[str, str], Any],
+                 on_report: Optional[Callable[[dict], Any]] = None) -> None:
         super().__init__(max_buffer_size=protocol.MAX_FRAME_SIZE * 2)
         self.token = token
         self.on_up = on_up
         self.on_down = on_down
+        self.on_report = on_report
         self.nodes: dict[str, NodeInfo] = {}
         self.connections = 0
 
@@ -82,6 +91,8 @@ class Cluster(TCPServer):
             stream.close()
             return
         self.connections += 1
+        # small frames, answered at once: Nagle's algorithm would hold each one back ~40 ms
+        stream.set_nodelay(True)
         node: Optional[NodeInfo] = None
         reason = "connection closed"
         deadline = time.monotonic() + REGISTER_TIMEOUT
@@ -105,6 +116,13 @@ class Cluster(TCPServer):
                         self._drop(previous, "re-registered", close=False)   # this connection goes on
                 elif command == HEARTBEAT:
                     await self._heartbeat(stream, node, data)
+                elif command == RUN:
+                    self._run_answer(node, data)
+                elif command == REPORT:
+                    if node is None or self.nodes.get(node.node_id) is not node:
+                        raise ProtocolError("REPORT from a connection that is not registered")
+                    # concurrently: a report waits for its round to be persisted; heartbeats must not
+                    asyncio.ensure_future(self._report(stream, data))
                 else:
                     LOG.warning("node %s sent ERROR: %s", address[0], data)
         except StreamClosedError:
@@ -118,6 +136,11 @@ class Cluster(TCPServer):
         finally:
             self.connections -= 1
             stream.close()
+            if node is not None:
+                for waiter in node.runs.values():
+                    if not waiter.done():
+                        waiter.set_result((0, {"result": "NodeGone", "message": reason}))
+                node.runs.clear()
             if node is not None and self.nodes.get(node.node_id) is node:
                 self._drop(node, reason)
 
@@ -136,13 +159,67 @@ class Cluster(TCPServer):
         if old is not None and old.stream is not stream:
             old.stream.close()   # the node restarted or reconnected: the old connection is dead
             self.nodes.pop(node_id, None)
-        node = NodeInfo(node_id, info, stream)
+        features = data.get("features")
+        node = NodeInfo(node_id, info, stream,
+                        features=frozenset(f for f in features if f in FEATURES) if isinstance(features, list)
+                        else frozenset())
         self.nodes[node_id] = node
         LOG.info("node %s registered from %s (http %s, %s slots)", node_id, address[0], node.address,
                  info["action_slots"])
         stops = await self.on_up(node_id, int(info["action_slots"]), data.get("running") or [], True)
-        await stream.write(protocol.reply(REGISTER, SUCCESS, node_id=node_id, stop=_stop_list(stops)))
+        await stream.write(protocol.reply(REGISTER, SUCCESS, node_id=node_id, stop=_stop_list(stops),
+                                          features=FEATURES if self.on_report is not None else []))
         return node
+
+    # -- dispatches and reports over the connection ------------------------------------------
+    async def run(self, node_id: str, payload: dict, timeout: float) -> Optional[tuple[int, dict]]:
+        """Send one RUN frame and wait for the node's answer: (status code, envelope).
+
+        None when the channel can't carry it (a node without the feature, a big payload):
+        the caller then uses the node's HTTP route.
+        """
+        node = self.nodes.get(node_id)
+        if node is None or RUN not in node.features:
+            return None
+        frame = protocol.encode(RUN, payload)
+        if len(frame) > protocol.CHANNEL_MESSAGE_LIMIT:
+            return None
+        attempt_id = payload["attempt_id"]
+        waiter = asyncio.get_running_loop().create_future()
+        node.runs[attempt_id] = waiter
+        try:
+            await node.stream.write(frame)
+            return await asyncio.wait_for(waiter, timeout)
+        except StreamClosedError:
+            return 0, {"result": "NodeGone", "message": f"connection to node {node_id} closed"}
+        except asyncio.TimeoutError:
+            return 0, {"result": "NodeUnreachable", "message": f"node {node_id} did not answer RUN in {timeout:g} s"}
+        finally:
+            node.runs.pop(attempt_id, None)
+
+    def _run_answer(self, node: Optional[NodeInfo], data: dict) -> None:
+        if node is None:
+            raise ProtocolError("RUN answer from a connection that is not registered")
+        waiter = node.runs.get(str(data.get("attempt_id")))
+        if waiter is not None and not waiter.done():
+            code = data.get("code")
+            waiter.set_result((code if isinstance(code, int) and not isinstance(code, bool) else 500,
+                               {"result": data.get("result"), "message": data.get("message", "")}))
+
+    async def _report(self, stream: IOStream, data: dict) -> None:
+        try:
+            await self.on_report(data)
+            code, envelope = 200, {"result": "ok", "message": ""}
+        except LiteError as exc:
+            code, envelope = exc.http_status, exc.envelope()
+        except Exception:  # noqa: BLE001 - answered like the HTTP route's 500
+            LOG.exception("report over the node channel failed")
+            code, envelope = 500, {"result": "ServerException", "message": "internal server error"}
+        try:
+            await stream.write(protocol.encode(REPORT, {"attempt_id": data.get("attempt_id"), "code": code,
+                                                        **envelope}))
+        except StreamClosedError:
+            pass   # the node re-sends reports it did not hear back about
 
     def _check_register(self, data: dict) -> Optional[str]:
         if self.token:

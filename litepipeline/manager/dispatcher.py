@@ -45,6 +45,8 @@ class Dispatcher:
         self._timer: Optional[asyncio.TimerHandle] = None
         self._inflight: set[asyncio.Task] = set()
         self.rounds = 0
+        #: ``Cluster.run``: dispatches over the node's TCP channel when it can carry them
+        self.channel_run: Optional[Callable[..., Any]] = None
 
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._run())
@@ -164,7 +166,10 @@ class Dispatcher:
 
     async def _send_dispatch(self, dispatch: Dispatch) -> None:
         payload = dispatch.payload
-        code, data = await self._node_call(dispatch.node_id, "POST", "/action/run", payload)
+        answer = await self.channel_run(dispatch.node_id, payload, 30) if self.channel_run else None
+        if answer is None:   # the node's HTTP route: an original node, or a big payload
+            answer = await self._node_call(dispatch.node_id, "POST", "/action/run", payload)
+        code, data = answer
         if code == 200 and data.get("result") == "ok":
             return
         reason = f"HTTP {code}: {data.get('result')}: {data.get('message')}"

@@ -72,10 +72,11 @@ class Manager:
         self.apps = AppStore(config.data_path, config.max_unpacked_size)
         self.core = SchedulerCore(max_generated_actions=config.max_generated_actions,
                                   recovery_timeout=config.recovery_timeout)
-        self.cluster = Cluster(config.auth_token, self._node_up, self._node_down)
+        self.cluster = Cluster(config.auth_token, self._node_up, self._node_down, self.action_update)
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.address, config.auth_token,
                                      on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
+        self.dispatcher.channel_run = self.cluster.run
         self._closing = False
         self._app_rows: dict[str, dict] = {}
 
@@ -316,8 +317,11 @@ class Manager:
         await self.dispatcher.submit(lambda: self.core.recover(task))
         LOG.info("task %s recovered", task_id)
 
-    async def action_update(self, report: dict, body_size: int) -> None:
-        if report.get("stage") == Stage.FINISHED.value and body_size > self.config.max_output_size:
+    async def action_update(self, report: dict, body_size: Optional[int] = None) -> None:
+        """Record a node's report (``body_size``: its size when known, a cheap first check)."""
+        check_report(report)
+        if report.get("stage") == Stage.FINISHED.value and (body_size is None
+                                                            or body_size > self.config.max_output_size):
             # Accepted as a failure, not refused: a refused report would be dropped by the
             # node, the attempt would look lost, and the action would run again forever.
             size = len(json.dumps(report.get("result")))

@@ -18,7 +18,8 @@ from tornado.netutil import bind_sockets
 
 from litepipeline.common.config import NodeConfig
 from litepipeline.node.appcache import AppCache
-from litepipeline.node.executor import Executor
+from litepipeline.common.errors import LiteError
+from litepipeline.node.executor import ActionRequest, Executor
 from litepipeline.node.handlers import make_app
 from litepipeline.node.registrant import Registrant, id_path_for
 from litepipeline.node.reporter import Reporter
@@ -53,6 +54,8 @@ class Node:
                                  os.path.join(data, "running"))
         self.reporter.on_rejected = lambda attempt_id, message: self.executor.abandon(
             attempt_id, f"manager refused its report: {message}")
+        self.reporter.channel = self.registrant
+        self.registrant.on_run = self.run_action
         self.http_port = config.http_port
         self._server: Optional[HTTPServer] = None
         self._sweeper: Optional[asyncio.Task] = None
@@ -101,6 +104,14 @@ class Node:
         await self.trash.wait()
         self.executor.reaper.close()
         LOG.info("node stopped")
+
+    def run_action(self, data: dict) -> tuple[int, dict]:
+        """Accept an action dispatched over the TCP channel; (status, envelope) as over HTTP."""
+        try:
+            accepted = self.executor.accept(ActionRequest.from_json(data))
+        except LiteError as exc:
+            return exc.http_status, exc.envelope()
+        return 200, {"result": "ok", "message": "" if accepted else "attempt already accepted"}
 
     def hurry(self) -> None:
         """A second SIGTERM/SIGINT: stop waiting for running actions."""

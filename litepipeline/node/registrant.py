@@ -6,6 +6,12 @@ connection or a refused REGISTER it tries again every ``retry_interval``. A hear
 answered ``FAILURE`` (the manager forgot this node) is followed by a REGISTER at once.
 Answers may carry ``stop: [{task_id, name, attempt_id}]``: attempts the manager no longer
 expects, handed to ``on_stop``.
+
+When the manager lists the ``RUN``/``REPORT`` features in its REGISTER answer, the same
+connection also carries dispatches (RUN frames from the manager, answered by the node) and
+reports (REPORT frames from the node, answered by the manager): one frame each way on a
+connection that is already open and authenticated, instead of a new HTTP connection per
+message on the path of every action. A reader task routes incoming frames.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpclient import TCPClient
 
 from litepipeline.common import protocol
-from litepipeline.common.protocol import HEARTBEAT, REGISTER, SUCCESS, ProtocolError
+from litepipeline.common.protocol import FEATURES, HEARTBEAT, REGISTER, REPORT, RUN, SUCCESS, ProtocolError
 from litepipeline.node.workspace import read_json, write_json_atomic
 
 LOG = logging.getLogger(__name__)
@@ -28,6 +34,10 @@ CONNECT_TIMEOUT = 10
 
 class RegisterRefused(Exception):
     """The manager answered REGISTER with something other than SUCCESS."""
+
+
+class ChannelUnavailable(Exception):
+    """Reports cannot go over the TCP channel now (not connected, or the manager lacks it)."""
 
 
 def load_node_id(path: str) -> Optional[str]:
@@ -69,6 +79,13 @@ class Registrant:
         self._task: Optional[asyncio.Task] = None
         self._stopping = asyncio.Event()
         self._last_error: Optional[str] = None
+        self._answer: Optional[asyncio.Future] = None          # the pending REGISTER/HEARTBEAT answer
+        self._reports: dict[str, asyncio.Future] = {}           # attempt_id -> pending REPORT answer
+        self._reader: Optional[asyncio.Task] = None
+        self.manager_features: set = set()
+        #: called with a RUN frame's data; returns (HTTP-like status code, envelope dict)
+        self.on_run: Callable[[dict], tuple[int, dict]] = lambda data: (503, {"result": "ServiceUnavailable",
+                                                                              "message": "not ready"})
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -103,9 +120,14 @@ class Registrant:
                 self._last_error = "unexpected"
             finally:
                 self.registered.clear()
+                self.manager_features = set()
                 if self._stream is not None:
                     self._stream.close()
                     self._stream = None
+                if self._reader is not None:
+                    self._reader.cancel()
+                    self._reader = None
+                self._fail_waiters()
             try:
                 await asyncio.wait_for(self._stopping.wait(), self.retry_interval)
             except asyncio.TimeoutError:
@@ -113,6 +135,8 @@ class Registrant:
 
     async def _session(self) -> None:
         self._stream = await TCPClient().connect(self.host, self.port, timeout=CONNECT_TIMEOUT)
+        self._stream.set_nodelay(True)   # small frames on the path of every action: no Nagle delay
+        self._reader = asyncio.ensure_future(self._read_frames(self._stream))
         await self._register()
         while True:
             try:
@@ -130,6 +154,8 @@ class Registrant:
         answer = await self._call(REGISTER)
         if answer.get("status") != SUCCESS:
             raise RegisterRefused(str(answer.get("message") or answer.get("status")))
+        features = answer.get("features")
+        self.manager_features = set(features) if isinstance(features, list) else set()
         node_id = answer.get("node_id")
         if isinstance(node_id, str) and node_id and node_id != self.node_id:
             self.node_id = node_id
@@ -142,18 +168,76 @@ class Registrant:
         self.on_registered()
 
     async def _call(self, command: str) -> dict:
-        """Send one frame, read the answer; returns the answer's data."""
-        data: dict[str, Any] = {"node_id": self.node_id}
+        """Send one frame, wait for its answer (routed by the reader); returns the answer's data."""
+        data: dict[str, Any] = {"node_id": self.node_id, "features": FEATURES}
         data.update(self.info())
+        self._answer = asyncio.get_running_loop().create_future()
         await self._stream.write(protocol.encode(command, data))
-        message = await asyncio.wait_for(protocol.read_message(self._stream), self.answer_timeout)
-        if message["command"] == protocol.ERROR:
-            raise ProtocolError(f"manager answered {command} with ERROR: {message['data'].get('message')}")
-        answer = message["data"]
+        answer = await asyncio.wait_for(self._answer, self.answer_timeout)
         stop = answer.get("stop")
         if isinstance(stop, list) and stop:
             self.on_stop([entry for entry in stop if isinstance(entry, dict)])
         return answer
+
+    async def _read_frames(self, stream: IOStream) -> None:
+        """Route every frame from the manager; a broken connection fails whoever waits."""
+        try:
+            while True:
+                message = await protocol.read_message(stream)
+                command, data = message["command"], message["data"]
+                if command in (REGISTER, HEARTBEAT):
+                    if self._answer is not None and not self._answer.done():
+                        self._answer.set_result(data)
+                elif command == RUN:
+                    code, envelope = self.on_run(data)
+                    reply = {"attempt_id": data.get("attempt_id"), "code": code, **envelope}
+                    await stream.write(protocol.encode(RUN, reply))
+                elif command == REPORT:
+                    waiter = self._reports.pop(str(data.get("attempt_id")), None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(data)
+                elif command == protocol.ERROR:
+                    raise ProtocolError(f"manager sent ERROR: {data.get('message')}")
+        except (StreamClosedError, ProtocolError, OSError) as exc:
+            self._fail_waiters(exc)
+            stream.close()
+
+    def _fail_waiters(self, exc: Optional[BaseException] = None) -> None:
+        error = exc or StreamClosedError()
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(error if isinstance(error, Exception) else StreamClosedError())
+        for waiter in self._reports.values():
+            if not waiter.done():
+                waiter.set_exception(ChannelUnavailable(str(error)))
+        self._reports.clear()
+
+    async def send_report(self, report: dict, timeout: float) -> tuple[int, dict]:
+        """One report over the channel; returns (status code, envelope) like the HTTP route.
+
+        Raises :class:`ChannelUnavailable` when the channel can't carry it (the caller then
+        uses HTTP) and ``asyncio.TimeoutError`` when no answer comes.
+        """
+        stream = self._stream
+        if stream is None or stream.closed() or not self.registered.is_set() or REPORT not in self.manager_features:
+            raise ChannelUnavailable("no registered connection with report frames")
+        frame = protocol.encode(REPORT, report)
+        if len(frame) > protocol.CHANNEL_MESSAGE_LIMIT:
+            raise ChannelUnavailable("report too big for a frame")
+        attempt_id = str(report.get("attempt_id"))
+        waiter = asyncio.get_running_loop().create_future()
+        self._reports[attempt_id] = waiter
+        try:
+            await stream.write(frame)
+        except StreamClosedError as exc:
+            self._reports.pop(attempt_id, None)
+            raise ChannelUnavailable(str(exc)) from None
+        try:
+            answer = await asyncio.wait_for(waiter, timeout)
+        finally:
+            self._reports.pop(attempt_id, None)
+        code = answer.get("code")
+        return (code if isinstance(code, int) else 500), {"result": answer.get("result"),
+                                                         "message": answer.get("message", "")}
 
 
 def id_path_for(data_path: str) -> str:

@@ -12,11 +12,12 @@ import asyncio
 import json
 import logging
 import os
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from litepipeline.common.web import auth_headers
+from litepipeline.node.registrant import ChannelUnavailable
 from litepipeline.node.workspace import read_json, remove_file, write_json_atomic
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Reporter:
         self._deliveries: dict[str, asyncio.Task] = {}
         self._running_sends: dict[str, asyncio.Task] = {}
         self._wake: Optional[asyncio.Future] = None
+        #: the registrant, when reports may travel over the TCP channel (set by the Node)
+        self.channel: Optional[Any] = None
         self._client: Optional[AsyncHTTPClient] = None
 
     # -- life cycle --------------------------------------------------------------------------
@@ -196,9 +199,21 @@ class Reporter:
             self.on_rejected(attempt_id, message)
 
     async def _put(self, report: dict) -> tuple[str, int, str]:
-        """One PUT; returns (OK|RETRY|REJECTED, HTTP code or 599, the manager's message)."""
+        """One delivery; returns (OK|RETRY|REJECTED, HTTP code or 599, the manager's message).
+
+        Over the registration channel when the manager supports it (no new connection on
+        the path of every action), else with ``PUT /action/update``.
+        """
         if self._client is None:
             return RETRY, 599, "reporter closed"
+        if self.channel is not None:
+            try:
+                code, envelope = await self.channel.send_report(report, REQUEST_TIMEOUT)
+                return _outcome(code, str(envelope.get("result")) + ": " + str(envelope.get("message")))
+            except ChannelUnavailable:
+                pass   # not connected, or an original manager: HTTP below
+            except asyncio.TimeoutError:
+                return RETRY, 599, "no answer to the report frame"
         headers = {"Content-Type": "application/json"}
         headers.update(auth_headers(self.token))
         request = HTTPRequest(self.update_url, method="PUT", body=json.dumps(report), headers=headers,
@@ -209,13 +224,15 @@ class Reporter:
             raise
         except Exception as exc:  # refused, reset, timed out: the manager is away
             return RETRY, 599, str(exc) or type(exc).__name__
-        code = response.code
-        if 200 <= code < 300:
-            return OK, code, ""
-        message = _envelope_message(response.body)
-        if 400 <= code < 500 and code not in RETRY_4XX:
-            return REJECTED, code, message
-        return RETRY, code, message
+        return _outcome(response.code, _envelope_message(response.body))
+
+
+def _outcome(code: int, message: str) -> tuple[str, int, str]:
+    if 200 <= code < 300:
+        return OK, code, ""
+    if 400 <= code < 500 and code not in RETRY_4XX:
+        return REJECTED, code, message
+    return RETRY, code, message
 
 
 def _envelope_message(body: Optional[bytes]) -> str:
