@@ -150,6 +150,7 @@ def main() -> None:
         result["dag_ratio_to_floor"] = round(result["dag_latency_ms"]["median"] / result["dag_floor_ms"], 2)
 
         manager_before = proc_stat(cluster.manager.pid)
+        nodes_before = [proc_stat(n.pid) for n in cluster.nodes]
         start = time.perf_counter()
         with cf.ThreadPoolExecutor(16) as pool:
             ids = list(pool.map(lambda i: cluster.api.task_create(one_app, f"t{i}", {})["task_id"],
@@ -164,6 +165,7 @@ def main() -> None:
         wait_for(all_done, 600, 0.05, "all tasks")
         elapsed = time.perf_counter() - start
         manager_after = proc_stat(cluster.manager.pid)
+        nodes_after = [proc_stat(n.pid) for n in cluster.nodes]
         rows = cluster.api.task_list(limit=args.tasks, app_id=one_app)["tasks"]
         mine = [r for r in rows if r["task_id"] in set(ids)]
         statuses = {r["status"] for r in mine}
@@ -181,6 +183,8 @@ def main() -> None:
                              "cpu_ms_per_task": round((manager_after["cpu_s"] - manager_before["cpu_s"])
                                                       / args.tasks * 1000, 2)}
         result["nodes_peak_rss_mb"] = [proc_stat(n.pid)["peak_rss_mb"] for n in cluster.nodes]
+        result["nodes_cpu_ms_per_task"] = round(sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(nodes_after, nodes_before))
+                                                / args.tasks * 1000, 2)
     subprocess.run(["rm", "-rf", root], check=False)
     print(json.dumps(result, indent=2))
 

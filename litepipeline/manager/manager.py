@@ -79,6 +79,7 @@ class Manager:
         self.dispatcher.channel_run = self.cluster.run
         self._closing = False
         self._app_rows: dict[str, dict] = {}
+        self._checkpointing = False
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -108,6 +109,17 @@ class Manager:
         """The periodic repair sweep: silent nodes, nodes that never came back."""
         self.cluster.sweep()
         self.dispatcher.submit(self.core.tick)
+        if self.store.inline_writes and not self._checkpointing:
+            self._checkpointing = True
+            asyncio.ensure_future(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        try:
+            await self.db(self.store.checkpoint)
+        except Exception as exc:  # noqa: BLE001 - retried at the next sweep
+            LOG.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            self._checkpointing = False
 
     async def _node_up(self, node_id: str, slots: int, running: list, registering: bool) -> list:
         return await self.dispatcher.submit(lambda: self.core.node_up(node_id, slots, running, registering))

@@ -130,3 +130,17 @@ def test_failed_batch_leaves_nothing(store):
 def test_safe_url_masks_password():
     assert "secret" not in safe_url("postgresql+psycopg://u:secret@h/db")
     assert safe_url("postgresql+psycopg://u:secret@h/db").startswith("postgresql+psycopg://u:***@h/db")
+
+
+def test_sqlite_checkpoint_moves_the_wal_into_the_database(tmp_path):
+    store = Store(sqlite_url(str(tmp_path)))
+    store.migrate()
+    assert store.inline_writes
+    store.save(Batch(new_tasks=[task(f"t{i}") for i in range(50)]))
+    wal = os.path.join(str(tmp_path), "litepipeline.db-wal")
+    assert os.path.getsize(wal) > 0            # autocheckpoint is off: the WAL keeps the writes
+    store.checkpoint()
+    with store.engine.connect() as conn:
+        busy, log, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+    assert (busy, log) == (0, done)            # every WAL frame is in the database file now
+    store.close()
