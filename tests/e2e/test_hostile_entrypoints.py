@@ -1153,3 +1153,39 @@ def test_tcp_idle_and_refused_connections_are_closed(hc, idle_peers):
     assert refused.closed_by_peer(max(limit - (time.monotonic() - opened), 0.1)), \
         "a connection whose REGISTER was refused was kept"
     assert "closing node connection from 127.0.0.1: no successful REGISTER within 10 s" in hc.manager.output()
+
+
+# -- the RUN/REPORT channel extension ------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["REPORT", "RUN"])
+def test_channel_frames_before_register_close_the_connection(hc, command):
+    before = db_snapshot(hc)
+    peer = RawPeer(hc)
+    try:
+        peer.send(protocol.encode(command, {"task_id": "t", "name": "a", "attempt_id": "x", "stage": "finished"}))
+        assert peer.closed_by_peer()
+    finally:
+        peer.close()
+    assert db_snapshot(hc) == before
+    manager_serving(hc)
+
+
+def test_channel_report_for_a_never_given_attempt_is_refused_in_a_frame(hc):
+    """A registered peer may report over its connection; fencing applies as over HTTP."""
+    peer = RawPeer(hc)
+    try:
+        answer = peer.call("REGISTER", register_data(features=["RUN", "REPORT"]))
+        assert answer["data"]["status"] == "SUCCESS" and answer["data"]["features"] == ["RUN", "REPORT"]
+        before = db_snapshot(hc)
+        never, attempt = str(uuid.uuid4()), str(uuid.uuid4())
+        reply = peer.call("REPORT", report(task_id=never, attempt_id=attempt))
+        assert (reply["command"], reply["data"]) == ("REPORT", {
+            "attempt_id": attempt, "code": 409, "result": "StaleAttempt",
+            "message": f"task {never} has no unfinished action 'first' (attempt {attempt})"})
+        malformed = peer.call("REPORT", {"attempt_id": attempt, "stage": "finished"})
+        assert malformed["data"]["code"] == 400
+        assert malformed["data"]["message"] == "report field 'task_id' must be a non-empty string"
+        assert db_snapshot(hc) == before
+    finally:
+        peer.close()
+    manager_serving(hc)
