@@ -223,12 +223,7 @@ class SchedulerCore:
             self._finish_action(action, KILL, reason)
             self._maybe_finish(task)
             return
-        action.stage = PENDING
-        action.attempt_id = None
-        action.node_id = None
-        action.dispatched_at = None
-        action.start_at = None
-        action.message = reason
+        action.back_to_pending(reason)
         self._touch(action)
 
     def dispatch_failed(self, attempt_id: str, node_id: str, reason: str, node_full: bool) -> None:
@@ -322,12 +317,8 @@ class SchedulerCore:
             delay = min(action.retry_delay * (2 ** (action.attempt - 1)), MAX_RETRY_DELAY)
             LOG.info("task %s action %s failed attempt %d; retry in %.1fs", task.task_id, action.name,
                      action.attempt, delay)
-            action.stage = PENDING
-            action.status = None
-            action.attempt_id = None
-            action.node_id = None
-            action.message = message
-            action.retry_at = self.now() + dt.timedelta(seconds=delay)
+            # the failed attempt's times, return code and output stay visible until the retry
+            action.back_to_pending(message, self.now() + dt.timedelta(seconds=delay), keep_times=True)
             self._touch(action)
             return []
         self._finish_action(action, status, message)
@@ -474,17 +465,7 @@ class SchedulerCore:
         if not any(a.kind == DAG for a in again):
             raise OperationFailed(f"every action of task {task.task_id} succeeded; nothing to recover")
         for action in again:
-            action.stage = PENDING
-            action.status = None
-            action.attempt_id = None
-            action.node_id = None
-            action.dispatched_at = None
-            action.retry_at = None
-            action.start_at = None
-            action.end_at = None
-            action.returncode = None
-            action.output = None
-            action.message = None
+            action.back_to_pending()
         task.stage = PENDING
         task.status = None
         task.signal = None

@@ -69,6 +69,22 @@ class ActionState:
     def finished(self) -> bool:
         return self.stage == Stage.FINISHED.value
 
+    def back_to_pending(self, message: Optional[str] = None, retry_at: Optional[dt.datetime] = None,
+                        keep_times: bool = False) -> None:
+        """Forget the current attempt (fencing its reports); the attempt counter stays."""
+        self.stage = Stage.PENDING.value
+        self.status = None
+        self.attempt_id = None
+        self.node_id = None
+        self.message = message
+        self.retry_at = retry_at
+        if not keep_times:
+            self.dispatched_at = None
+            self.start_at = None
+            self.end_at = None
+            self.returncode = None
+            self.output = None
+
     @property
     def succeeded(self) -> bool:
         return self.finished and self.status == Status.SUCCESS.value
