@@ -30,7 +30,7 @@ setup(
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],
         "postgres": ["psycopg[binary]>=3.1"],
-        "test": ["pytest>=7", "psycopg[binary]>=3.1"],
+        "test": ["pytest>=7", "psycopg[binary]>=3.1", "venv-pack>=0.2"],
     },
     entry_points={
         "console_scripts": [
