@@ -512,7 +512,8 @@ def test_reports_survive_a_manager_outage_and_a_node_restart(fm, node_factory):
     attempt_id = node.run("ok")
     wait_for(lambda: len(fm.finished(attempt_id)) >= 2, 10, "retries while the manager answers 503")
     reports_dir = os.path.join(node.data_path, "reports")
-    assert os.listdir(reports_dir) == [f"{attempt_id}.json"]
+    # not acknowledged: written to disk (at the first refusal, or PERSIST_AFTER at the latest)
+    wait_for(lambda: os.listdir(reports_dir) == [f"{attempt_id}.json"], 5, "the report on disk")
     wait_for(lambda: any(e["attempt_id"] == attempt_id for e in fm.held() or []), 5,
              "the unacknowledged attempt listed as held")
     # the manager becomes unreachable, the node dies and comes back
