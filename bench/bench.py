@@ -121,13 +121,15 @@ def main() -> None:
         fp.write("import sys\n")
     result.update(floors(appdir, os.path.join(root, "floor-ws"), args.dag_runs, args.tasks, total_slots))
 
-    overrides = {"log_level": "WARNING"}
+    # the daemons' own defaults for their sweeps (the test harness makes them faster)
+    overrides = {"log_level": "WARNING", "scheduler_interval": 1}
     if args.database_url:
         overrides["database_url"] = args.database_url
     with LiteCluster(os.path.join(root, "cluster"), **overrides) as cluster:
         cluster.start_manager()
         for _ in range(args.nodes):
-            cluster.add_node(slots=args.slots, log_level="WARNING", heartbeat_interval=1, heartbeat_timeout=30)
+            cluster.add_node(slots=args.slots, log_level="WARNING", heartbeat_interval=1, heartbeat_timeout=30,
+                             executor_interval=1, retry_interval=5)
         dag_app = cluster.upload(make_app(root, NOOP_DAG, name="dag.tar.gz"))
         one_app = cluster.upload(make_app(root, NOOP_ONE, name="one.tar.gz"))
         # warm-up: every node fetches both apps once

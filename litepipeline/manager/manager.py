@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import time
 import uuid
 from typing import Any, AsyncIterator, Callable, Optional
 
@@ -32,6 +33,7 @@ from litepipeline.version import __version__
 LOG = logging.getLogger(__name__)
 UNFINISHED = {s.value for s in UNFINISHED_STAGES}
 DOWNLOAD_CHUNK = 1024 * 1024
+CHECKPOINT_EVERY = 5.0   # seconds between SQLite WAL checkpoints (each one fsyncs)
 SHA1_RE = re.compile(r"[0-9a-fA-F]{40}")
 NAME_LIMIT = 255    # the name columns' length
 
@@ -80,6 +82,7 @@ class Manager:
         self._closing = False
         self._app_rows: dict[str, dict] = {}
         self._checkpointing = False
+        self._last_checkpoint = 0.0
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -109,8 +112,10 @@ class Manager:
         """The periodic repair sweep: silent nodes, nodes that never came back."""
         self.cluster.sweep()
         self.dispatcher.submit(self.core.tick)
-        if self.store.inline_writes and not self._checkpointing:
+        now = time.monotonic()
+        if self.store.inline_writes and not self._checkpointing and now - self._last_checkpoint >= CHECKPOINT_EVERY:
             self._checkpointing = True
+            self._last_checkpoint = now
             asyncio.ensure_future(self._checkpoint())
 
     async def _checkpoint(self) -> None:
