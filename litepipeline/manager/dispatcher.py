@@ -97,6 +97,9 @@ class Dispatcher:
         if batch:
             await self._save(batch)
         self.rounds += 1
+        # dispatches first: they are on the path of the next action; answers can wait a turn
+        for instruction in actions:
+            self._spawn(self._send(instruction))
         for future, ok, value in outcomes:
             if future.done():
                 continue
@@ -104,8 +107,6 @@ class Dispatcher:
                 future.set_result(value)
             else:
                 future.set_exception(value)
-        for instruction in actions:
-            self._spawn(self._send(instruction))
         self._arm_timer()
 
     async def _save(self, batch: Any) -> None:
