@@ -75,6 +75,7 @@ class Cluster(TCPServer):
         self.on_up = on_up
         self.on_down = on_down
         self.on_report = on_report
+        self._reports: set = set()
         self.nodes: dict[str, NodeInfo] = {}
         self.connections = 0
 
@@ -122,7 +123,9 @@ class Cluster(TCPServer):
                     if node is None or self.nodes.get(node.node_id) is not node:
                         raise ProtocolError("REPORT from a connection that is not registered")
                     # concurrently: a report waits for its round to be persisted; heartbeats must not
-                    asyncio.ensure_future(self._report(stream, data))
+                    task = asyncio.ensure_future(self._report(stream, data))
+                    self._reports.add(task)      # a strong reference until it is done
+                    task.add_done_callback(self._reports.discard)
                 else:
                     LOG.warning("node %s sent ERROR: %s", address[0], data)
         except StreamClosedError:

@@ -52,6 +52,7 @@ class Reporter:
         self._wake: Optional[asyncio.Future] = None
         #: the registrant, when reports may travel over the TCP channel (set by the Node)
         self.channel: Optional[Any] = None
+        self._persisting: set = set()
         self._client: Optional[AsyncHTTPClient] = None
 
     # -- life cycle --------------------------------------------------------------------------
@@ -165,7 +166,7 @@ class Reporter:
         persist_timer = None
         if persist:
             persist_timer = asyncio.get_running_loop().call_later(
-                PERSIST_AFTER, lambda: asyncio.ensure_future(self._persist(attempt_id, report, path)))
+                PERSIST_AFTER, self._persist_soon, attempt_id, report, path)
         try:
             running = self._running_sends.get(attempt_id)
             if running is not None:  # keep the order: running, then finished
@@ -196,6 +197,11 @@ class Reporter:
                 persist_timer.cancel()
         if self.pending.pop(attempt_id, None) is not None:
             remove_file(path)
+
+    def _persist_soon(self, attempt_id: str, report: dict, path: str) -> None:
+        task = asyncio.ensure_future(self._persist(attempt_id, report, path))
+        self._persisting.add(task)      # a strong reference until it is done
+        task.add_done_callback(self._persisting.discard)
 
     async def _persist(self, attempt_id: str, report: dict, path: str) -> None:
         try:
