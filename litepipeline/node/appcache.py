@@ -60,6 +60,7 @@ class AppCache:
         self._flights: dict[tuple[str, str], asyncio.Future] = {}
         self._env_flights: dict[tuple[str, str], asyncio.Future] = {}
         self._refs: Counter = Counter()
+        self._tops: dict[tuple[str, str], str] = {}   # ready copies seen, so a hit reads no file
         self._latest: dict[str, str] = {}
         self.downloads = 0  # how many downloads were started (tests check single-flight)
 
@@ -155,6 +156,7 @@ class AppCache:
                 if sha1 == keep or self._refs.get(key) or key in self._flights:
                     continue
                 LOG.info("removing old copy %s of application %s", sha1, app_id)
+                self._tops.pop(key, None)
                 self.trash.discard(os.path.join(app_dir, sha1))
 
     # -- internals ------------------------------------------------------------------------
@@ -165,18 +167,23 @@ class AppCache:
             flight.exception()  # retrieved here so a flight nobody awaits any more logs nothing
 
     def _lookup(self, app_id: str, sha1: str) -> Optional[str]:
+        top = self._tops.get((app_id, sha1))
+        if top is not None:
+            return top
         copy_dir = os.path.join(self.root, app_id, sha1)
         try:
-            top = read_json(os.path.join(copy_dir, READY))["top"]
+            top = os.path.join(copy_dir, read_json(os.path.join(copy_dir, READY))["top"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        return os.path.join(copy_dir, top)
+        self._tops[(app_id, sha1)] = top
+        return top
 
     async def _fetch(self, app_id: str, sha1: str) -> None:
         app_dir = os.path.join(self.root, app_id)
         os.makedirs(app_dir, exist_ok=True)
         final = os.path.join(app_dir, sha1)
         if os.path.lexists(final):  # a copy that never became ready
+            self._tops.pop((app_id, sha1), None)
             self.trash.discard(final)
         tag = uuid.uuid4().hex[:12]
         tarball = os.path.join(app_dir, f".dl-{sha1}-{tag}.tar.gz")

@@ -212,6 +212,7 @@ class Executor:
         self.draining = False
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.reaper = reaper or Reaper()
+        self._env = dict(os.environ, PYTHONUNBUFFERED="1")  # stdout.data fills as the action prints
         self._boot_id = _boot_id()
         self._hurry = asyncio.Event()
 
@@ -461,13 +462,12 @@ class Executor:
             self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.KILL,
                                                message=attempt.kill_reason, end_at=clock.now()))
             return
-        env = dict(os.environ, PYTHONUNBUFFERED="1")  # stdout.data fills as the action prints
         try:
             stdout_fd = os.open(os.path.join(workspace, STDOUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                                 0o644)
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *build_command(top, req.main, workspace, env_dir), cwd=top, env=env,
+                    *build_command(top, req.main, workspace, env_dir), cwd=top, env=self._env,
                     stdin=asyncio.subprocess.DEVNULL, stdout=stdout_fd, stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True)
             finally:
