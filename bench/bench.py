@@ -151,6 +151,7 @@ def main() -> None:
                                     "client_median": ms(statistics.median(walls))}
         result["dag_ratio_to_floor"] = round(result["dag_latency_ms"]["median"] / result["dag_floor_ms"], 2)
 
+        sched_before = cluster.api.cluster_info()["scheduler"]
         manager_before = proc_stat(cluster.manager.pid)
         nodes_before = [proc_stat(n.pid) for n in cluster.nodes]
         start = time.perf_counter()
@@ -167,6 +168,7 @@ def main() -> None:
         wait_for(all_done, 600, 0.05, "all tasks")
         elapsed = time.perf_counter() - start
         manager_after = proc_stat(cluster.manager.pid)
+        sched_after = cluster.api.cluster_info()["scheduler"]
         nodes_after = [proc_stat(n.pid) for n in cluster.nodes]
         rows = cluster.api.task_list(limit=args.tasks, app_id=one_app)["tasks"]
         mine = [r for r in rows if r["task_id"] in set(ids)]
@@ -184,6 +186,11 @@ def main() -> None:
         result["manager"] = {"peak_rss_mb": manager_after["peak_rss_mb"],
                              "cpu_ms_per_task": round((manager_after["cpu_s"] - manager_before["cpu_s"])
                                                       / args.tasks * 1000, 2)}
+        commits = sched_after["commits"] - sched_before["commits"]
+        result["store"] = {"commits_per_task": round(commits / args.tasks, 2),
+                           "rounds_per_task": round((sched_after["rounds"] - sched_before["rounds"]) / args.tasks, 2),
+                           "ms_per_commit": round((sched_after["commit_ms"] - sched_before["commit_ms"])
+                                                  / max(commits, 1), 3)}
         result["nodes_peak_rss_mb"] = [proc_stat(n.pid)["peak_rss_mb"] for n in cluster.nodes]
         result["nodes_cpu_ms_per_task"] = round(sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(nodes_after, nodes_before))
                                                 / args.tasks * 1000, 2)

@@ -45,6 +45,8 @@ class Dispatcher:
         self._timer: Optional[asyncio.TimerHandle] = None
         self._inflight: set[asyncio.Task] = set()
         self.rounds = 0
+        self.commits = 0            # store transactions written by rounds
+        self.commit_seconds = 0.0   # time spent writing them
         #: ``Cluster.run``: dispatches over the node's TCP channel when it can carry them
         self.channel_run: Optional[Callable[..., Any]] = None
 
@@ -114,10 +116,13 @@ class Dispatcher:
         delay = 0.1
         while True:
             try:
+                started = time.perf_counter()
                 if self.store.inline_writes:
                     self.store.save(batch)
                 else:
                     await self.db(self.store.save, batch)
+                self.commits += 1
+                self.commit_seconds += time.perf_counter() - started
                 return
             except Exception as exc:  # noqa: BLE001
                 if time.monotonic() > deadline:
@@ -127,6 +132,12 @@ class Dispatcher:
                 LOG.error("store write failed, retrying in %.1fs: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def stats(self) -> dict:
+        """Counters for ``cluster info``: how much the store costs the scheduler."""
+        return {"rounds": self.rounds, "commits": self.commits,
+                "commit_ms": round(self.commit_seconds * 1000, 1),
+                "unfinished_tasks": len(self.core.tasks)}
 
     def _arm_timer(self) -> None:
         if self._timer is not None:

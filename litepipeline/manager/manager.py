@@ -355,7 +355,8 @@ class Manager:
     # -- cluster ------------------------------------------------------------------------
     def cluster_info(self) -> dict:
         nodes = self.cluster.public()
-        return {"version": __version__, "info": {"number_of_nodes": len(nodes), "nodes": nodes}}
+        return {"version": __version__, "info": {"number_of_nodes": len(nodes), "nodes": nodes},
+                "scheduler": self.dispatcher.stats()}
 
 
 def check_report(data: dict) -> dict:

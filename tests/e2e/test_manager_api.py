@@ -189,3 +189,13 @@ def test_cli_errors(cluster, tmp_path):
     gone = cluster.cli("app", "list")
     assert gone.returncode == 1
     assert gone.stderr.strip().count("\n") == 0 and "cannot reach manager" in gone.stderr
+
+
+def test_cluster_info_counts_the_schedulers_store_writes(cluster, tmp_path):
+    before = cluster.api.cluster_info()["scheduler"]
+    app_id = cluster.upload(make_app(str(tmp_path)))
+    cluster.api.task_create(app_id, "t", {})
+    after = cluster.api.cluster_info()["scheduler"]
+    assert after["commits"] == before["commits"] + 1          # the new task, in one transaction
+    assert after["rounds"] >= before["rounds"] + 1 and after["commit_ms"] >= before["commit_ms"]
+    assert after["unfinished_tasks"] == 1
