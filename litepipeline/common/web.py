@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import tornado.web
 
-from litepipeline.common.errors import InvalidParameters, LiteError, NotFound, Unauthorized
+from litepipeline.common.errors import InvalidParameters, LiteError, NotFound, PayloadTooLarge, Unauthorized
 
 LOG = logging.getLogger(__name__)
 MAX_INT_ARG = 2 ** 63 - 1   # what SQL integers (and file offsets) hold
@@ -106,8 +106,6 @@ class JsonHandler(tornado.web.RequestHandler):
     def json_body(self, max_size: Optional[int] = None) -> dict:
         body = self.request.body
         if max_size is not None and len(body) > max_size:
-            from litepipeline.common.errors import PayloadTooLarge
-
             raise PayloadTooLarge(f"request body is larger than {max_size} bytes")
         try:
             data = json.loads(body.decode("utf-8") if body else "")

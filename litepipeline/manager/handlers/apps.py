@@ -1,6 +1,7 @@
 """``/app/*``: create/update (streamed multipart uploads), list, info, delete, download."""
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import tornado.web
@@ -151,8 +152,6 @@ class AppDownloadHandler(ManagerHandler):
         self.set_header("Content-Type", "application/gzip")
         self.set_header("Content-Disposition", f'attachment; filename="{app_id}.tar.gz"')
         self.set_header("X-LitePipeline-SHA1", sha1)
-        import os
-
         self.set_header("Content-Length", str(os.path.getsize(path)))
         async for chunk in self.manager.read_chunks(path):
             self.write(chunk)

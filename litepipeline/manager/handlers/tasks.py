@@ -5,7 +5,7 @@ from litepipeline.common.errors import InvalidParameters
 from litepipeline.common.states import Stage, Status
 from litepipeline.common.web import require
 from litepipeline.manager.handlers.base import ManagerHandler
-from litepipeline.manager.manager import NAME_LIMIT, check_report
+from litepipeline.manager.manager import NAME_LIMIT
 
 STAGES = [s.value for s in Stage]
 STATUSES = [s.value for s in Status]
@@ -68,6 +68,6 @@ class TaskStopHandler(ManagerHandler):
 
 class ActionUpdateHandler(ManagerHandler):
     async def put(self) -> None:
-        report = check_report(self.json_body())
+        report = self.json_body()   # validated by Manager.action_update, as over the TCP channel
         await self.manager.action_update(report, len(self.request.body))
         self.reply()
