@@ -33,6 +33,7 @@ from litepipeline.common.errors import (
 from litepipeline.common.states import Stage, Status
 from litepipeline.common.web import require
 from litepipeline.node.appcache import AppCache, AppCacheError
+from litepipeline.node.launcher import Launcher
 from litepipeline.node.reaper import Reaper
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import (
@@ -213,6 +214,7 @@ class Executor:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.reaper = reaper or Reaper()
         self._env = dict(os.environ, PYTHONUNBUFFERED="1")  # stdout.data fills as the action prints
+        self.launcher = Launcher(self._env, config.action_slots)
         self._boot_id = _boot_id()
         self._hurry = asyncio.Event()
 
@@ -463,15 +465,8 @@ class Executor:
                                                message=attempt.kill_reason, end_at=clock.now()))
             return
         try:
-            stdout_fd = os.open(os.path.join(workspace, STDOUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                                0o644)
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *build_command(top, req.main, workspace, env_dir), cwd=top, env=self._env,
-                    stdin=asyncio.subprocess.DEVNULL, stdout=stdout_fd, stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True)
-            finally:
-                os.close(stdout_fd)
+            proc = await self.launcher.launch(build_script(top, req.main, workspace, env_dir), top,
+                                              os.path.join(workspace, STDOUT_FILE))
         except OSError as exc:
             self._release_slot(attempt)
             self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.FAIL,
@@ -506,6 +501,8 @@ class Executor:
         remove_file(record)
         attempt.state = "finished"
         await self._finish_run(attempt, workspace, returncode, end_at)
+        # after the report is on its way: a new warm shell is not on the path to the next action
+        self.launcher.refill()
 
     def _send_running(self, attempt: Attempt) -> None:
         if not attempt.abandoned and attempt.state == "running":

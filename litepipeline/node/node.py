@@ -68,6 +68,7 @@ class Node:
             os.makedirs(os.path.join(self.config.data_path, sub), exist_ok=True)
         self.executor.reap_orphans()
         self.executor.reaper.start()
+        self.executor.launcher.refill()
         await self.trash.empty()
         self.appcache.start()
         self.reporter.start()
@@ -88,6 +89,7 @@ class Node:
         if self._server is not None:
             self._server.stop()
         await self.executor.drain(self.config.drain_timeout)
+        await self.executor.launcher.close()
         if not await self.reporter.flush(REPORT_FLUSH_TIMEOUT):
             LOG.warning("%d report(s) not delivered; they will be sent at the next start",
                         len(self.reporter.pending))
