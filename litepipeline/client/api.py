@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Callable, Optional
@@ -190,8 +191,9 @@ class ManagerClient:
     # -- transport ---------------------------------------------------------------------
 
     def _send(self, method: str, path: str, *, transfer: bool = False, follow: bool = False,
-              **kwargs: Any) -> requests.Response:
+              held: float = 0, **kwargs: Any) -> requests.Response:
         read_timeout = max(self.timeout, TRANSFER_TIMEOUT) if transfer else self.timeout
+        read_timeout += held   # the manager holds the answer this long on purpose
         if follow:   # a followed log may stay silent as long as its action prints nothing
             read_timeout = None
         try:
@@ -221,10 +223,14 @@ class ManagerClient:
             raise ClientError(f"manager at {self.address} answered HTTP {status} with a {kind} body")
         return Reply(data, response.status_code)
 
-    def call(self, method: str, path: str, params: dict | None = None, json: Any = None) -> Reply:
-        """One JSON request; ``None`` values in ``params`` are left out of the query."""
+    def call(self, method: str, path: str, params: dict | None = None, json: Any = None, held: float = 0) -> Reply:
+        """One JSON request; ``None`` values in ``params`` are left out of the query.
+
+        ``held``: seconds the manager may keep the answer back on purpose (a wait), added
+        to the read timeout.
+        """
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        with self._send(method, path, params=query, json=json) as response:
+        with self._send(method, path, params=query, json=json, held=held) as response:
             return self._reply(response)
 
     def upload(self, method: str, path: str, fields: dict[str, str | None],
@@ -329,9 +335,23 @@ class ManagerClient:
         params = {"offset": offset, "limit": limit, "stage": stage, "app_id": app_id, "status": status}
         return self.call("GET", "/task/list", params)
 
-    def task_info(self, task_id: str) -> Reply:
-        """GET ``/task/info``: ``task_info`` (and ``task_running_info`` while running)."""
-        return self.call("GET", "/task/info", {"task_id": task_id})
+    def task_info(self, task_id: str, wait: float | None = None) -> Reply:
+        """GET ``/task/info``: ``task_info`` (and ``task_running_info`` while running).
+
+        ``wait``: seconds the manager may hold the answer until the task has finished.
+        """
+        return self.call("GET", "/task/info", {"task_id": task_id, "wait": wait}, held=wait or 0)
+
+    def task_wait(self, task_id: str, timeout: float | None = None, step: float = 60) -> Reply:
+        """``task_info`` once the task has finished (or ``timeout`` seconds have passed; None:
+        no limit), asking the manager to hold each answer up to ``step`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = step if deadline is None else min(step, max(deadline - time.monotonic(), 0))
+            reply = self.task_info(task_id, wait=wait or None)
+            finished = (reply.get("task_info") or {}).get("stage") == "finished"
+            if not reply.ok or finished or (deadline is not None and time.monotonic() >= deadline):
+                return reply
 
     def task_delete(self, task_id: str) -> Reply:
         """DELETE ``/task/delete``."""

@@ -113,6 +113,16 @@ def _signal(text: str) -> int:
         raise argparse.ArgumentTypeError(message) from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0: {text}")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -210,6 +220,24 @@ def _task_create(client: ManagerClient, args: argparse.Namespace) -> Reply:
     return client.task_create(args.app_id, args.name, _input_data(args.input_data))
 
 
+def _task_run_args(p: argparse.ArgumentParser) -> None:
+    _task_create_args(p)
+    p.add_argument("--wait", type=_seconds, default=None, metavar="SECONDS",
+                   help="give up waiting after SECONDS (default: wait until the task finishes)")
+    toolkit.add_long(p)
+
+
+def _task_run(client: ManagerClient, args: argparse.Namespace) -> Reply:
+    created = _task_create(client, args)
+    if not created.ok:
+        return created
+    return client.task_wait(created["task_id"], args.wait)
+
+
+def _task_succeeded(reply: Reply) -> bool:
+    return reply.ok and (reply.get("task_info") or {}).get("status") == "success"
+
+
 def _task_list_args(p: argparse.ArgumentParser) -> None:
     _paging(p)
     p.add_argument("-s", "--stage", choices=[s.value for s in Stage], help="only tasks in this stage")
@@ -220,6 +248,8 @@ def _task_list_args(p: argparse.ArgumentParser) -> None:
 
 def _task_info_args(p: argparse.ArgumentParser) -> None:
     _task_id(p)
+    p.add_argument("--wait", type=_seconds, default=None, metavar="SECONDS",
+                   help="wait up to SECONDS for the task to finish before showing it")
     toolkit.add_long(p)
 
 
@@ -243,6 +273,7 @@ class Operation:
     columns: Sequence[str] = RESULT_COLUMNS
     items: Callable[[Reply], list] = _one  # the rows of a successful answer
     quiet: bool = False  # the operation printed its own output: no table on success
+    succeeded: Callable[[Reply], bool] = lambda reply: reply.ok  # exit status 0 when true
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -260,10 +291,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                    ("app_id", "file", "result", "message")),
     ("task", "create"): Operation("create a task", _task_create_args, _task_create,
                                   ("task_id", "result", "message")),
+    ("task", "run"): Operation("create a task, wait for it to finish and show it (exit status 0 on success)",
+                               _task_run_args, _task_run, TASK_COLUMNS, lambda r: [r.get("task_info") or {}],
+                               succeeded=_task_succeeded),
     ("task", "list"): Operation("list tasks", _task_list_args,
                                 lambda c, a: c.task_list(a.offset, a.limit, a.stage, a.app_id, a.status),
                                 TASK_COLUMNS, lambda r: r.get("tasks") or []),
-    ("task", "info"): Operation("show one task", _task_info_args, lambda c, a: c.task_info(a.task_id),
+    ("task", "info"): Operation("show one task", _task_info_args,
+                                lambda c, a: c.task_wait(a.task_id, a.wait) if a.wait else c.task_info(a.task_id),
                                 TASK_COLUMNS, lambda r: [r.get("task_info") or {}]),
     ("task", "delete"): Operation("delete a finished task", _task_id, lambda c, a: c.task_delete(a.task_id)),
     ("task", "stop"): Operation("stop a task's running actions", _task_stop_args,
@@ -349,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if not (operation.quiet and reply.ok):
         print(render(operation, reply, args.raw, args.width))
-    return 0 if reply.ok else 1
+    return 0 if operation.succeeded(reply) else 1
 
 
 if __name__ == "__main__":

@@ -103,6 +103,19 @@ class JsonHandler(tornado.web.RequestHandler):
             raise InvalidParameters(f"parameter '{name}' must be <= {maximum}, got {number}")
         return number
 
+    def arg_float(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        value = self.get_query_argument(name, None)
+        if value is None or value == "":
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise InvalidParameters(f"parameter '{name}' must be a number, got {value[:60]!r}") from None
+        if not minimum <= number <= maximum:   # NaN fails both comparisons
+            raise InvalidParameters(f"parameter '{name}' must be between {minimum:g} and {maximum:g}, "
+                                    f"got {value[:60]!r}")
+        return number
+
     def json_body(self, max_size: Optional[int] = None) -> dict:
         body = self.request.body
         if max_size is not None and len(body) > max_size:

@@ -22,6 +22,7 @@ from litepipeline.common.web import auth_headers
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.scheduler import Dispatch, SchedulerCore, Stop
 from litepipeline.manager.store.store import Store
+from litepipeline.manager.taskstate import Batch
 
 LOG = logging.getLogger(__name__)
 SAVE_RETRY_SECONDS = 30.0
@@ -49,6 +50,8 @@ class Dispatcher:
         self.commit_seconds = 0.0   # time spent writing them
         #: ``Cluster.run``: dispatches over the node's TCP channel when it can carry them
         self.channel_run: Optional[Callable[..., Any]] = None
+        #: called with each batch once it is persisted (the manager wakes waiting clients)
+        self.on_saved: Optional[Callable[[Batch], None]] = None
 
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._run())
@@ -98,6 +101,8 @@ class Dispatcher:
         batch = self.core.take_batch()
         if batch:
             await self._save(batch)
+            if self.on_saved is not None:
+                self.on_saved(batch)
         self.rounds += 1
         # dispatches first: they are on the path of the next action; answers can wait a turn
         for instruction in actions:

@@ -26,7 +26,7 @@ from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
 from litepipeline.manager.scheduler import SchedulerCore, action_input
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
-from litepipeline.manager.taskstate import DAG, EVENT, ActionState, TaskState
+from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
 from litepipeline.manager.workspaces import NodeStreams
 from litepipeline.version import __version__
 
@@ -36,6 +36,7 @@ DOWNLOAD_CHUNK = 1024 * 1024
 CHECKPOINT_EVERY = 5.0   # seconds between SQLite WAL checkpoints (each one fsyncs)
 SHA1_RE = re.compile(r"[0-9a-fA-F]{40}")
 NAME_LIMIT = 255    # the name columns' length
+MAX_WAIT = 600.0    # longest ``GET /task/info?wait=`` a client may ask for, in seconds
 
 
 def app_view(row: dict) -> dict:
@@ -81,6 +82,8 @@ class Manager:
         self.dispatcher.channel_run = self.cluster.run
         self._closing = False
         self._app_rows: dict[str, dict] = {}
+        self._finish_waiters: dict[str, set[asyncio.Future]] = {}   # task_id -> GET /task/info?wait=
+        self.dispatcher.on_saved = self._saved
         self._checkpointing = False
         self._last_checkpoint = 0.0
 
@@ -103,6 +106,10 @@ class Manager:
     async def close(self) -> None:
         """Stop scheduling, keep the store consistent, drop node connections quietly."""
         self._closing = True
+        for waiters in self._finish_waiters.values():   # answer waiting clients with what is known now
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
         await self.dispatcher.stop()
         self.cluster.close_all()
         await asyncio.get_running_loop().run_in_executor(None, self.db.shutdown)
@@ -257,10 +264,33 @@ class Manager:
             raise TaskNotExists(f"task {task_id} does not exist")
         return row
 
-    async def task_info(self, task_id: str) -> dict:
-        row = await self.task_row(task_id)
-        actions = await self.db(self.store.get_actions, task_id)
-        attempts = await self.db(self.store.get_attempts, task_id)
+    async def task_info(self, task_id: str, wait: float = 0) -> dict:
+        """The task with its actions' results and attempts.
+
+        ``wait`` > 0: answer once the task has finished (as soon as that is persisted), or
+        after ``wait`` seconds with the task as it is then — a client waiting for a result
+        needs one request instead of polling.
+        """
+        waiter = None
+        if wait > 0:
+            # registered before the read: a finish persisted after the read still wakes us
+            waiter = asyncio.get_running_loop().create_future()
+            self._finish_waiters.setdefault(task_id, set()).add(waiter)
+        try:
+            row, actions, attempts = await self.db(self._read_task, task_id)
+            if waiter is not None and row["stage"] != Stage.FINISHED.value:
+                try:
+                    await asyncio.wait_for(waiter, wait)
+                except asyncio.TimeoutError:
+                    pass
+                row, actions, attempts = await self.db(self._read_task, task_id)
+        finally:
+            if waiter is not None:
+                waiters = self._finish_waiters.get(task_id)
+                if waiters is not None:
+                    waiters.discard(waiter)
+                    if not waiters:
+                        del self._finish_waiters[task_id]
         info = task_view(row, actions)
         info["attempts"] = [{"name": a["name"], "attempt": a["attempt"], "node_id": a["node_id"],
                              "dispatched_at": clock.fmt(a["dispatched_at"]), "start_at": clock.fmt(a["start_at"]),
@@ -270,6 +300,23 @@ class Manager:
         if row["stage"] in (Stage.RUNNING.value, Stage.STOPPING.value):
             out["task_running_info"] = self._running_info(row, actions)
         return out
+
+    def _read_task(self, task_id: str) -> tuple[dict, list, list]:
+        """DB thread: the task row, its actions and attempts, in one trip to the thread."""
+        row = self.store.get_task(task_id)
+        if row is None:
+            raise TaskNotExists(f"task {task_id} does not exist")
+        return row, self.store.get_actions(task_id), self.store.get_attempts(task_id)
+
+    def _saved(self, batch: Batch) -> None:
+        """After a round is persisted: wake whoever waits for a task that has now finished."""
+        if not self._finish_waiters:
+            return
+        for task in [*batch.new_tasks, *batch.tasks.values()]:
+            if task.stage == Stage.FINISHED.value:
+                for waiter in self._finish_waiters.get(task.task_id, ()):
+                    if not waiter.done():
+                        waiter.set_result(None)
 
     def _running_info(self, row: dict, actions: list) -> list:
         task = TaskState.from_row(row)

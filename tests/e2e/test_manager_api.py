@@ -5,6 +5,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 
 import requests
 
@@ -199,3 +200,64 @@ def test_cluster_info_counts_the_schedulers_store_writes(cluster, tmp_path):
     assert after["commits"] == before["commits"] + 1          # the new task, in one transaction
     assert after["rounds"] >= before["rounds"] + 1 and after["commit_ms"] >= before["commit_ms"]
     assert after["unfinished_tasks"] == 1
+
+
+# -- waiting for a task without polling (GET /task/info?wait=, task run) -------------------------
+
+def test_task_info_wait_answers_when_the_task_finishes(cluster, tmp_path):
+    cluster.add_node()
+    app_id = cluster.upload(make_app(str(tmp_path), dag(("a", []), ("b", ["a"]))))
+    task_id = cluster.api.task_create(app_id, "waited", {"_a": {"sleep": 0.5}})["task_id"]
+    started = time.monotonic()
+    reply = cluster.api.task_info(task_id, wait=60)
+    waited = time.monotonic() - started
+    assert reply["task_info"]["stage"] == "finished" and reply["task_info"]["status"] == "success"
+    assert set(reply["task_info"]["result"]) == {"a", "b"}
+    assert 0.4 < waited < 30
+    # a finished task is answered at once, whatever the wait
+    started = time.monotonic()
+    assert cluster.api.task_info(task_id, wait=60)["task_info"]["stage"] == "finished"
+    assert time.monotonic() - started < 5
+
+
+def test_task_info_wait_gives_up_after_wait_seconds(cluster, tmp_path):
+    cluster.add_node()
+    app_id = cluster.upload(make_app(str(tmp_path), dag(("a", []))))
+    task_id = cluster.api.task_create(app_id, "slow", {"_a": {"sleep": 30}})["task_id"]
+    started = time.monotonic()
+    reply = cluster.api.task_info(task_id, wait=0.5)
+    assert time.monotonic() - started >= 0.5
+    assert reply.ok and reply["task_info"]["stage"] in ("pending", "running")
+    cluster.api.task_stop(task_id, -9)
+    assert cluster.api.task_wait(task_id, 30)["task_info"]["status"] == "kill"
+
+
+def test_task_info_wait_is_validated(cluster):
+    base = f"http://127.0.0.1:{cluster.manager.config['http_port']}"
+    for bad in ("abc", "-1", "601", "nan", "inf"):
+        answer = requests.get(f"{base}/task/info", params={"task_id": "x", "wait": bad}, timeout=10)
+        assert answer.status_code == 400, bad
+        assert answer.json()["result"] == "InvalidParameters" and "'wait'" in answer.json()["message"]
+    answer = requests.get(f"{base}/task/info", params={"task_id": "nope", "wait": "5"}, timeout=10)
+    assert answer.status_code == 404 and answer.json()["result"] == "TaskNotExists"
+
+
+def test_cli_task_run_waits_and_exits_with_the_task_status(cluster, tmp_path):
+    cluster.add_node()
+    app_id = cluster.upload(make_app(str(tmp_path), dag(("a", []))))
+    ok = cluster.cli("task", "run", "-a", app_id, "-n", "good", "-i", '{"_a": {"sleep": 0.3}}')
+    assert ok.returncode == 0, ok.stderr
+    rows = table(ok.stdout)
+    assert rows[0][:2] == ["#", "task_id"] and rows[1][rows[0].index("status")] == "success"
+    bad = cluster.cli("task", "run", "-a", app_id, "-n", "bad", "-i", '{"_a": {"exit": 3}}')
+    assert bad.returncode == 1
+    assert table(bad.stdout)[1][rows[0].index("status")] == "fail"
+    # --wait bounds the wait: the task is shown still running, and that is not a success
+    slow = cluster.cli("task", "run", "-a", app_id, "-n", "slow", "-i", '{"_a": {"sleep": 30}}', "--wait", "0.5")
+    assert slow.returncode == 1
+    task_id, stage = table(slow.stdout)[1][1], table(slow.stdout)[1][rows[0].index("stage")]
+    assert stage in ("pending", "running")
+    cluster.api.task_stop(task_id, -9)
+    shown = cluster.cli("task", "info", "-t", task_id, "--wait", "30")
+    assert shown.returncode == 0 and table(shown.stdout)[1][rows[0].index("status")] == "kill"
+    assert cluster.cli("task", "run", "-a", "no-such-app", "-n", "x").returncode == 1

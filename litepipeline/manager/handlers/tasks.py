@@ -5,7 +5,7 @@ from litepipeline.common.errors import InvalidParameters
 from litepipeline.common.states import Stage, Status
 from litepipeline.common.web import require
 from litepipeline.manager.handlers.base import ManagerHandler
-from litepipeline.manager.manager import NAME_LIMIT
+from litepipeline.manager.manager import MAX_WAIT, NAME_LIMIT
 
 STAGES = [s.value for s in Stage]
 STATUSES = [s.value for s in Status]
@@ -44,7 +44,9 @@ class TaskListHandler(ManagerHandler):
 
 class TaskInfoHandler(ManagerHandler):
     async def get(self) -> None:
-        self.reply(**await self.manager.task_info(self.arg_str("task_id")))
+        # wait (an extension): hold the answer until the task has finished, at most this long
+        task_id = self.arg_str("task_id")
+        self.reply(**await self.manager.task_info(task_id, self.arg_float("wait", 0, 0, MAX_WAIT)))
 
 
 class TaskDeleteHandler(ManagerHandler):
