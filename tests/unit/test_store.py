@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, insert, inspect, text, update
 
-from litepipeline.manager.store.store import Store, safe_url, sqlite_url
+from litepipeline.manager.store.store import ACTIONS, ATTEMPTS, TASKS, Store, safe_url, sqlite_url
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
 
 PG_ADMIN = os.environ.get("LITEPIPELINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -121,10 +124,145 @@ def test_delete_task_removes_actions_and_attempts(store):
 def test_failed_batch_leaves_nothing(store):
     t = task("t1")
     store.save(Batch(new_tasks=[t]))
-    with pytest.raises(Exception):
+    with pytest.raises(store.engine.dialect.loaded_dbapi.IntegrityError):
         # a duplicate task id violates the unique index: the whole batch must roll back
         store.save(Batch(new_tasks=[task("t2"), task("t1")], new_actions=[ActionState("t2", "a", "x")]))
     assert store.get_task("t2") is None and store.get_actions("t2") == []
+
+
+def awkward(prefix: str) -> tuple[TaskState, list[ActionState], AttemptRecord]:
+    """A task, two actions and an attempt with values that need converting on the way in."""
+    t = task(f"{prefix}-t", stage="running")
+    t.task_name, t.start_at, t.message = "tâche ✓", NOW.replace(microsecond=1), "it's 100% ✓"
+    t.input_data = {"text": 'ünï 日本 "q" \\ %(x)s', "list": [1, 2.5, None, True, {"a": []}], "empty": {}}
+    a = ActionState(t.task_id, "a", "python a.py", input_data={"x": 1.5}, timeout=2.5, retry_delay=0,
+                    stage="running", attempt=1, attempt_id=f"{prefix}-at", node_id="n", dispatched_at=NOW)
+    b = ActionState(t.task_id, "b", "python b.py", seq=1, condition=["a"], retries=3, retry_delay=0.125,
+                    env="ENV=1", output={"data": {"ü": [1, None]}, "actions": []}, returncode=-9)
+    return t, [a, b], AttemptRecord(f"{prefix}-at", t.task_id, "a", 1, "n", NOW, start_at=NOW)
+
+
+def change(t: TaskState, actions: list, record: AttemptRecord) -> None:
+    later = NOW + dt.timedelta(seconds=1, microseconds=7)
+    record.start_at = NOW.replace(microsecond=0)   # SQLAlchemy writes its ".000000" too
+    t.stage, t.signal, t.update_at, t.input_data = "stopping", -15, later, ["a", None, 0.1]
+    first, second = actions
+    first.stage, first.status, first.end_at, first.returncode = "finished", "success", later, 0
+    first.output, first.timeout, first.message = {"data": {"k": "v ✓"}, "actions": []}, None, "ok"
+    second.output, second.returncode, second.retry_at = None, None, later
+    record.status, record.returncode, record.end_at, record.message = "success", 0, later, "ñ"
+
+
+def sqlalchemy_save(store: Store, batch: Batch) -> None:
+    """What save() did before it went to the DBAPI: SQLAlchemy Core, the reference to match."""
+    with store.engine.begin() as conn:
+        inserts = ((TASKS, batch.new_tasks), (ACTIONS, batch.new_actions), (ATTEMPTS, batch.new_attempts))
+        for table, new in inserts:
+            if new:
+                conn.execute(insert(table), [o.to_row() for o in new])
+        updates = ((TASKS, ("task_id",), batch.tasks), (ACTIONS, ("task_id", "name"), batch.actions),
+                   (ATTEMPTS, ("attempt_id",), batch.attempts))
+        for table, keys, changed in updates:
+            for o in changed.values():
+                row = o.to_row()
+                conn.execute(update(table).where(*[table.c[k] == row[k] for k in keys]).values(**row))
+
+
+def test_save_writes_what_sqlalchemy_writes(store):
+    raw, ref = awkward("raw"), awkward("ref")
+    for objects, save in ((raw, store.save), (ref, lambda b: sqlalchemy_save(store, b))):
+        t, actions, record = objects
+        save(Batch(new_tasks=[t], new_actions=list(actions), new_attempts=[record]))
+        change(t, actions, record)
+        save(Batch(tasks={t.task_id: t}, actions={(a.task_id, a.name): a for a in actions},
+                   attempts={record.attempt_id: record}))
+
+    def same(rows: Iterable) -> list:   # the rows without what differs between raw and ref
+        return [{k: v for k, v in r.items() if k not in ("id", "task_id", "attempt_id")} for r in rows]
+
+    t, actions, record = raw   # read back: as SQLAlchemy wrote them, and as they were in memory
+    assert same([store.get_task("raw-t")]) == same([store.get_task("ref-t")]) == same([t.to_row()])
+    assert same(store.get_actions("raw-t")) == same(store.get_actions("ref-t")) \
+        == same(a.to_row() for a in actions)
+    assert same(store.get_attempts("raw-t")) == same(store.get_attempts("ref-t")) == same([record.to_row()])
+    loaded = {row["task_id"]: (same([row]), same(rows)) for row, rows in store.load_unfinished()}
+    assert loaded["raw-t"] == loaded["ref-t"]
+    # stored alike too, as the driver returns it (SQLite: the same text for dates and JSON)
+    with store.engine.connect() as conn:
+        for table in ("tasks", "actions", "attempts"):
+            rows = [dict(r._mapping) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY id"))]
+            assert same(r for r in rows if r["task_id"] == "raw-t") == \
+                same(r for r in rows if r["task_id"] == "ref-t")
+
+
+def test_failed_save_midway_leaves_nothing_and_the_store_goes_on(store):
+    t1 = task("t1")
+    store.save(Batch(new_tasks=[t1]))
+    t1.stage, t1.message = "running", "changed"
+    twins = [ActionState("t2", "a", "x"), ActionState("t2", "a", "y")]
+    with pytest.raises(store.engine.dialect.loaded_dbapi.IntegrityError):
+        # the task insert and update go through; the action insert breaks uq_actions_task_name
+        store.save(Batch(new_tasks=[task("t2")], tasks={"t1": t1}, new_actions=twins))
+    assert store.get_task("t2") is None and store.get_actions("t2") == []
+    assert (store.get_task("t1")["stage"], store.get_task("t1")["message"]) == ("pending", None)
+    for i in range(3):   # whichever connection it takes next is usable
+        store.save(Batch(new_tasks=[task(f"t{3 + i}")], tasks={"t1": t1}))
+    store.save(Batch(new_tasks=[task("t2")], new_actions=twins[:1]))
+    assert store.get_task("t1")["message"] == "changed" and store.get_task("t5") is not None
+    assert [a["main"] for a in store.get_actions("t2")] == ["x"]
+    # SQLite keeps its writer connection; a server database's goes back to the pool
+    assert store.engine.pool.checkedout() == (1 if store.inline_writes else 0)
+
+
+class Unrollbackable:
+    """A DBAPI connection whose commit and rollback fail, as over a dropped link."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn, self.invalidated = conn, False
+
+    def cursor(self) -> Any:
+        return self.conn.cursor()
+
+    def commit(self) -> None:
+        raise OSError("commit lost")
+
+    def rollback(self) -> None:
+        raise OSError("rollback lost")
+
+    def invalidate(self) -> None:
+        self.invalidated = True
+        self.conn.invalidate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_a_connection_that_cannot_roll_back_is_dropped(store, monkeypatch):
+    real, broken = store.engine.raw_connection, []
+
+    def raw_connection() -> Any:   # the first connection save() takes is broken
+        if broken:
+            return real()
+        broken.append(Unrollbackable(real()))
+        return broken[0]
+
+    monkeypatch.setattr(store.engine, "raw_connection", raw_connection)
+    with pytest.raises(OSError, match="commit lost"):
+        store.save(Batch(new_tasks=[task("t1")]))
+    assert broken[0].invalidated and store.get_task("t1") is None
+    store.save(Batch(new_tasks=[task("t1")]))
+    assert store.get_task("t1") is not None
+    assert store.engine.pool.checkedout() == (1 if store.inline_writes else 0)
+
+
+def test_close_releases_the_sqlite_writer(tmp_path):
+    store = Store(sqlite_url(str(tmp_path)))
+    store.migrate()
+    store.save(Batch(new_tasks=[task("t1")]))
+    writer = store._writer.driver_connection
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError):   # closed
+        writer.execute("SELECT 1")
 
 
 def test_safe_url_masks_password():
