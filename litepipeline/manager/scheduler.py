@@ -110,6 +110,8 @@ class SchedulerCore:
         self._new_ids: set[int] = set()
         self._attempts: dict[str, AttemptRecord] = {}   # open attempt history rows by attempt_id
         self._stop_sent: dict[str, dt.datetime] = {}       # task_id -> when its stop was last sent
+        # tasks that may hold an action waiting for its retry: next_wakeup() looks at these only
+        self._retrying: set[str] = set()
 
     # -- change tracking ----------------------------------------------------------------
     def take_batch(self) -> Batch:
@@ -141,6 +143,8 @@ class SchedulerCore:
         task.order = self._order
         self.tasks[task.task_id] = task
         for action in task.actions.values():
+            if action.retry_at is not None:
+                self._retrying.add(task.task_id)
             if action.stage == RUNNING and action.attempt_id:
                 self._attempts[action.attempt_id] = AttemptRecord(
                     action.attempt_id, task.task_id, action.name, action.attempt, action.node_id,
@@ -319,6 +323,7 @@ class SchedulerCore:
                      action.attempt, delay)
             # the failed attempt's times, return code and output stay visible until the retry
             action.back_to_pending(message, self.now() + dt.timedelta(seconds=delay), keep_times=True)
+            self._retrying.add(task.task_id)
             self._touch(action)
             return []
         self._finish_action(action, status, message)
@@ -568,7 +573,14 @@ class SchedulerCore:
 
     def next_wakeup(self) -> Optional[dt.datetime]:
         """The earliest pending retry, so the driver can wake exactly then."""
-        times = [a.retry_at for t in self.tasks.values() for a in t.actions.values()
-                 if a.stage == PENDING and a.retry_at is not None]
+        times = []
+        for task_id in list(self._retrying):
+            task = self.tasks.get(task_id)
+            waiting = [a.retry_at for a in task.actions.values()
+                       if a.stage == PENDING and a.retry_at is not None] if task is not None else []
+            if waiting:
+                times.extend(waiting)
+            else:   # its retries were dispatched or it ended: forget it
+                self._retrying.discard(task_id)
         return min(times) if times else None
 

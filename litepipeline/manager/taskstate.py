@@ -65,6 +65,11 @@ class ActionState:
                    env=spec.env, input_data=dict(spec.input_data), to_action=spec.to_action, parent=parent,
                    kind=kind, timeout=spec.timeout, retries=spec.retries, retry_delay=spec.retry_delay)
 
+    #: the fields an update writes; the others are set at creation and never change, so
+    #: updates don't re-encode (and re-write) an action's input_data or condition
+    CHANGING = ("stage", "status", "attempt", "attempt_id", "node_id", "dispatched_at", "retry_at", "start_at",
+                "end_at", "returncode", "output", "message")
+
     @property
     def finished(self) -> bool:
         return self.stage == Stage.FINISHED.value
@@ -119,6 +124,8 @@ class AttemptRecord:
     returncode: Optional[int] = None
     message: Optional[str] = None
 
+    CHANGING = ("start_at", "end_at", "status", "returncode", "message")   # what an update writes
+
     def to_row(self) -> dict:
         return {name: getattr(self, name) for name in self.row_fields()}
 
@@ -153,6 +160,8 @@ class TaskState:
     _ROW_FIELDS = ("task_id", "task_name", "application_id", "app_sha1", "input_data", "stage", "status",
                    "signal", "message", "on_success", "on_fail", "create_at", "start_at", "update_at",
                    "end_at")
+    #: what an update writes (the task's input_data, names and creation time never change)
+    CHANGING = ("stage", "status", "signal", "message", "start_at", "update_at", "end_at")
 
     def to_row(self) -> dict:
         return {k: getattr(self, k) for k in self._ROW_FIELDS}

@@ -43,7 +43,8 @@ class Launcher:
     """
 
     def __init__(self, env: dict, warm: int) -> None:
-        self.env = env
+        # encoded once: the spawn of every shell would otherwise encode each variable again
+        self.env = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
         self.warm = max(0, min(warm, WARM_MAX))
         self._idle: list[_Shell] = []
         self._starting = 0

@@ -236,10 +236,21 @@ def test_retries_with_backoff(core, clock):
     assert core.next_wakeup() == T0 + dt.timedelta(seconds=3)     # doubled
     clock.advance(2)
     (d3,) = core.schedule()
+    assert core.next_wakeup() is None and not core._retrying     # dispatched: nothing to wake for
     finish(core, d3, status="fail")
     batch = core.take_batch()
     assert batch.tasks["t1"].status == "fail"
     assert [a.status for a in batch.new_attempts] == ["fail", "fail", "fail"]
+    assert core.next_wakeup() is None
+
+
+def test_a_retry_loaded_from_the_store_wakes_the_scheduler(core, clock):
+    task = make_task("t1", ("a", [], {"retries": 2, "retry_delay": 1.0}))
+    task.stage = "running"
+    task.actions["a"].attempt = 1
+    task.actions["a"].retry_at = T0 + dt.timedelta(seconds=7)
+    core.load(task)
+    assert core.next_wakeup() == T0 + dt.timedelta(seconds=7)
 
 
 def test_stop_cancels_pending_retry(core, clock):

@@ -145,10 +145,10 @@ def awkward(prefix: str) -> tuple[TaskState, list[ActionState], AttemptRecord]:
 def change(t: TaskState, actions: list, record: AttemptRecord) -> None:
     later = NOW + dt.timedelta(seconds=1, microseconds=7)
     record.start_at = NOW.replace(microsecond=0)   # SQLAlchemy writes its ".000000" too
-    t.stage, t.signal, t.update_at, t.input_data = "stopping", -15, later, ["a", None, 0.1]
+    t.stage, t.signal, t.update_at = "stopping", -15, later
     first, second = actions
     first.stage, first.status, first.end_at, first.returncode = "finished", "success", later, 0
-    first.output, first.timeout, first.message = {"data": {"k": "v ✓"}, "actions": []}, None, "ok"
+    first.output, first.message = {"data": {"k": "v ✓"}, "actions": []}, "ok"
     second.output, second.returncode, second.retry_at = None, None, later
     record.status, record.returncode, record.end_at, record.message = "success", 0, later, "ñ"
 
@@ -166,6 +166,19 @@ def sqlalchemy_save(store: Store, batch: Batch) -> None:
             for o in changed.values():
                 row = o.to_row()
                 conn.execute(update(table).where(*[table.c[k] == row[k] for k in keys]).values(**row))
+
+
+def test_updates_write_only_the_fields_that_change(store):
+    t, actions, record = awkward("w")
+    store.save(Batch(new_tasks=[t], new_actions=list(actions), new_attempts=[record]))
+    # fields fixed at creation: an update leaves them as stored (and does not re-encode them)
+    t.input_data, t.task_name, t.stage = {"changed": True}, "renamed", "stopping"
+    actions[0].input_data, actions[0].main, actions[0].stage = {"changed": True}, "other", "finished"
+    store.save(Batch(tasks={t.task_id: t}, actions={(a.task_id, a.name): a for a in actions}))
+    row = store.get_task(t.task_id)
+    assert row["stage"] == "stopping" and row["task_name"] == "tâche ✓" and row["input_data"]["empty"] == {}
+    first = store.get_actions(t.task_id)[0]
+    assert first["stage"] == "finished" and first["main"] == "python a.py" and first["input_data"] == {"x": 1.5}
 
 
 def test_save_writes_what_sqlalchemy_writes(store):

@@ -268,9 +268,9 @@ class Store:
 
         An insert lists exactly those fields; an update sets every field but its key
         columns, which it matches on through the ``k_`` bind names."""
-        def updater(table: Table, keys: tuple, fields: list) -> Any:
+        def updater(table: Table, keys: tuple, changing: tuple) -> Any:
             where = and_(*[table.c[k] == bindparam("k_" + k) for k in keys])
-            return update(table).where(where).values({f: bindparam(f) for f in fields if f not in keys})
+            return update(table).where(where).values({f: bindparam(f) for f in changing})
 
         task_fields, action_fields = list(TaskState._ROW_FIELDS), ActionState.row_fields()
         attempt_fields = AttemptRecord.row_fields()
@@ -278,9 +278,9 @@ class Store:
             "insert_task": (insert(TASKS), task_fields),
             "insert_action": (insert(ACTIONS), action_fields),
             "insert_attempt": (insert(ATTEMPTS), attempt_fields),
-            "update_task": (updater(TASKS, ("task_id",), task_fields), task_fields),
-            "update_action": (updater(ACTIONS, ("task_id", "name"), action_fields), action_fields),
-            "update_attempt": (updater(ATTEMPTS, ("attempt_id",), attempt_fields), attempt_fields),
+            "update_task": (updater(TASKS, ("task_id",), TaskState.CHANGING), task_fields),
+            "update_action": (updater(ACTIONS, ("task_id", "name"), ActionState.CHANGING), action_fields),
+            "update_attempt": (updater(ATTEMPTS, ("attempt_id",), AttemptRecord.CHANGING), attempt_fields),
         }
 
 
