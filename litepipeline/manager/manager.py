@@ -277,8 +277,13 @@ class Manager:
             waiter = asyncio.get_running_loop().create_future()
             self._finish_waiters.setdefault(task_id, set()).add(waiter)
         try:
-            row, actions, attempts = await self.db(self._read_task, task_id)
-            if waiter is not None and row["stage"] != Stage.FINISHED.value:
+            in_memory = self.core.tasks.get(task_id)
+            if waiter is not None and in_memory is not None and not in_memory.finished:
+                # unfinished: no need to read what will be read again once it has ended
+                row = None
+            else:
+                row, actions, attempts = await self.db(self._read_task, task_id)
+            if waiter is not None and (row is None or row["stage"] != Stage.FINISHED.value):
                 try:
                     await asyncio.wait_for(waiter, wait)
                 except asyncio.TimeoutError:
