@@ -465,7 +465,7 @@ class Executor:
                                                message=attempt.kill_reason, end_at=clock.now()))
             return
         try:
-            proc = await self.launcher.launch(build_script(top, req.main, workspace, env_dir), top,
+            proc = await self.launcher.launch(build_script(top, req.main, workspace, env_dir),
                                               os.path.join(workspace, STDOUT_FILE))
         except OSError as exc:
             self._release_slot(attempt)
