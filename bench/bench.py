@@ -140,10 +140,9 @@ def main() -> None:
         walls, servers = [], []
         for _ in range(args.dag_runs):
             start = time.perf_counter()
-            task_id = cluster.api.task_create(dag_app, "dag", {})["task_id"]
-            # the latency is read from the task's own timestamps; the client waits with one
-            # held request (GET /task/info?wait=) instead of loading the machine it measures
-            info = cluster.api.task_wait(task_id, 60, step=60)
+            # the latency is read from the task's own timestamps; the client creates the task
+            # and waits for it in one held request instead of loading the machine it measures
+            info = cluster.api.task_run(dag_app, "dag", {}, 60)
             walls.append(time.perf_counter() - start)
             servers.append(server_seconds(info))
             assert info["task_info"]["status"] == "success", info

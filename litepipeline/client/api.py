@@ -324,10 +324,14 @@ class ManagerClient:
             reply["app_id"] = app_id
         return reply
 
-    def task_create(self, app_id: str, task_name: str, input_data: dict | None = None) -> Reply:
-        """POST ``/task/create``: ``task_id``."""
-        body = {"app_id": app_id, "task_name": task_name, "input_data": input_data or {}}
-        return self.call("POST", "/task/create", json=body)
+    def task_create(self, app_id: str, task_name: str, input_data: dict | None = None,
+                    wait: float | None = None) -> Reply:
+        """POST ``/task/create``: ``task_id``; with ``wait``, answered once the task has finished
+        (or after ``wait`` seconds), with ``task_info`` too."""
+        body: dict[str, Any] = {"app_id": app_id, "task_name": task_name, "input_data": input_data or {}}
+        if wait:
+            body["wait"] = wait
+        return self.call("POST", "/task/create", json=body, held=wait or 0)
 
     def task_list(self, offset: int = 0, limit: int = 0, stage: str | None = None,
                   app_id: str | None = None, status: str | None = None) -> Reply:
@@ -341,6 +345,22 @@ class ManagerClient:
         ``wait``: seconds the manager may hold the answer until the task has finished.
         """
         return self.call("GET", "/task/info", {"task_id": task_id, "wait": wait}, held=wait or 0)
+
+    def task_run(self, app_id: str, task_name: str, input_data: dict | None = None,
+                 timeout: float | None = None, step: float = 60) -> Reply:
+        """Create a task and wait for it like :meth:`task_wait`: one request when it ends
+        within ``step`` seconds. The reply has ``task_id`` and ``task_info``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        created = self.task_create(app_id, task_name, input_data,
+                                   wait=step if timeout is None else min(step, timeout) or None)
+        if not created.ok or (created.get("task_info") or {}).get("stage") == "finished":
+            return created
+        left = None if deadline is None else max(deadline - time.monotonic(), 0)
+        if left == 0 and "task_info" in created:
+            return created
+        reply = self.task_wait(created["task_id"], left, step)
+        reply.setdefault("task_id", created["task_id"])
+        return reply
 
     def task_wait(self, task_id: str, timeout: float | None = None, step: float = 60) -> Reply:
         """``task_info`` once the task has finished (or ``timeout`` seconds have passed; None:

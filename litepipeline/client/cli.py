@@ -228,10 +228,7 @@ def _task_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _task_run(client: ManagerClient, args: argparse.Namespace) -> Reply:
-    created = _task_create(client, args)
-    if not created.ok:
-        return created
-    return client.task_wait(created["task_id"], args.wait)
+    return client.task_run(args.app_id, args.name, _input_data(args.input_data), args.wait)
 
 
 def _task_succeeded(reply: Reply) -> bool:

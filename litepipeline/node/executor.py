@@ -501,8 +501,7 @@ class Executor:
         remove_file(record)
         attempt.state = "finished"
         await self._finish_run(attempt, workspace, returncode, end_at)
-        # after the report is on its way: a new warm shell is not on the path to the next action
-        self.launcher.refill()
+        self.launcher.refill_soon()
 
     def _send_running(self, attempt: Attempt) -> None:
         if not attempt.abandoned and attempt.state == "running":

@@ -232,6 +232,23 @@ def test_task_info_wait_gives_up_after_wait_seconds(cluster, tmp_path):
     assert cluster.api.task_wait(task_id, 30)["task_info"]["status"] == "kill"
 
 
+def test_task_create_with_wait_answers_with_the_finished_task(cluster, tmp_path):
+    cluster.add_node()
+    app_id = cluster.upload(make_app(str(tmp_path), dag(("a", []), ("b", ["a"]))))
+    reply = cluster.api.task_create(app_id, "one trip", {"_a": {"sleep": 0.3}}, wait=60)
+    assert reply.ok and reply["task_info"]["task_id"] == reply["task_id"]
+    assert reply["task_info"]["stage"] == "finished" and set(reply["task_info"]["result"]) == {"a", "b"}
+    slow = cluster.api.task_create(app_id, "slow", {"_a": {"sleep": 30}}, wait=0.3)
+    assert slow.ok and slow["task_info"]["stage"] in ("pending", "running")
+    cluster.api.task_stop(slow["task_id"], -9)
+    base = f"http://127.0.0.1:{cluster.manager.config['http_port']}"
+    for bad in ("5", -1, 601, True, [1]):
+        answer = requests.post(f"{base}/task/create", json={"app_id": app_id, "task_name": "x", "wait": bad},
+                               timeout=10)
+        assert answer.status_code == 400 and "'wait'" in answer.json()["message"], bad
+    assert cluster.api.task_list(app_id=app_id)["total"] == 2     # the refused ones created nothing
+
+
 def test_task_info_wait_is_validated(cluster):
     base = f"http://127.0.0.1:{cluster.manager.config['http_port']}"
     for bad in ("abc", "-1", "601", "nan", "inf"):

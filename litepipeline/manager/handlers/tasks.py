@@ -26,7 +26,16 @@ class TaskCreateHandler(ManagerHandler):
             input_data = {}
         if not isinstance(input_data, dict):
             raise InvalidParameters(f"field 'input_data' must be a JSON object, got {type(input_data).__name__}")
-        self.reply(task_id=await self.manager.create_task(app_id, task_name, input_data))
+        # wait (an extension): answer once the task has finished, with its task info too
+        wait = data.get("wait") or 0
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_WAIT:
+            raise InvalidParameters(f"field 'wait' must be a number of seconds between 0 and {MAX_WAIT:g}, "
+                                    f"got {str(wait)[:60]!r}")
+        task_id = await self.manager.create_task(app_id, task_name, input_data)
+        if wait:
+            self.reply(task_id=task_id, **await self.manager.task_info(task_id, wait))
+        else:
+            self.reply(task_id=task_id)
 
 
 class TaskListHandler(ManagerHandler):
