@@ -101,17 +101,27 @@ class AppCache:
         while True:
             flight = self._flights.get(key)
             if flight is None:
-                top = self._lookup(app_id, sha1)
+                # no await between the check and the reference: the sweep cannot interleave
+                top = self.acquire_ready(app_id, sha1)
                 if top is not None:
-                    # no await between the check and the reference: the sweep cannot interleave
-                    self._refs[key] += 1
-                    self._latest[app_id] = sha1
                     return top
                 flight = asyncio.ensure_future(self._fetch(app_id, sha1))
                 self._flights[key] = flight
                 flight.add_done_callback(lambda f, key=key: self._flight_done(key, f))
             # shield: a waiter cancelled by a stop request must not cancel the others' download
             await asyncio.shield(flight)
+
+    def acquire_ready(self, app_id: str, sha1: str) -> Optional[str]:
+        """:meth:`ensure` without waiting: the top directory, with a reference held, when the
+        copy is ready now; None when it would have to be fetched."""
+        key = (app_id, sha1)
+        if key in self._flights:
+            return None
+        top = self._lookup(app_id, sha1)
+        if top is not None:
+            self._refs[key] += 1
+            self._latest[app_id] = sha1
+        return top
 
     def release(self, app_id: str, sha1: str) -> None:
         key = (app_id, sha1)

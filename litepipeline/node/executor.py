@@ -400,6 +400,21 @@ class Executor:
                 "start_at": clock.fmt(attempt.start_at or attempt.accepted_at), "end_at": clock.fmt(end_at),
                 "returncode": returncode, "result": result, "message": message}
 
+    def _prepare_now(self, attempt: Attempt) -> Optional[tuple[str, Optional[str], str]]:
+        """What :meth:`_prepare` gives, when it can be had without waiting (a ready copy of
+        the application, no env to unpack, a small input); else None."""
+        req = attempt.request
+        if req.env or not self.workspaces.can_prepare_now(req.input_data):
+            return None
+        top = self.appcache.acquire_ready(req.app_id, req.app_sha1)
+        if top is None:
+            return None
+        try:
+            return top, None, self.workspaces.prepare_now(req.task_id, req.name, req.input_data)
+        except BaseException:
+            self.appcache.release(req.app_id, req.app_sha1)
+            raise
+
     async def _prepare(self, attempt: Attempt) -> tuple[str, Optional[str], str]:
         req = attempt.request
         top = await self.appcache.ensure(req.app_id, req.app_sha1)
@@ -436,9 +451,11 @@ class Executor:
             self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.KILL,
                                                message=attempt.kill_reason, end_at=clock.now()))
             return
-        attempt.prep = asyncio.ensure_future(self._prepare(attempt))
         try:
-            top, env_dir, workspace = await attempt.prep
+            prepared = self._prepare_now(attempt)
+            if prepared is None:   # something to fetch or unpack first: a task a stop can cancel
+                attempt.prep = asyncio.ensure_future(self._prepare(attempt))
+                prepared = await attempt.prep
         except asyncio.CancelledError:
             if attempt.kill_reason is None:
                 raise  # our own task was cancelled, not the preparation
@@ -452,6 +469,7 @@ class Executor:
             self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.FAIL, message=message,
                                                end_at=clock.now()))
             return
+        top, env_dir, workspace = prepared
         try:
             await self._execute(attempt, top, env_dir, workspace)
         finally:
@@ -496,11 +514,12 @@ class Executor:
         end_at = clock.now()
         # leftovers of the action (daemonized helpers still in its group) end with it
         self._signal_group(attempt, signal.SIGKILL)
-        self.reaper.forget(proc.pid)
         self._release_slot(attempt)
-        remove_file(record)
         attempt.state = "finished"
         await self._finish_run(attempt, workspace, returncode, end_at)
+        # after the report is on its way: the group is dead already, these only tidy up
+        self.reaper.forget(proc.pid)
+        remove_file(record)
         self.launcher.refill_soon()
 
     def _send_running(self, attempt: Attempt) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 LOG = logging.getLogger(__name__)
 
 INPUT_FILE = "input.data"
+SMALL_INPUT = 64 * 1024   # bytes of input.data written on the loop rather than in a thread
 OUTPUT_FILE = "output.data"
 STDOUT_FILE = "stdout.data"
 
@@ -182,13 +183,27 @@ class Workspaces:
 
         Whatever an earlier attempt of the same action left there is removed first.
         """
+        if self.can_prepare_now(input_data):
+            return self.prepare_now(task_id, name, input_data)
+        path = self._fresh(task_id, name)
+        await asyncio.to_thread(_write_input, path, task_id, input_data)
+        return path
+
+    @staticmethod
+    def can_prepare_now(input_data: dict) -> bool:
+        """True for a small input: writing it inline costs less than a thread hop."""
+        return len(json.dumps(input_data)) <= SMALL_INPUT
+
+    def prepare_now(self, task_id: str, name: str, input_data: dict) -> str:
+        """:meth:`prepare` for a small input, on the caller's thread."""
+        path = self._fresh(task_id, name)
+        _write_input(path, task_id, input_data)
+        return path
+
+    def _fresh(self, task_id: str, name: str) -> str:
         path = self.path(task_id, name)
         if os.path.lexists(path):
             self.trash.discard(path)
-        if len(json.dumps(input_data)) <= 64 * 1024:
-            _write_input(path, task_id, input_data)   # small (the common case): no thread hop
-        else:
-            await asyncio.to_thread(_write_input, path, task_id, input_data)
         return path
 
     async def sweep(self, retention: float, busy_tasks: Callable[[], Iterable[str]]) -> int:
