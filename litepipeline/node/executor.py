@@ -520,7 +520,8 @@ class Executor:
         # after the report is on its way: the group is dead already, these only tidy up
         self.reaper.forget(proc.pid)
         remove_file(record)
-        self.launcher.refill_soon()
+        # right away: the next task's actions would otherwise meet the new shell's start-up
+        self.launcher.refill()
 
     def _send_running(self, attempt: Attempt) -> None:
         if not attempt.abandoned and attempt.state == "running":

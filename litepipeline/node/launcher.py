@@ -33,7 +33,6 @@ LOG = logging.getLogger(__name__)
 
 WARM_MAX = 4  # idle shells kept at most, whatever the node's slots: each is ~3 MB of RSS
 WARM_SCRIPT = ". /dev/stdin"
-REFILL_DELAY = 0.02   # seconds after an action ends before its shell is replaced (see refill_soon)
 # Python ignores these; an ignored disposition survives exec, and an action must get defaults
 DEFAULT_SIGNALS = tuple(s for s in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None)) if s)
 
@@ -107,7 +106,6 @@ class Launcher:
         self._starting = 0
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
-        self._refill_timer: Optional[asyncio.TimerHandle] = None
         self.launched_warm = 0
         self.launched_cold = 0
 
@@ -133,20 +131,6 @@ class Launcher:
         self.launched_cold += 1
         return await self._spawn(["bash", "-c", script], stdout_path=stdout_path)
 
-    def refill_soon(self) -> None:
-        """Refill once the node has had time to launch what follows this action.
-
-        A new bash needs ~1 ms of CPU to start; right after an action ends that would be
-        taken from the dispatch that ends brings (on a small machine, from the very next
-        action), so it waits a little.
-        """
-        if self._refill_timer is None and not self._closed:
-            self._refill_timer = asyncio.get_running_loop().call_later(REFILL_DELAY, self._timed_refill)
-
-    def _timed_refill(self) -> None:
-        self._refill_timer = None
-        self.refill()
-
     def refill(self) -> None:
         """Start shells in the background until ``warm`` are idle or starting."""
         while not self._closed and len(self._idle) + self._starting < self.warm:
@@ -158,9 +142,6 @@ class Launcher:
     async def close(self) -> None:
         """Let every idle shell exit (end-of-file on its pipe) and wait for them briefly."""
         self._closed = True
-        if self._refill_timer is not None:
-            self._refill_timer.cancel()
-            self._refill_timer = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
