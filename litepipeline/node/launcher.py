@@ -3,8 +3,8 @@
 Starting an action costs a fork of the node, an exec of bash and bash's own start-up
 (~1.5 ms of CPU together) before the action's command even begins. A warm shell is a
 bash started ahead of time, in a session of its own, blocked reading its script from a
-pipe (``. /dev/stdin``): launching an action is then one ``write`` of the script and a
-``close``. Warm shells are started when the node starts and again whenever an action
+pipe (``eval "$(< /dev/stdin)"``): launching an action is then one ``write`` of the script
+and a ``close``. Warm shells are started when the node starts and again whenever an action
 ends, so the cost is paid while the node waits for its next dispatch, not on the path
 from a dispatch to the action's first instruction.
 
@@ -25,6 +25,7 @@ import logging
 import os
 import select
 import shlex
+import shutil
 import signal
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -32,7 +33,9 @@ from typing import Any, Optional
 LOG = logging.getLogger(__name__)
 
 WARM_MAX = 4  # idle shells kept at most, whatever the node's slots: each is ~3 MB of RSS
-WARM_SCRIPT = ". /dev/stdin"
+# the script is read whole (buffered, no fork) and run by eval: bash's own messages then read
+# "bash: ..." as with bash -c, where sourcing /dev/stdin would name "/dev/stdin" in them
+WARM_SCRIPT = 'eval "$(< /dev/stdin)"'
 # Python ignores these; an ignored disposition survives exec, and an action must get defaults
 DEFAULT_SIGNALS = tuple(s for s in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None)) if s)
 
@@ -102,6 +105,10 @@ class Launcher:
         self.env = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
         self.warm = max(0, min(warm, WARM_MAX))
         self.pidfds = _pidfds_work()
+        # looked up once (the environment never changes): the child of every spawn would
+        # otherwise try each directory of PATH with an execve of its own
+        path = self.env.get(b"PATH")
+        self._bash = shutil.which("bash", path=os.fsdecode(path) if path else None) or "bash"
         self._idle: list[_Shell] = []
         self._starting = 0
         self._tasks: set[asyncio.Task] = set()
@@ -163,7 +170,7 @@ class Launcher:
 
     # -- internals ---------------------------------------------------------------------------
     async def _spawn(self, argv: list, stdin_fd: Optional[int] = None, stdout_path: Optional[str] = None) -> Any:
-        """``argv`` as the leader of a new session; stdin ``stdin_fd`` (else /dev/null),
+        """``argv`` (bash, found once on PATH) as the leader of a new session; stdin ``stdin_fd`` (else /dev/null),
         stdout+stderr into ``stdout_path`` (else /dev/null)."""
         if not self.pidfds:
             return await self._spawn_asyncio(argv, stdin_fd, stdout_path)
@@ -175,8 +182,10 @@ class Launcher:
             actions.append((os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0))
         actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
         # every other descriptor of the node is close-on-exec (PEP 446): nothing else leaks
-        pid = os.posix_spawnp(argv[0], argv, self.env, file_actions=actions, setsid=True,
-                              setsigdef=DEFAULT_SIGNALS, setsigmask=())
+        # argv[0] stays "bash": it is what $0 and bash's own error messages show
+        spawn = os.posix_spawn if os.path.isabs(self._bash) else os.posix_spawnp
+        pid = spawn(self._bash, argv, self.env, file_actions=actions, setsid=True, setsigdef=DEFAULT_SIGNALS,
+                    setsigmask=())
         return Child(pid)
 
     async def _spawn_asyncio(self, argv: list, stdin_fd: Optional[int], stdout_path: Optional[str]) -> Any:

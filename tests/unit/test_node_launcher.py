@@ -155,3 +155,22 @@ def test_idle_shells_exit_when_their_pipe_closes(pidfds):
         return await asyncio.wait_for(shell.proc.wait(), 5)
 
     assert _run(run) == 0
+
+
+def test_bash_names_itself_bash_both_ways(tmp_path, pidfds):
+    # $0 (and so bash's own error messages) reads "bash", as with the original's bash -c
+    app, ws = _setup(tmp_path)
+
+    async def run(warm: int) -> str:
+        launcher = make(dict(os.environ), warm, pidfds)
+        launcher.refill()
+        await _until(lambda: launcher.idle == warm)
+        out = ws / f"zero-{warm}"
+        proc = await launcher.launch(build_script(str(app), 'echo "$0"; no-such-command-here #', str(ws)), str(out))
+        assert shell_returncode(await proc.wait()) == 127
+        await launcher.close()
+        return out.read_text()
+
+    for warm in (1, 0):
+        text = _run(lambda: run(warm))
+        assert text.startswith("bash\nbash: ") and "no-such-command-here" in text and "stdin" not in text, text
