@@ -1,22 +1,22 @@
-"""Starts action scripts, from a warm shell when one is ready.
+"""Starts action scripts, on a runner shell when one is idle.
 
-Starting an action costs a fork of the node, an exec of bash and bash's own start-up
-(~1.5 ms of CPU together) before the action's command even begins. A warm shell is a
-bash started ahead of time, in a session of its own, blocked reading its script from a
-pipe (``eval "$(< /dev/stdin)"``): launching an action is then one ``write`` of the script
-and a ``close``. Warm shells are started when the node starts and again whenever an action
-ends, so the cost is paid while the node waits for its next dispatch, not on the path
-from a dispatch to the action's first instruction.
+Starting an action cold costs a fork of the node, an exec of bash and bash's own
+start-up (~1.5 ms of CPU together) before the action's command even begins. A runner is
+a bash started once, in a session of its own, that runs one action at a time: it reads
+the action's script from a pipe, runs it as a background job (forked under ``set -m``:
+a process group of its own, the action's), tells the node the job's pid, waits for it
+and tells its exit status. Launching an action is then one ``write`` of the script and one fork
+of a small bash, and no process is spawned by the node at all while its runners last.
 
-A warm shell runs the same script a cold one would, after redirecting its own stdin from
-``/dev/null`` and stdout+stderr into the workspace's ``stdout.data``: the action cannot
-tell the difference. An idle warm shell exits by itself when the node goes away (its
-pipe reaches end-of-file and it sources nothing).
+The job's first words redirect its stdin from ``/dev/null`` and stdout+stderr into the
+workspace's ``stdout.data`` and close the runner's pipes, so the action sees what a new
+``bash -c`` would give it (with one difference: ``$$`` is the runner's pid). A runner
+exits when the node goes away (end-of-file on its pipe); the reaper kills its job.
 
 Processes are started with ``posix_spawn`` (a vfork-style clone, no Python in the child)
 and awaited through a pidfd on the event loop: a fraction of what asyncio's subprocess
-machinery costs per process, which matters at hundreds of actions a second. Kernels
-without pidfds (before Linux 5.3) get asyncio's subprocesses instead.
+machinery costs per process. Kernels without pidfds (before Linux 5.3) get asyncio's
+subprocesses and no runners.
 """
 from __future__ import annotations
 
@@ -27,17 +27,40 @@ import select
 import shlex
 import shutil
 import signal
-from dataclasses import dataclass
 from typing import Any, Optional
 
 LOG = logging.getLogger(__name__)
 
-WARM_MAX = 4  # idle shells kept at most, whatever the node's slots: each is ~3 MB of RSS
-# the script is read whole (buffered, no fork) and run by eval: bash's own messages then read
-# "bash: ..." as with bash -c, where sourcing /dev/stdin would name "/dev/stdin" in them
-WARM_SCRIPT = 'eval "$(< /dev/stdin)"'
+RUNNERS_MAX = 16  # runners kept at most, whatever the node's slots: each is ~3 MB of RSS
+# fd 3 is the status pipe to the node: "PID" when a job starts, "STATUS" when it ends
+# (set -m only while forking: the job gets a process group of its own, and wait, with job
+# control off again, returns when the job ends, not when it is merely stopped)
+RUNNER_SCRIPT = r"""while IFS= read -r -d '' __lp_script; do
+  set -m
+  ( eval "$__lp_script" ) 3>&- </dev/null &
+  set +m
+  echo "$!" >&3
+  wait "$!"
+  echo "$?" >&3
+done"""
 # Python ignores these; an ignored disposition survives exec, and an action must get defaults
 DEFAULT_SIGNALS = tuple(s for s in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None)) if s)
+
+
+def _keep_inherited_fds_from_children() -> None:
+    """Mark every descriptor above 2 close-on-exec. Python opens its own so (PEP 446), but
+    the node may have inherited others (from a shell, a service manager), and posix_spawn,
+    unlike subprocess, closes nothing: they would reach every action."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:   # the listing's own descriptor, closed by now
+                pass
 
 
 def _pidfds_work() -> bool:
@@ -86,30 +109,130 @@ class Child:
                 pass
 
 
-@dataclass
-class _Shell:
-    proc: Any   # Child, or an asyncio Process without pidfds
-    fd: int     # the write end of its stdin
+class Job:
+    """One action run by a :class:`Runner`: ``pid`` (its process group), ``returncode``
+    (bash's ``$?``: 128+N when killed by signal N), ``wait()``, ``kill()``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.pid = 0
+        self.returncode: Optional[int] = None
+        self.started: asyncio.Future = loop.create_future()
+        self._exited: asyncio.Future = loop.create_future()
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def kill(self) -> None:
+        if self.returncode is None and self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _ended(self, returncode: int) -> None:
+        self.returncode = returncode
+        if not self.started.done():
+            self.started.set_exception(OSError("the runner ended before starting the action"))
+        if not self._exited.done():
+            self._exited.set_result(returncode)
+
+
+class Runner:
+    """The node's side of one runner shell (see the module docstring)."""
+
+    def __init__(self, proc: Child, command_fd: int, status_fd: int, on_idle: Any) -> None:
+        self.proc = proc
+        self.command_fd = command_fd
+        self.status_fd = status_fd
+        self.job: Optional[Job] = None
+        self.dead = False
+        self._on_idle = on_idle
+        self._buffer = b""
+        self._loop = asyncio.get_running_loop()
+        os.set_blocking(status_fd, False)
+        self._loop.add_reader(status_fd, self._readable)
+
+    def run(self, data: bytes) -> Job:
+        """Hand ``data`` (a script, at most PIPE_BUF - 1 bytes, no NUL) to the idle runner."""
+        job = self.job = Job(self._loop)
+        try:
+            # at most PIPE_BUF bytes into a pipe the runner has emptied: taken whole, at once
+            written = os.write(self.command_fd, data + b"\0")
+        except OSError:   # the runner died (EPIPE)
+            written = -1
+        if written != len(data) + 1:
+            self._die()
+        return job
+
+    def close(self) -> None:
+        """End-of-file for the runner: it exits once its current job (if any) has ended."""
+        _close(self.command_fd)
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self.status_fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._die()
+            return
+        self._buffer += chunk
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            job = self.job
+            if job is None:
+                continue
+            if not job.pid:
+                job.pid = int(line)
+                job.started.set_result(job.pid)
+            else:
+                self.job = None
+                job._ended(int(line))
+                self._on_idle(self)
+
+    def _die(self) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        self._loop.remove_reader(self.status_fd)
+        _close(self.status_fd)
+        _close(self.command_fd)
+        self.proc.kill()
+        job, self.job = self.job, None
+        if job is not None:
+            # the job may live on without its runner: its group goes, and it counts as killed
+            if job.pid:
+                try:
+                    os.killpg(job.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            job._ended(128 + signal.SIGKILL)
+        self._on_idle(self)
 
 
 class Launcher:
-    """Launches bash scripts as process-group leaders; keeps up to ``warm`` shells ready.
+    """Launches bash scripts as process-group leaders, on runners when one is idle.
 
     Args:
         env: the environment of every action.
-        warm: how many idle shells to keep (0: always start a new bash).
+        runners: how many runners to keep (0: always start a new bash).
     """
 
-    def __init__(self, env: dict, warm: int) -> None:
-        # encoded once: the spawn of every shell would otherwise encode each variable again
+    def __init__(self, env: dict, runners: int) -> None:
+        # encoded once: the spawn of every process would otherwise encode each variable again
         self.env = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
-        self.warm = max(0, min(warm, WARM_MAX))
         self.pidfds = _pidfds_work()
+        if self.pidfds:
+            _keep_inherited_fds_from_children()
+        self.runners = max(0, min(runners, RUNNERS_MAX)) if self.pidfds else 0
         # looked up once (the environment never changes): the child of every spawn would
         # otherwise try each directory of PATH with an execve of its own
         path = self.env.get(b"PATH")
         self._bash = shutil.which("bash", path=os.fsdecode(path) if path else None) or "bash"
-        self._idle: list[_Shell] = []
+        self._all: list[Runner] = []
+        self._idle: list[Runner] = []
         self._starting = 0
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
@@ -126,54 +249,64 @@ class Launcher:
         Returns the process (``pid``, ``wait()``, ``returncode``, ``kill()``). Raises OSError
         when no bash can be started or ``stdout_path`` cannot be opened.
         """
-        data = (f"exec </dev/null >{shlex.quote(stdout_path)} 2>&1\n" + script).encode()
-        # a script a pipe cannot take whole without blocking (or that a shell could not
-        # read, with a NUL byte) starts cold, as does any script when no warm shell is idle
-        if len(data) <= select.PIPE_BUF and b"\0" not in data:
+        data = (f"exec >{shlex.quote(stdout_path)} 2>&1\n" + script).encode()
+        # a script a pipe cannot take whole without blocking (or that bash could not read,
+        # with a NUL byte) starts cold, as does any script when no runner is idle
+        if len(data) < select.PIPE_BUF and b"\0" not in data:
             while self._idle:
-                shell = self._idle.pop()
-                if shell.proc.returncode is None and self._hand_over(shell, data):
-                    self.launched_warm += 1
-                    return shell.proc
+                job = self._idle.pop().run(data)
+                try:
+                    await job.started
+                except OSError:   # that runner died: another one, or cold
+                    continue
+                self.launched_warm += 1
+                return job
         self.launched_cold += 1
         return await self._spawn(["bash", "-c", script], stdout_path=stdout_path)
 
     def refill(self) -> None:
-        """Start shells in the background until ``warm`` are idle or starting."""
-        while not self._closed and len(self._idle) + self._starting < self.warm:
+        """Start runners in the background until ``runners`` are alive or starting."""
+        while not self._closed and len(self._all) + self._starting < self.runners:
             self._starting += 1
             task = asyncio.ensure_future(self._start_one())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        """Let every idle shell exit (end-of-file on its pipe) and wait for them briefly."""
+        """End every runner (end-of-file on its pipe) and wait for them briefly."""
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
-        shells, self._idle = self._idle, []
-        for shell in shells:
-            _close(shell.fd)
-        waits = [asyncio.ensure_future(s.proc.wait()) for s in shells]
+        runners, self._all, self._idle = self._all, [], []
+        for runner in runners:
+            runner.close()
+        waits = [asyncio.ensure_future(r.proc.wait()) for r in runners]
         if waits:
             _, pending = await asyncio.wait(waits, timeout=5)
-            for shell in shells:
-                if shell.proc.returncode is None:
-                    try:
-                        shell.proc.kill()
-                    except ProcessLookupError:
-                        pass
+            for runner in runners:
+                runner.proc.kill()
             for task in pending:
                 task.cancel()
 
     # -- internals ---------------------------------------------------------------------------
-    async def _spawn(self, argv: list, stdin_fd: Optional[int] = None, stdout_path: Optional[str] = None) -> Any:
-        """``argv`` (bash, found once on PATH) as the leader of a new session; stdin ``stdin_fd`` (else /dev/null),
-        stdout+stderr into ``stdout_path`` (else /dev/null)."""
+    def _runner_idle(self, runner: Runner) -> None:
+        if runner.dead:
+            if runner in self._all:
+                self._all.remove(runner)
+            if runner in self._idle:
+                self._idle.remove(runner)
+        elif not self._closed:
+            self._idle.append(runner)
+
+    async def _spawn(self, argv: list, stdin_fd: Optional[int] = None, stdout_path: Optional[str] = None,
+                     status_fd: Optional[int] = None) -> Any:
+        """``argv`` (bash, found once on PATH) as the leader of a new session; stdin
+        ``stdin_fd`` (else /dev/null), stdout+stderr into ``stdout_path`` (else /dev/null),
+        and ``status_fd`` as fd 3 when given."""
         if not self.pidfds:
-            return await self._spawn_asyncio(argv, stdin_fd, stdout_path)
+            return await self._spawn_asyncio(argv, stdout_path)
         actions: list = [(os.POSIX_SPAWN_DUP2, stdin_fd, 0) if stdin_fd is not None
                          else (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
         if stdout_path is not None:
@@ -181,53 +314,50 @@ class Launcher:
         else:
             actions.append((os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0))
         actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
-        # every other descriptor of the node is close-on-exec (PEP 446): nothing else leaks
+        if status_fd is not None:
+            actions.append((os.POSIX_SPAWN_DUP2, status_fd, 3))
+        # every other descriptor of the node is close-on-exec (PEP 446): nothing else leaks;
         # argv[0] stays "bash": it is what $0 and bash's own error messages show
         spawn = os.posix_spawn if os.path.isabs(self._bash) else os.posix_spawnp
         pid = spawn(self._bash, argv, self.env, file_actions=actions, setsid=True, setsigdef=DEFAULT_SIGNALS,
                     setsigmask=())
         return Child(pid)
 
-    async def _spawn_asyncio(self, argv: list, stdin_fd: Optional[int], stdout_path: Optional[str]) -> Any:
+    async def _spawn_asyncio(self, argv: list, stdout_path: Optional[str]) -> Any:
         out = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if stdout_path else None
         try:
             return await asyncio.create_subprocess_exec(
-                *argv, env=self.env, stdin=stdin_fd if stdin_fd is not None else asyncio.subprocess.DEVNULL,
+                *argv, env=self.env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=out if out is not None else asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         finally:
             if out is not None:
                 os.close(out)
 
-    @staticmethod
-    def _hand_over(shell: _Shell, data: bytes) -> bool:
-        try:
-            # at most PIPE_BUF bytes into a pipe nobody has written to: taken whole, at once
-            written = os.write(shell.fd, data)
-        except OSError:   # the shell died (EPIPE)
-            written = -1
-        _close(shell.fd)
-        return written == len(data)
-
     async def _start_one(self) -> None:
-        read_fd, write_fd = os.pipe()
+        command_r, command_w = os.pipe()
+        status_r, status_w = os.pipe()
         try:
             try:
-                proc = await self._spawn(["bash", "-c", WARM_SCRIPT], stdin_fd=read_fd)
+                proc = await self._spawn(["bash", "-c", RUNNER_SCRIPT], stdin_fd=command_r, status_fd=status_w)
             finally:
-                os.close(read_fd)
+                os.close(command_r)
+                os.close(status_w)
         except BaseException as exc:
-            _close(write_fd)
+            _close(command_w)
+            _close(status_r)
             self._starting -= 1
             if isinstance(exc, OSError):
-                LOG.warning("cannot start a warm shell: %s", exc)
+                LOG.warning("cannot start a runner shell: %s", exc)
                 return
             raise
         self._starting -= 1
+        runner = Runner(proc, command_w, status_r, self._runner_idle)
         if self._closed:
-            _close(write_fd)
+            runner.close()
             return
-        self._idle.append(_Shell(proc, write_fd))
+        self._all.append(runner)
+        self._idle.append(runner)
 
 
 def _close(fd: int) -> None:

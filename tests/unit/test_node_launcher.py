@@ -1,4 +1,4 @@
-"""The node's launcher: warm shells run an action exactly as a newly started bash would."""
+"""The node's launcher: runner shells run an action as a newly started bash would."""
 from __future__ import annotations
 
 import asyncio
@@ -10,24 +10,27 @@ import sys
 import pytest
 
 from litepipeline.node.executor import build_script, shell_returncode
-from litepipeline.node.launcher import WARM_MAX, Launcher
+from litepipeline.node.launcher import RUNNERS_MAX, Launcher
 
 GLIBC_INTERNAL = (1 << 31) | (1 << 32)   # signals 32 and 33, as SigIgn bits
 # what an action can observe of how it was started
 PROBE = ("import os, sys; print('cwd', os.getcwd()); print('pgid-is-parent', os.getpgid(0) == os.getppid()); "
-         "print('sid-is-pgid', os.getsid(0) == os.getpgid(0)); print('stdin', os.readlink('/proc/self/fd/0')); "
+         "print('own-session', os.getsid(0) != int(os.environ['PROBE_SID'])); "
+         "print('stdin', os.readlink('/proc/self/fd/0')); print('fds', sorted(os.listdir('/proc/self/fd'))); "
          "print('env', os.environ.get('PROBE_ENV')); print('err', file=sys.stderr); sys.exit(3)")
 
 
 @pytest.fixture(params=[True, False], ids=["pidfd", "asyncio"])
 def pidfds(request):
-    """Both ways of starting processes: posix_spawn + pidfd, and asyncio's (old kernels)."""
+    """Both ways of starting processes: posix_spawn + pidfd (with runners), and asyncio's
+    (old kernels: always a new bash)."""
     return request.param
 
 
-def make(env: dict, warm: int, pidfds: bool) -> Launcher:
-    launcher = Launcher(env, warm)
-    launcher.pidfds = launcher.pidfds and pidfds
+def make(env: dict, runners: int, pidfds: bool) -> Launcher:
+    launcher = Launcher(env, runners)
+    if not pidfds:
+        launcher.pidfds, launcher.runners = False, 0
     return launcher
 
 
@@ -49,6 +52,13 @@ async def _until(predicate, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _started(runners: int, pidfds: bool, env: dict | None = None) -> Launcher:
+    launcher = make(env or dict(os.environ), runners, pidfds)
+    launcher.refill()
+    await _until(lambda: launcher.idle == launcher.runners)
+    return launcher
+
+
 def _probe_script(app, ws) -> str:
     # grep: a plain program sees the signal dispositions and mask an action inherits
     return build_script(str(app), "grep -E '^Sig(Ign|Blk)' /proc/self/status; "
@@ -62,97 +72,120 @@ def _setup(tmp_path):
     return app, ws
 
 
-def test_warm_and_cold_launches_look_the_same_to_the_action(tmp_path, pidfds):
+def test_runner_and_cold_launches_look_the_same_to_the_action(tmp_path, pidfds):
     app, ws = _setup(tmp_path)
-    env = dict(os.environ, PROBE_ENV="yes")
+    env = dict(os.environ, PROBE_ENV="yes", PROBE_SID=str(os.getsid(0)))
 
-    async def run(warm: int) -> tuple[int, str, int]:
-        launcher = make(env, warm, pidfds)
-        launcher.refill()
-        await _until(lambda: launcher.idle == warm)
-        out = ws / f"stdout-{warm}.data"
+    async def run(runners: int) -> tuple[int, str, int]:
+        launcher = await _started(runners, pidfds, env)
+        out = ws / f"stdout-{runners}.data"
         proc = await launcher.launch(_probe_script(app, ws), str(out))
         code = shell_returncode(await proc.wait())
         await launcher.close()
         return code, out.read_text(), launcher.launched_warm
 
-    for warm in (1, 0):
-        code, text, used_warm = _run(lambda: run(warm))
-        assert (code, used_warm) == (3, warm)
+    for runners in (1, 0):
+        code, text, used = _run(lambda: run(runners))
+        assert (code, used) == (3, runners if pidfds else 0)
         lines = text.splitlines()
         ignored = int(lines.pop(1).split()[1], 16)
         # none ignored (glibc's posix_spawn may leave its internal signals 32 and 33 ignored;
         # programs never use them): the node's SIGPIPE/SIGXFSZ dispositions stay behind
         assert ignored & ~GLIBC_INTERNAL == 0
-        assert lines == [f"SigBlk:\t{'0' * 16}", f"cwd {app}", "pgid-is-parent True", "sid-is-pgid True",
-                         "stdin /dev/null", "env yes", "err"]
+        # stdin, stdout and stderr only: nothing of the node's or the runner's pipes
+        assert lines == [f"SigBlk:\t{'0' * 16}", f"cwd {app}", "pgid-is-parent True", "own-session True",
+                         "stdin /dev/null", "fds ['0', '1', '2', '3']", "env yes", "err"]
 
 
-def test_a_warm_shell_is_its_own_process_group_and_session(tmp_path, pidfds):
+def test_an_action_is_a_process_group_of_its_own(tmp_path, pidfds):
     app, ws = _setup(tmp_path)
 
     async def run() -> None:
-        launcher = make(dict(os.environ), 1, pidfds)
-        launcher.refill()
-        await _until(lambda: launcher.idle == 1)
+        launcher = await _started(1, pidfds)
         proc = await launcher.launch(build_script(str(app), "sleep 30 #", str(ws)), str(ws / "out"))
-        assert os.getpgid(proc.pid) == proc.pid and os.getsid(proc.pid) == proc.pid
+        assert os.getpgid(proc.pid) == proc.pid and os.getsid(proc.pid) != os.getsid(0)
         os.killpg(proc.pid, signal.SIGTERM)   # the whole group, as a stop does
         assert shell_returncode(await proc.wait()) == 143
+        # the runner lives on and takes the next action
+        proc = await launcher.launch(build_script(str(app), "exit 5 #", str(ws)), str(ws / "out2"))
+        assert shell_returncode(await proc.wait()) == 5
+        assert launcher.launched_warm == (2 if pidfds else 0)
         await launcher.close()
 
     _run(run)
 
 
-def test_big_or_nul_scripts_and_dead_shells_fall_back_to_a_cold_start(tmp_path, pidfds):
+def test_big_or_nul_scripts_and_dead_runners_fall_back_to_a_cold_start(tmp_path):
     app, ws = _setup(tmp_path)
 
     async def run() -> tuple[int, int]:
-        launcher = make(dict(os.environ), 2, pidfds)
-        launcher.refill()
-        await _until(lambda: launcher.idle == 2)
+        launcher = await _started(2, True)
         big = build_script(str(app), "true " + "x" * 8000 + " #", str(ws))
         proc = await launcher.launch(big, str(ws / "big"))
         assert await proc.wait() == 0
-        assert launcher.idle == 2                 # no warm shell was used for it
-        for shell in list(launcher._idle):        # someone kills the idle shells
-            shell.proc.kill()
-            await shell.proc.wait()
+        assert launcher.idle == 2                 # no runner was used for it
+        for runner in list(launcher._idle):       # someone kills the runners
+            runner.proc.kill()
+            await runner.proc.wait()
         proc = await launcher.launch(build_script(str(app), "exit 4 #", str(ws)), str(ws / "out"))
         assert await proc.wait() == 4             # started cold, still run
+        launcher.refill()                         # dead runners are replaced
+        await _until(lambda: launcher.idle == 2)
         await launcher.close()
         return launcher.launched_warm, launcher.launched_cold
 
     assert _run(run) == (0, 2)
 
 
-def test_refill_keeps_at_most_warm_idle_and_close_ends_them(pidfds):
+def test_a_runner_killed_under_its_action_ends_it_as_killed(tmp_path):
+    app, ws = _setup(tmp_path)
+
+    async def run() -> int:
+        launcher = await _started(1, True)
+        proc = await launcher.launch(build_script(str(app), "sleep 30 #", str(ws)), str(ws / "out"))
+        runner = launcher._all[0]
+        runner.proc.kill()
+        code = shell_returncode(await asyncio.wait_for(proc.wait(), 5))
+        await _until(lambda: not _alive(proc.pid))   # its group went with it
+        await launcher.close()
+        return code
+
+    assert _run(run) == 137
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_refill_keeps_at_most_runners_and_close_ends_them():
     async def run() -> list:
-        launcher = make(dict(os.environ), 100, pidfds)
-        assert launcher.warm == WARM_MAX
+        launcher = make(dict(os.environ), 100, True)
+        assert launcher.runners == RUNNERS_MAX
         launcher.refill()
         launcher.refill()                         # no double start
-        await _until(lambda: launcher.idle == WARM_MAX)
+        await _until(lambda: launcher.idle == RUNNERS_MAX)
         await asyncio.sleep(0.1)
-        assert launcher.idle == WARM_MAX
-        procs = [s.proc for s in launcher._idle]
+        assert launcher.idle == RUNNERS_MAX
+        procs = [r.proc for r in launcher._idle]
         await launcher.close()
         launcher.refill()                         # closed: starts nothing
         assert launcher.idle == 0
         return [p.returncode for p in procs]
 
-    assert _run(run) == [0] * WARM_MAX            # each sourced nothing and exited
+    assert _run(run) == [0] * RUNNERS_MAX         # each read end-of-file and exited
 
 
-def test_idle_shells_exit_when_their_pipe_closes(pidfds):
-    # a node killed with SIGKILL closes every fd: an idle shell reads end-of-file and exits
+def test_idle_runners_exit_when_their_pipe_closes():
+    # a node killed with SIGKILL closes every fd: an idle runner reads end-of-file and exits
     async def run() -> int:
-        launcher = make(dict(os.environ), 1, pidfds)
-        launcher.refill()
-        await _until(lambda: launcher.idle == 1)
-        shell = launcher._idle.pop()
-        os.close(shell.fd)
-        return await asyncio.wait_for(shell.proc.wait(), 5)
+        launcher = await _started(1, True)
+        runner = launcher._idle.pop()
+        os.close(runner.command_fd)
+        return await asyncio.wait_for(runner.proc.wait(), 5)
 
     assert _run(run) == 0
 
@@ -161,16 +194,31 @@ def test_bash_names_itself_bash_both_ways(tmp_path, pidfds):
     # $0 (and so bash's own error messages) reads "bash", as with the original's bash -c
     app, ws = _setup(tmp_path)
 
-    async def run(warm: int) -> str:
-        launcher = make(dict(os.environ), warm, pidfds)
-        launcher.refill()
-        await _until(lambda: launcher.idle == warm)
-        out = ws / f"zero-{warm}"
+    async def run(runners: int) -> str:
+        launcher = await _started(runners, pidfds)
+        out = ws / f"zero-{runners}"
         proc = await launcher.launch(build_script(str(app), 'echo "$0"; no-such-command-here #', str(ws)), str(out))
         assert shell_returncode(await proc.wait()) == 127
         await launcher.close()
         return out.read_text()
 
-    for warm in (1, 0):
-        text = _run(lambda: run(warm))
+    for runners in (1, 0):
+        text = _run(lambda: run(runners))
         assert text.startswith("bash\nbash: ") and "no-such-command-here" in text and "stdin" not in text, text
+
+
+def test_a_stopped_action_has_not_ended(tmp_path):
+    app, ws = _setup(tmp_path)
+
+    async def run() -> int:
+        launcher = await _started(1, True)
+        proc = await launcher.launch(build_script(str(app), "sleep 0.5 #", str(ws)), str(ws / "out"))
+        os.killpg(proc.pid, signal.SIGSTOP)
+        await asyncio.sleep(0.8)
+        assert proc.returncode is None            # stopped is not finished
+        os.killpg(proc.pid, signal.SIGCONT)
+        code = await asyncio.wait_for(proc.wait(), 5)
+        await launcher.close()
+        return code
+
+    assert _run(run) == 0
