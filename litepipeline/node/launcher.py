@@ -166,7 +166,9 @@ class Runner:
 
     def close(self) -> None:
         """End-of-file for the runner: it exits once its current job (if any) has ended."""
-        _close(self.command_fd)
+        if self.command_fd >= 0:
+            _close(self.command_fd)
+            self.command_fd = -1   # never closed twice: the number may belong to another file by then
 
     def _readable(self) -> None:
         try:
@@ -184,12 +186,18 @@ class Runner:
             job = self.job
             if job is None:
                 continue
+            try:
+                number = int(line)
+            except ValueError:   # only the runner writes here (its jobs don't have the pipe)
+                LOG.error("runner %d wrote %r; stopping it", self.proc.pid, line[:60])
+                self._die()
+                return
             if not job.pid:
-                job.pid = int(line)
-                job.started.set_result(job.pid)
+                job.pid = number
+                job.started.set_result(number)
             else:
                 self.job = None
-                job._ended(int(line))
+                job._ended(number)
                 self._on_idle(self)
 
     def _die(self) -> None:
@@ -198,7 +206,7 @@ class Runner:
         self.dead = True
         self._loop.remove_reader(self.status_fd)
         _close(self.status_fd)
-        _close(self.command_fd)
+        self.close()
         self.proc.kill()
         job, self.job = self.job, None
         if job is not None:

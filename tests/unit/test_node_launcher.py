@@ -184,7 +184,7 @@ def test_idle_runners_exit_when_their_pipe_closes():
     async def run() -> int:
         launcher = await _started(1, True)
         runner = launcher._idle.pop()
-        os.close(runner.command_fd)
+        runner.close()
         return await asyncio.wait_for(runner.proc.wait(), 5)
 
     assert _run(run) == 0
