@@ -5,8 +5,8 @@ running (process group alive) → finished (report handed to the :class:`Reporte
 request, a timeout, a node shutdown or the manager disowning the attempt can cut any phase.
 
 The process group must not outlive the node: the :class:`~litepipeline.node.reaper.Reaper`
-kills every listed group when the node dies, and a record in ``data_path/running/`` lets the
-next start reap a group left behind anyway.
+kills every listed group when the node dies, and the :class:`~litepipeline.node.journal.Journal`
+lets the next start reap a group left behind anyway.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from litepipeline.common.errors import (
 from litepipeline.common.states import Stage, Status
 from litepipeline.common.web import require
 from litepipeline.node.appcache import AppCache, AppCacheError
+from litepipeline.node.journal import Journal
 from litepipeline.node.launcher import Launcher
 from litepipeline.node.reaper import Reaper
 from litepipeline.node.reporter import Reporter
@@ -44,7 +45,6 @@ from litepipeline.node.workspace import (
     read_json,
     read_output,
     remove_file,
-    write_json_atomic,
 )
 
 LOG = logging.getLogger(__name__)
@@ -208,6 +208,7 @@ class Executor:
         self.workspaces = workspaces
         self.reporter = reporter
         self.running_dir = running_dir
+        self.journal = Journal(running_dir)
         self.attempts: dict[str, Attempt] = {}
         self.slots_used = 0
         self.draining = False
@@ -320,21 +321,30 @@ class Executor:
 
     # -- orphans -----------------------------------------------------------------------------
     def reap_orphans(self) -> int:
-        """Kill process groups recorded by an earlier run of the node; returns how many."""
-        killed = 0
+        """Kill process groups recorded by an earlier run of the node; returns how many.
+
+        Records come from the journal, and from the file per attempt of earlier versions.
+        """
+        records = self.journal.leftovers()
         try:
-            names = os.listdir(self.running_dir)
+            names = [n for n in os.listdir(self.running_dir) if n.endswith(".json")]
         except FileNotFoundError:
-            return 0
+            names = []
         for fname in names:
             path = os.path.join(self.running_dir, fname)
             try:
-                record = read_json(path)
+                records.append(read_json(path))
+            except (OSError, ValueError):
+                pass
+            remove_file(path)
+        killed = 0
+        for record in records:
+            try:
                 pgid = int(record["pgid"])
-            except (OSError, ValueError, KeyError, TypeError):
-                remove_file(path)
+            except (ValueError, KeyError, TypeError):
                 continue
-            if record.get("boot_id") == self._boot_id and self._is_ours(pgid, record.get("start_time")):
+            ours = record.get("boot_id") == self._boot_id and self._is_ours(pgid, record.get("start_time"))
+            if pgid > 1 and ours:
                 try:
                     os.killpg(pgid, signal.SIGKILL)
                     killed += 1
@@ -342,7 +352,7 @@ class Executor:
                                 record.get("task_id"), record.get("name"))
                 except (ProcessLookupError, PermissionError):
                     pass
-            remove_file(path)
+        self.journal.reset()
         return killed
 
     @staticmethod
@@ -494,13 +504,9 @@ class Executor:
         self.reaper.watch(proc.pid)
         attempt.start_at = clock.now()
         attempt.state = "running"
-        record = os.path.join(self.running_dir, f"{req.attempt_id}.json")
-        try:
-            write_json_atomic(record, {"pgid": proc.pid, "start_time": process_start_time(proc.pid),
-                                       "boot_id": self._boot_id, "task_id": req.task_id, "name": req.name,
-                                       "attempt_id": req.attempt_id})
-        except OSError as exc:  # only the crash-recovery net is lost; the action runs on
-            LOG.warning("cannot record process group of attempt %s: %s", req.attempt_id, exc)
+        self.journal.started({"pgid": proc.pid, "start_time": process_start_time(proc.pid),
+                              "boot_id": self._boot_id, "task_id": req.task_id, "name": req.name,
+                              "attempt_id": req.attempt_id})
         if attempt.kill_reason is not None:  # a stop arrived while the process was being spawned
             self._signal_group(attempt, attempt.kill_signal or signal.SIGKILL)
         LOG.info("action started: task %s action %s attempt %s pid %d", req.task_id, req.name,
@@ -519,7 +525,7 @@ class Executor:
         await self._finish_run(attempt, workspace, returncode, end_at)
         # after the report is on its way: the group is dead already, these only tidy up
         self.reaper.forget(proc.pid)
-        remove_file(record)
+        self.journal.ended(req.attempt_id, idle=self.slots_used == 0)
         # right away: the next task's actions would otherwise meet the new shell's start-up
         self.launcher.refill()
 

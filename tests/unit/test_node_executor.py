@@ -15,6 +15,7 @@ import pytest
 
 from litepipeline.common.errors import InvalidParameters
 from litepipeline.node.executor import ActionRequest, build_command, build_script, shell_returncode
+from litepipeline.node.journal import Journal
 from litepipeline.node.reaper import Reaper
 from litepipeline.node.workspace import OutputError, Trash, Workspaces, input_document, read_output
 
@@ -264,3 +265,68 @@ def test_reaper_ignores_terminal_signals():
         except ProcessLookupError:
             pass
         group.wait()
+
+
+# -- the journal: groups left behind are reaped at the next start -------------------------------------
+
+def test_journal_lists_what_started_and_did_not_end(tmp_path):
+    journal = Journal(str(tmp_path / "running"))
+    assert journal.leftovers() == []
+    journal.started({"attempt_id": "a1", "pgid": 11})
+    journal.started({"attempt_id": "a2", "pgid": 12})
+    journal.ended("a1", idle=False)
+    with open(journal.path, "ab") as fp:
+        fp.write(b'{"attempt_id": "a3", "pg')          # a line torn by a crash
+    assert journal.leftovers() == [{"attempt_id": "a2", "pgid": 12}]
+    journal.reset()
+    assert journal.leftovers() == [] and not os.path.exists(journal.path)
+
+
+def test_journal_is_emptied_when_idle_and_big(tmp_path, monkeypatch):
+    monkeypatch.setattr("litepipeline.node.journal.COMPACT_AT", 200)
+    journal = Journal(str(tmp_path))
+    for i in range(5):
+        journal.started({"attempt_id": f"a{i}", "pgid": 100 + i})
+        journal.ended(f"a{i}", idle=False)              # others still run: kept
+    assert os.path.getsize(journal.path) > 200
+    journal.started({"attempt_id": "last", "pgid": 200})
+    journal.ended("last", idle=True)
+    assert os.path.getsize(journal.path) == 0
+    journal.started({"attempt_id": "next", "pgid": 201})
+    assert journal.leftovers() == [{"attempt_id": "next", "pgid": 201}]
+    journal.close()
+
+
+def test_reap_orphans_kills_groups_listed_by_an_earlier_run(tmp_path):
+    from types import SimpleNamespace
+
+    from litepipeline.node.executor import Executor, process_start_time
+
+    running = tmp_path / "running"
+    left, ended, reused, legacy = _spawn_group(), _spawn_group(), _spawn_group(), _spawn_group()
+    try:
+        earlier = Executor(SimpleNamespace(action_slots=1), None, None, None, str(running), reaper=Reaper())
+        boot = earlier._boot_id
+        earlier.journal.started({"attempt_id": "left", "pgid": left.pid, "start_time": process_start_time(left.pid),
+                                 "boot_id": boot})
+        earlier.journal.started({"attempt_id": "ended", "pgid": ended.pid,
+                                 "start_time": process_start_time(ended.pid), "boot_id": boot})
+        earlier.journal.ended("ended", idle=False)
+        # a pid now used by another process (its start time differs): not ours to kill
+        earlier.journal.started({"attempt_id": "reused", "pgid": reused.pid, "start_time": 1, "boot_id": boot})
+        earlier.journal.close()
+        # and a record in the file-per-attempt form of earlier versions
+        (running / "old.json").write_text(json.dumps({"pgid": legacy.pid, "boot_id": boot,
+                                                      "start_time": process_start_time(legacy.pid)}))
+        later = Executor(SimpleNamespace(action_slots=1), None, None, None, str(running), reaper=Reaper())
+        assert later.reap_orphans() == 2
+        assert _wait_gone(left.pid) and _wait_gone(legacy.pid)
+        assert _live(ended.pid) and _live(reused.pid)
+        assert os.listdir(running) == []
+    finally:
+        for proc in (left, ended, reused, legacy):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
