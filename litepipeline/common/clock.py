@@ -13,13 +13,24 @@ def now() -> _dt.datetime:
 
 def fmt(value: Optional[_dt.datetime]) -> Optional[str]:
     """``None`` stays ``None``; microseconds are always printed (unlike ``str()``)."""
-    return value.strftime(FORMAT) if value is not None else None
+    if value is None:
+        return None
+    if value.tzinfo is None and value.year >= 1000:   # the same text as FORMAT, in C
+        return value.isoformat(" ", "microseconds")
+    return value.strftime(FORMAT)
 
 
 def parse(text: Optional[str]) -> Optional[_dt.datetime]:
     """Inverse of :func:`fmt`; ``None``/empty or unparsable text gives ``None``."""
     if not text or not isinstance(text, str):
         return None
+    # the common case, exactly fmt's shape, without strptime's Python-level parsing
+    if len(text) == 26 and text[10] == " " and text[19] == "." and text[20:].isdigit():
+        try:
+            value = _dt.datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        return value if value.tzinfo is None else None
     try:
         return _dt.datetime.strptime(text, FORMAT)
     except ValueError:
