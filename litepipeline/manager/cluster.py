@@ -175,30 +175,42 @@ class Cluster(TCPServer):
         return node
 
     # -- dispatches and reports over the connection ------------------------------------------
-    async def run(self, node_id: str, payload: dict, timeout: float) -> Optional[tuple[int, dict]]:
-        """Send one RUN frame and wait for the node's answer: (status code, envelope).
-
-        None when the channel can't carry it (a node without the feature, a big payload):
-        the caller then uses the node's HTTP route.
-        """
+    def start_run(self, node_id: str, payload: dict) -> Optional[tuple[Any, Any]]:
+        """Write one RUN frame now (no loop turn between a commit and its dispatch); returns
+        what :meth:`run` waits on, or None when the channel can't carry it (a node without
+        the feature, a big payload): the caller then uses the node's HTTP route."""
         node = self.nodes.get(node_id)
         if node is None or RUN not in node.features:
             return None
         frame = protocol.encode(RUN, payload)
         if len(frame) > protocol.CHANNEL_MESSAGE_LIMIT:
             return None
-        attempt_id = payload["attempt_id"]
         waiter = asyncio.get_running_loop().create_future()
-        node.runs[attempt_id] = waiter
+        node.runs[payload["attempt_id"]] = waiter
         try:
-            await node.stream.write(frame)
+            written = node.stream.write(frame)   # tornado sends at once what the socket takes
+        except StreamClosedError as exc:
+            written = asyncio.get_running_loop().create_future()
+            written.set_exception(exc)
+        return node, (waiter, written)
+
+    async def run(self, node_id: str, payload: dict, timeout: float,
+                  started: Optional[tuple[Any, Any]] = None) -> Optional[tuple[int, dict]]:
+        """Send one RUN frame (unless :meth:`start_run` did) and wait for the node's answer:
+        (status code, envelope); None when the channel can't carry it."""
+        started = started or self.start_run(node_id, payload)
+        if started is None:
+            return None
+        node, (waiter, written) = started
+        try:
+            await written
             return await asyncio.wait_for(waiter, timeout)
         except StreamClosedError:
             return 0, {"result": "NodeGone", "message": f"connection to node {node_id} closed"}
         except asyncio.TimeoutError:
             return 0, {"result": "NodeUnreachable", "message": f"node {node_id} did not answer RUN in {timeout:g} s"}
         finally:
-            node.runs.pop(attempt_id, None)
+            node.runs.pop(payload["attempt_id"], None)
 
     def _run_answer(self, node: Optional[NodeInfo], data: dict) -> None:
         if node is None:

@@ -48,7 +48,8 @@ class Dispatcher:
         self.rounds = 0
         self.commits = 0            # store transactions written by rounds
         self.commit_seconds = 0.0   # time spent writing them
-        #: ``Cluster.run``: dispatches over the node's TCP channel when it can carry them
+        #: ``Cluster.start_run``/``Cluster.run``: dispatches over the node's TCP channel
+        self.channel_start: Optional[Callable[..., Any]] = None
         self.channel_run: Optional[Callable[..., Any]] = None
         #: called with each batch once it is persisted (the manager wakes waiting clients)
         self.on_saved: Optional[Callable[[Batch], None]] = None
@@ -106,7 +107,12 @@ class Dispatcher:
         self.rounds += 1
         # dispatches first: they are on the path of the next action; answers can wait a turn
         for instruction in actions:
-            self._spawn(self._send(instruction))
+            if isinstance(instruction, Dispatch):
+                # written now, in this turn: the node can start while the round winds up
+                started = self.channel_start(instruction.node_id, instruction.payload) if self.channel_start else None
+                self._spawn(self._send_dispatch(instruction, started))
+            else:
+                self._spawn(self._send_stop(instruction))
         for future, ok, value in outcomes:
             if future.done():
                 continue
@@ -158,12 +164,6 @@ class Dispatcher:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _send(self, instruction: Any) -> None:
-        if isinstance(instruction, Dispatch):
-            await self._send_dispatch(instruction)
-        else:
-            await self._send_stop(instruction)
-
     async def _node_call(self, node_id: str, method: str, path: str, body: dict) -> tuple[int, dict]:
         address = self.node_address(node_id)
         if address is None:
@@ -181,9 +181,9 @@ class Dispatcher:
             data = {"result": "BadResponse", "message": f"HTTP {response.code} with a non-JSON body"}
         return response.code, data if isinstance(data, dict) else {}
 
-    async def _send_dispatch(self, dispatch: Dispatch) -> None:
+    async def _send_dispatch(self, dispatch: Dispatch, started: Any = None) -> None:
         payload = dispatch.payload
-        answer = await self.channel_run(dispatch.node_id, payload, 30) if self.channel_run else None
+        answer = await self.channel_run(dispatch.node_id, payload, 30, started) if self.channel_run else None
         if answer is None:   # the node's HTTP route: an original node, or a big payload
             answer = await self._node_call(dispatch.node_id, "POST", "/action/run", payload)
         code, data = answer
