@@ -21,9 +21,9 @@ subprocesses and no runners.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
-import select
 import shlex
 import shutil
 import signal
@@ -32,12 +32,15 @@ from typing import Any, Optional
 LOG = logging.getLogger(__name__)
 
 RUNNERS_MAX = 16  # runners kept at most, whatever the node's slots: each is ~3 MB of RSS
+# stdin is the node's command pipe: a NUL byte means "run the script now in fd 4" (a memfd:
+# read whole with one buffered read, where bash reads a pipe one byte per system call);
 # fd 3 is the status pipe to the node: "PID" when a job starts, "STATUS" when it ends
 # (set -m only while forking: the job gets a process group of its own, and wait, with job
 # control off again, returns when the job ends, not when it is merely stopped)
-RUNNER_SCRIPT = r"""while IFS= read -r -d '' __lp_script; do
+RUNNER_SCRIPT = r"""while IFS= read -r -d '' __lp_go; do
+  __lp_script=$(< /proc/self/fd/4)
   set -m
-  ( eval "$__lp_script" ) 3>&- </dev/null &
+  ( eval "$__lp_script" ) 3>&- 4<&- </dev/null &
   set +m
   echo "$!" >&3
   wait "$!"
@@ -140,10 +143,11 @@ class Job:
 class Runner:
     """The node's side of one runner shell (see the module docstring)."""
 
-    def __init__(self, proc: Child, command_fd: int, status_fd: int, on_idle: Any) -> None:
+    def __init__(self, proc: Child, command_fd: int, status_fd: int, script_fd: int, on_idle: Any) -> None:
         self.proc = proc
         self.command_fd = command_fd
         self.status_fd = status_fd
+        self.script_fd = script_fd
         self.job: Optional[Job] = None
         self.dead = False
         self._on_idle = on_idle
@@ -153,14 +157,15 @@ class Runner:
         self._loop.add_reader(status_fd, self._readable)
 
     def run(self, data: bytes) -> Job:
-        """Hand ``data`` (a script, at most PIPE_BUF - 1 bytes, no NUL) to the idle runner."""
+        """Hand ``data`` (a script without NUL bytes) to the idle runner."""
         job = self.job = Job(self._loop)
         try:
-            # at most PIPE_BUF bytes into a pipe the runner has emptied: taken whole, at once
-            written = os.write(self.command_fd, data + b"\0")
-        except OSError:   # the runner died (EPIPE)
-            written = -1
-        if written != len(data) + 1:
+            os.ftruncate(self.script_fd, 0)
+            os.pwrite(self.script_fd, data, 0)
+            written = os.write(self.command_fd, b"\0")   # into a pipe the runner has emptied
+        except OSError:   # the runner died (EPIPE), or the memfd could not take the script
+            written = 0
+        if written != 1:
             self._die()
         return job
 
@@ -206,6 +211,7 @@ class Runner:
         self.dead = True
         self._loop.remove_reader(self.status_fd)
         _close(self.status_fd)
+        _close(self.script_fd)
         self.close()
         self.proc.kill()
         job, self.job = self.job, None
@@ -255,20 +261,23 @@ class Launcher:
         """Run ``script`` with stdin from /dev/null and stdout+stderr into ``stdout_path``.
 
         Returns the process (``pid``, ``wait()``, ``returncode``, ``kill()``). Raises OSError
-        when no bash can be started or ``stdout_path`` cannot be opened.
+        when no bash can be started, ``stdout_path`` cannot be opened, or the script cannot
+        be handed to bash (a NUL byte, text that is not valid Unicode).
         """
-        data = (f"exec >{shlex.quote(stdout_path)} 2>&1\n" + script).encode()
-        # a script a pipe cannot take whole without blocking (or that bash could not read,
-        # with a NUL byte) starts cold, as does any script when no runner is idle
-        if len(data) < select.PIPE_BUF and b"\0" not in data:
-            while self._idle:
-                job = self._idle.pop().run(data)
-                try:
-                    await job.started
-                except OSError:   # that runner died: another one, or cold
-                    continue
-                self.launched_warm += 1
-                return job
+        try:
+            data = os.fsencode(f"exec >{shlex.quote(stdout_path)} 2>&1\n" + script)
+        except UnicodeEncodeError as exc:
+            raise OSError(errno.EINVAL, f"the command is not valid text: {exc.reason}") from None
+        if b"\0" in data:   # neither bash nor exec can take one
+            raise OSError(errno.EINVAL, "the command contains a NUL byte")
+        while self._idle:
+            job = self._idle.pop().run(data)
+            try:
+                await job.started
+            except OSError:   # that runner died: another one, or cold
+                continue
+            self.launched_warm += 1
+            return job
         self.launched_cold += 1
         return await self._spawn(["bash", "-c", script], stdout_path=stdout_path)
 
@@ -309,10 +318,10 @@ class Launcher:
             self._idle.append(runner)
 
     async def _spawn(self, argv: list, stdin_fd: Optional[int] = None, stdout_path: Optional[str] = None,
-                     status_fd: Optional[int] = None) -> Any:
+                     status_fd: Optional[int] = None, script_fd: Optional[int] = None) -> Any:
         """``argv`` (bash, found once on PATH) as the leader of a new session; stdin
         ``stdin_fd`` (else /dev/null), stdout+stderr into ``stdout_path`` (else /dev/null),
-        and ``status_fd`` as fd 3 when given."""
+        ``status_fd`` as fd 3 and ``script_fd`` as fd 4 when given."""
         if not self.pidfds:
             return await self._spawn_asyncio(argv, stdout_path)
         actions: list = [(os.POSIX_SPAWN_DUP2, stdin_fd, 0) if stdin_fd is not None
@@ -324,6 +333,8 @@ class Launcher:
         actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
         if status_fd is not None:
             actions.append((os.POSIX_SPAWN_DUP2, status_fd, 3))
+        if script_fd is not None:
+            actions.append((os.POSIX_SPAWN_DUP2, script_fd, 4))
         # every other descriptor of the node is close-on-exec (PEP 446): nothing else leaks;
         # argv[0] stays "bash": it is what $0 and bash's own error messages show
         spawn = os.posix_spawn if os.path.isabs(self._bash) else os.posix_spawnp
@@ -345,22 +356,27 @@ class Launcher:
     async def _start_one(self) -> None:
         command_r, command_w = os.pipe()
         status_r, status_w = os.pipe()
+        script_fd = -1
         try:
             try:
-                proc = await self._spawn(["bash", "-c", RUNNER_SCRIPT], stdin_fd=command_r, status_fd=status_w)
+                script_fd = os.memfd_create("litepipeline-script", os.MFD_CLOEXEC)
+                proc = await self._spawn(["bash", "-c", RUNNER_SCRIPT], stdin_fd=command_r, status_fd=status_w,
+                                         script_fd=script_fd)
             finally:
                 os.close(command_r)
                 os.close(status_w)
         except BaseException as exc:
             _close(command_w)
             _close(status_r)
+            if script_fd >= 0:
+                _close(script_fd)
             self._starting -= 1
             if isinstance(exc, OSError):
                 LOG.warning("cannot start a runner shell: %s", exc)
                 return
             raise
         self._starting -= 1
-        runner = Runner(proc, command_w, status_r, self._runner_idle)
+        runner = Runner(proc, command_w, status_r, script_fd, self._runner_idle)
         if self._closed:
             runner.close()
             return
