@@ -211,12 +211,10 @@ class Registrant:
                 waiter.set_exception(ChannelUnavailable(str(error)))
         self._reports.clear()
 
-    async def send_report(self, report: dict, timeout: float) -> tuple[int, dict]:
-        """One report over the channel; returns (status code, envelope) like the HTTP route.
-
-        Raises :class:`ChannelUnavailable` when the channel can't carry it (the caller then
-        uses HTTP) and ``asyncio.TimeoutError`` when no answer comes.
-        """
+    def start_report(self, report: dict) -> tuple[str, asyncio.Future, Any]:
+        """Write one REPORT frame now (in the loop turn the action's end is seen); returns
+        what :meth:`send_report` waits on. Raises :class:`ChannelUnavailable` when the
+        channel can't carry it (the caller then uses HTTP)."""
         stream = self._stream
         if stream is None or stream.closed() or not self.registered.is_set() or REPORT not in self.manager_features:
             raise ChannelUnavailable("no registered connection with report frames")
@@ -227,7 +225,23 @@ class Registrant:
         waiter = asyncio.get_running_loop().create_future()
         self._reports[attempt_id] = waiter
         try:
-            await stream.write(frame)
+            written = stream.write(frame)
+        except StreamClosedError as exc:
+            self._reports.pop(attempt_id, None)
+            raise ChannelUnavailable(str(exc)) from None
+        return attempt_id, waiter, written
+
+    async def send_report(self, report: dict, timeout: float,
+                          started: Optional[tuple[str, asyncio.Future, Any]] = None) -> tuple[int, dict]:
+        """One report over the channel (written by :meth:`start_report` unless ``started``
+        says it was); returns (status code, envelope) like the HTTP route.
+
+        Raises :class:`ChannelUnavailable` when the channel can't carry it (the caller then
+        uses HTTP) and ``asyncio.TimeoutError`` when no answer comes.
+        """
+        attempt_id, waiter, written = started or self.start_report(report)
+        try:
+            await written
         except StreamClosedError as exc:
             self._reports.pop(attempt_id, None)
             raise ChannelUnavailable(str(exc)) from None

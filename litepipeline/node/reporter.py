@@ -112,7 +112,17 @@ class Reporter:
         """Take a finished report: persist it, then deliver it until acknowledged."""
         attempt_id = report["attempt_id"]
         self.pending[attempt_id] = report
-        self._start_delivery(attempt_id, persist=True)
+        started = None
+        # the first try is written at once, not a loop turn later, unless a "running"
+        # report of the same attempt is still on its way (it must arrive first)
+        if self.channel is not None and self._client is not None and attempt_id not in self._running_sends:
+            if report.get("node_id") is None:
+                report["node_id"] = self.node_id()
+            try:
+                started = self.channel.start_report(report)
+            except ChannelUnavailable:
+                started = None
+        self._start_delivery(attempt_id, persist=True, started=started)
 
     def send_running(self, report: dict) -> None:
         """Best effort: one try, nothing kept."""
@@ -141,11 +151,11 @@ class Reporter:
     def _path(self, attempt_id: str) -> str:
         return os.path.join(self.reports_dir, f"{attempt_id}.json")
 
-    def _start_delivery(self, attempt_id: str, persist: bool) -> None:
+    def _start_delivery(self, attempt_id: str, persist: bool, started: Any = None) -> None:
         old = self._deliveries.get(attempt_id)
         if old is not None:
             old.cancel()
-        task = asyncio.ensure_future(self._deliver(attempt_id, persist))
+        task = asyncio.ensure_future(self._deliver(attempt_id, persist, started))
         self._deliveries[attempt_id] = task
         task.add_done_callback(lambda t: self._deliveries.pop(attempt_id, None)
                                if self._deliveries.get(attempt_id) is t else None)
@@ -155,7 +165,7 @@ class Reporter:
             self._wake = asyncio.get_running_loop().create_future()
         await asyncio.wait([asyncio.shield(self._wake)], timeout=delay)
 
-    async def _deliver(self, attempt_id: str, persist: bool) -> None:
+    async def _deliver(self, attempt_id: str, persist: bool, started: Any = None) -> None:
         report = self.pending.get(attempt_id)
         if report is None:
             return
@@ -175,7 +185,8 @@ class Reporter:
             while attempt_id in self.pending:
                 if report.get("node_id") is None:
                     report["node_id"] = self.node_id()
-                outcome, code, message = await self._put(report)
+                outcome, code, message = await self._put(report, started)
+                started = None   # a retry writes its frame anew
                 if outcome == OK:
                     break
                 if outcome == REJECTED:
@@ -221,7 +232,7 @@ class Reporter:
             LOG.warning("manager refused running report of attempt %s: HTTP %d %s", attempt_id, code, message)
             self.on_rejected(attempt_id, message)
 
-    async def _put(self, report: dict) -> tuple[str, int, str]:
+    async def _put(self, report: dict, started: Any = None) -> tuple[str, int, str]:
         """One delivery; returns (OK|RETRY|REJECTED, HTTP code or 599, the manager's message).
 
         Over the registration channel when the manager supports it (no new connection on
@@ -231,7 +242,7 @@ class Reporter:
             return RETRY, 599, "reporter closed"
         if self.channel is not None:
             try:
-                code, envelope = await self.channel.send_report(report, REQUEST_TIMEOUT)
+                code, envelope = await self.channel.send_report(report, REQUEST_TIMEOUT, started)
                 return _outcome(code, str(envelope.get("result")) + ": " + str(envelope.get("message")))
             except ChannelUnavailable:
                 pass   # not connected, or an original manager: HTTP below
