@@ -2,16 +2,18 @@
 
 Starting an action cold costs a fork of the node, an exec of bash and bash's own
 start-up (~1.5 ms of CPU together) before the action's command even begins. A runner is
-a bash started once, in a session of its own, that runs one action at a time: it reads
-the action's script from a pipe, runs it as a background job (forked under ``set -m``:
-a process group of its own, the action's), tells the node the job's pid, waits for it
-and tells its exit status. Launching an action is then one ``write`` of the script and one fork
-of a small bash, and no process is spawned by the node at all while its runners last.
+a bash started once, in a session of its own, that runs one action at a time: told by a
+byte on a pipe, it reads the action's script from a memfd, runs it as a background job
+(forked under ``set -m``: a process group of its own, the action's), tells the node the
+job's pid, waits for it and tells its exit status. Launching an action is then a write
+of the script, one byte on a pipe and a fork of a small bash; the node itself spawns no
+process while its runners last.
 
-The job's first words redirect its stdin from ``/dev/null`` and stdout+stderr into the
-workspace's ``stdout.data`` and close the runner's pipes, so the action sees what a new
-``bash -c`` would give it (with one difference: ``$$`` is the runner's pid). A runner
-exits when the node goes away (end-of-file on its pipe); the reaper kills its job.
+The job's first words redirect stdout+stderr into the workspace's ``stdout.data``; its
+stdin is ``/dev/null`` and the runner's own descriptors are closed in it, so the action
+sees what a new ``bash -c`` would give it (with one difference: ``$$`` is the runner's
+pid). A runner exits when the node goes away (end-of-file on its pipe); the reaper kills
+its job.
 
 Processes are started with ``posix_spawn`` (a vfork-style clone, no Python in the child)
 and awaited through a pidfd on the event loop: a fraction of what asyncio's subprocess
