@@ -188,6 +188,7 @@ class Attempt:
     abandoned: bool = False  # the manager no longer expects it: no report
     holds_slot: bool = True
     reported: bool = False  # its finished report was handed to the reporter (or dropped on purpose)
+    journal_record: Optional[dict] = None  # what the journal lists while its group runs
 
     @property
     def attempt_id(self) -> str:
@@ -504,9 +505,10 @@ class Executor:
         self.reaper.watch(proc.pid)
         attempt.start_at = clock.now()
         attempt.state = "running"
-        self.journal.started({"pgid": proc.pid, "start_time": process_start_time(proc.pid),
-                              "boot_id": self._boot_id, "task_id": req.task_id, "name": req.name,
-                              "attempt_id": req.attempt_id})
+        attempt.journal_record = {"pgid": proc.pid, "start_time": process_start_time(proc.pid),
+                                  "boot_id": self._boot_id, "task_id": req.task_id, "name": req.name,
+                                  "attempt_id": req.attempt_id}
+        self.journal.started(attempt.journal_record)
         if attempt.kill_reason is not None:  # a stop arrived while the process was being spawned
             self._signal_group(attempt, attempt.kill_signal or signal.SIGKILL)
         LOG.info("action started: task %s action %s attempt %s pid %d", req.task_id, req.name,
@@ -525,7 +527,8 @@ class Executor:
         await self._finish_run(attempt, workspace, returncode, end_at)
         # after the report is on its way: the group is dead already, these only tidy up
         self.reaper.forget(proc.pid)
-        self.journal.ended(req.attempt_id, idle=self.slots_used == 0)
+        self.journal.ended(req.attempt_id, [a.journal_record for a in self.attempts.values()
+                                            if a is not attempt and a.journal_record and a.state == "running"])
         # right away: the next task's actions would otherwise meet the new shell's start-up
         self.launcher.refill()
 

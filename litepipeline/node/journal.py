@@ -6,8 +6,8 @@ and ``{"end": attempt_id}`` when it has ended. The reaper kills the groups of a 
 dies; the journal is the net under it (should the reaper die too): the next start kills
 the groups still listed, if they are still the same processes. An event costs one
 ``write``, where the file per attempt it replaces cost five file-system operations on the
-path of every action (create, write, close, rename, unlink). It is emptied whenever no
-action runs and it has grown past :data:`COMPACT_AT`.
+path of every action (create, write, close, rename, unlink). Past :data:`COMPACT_AT` it is
+rewritten with only the groups still running (emptied when none is).
 """
 from __future__ import annotations
 
@@ -33,15 +33,28 @@ class Journal:
     def started(self, record: dict) -> None:
         self._append(record)
 
-    def ended(self, attempt_id: str, idle: bool) -> None:
-        """``idle``: no other action runs, so nothing listed is still needed."""
+    def ended(self, attempt_id: str, running: list[dict]) -> None:
+        """``running``: the records of the groups that still run (kept by a compaction)."""
         self._append({"end": attempt_id})
-        if idle and self._size > COMPACT_AT and self._fd >= 0:
-            try:
+        if self._size <= COMPACT_AT or self._fd < 0:
+            return
+        try:
+            if not running:
                 os.ftruncate(self._fd, 0)   # O_APPEND: the next line goes to the new end
                 self._size = 0
-            except OSError as exc:
-                LOG.warning("cannot empty %s: %s", self.path, exc)
+                return
+            # a new file in place of the old in one rename: a crash leaves one or the other
+            tmp = self.path + ".tmp"
+            data = b"".join((json.dumps(r) + "\n").encode() for r in running)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+            self.close()   # the next line reopens the new file
+        except OSError as exc:
+            LOG.warning("cannot compact %s: %s", self.path, exc)
 
     def leftovers(self) -> list[dict]:
         """The groups listed as started and never as ended (a torn last line is skipped)."""

@@ -274,7 +274,7 @@ def test_journal_lists_what_started_and_did_not_end(tmp_path):
     assert journal.leftovers() == []
     journal.started({"attempt_id": "a1", "pgid": 11})
     journal.started({"attempt_id": "a2", "pgid": 12})
-    journal.ended("a1", idle=False)
+    journal.ended("a1", [{"attempt_id": "a2", "pgid": 12}])
     with open(journal.path, "ab") as fp:
         fp.write(b'{"attempt_id": "a3", "pg')          # a line torn by a crash
     assert journal.leftovers() == [{"attempt_id": "a2", "pgid": 12}]
@@ -282,18 +282,25 @@ def test_journal_lists_what_started_and_did_not_end(tmp_path):
     assert journal.leftovers() == [] and not os.path.exists(journal.path)
 
 
-def test_journal_is_emptied_when_idle_and_big(tmp_path, monkeypatch):
-    monkeypatch.setattr("litepipeline.node.journal.COMPACT_AT", 200)
+def test_journal_is_compacted_when_big(tmp_path, monkeypatch):
+    monkeypatch.setattr("litepipeline.node.journal.COMPACT_AT", 300)
     journal = Journal(str(tmp_path))
+    long_running = {"attempt_id": "long", "pgid": 99}
+    journal.started(long_running)
     for i in range(5):
         journal.started({"attempt_id": f"a{i}", "pgid": 100 + i})
-        journal.ended(f"a{i}", idle=False)              # others still run: kept
-    assert os.path.getsize(journal.path) > 200
-    journal.started({"attempt_id": "last", "pgid": 200})
-    journal.ended("last", idle=True)
-    assert os.path.getsize(journal.path) == 0
+        journal.ended(f"a{i}", [long_running])
+    # past the limit: rewritten with what still runs, and appended to as before
+    assert os.path.getsize(journal.path) < 300
+    assert journal.leftovers() == [long_running]
     journal.started({"attempt_id": "next", "pgid": 201})
-    assert journal.leftovers() == [{"attempt_id": "next", "pgid": 201}]
+    assert journal.leftovers() == [long_running, {"attempt_id": "next", "pgid": 201}]
+    for i in range(5):
+        journal.started({"attempt_id": f"b{i}", "pgid": 300 + i})
+        journal.ended(f"b{i}", [])
+    journal.ended("long", [])
+    assert journal.leftovers() == []          # told nothing runs any more: emptied on the way
+    assert not os.path.exists(journal.path + ".tmp")
     journal.close()
 
 
@@ -311,7 +318,7 @@ def test_reap_orphans_kills_groups_listed_by_an_earlier_run(tmp_path):
                                  "boot_id": boot})
         earlier.journal.started({"attempt_id": "ended", "pgid": ended.pid,
                                  "start_time": process_start_time(ended.pid), "boot_id": boot})
-        earlier.journal.ended("ended", idle=False)
+        earlier.journal.ended("ended", [])
         # a pid now used by another process (its start time differs): not ours to kill
         earlier.journal.started({"attempt_id": "reused", "pgid": reused.pid, "start_time": 1, "boot_id": boot})
         earlier.journal.close()
