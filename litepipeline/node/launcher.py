@@ -39,8 +39,10 @@ RUNNERS_MAX = 16  # runners kept at most, whatever the node's slots: each is ~3 
 # fd 3 is the status pipe to the node: "PID" when a job starts, "STATUS" when it ends
 # (set -m only while forking: the job gets a process group of its own, and wait, with job
 # control off again, returns when the job ends, not when it is merely stopped)
+# (a script it cannot read ends the runner: the node then starts that action cold)
 RUNNER_SCRIPT = r"""while IFS= read -r -d '' __lp_go; do
   __lp_script=$(< /proc/self/fd/4)
+  [ -n "$__lp_script" ] || break
   set -m
   ( eval "$__lp_script" ) 3>&- 4<&- </dev/null &
   set +m
@@ -242,7 +244,8 @@ class Launcher:
         self.pidfds = _pidfds_work()
         if self.pidfds:
             _keep_inherited_fds_from_children()
-        self.runners = max(0, min(runners, RUNNERS_MAX)) if self.pidfds else 0
+        # runners read their scripts through /proc/self/fd (absent in some sandboxes)
+        self.runners = max(0, min(runners, RUNNERS_MAX)) if self.pidfds and os.path.isdir("/proc/self/fd") else 0
         # looked up once (the environment never changes): the child of every spawn would
         # otherwise try each directory of PATH with an execve of its own
         path = self.env.get(b"PATH")

@@ -224,3 +224,20 @@ def test_a_stopped_action_has_not_ended(tmp_path):
         return code
 
     assert _run(run) == 0
+
+
+def test_a_runner_that_cannot_read_its_script_hands_the_action_to_a_cold_start(tmp_path):
+    app, ws = _setup(tmp_path)
+
+    async def run() -> tuple[int, int, int]:
+        launcher = await _started(1, True)
+        runner = launcher._idle[0]
+        # the script goes somewhere the runner does not read: it finds nothing and ends
+        os.close(runner.script_fd)
+        runner.script_fd = os.memfd_create("elsewhere")
+        proc = await launcher.launch(build_script(str(app), "exit 6 #", str(ws)), str(ws / "out"))
+        code = await proc.wait()
+        await launcher.close()
+        return code, launcher.launched_warm, launcher.launched_cold
+
+    assert _run(run) == (6, 0, 1)
