@@ -344,8 +344,9 @@ class Executor:
                 pgid = int(record["pgid"])
             except (ValueError, KeyError, TypeError):
                 continue
-            ours = record.get("boot_id") == self._boot_id and self._is_ours(pgid, record.get("start_time"))
-            if pgid > 1 and ours:
+            if pgid <= 1 or record.get("boot_id") != self._boot_id:
+                continue
+            if self._is_ours(pgid, record.get("start_time")):
                 try:
                     os.killpg(pgid, signal.SIGKILL)
                     killed += 1

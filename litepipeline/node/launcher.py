@@ -255,7 +255,7 @@ class Launcher:
         self._starting = 0
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
-        self.launched_warm = 0
+        self.launched_on_runners = 0
         self.launched_cold = 0
 
     @property
@@ -281,7 +281,7 @@ class Launcher:
                 await job.started
             except OSError:   # that runner died: another one, or cold
                 continue
-            self.launched_warm += 1
+            self.launched_on_runners += 1
             return job
         self.launched_cold += 1
         return await self._spawn(["bash", "-c", script], stdout_path=stdout_path)

@@ -82,7 +82,7 @@ def test_runner_and_cold_launches_look_the_same_to_the_action(tmp_path, pidfds):
         proc = await launcher.launch(_probe_script(app, ws), str(out))
         code = shell_returncode(await proc.wait())
         await launcher.close()
-        return code, out.read_text(), launcher.launched_warm
+        return code, out.read_text(), launcher.launched_on_runners
 
     for runners in (1, 0):
         code, text, used = _run(lambda: run(runners))
@@ -109,7 +109,7 @@ def test_an_action_is_a_process_group_of_its_own(tmp_path, pidfds):
         # the runner lives on and takes the next action
         proc = await launcher.launch(build_script(str(app), "exit 5 #", str(ws)), str(ws / "out2"))
         assert shell_returncode(await proc.wait()) == 5
-        assert launcher.launched_warm == (2 if pidfds else 0)
+        assert launcher.launched_on_runners == (2 if pidfds else 0)
         await launcher.close()
 
     _run(run)
@@ -134,7 +134,7 @@ def test_big_scripts_run_on_runners_nul_scripts_and_dead_runners_start_cold(tmp_
         launcher.refill()                         # dead runners are replaced
         await _until(lambda: launcher.idle == 2)
         await launcher.close()
-        return launcher.launched_warm, launcher.launched_cold
+        return launcher.launched_on_runners, launcher.launched_cold
 
     assert _run(run) == (1, 1)
 
@@ -238,6 +238,6 @@ def test_a_runner_that_cannot_read_its_script_hands_the_action_to_a_cold_start(t
         proc = await launcher.launch(build_script(str(app), "exit 6 #", str(ws)), str(ws / "out"))
         code = await proc.wait()
         await launcher.close()
-        return code, launcher.launched_warm, launcher.launched_cold
+        return code, launcher.launched_on_runners, launcher.launched_cold
 
     assert _run(run) == (6, 0, 1)
