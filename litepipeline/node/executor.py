@@ -122,15 +122,18 @@ class ActionRequest:
 def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> str:
     """The bash script running ``cd APP && [source ENV/bin/activate &&] MAIN WORKSPACE``.
 
-    ``trap : TERM`` keeps bash alive through a stop's SIGTERM (bash runs the no-op trap only
-    after MAIN exits), so the node learns the action ended only once MAIN has finished its
-    own clean-up; bash's exit status is MAIN's (128+N when MAIN died of signal N). MAIN is
-    the user's command, inserted as is; the paths are quoted.
+    The TERM trap keeps bash alive through a stop's SIGTERM (bash runs the trap only after
+    MAIN exits), so the node learns the action ended only once MAIN has finished its own
+    clean-up; bash's exit status is MAIN's (128+N when MAIN died of signal N). A SIGTERM
+    that comes before MAIN has started (during ``cd`` or the env's activation) is
+    remembered, and MAIN is then not started at all (exit status 143). MAIN is the user's
+    command, inserted as is; the paths are quoted.
     """
     prefix = f"cd {shlex.quote(app_dir)} && "
     if env_dir:
         prefix += f"source {shlex.quote(os.path.join(env_dir, 'bin', 'activate'))} && "
-    return f"trap : TERM\n{prefix}{main} {shlex.quote(workspace)}\n"
+    prefix += '{ [ -z "${__lp_stopped-}" ] || exit 143; } && '
+    return f"trap '__lp_stopped=1' TERM\n{prefix}{main} {shlex.quote(workspace)}\n"
 
 
 def build_command(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> list[str]:

@@ -68,7 +68,7 @@ def test_script_quotes_paths_and_inserts_main_as_is():
     assert f"source {shlex.quote(env + '/bin/activate')} && " in script
     assert f"python first.py --flag 'a b' {shlex.quote(ws)}\n" in script
     assert "source" not in build_script(app, "./first", ws)
-    assert build_script(app, "./first", ws).startswith("trap : TERM\n")
+    assert build_script(app, "./first", ws).startswith("trap '__lp_stopped=1' TERM\n")
     assert build_command(app, "./first", ws)[:2] == ["bash", "-c"]
 
 
@@ -337,3 +337,22 @@ def test_reap_orphans_kills_groups_listed_by_an_earlier_run(tmp_path):
             except ProcessLookupError:
                 pass
             proc.wait()
+
+
+def test_script_a_sigterm_before_main_starts_means_main_never_starts(tmp_path):
+    # the env's activation (builtins only, 0.5 s) is where the stop lands
+    env = tmp_path / "env"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "activate").write_text(
+        ': > "$PWD/activating"\n'
+        '__end=$(( ${EPOCHREALTIME/./} + 500000 )); while (( ${EPOCHREALTIME/./} < __end )); do :; done\n')
+
+    async def run() -> int:
+        proc = await _spawn(tmp_path, "touch main-ran; sleep 30 #", str(env))
+        while not (tmp_path / "activating").exists():
+            await asyncio.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGTERM)
+        return shell_returncode(await asyncio.wait_for(proc.wait(), 10))
+
+    assert asyncio.run(run()) == 143
+    assert not (tmp_path / "main-ran").exists()

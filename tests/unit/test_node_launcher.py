@@ -102,8 +102,9 @@ def test_an_action_is_a_process_group_of_its_own(tmp_path, pidfds):
 
     async def run() -> None:
         launcher = await _started(1, pidfds)
-        proc = await launcher.launch(build_script(str(app), "sleep 30 #", str(ws)), str(ws / "out"))
+        proc = await launcher.launch(build_script(str(app), "touch started; sleep 30 #", str(ws)), str(ws / "out"))
         assert os.getpgid(proc.pid) == proc.pid and os.getsid(proc.pid) != os.getsid(0)
+        await _until(lambda: (app / "started").exists())
         os.killpg(proc.pid, signal.SIGTERM)   # the whole group, as a stop does
         assert shell_returncode(await proc.wait()) == 143
         # the runner lives on and takes the next action
