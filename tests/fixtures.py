@@ -86,3 +86,20 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "", size: i
 
 def valid_config_bytes() -> bytes:
     return json.dumps(dag(("a", []))).encode()
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are not zombies (killed ones may linger as zombies)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fp:
+                stat = fp.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            members.append(int(entry))
+    return members

@@ -30,6 +30,7 @@ from tornado.netutil import bind_sockets
 from tornado.tcpserver import TCPServer
 
 from litepipeline.common import protocol
+from tests.fixtures import live_group_members
 
 APP_ID = "app-0001"
 
@@ -228,23 +229,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10, what: str = "con
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def live_group_members(pgid: int) -> list[int]:
-    """Processes of group ``pgid`` that are not zombies (killed ones may linger as zombies)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fp:
-                stat = fp.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            members.append(int(entry))
-    return members
 
 
 def is_alive(pid: int) -> bool:

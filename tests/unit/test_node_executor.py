@@ -18,6 +18,7 @@ from litepipeline.node.executor import ActionRequest, build_command, build_scrip
 from litepipeline.node.journal import Journal
 from litepipeline.node.reaper import Reaper
 from litepipeline.node.workspace import OutputError, Trash, Workspaces, input_document, read_output
+from tests.fixtures import live_group_members
 
 SHA1 = "a" * 40
 
@@ -79,17 +80,7 @@ async def _spawn(tmp_path, main: str, env_dir=None):
 
 
 def _live(pgid: int) -> bool:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as fp:
-                    stat = fp.read()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(b")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                return True
-    return False
+    return bool(live_group_members(pgid))
 
 
 def test_script_exit_status_is_mains(tmp_path):
