@@ -26,6 +26,9 @@ setup(
         "alembic>=1.12",
         # streaming multipart parsing of application uploads (never held whole in memory)
         "streaming-form-data>=1.13",
+        # schedules' cron expressions; fires a time of a repeated DST hour once and one in a
+        # skipped hour right after the gap, as cron does (croniter fires the repeated one twice)
+        "cronsim>=2.6",
     ],
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],
