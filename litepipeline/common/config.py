@@ -51,6 +51,13 @@ class ManagerConfig:
     auth_token: Optional[str] = _key(None, "shared secret; when set every API call but GET / needs "
                                            "'Authorization: Bearer <token>' and nodes must present it",
                                      secret=True)
+    timezone: Optional[str] = _key(None, "IANA zone of schedules that name none; empty = the machine's zone")
+    service_stop_timeout: float = _key(10, "seconds a disabled service's task has to end after its signal "
+                                           "before it is killed (SIGKILL)", minimum=0)
+    test_clock_speed: float = _key(1, "TESTS ONLY: schedules read a clock running this many times faster",
+                                   minimum=1)
+    test_clock_epoch: float = _key(0, "TESTS ONLY: unix time the sped-up clock starts from; 0 = manager start",
+                                   minimum=0)
 
 
 @dataclass

@@ -53,6 +53,9 @@ class Dispatcher:
         self.channel_run: Optional[Callable[..., Any]] = None
         #: called with each batch once it is persisted (the manager wakes waiting clients)
         self.on_saved: Optional[Callable[[Batch], None]] = None
+        #: called with each batch before it is persisted: may add rows to it (services
+        #: record their task's end in the same transaction)
+        self.before_save: Optional[Callable[[Batch], None]] = None
 
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._run())
@@ -100,6 +103,8 @@ class Dispatcher:
             outcomes.append((future, True, result))
         actions.extend(self.core.schedule())
         batch = self.core.take_batch()
+        if batch and self.before_save is not None:
+            self.before_save(batch)
         if batch:
             await self._save(batch)
             if self.on_saved is not None:

@@ -24,8 +24,12 @@ from litepipeline.manager.appstore import AppStore, remove
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
+from litepipeline.manager.scheduledriver import ApplicationSource, DriverClock, ScheduleDriver, WorkflowSource
+from litepipeline.manager.schedules import check_zone, local_zone
+from litepipeline.manager.servicedriver import ServiceDriver
 from litepipeline.manager.scheduler import SchedulerCore, action_input
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
+from litepipeline.manager.store.store_schedules import ScheduleStore
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
 from litepipeline.manager.workspaces import NodeStreams
 from litepipeline.version import __version__
@@ -85,6 +89,14 @@ class Manager:
         self._app_rows: dict[str, dict] = {}
         self._finish_waiters: dict[str, set[asyncio.Future]] = {}   # task_id -> GET /task/info?wait=
         self.dispatcher.on_saved = self._saved
+        self.schedule_store = ScheduleStore(self.store.engine)
+        self.services = ServiceDriver(self, config.service_stop_timeout)
+        self.dispatcher.before_save = self.services.before_save
+        # the workflow engine connects here: WorkflowSource(exists, create_work, unfinished)
+        self.schedules = ScheduleDriver(
+            self, {"application": ApplicationSource(self), "workflow": WorkflowSource()},
+            DriverClock(config.test_clock_speed, config.test_clock_epoch or None),
+            check_zone(config.timezone) if config.timezone else local_zone())
         self._checkpointing = False
         self._last_checkpoint = 0.0
 
@@ -103,10 +115,14 @@ class Manager:
             LOG.info("resuming %d unfinished task(s) from the store", len(loaded))
         self.dispatcher.start()
         self.dispatcher.poke()
+        await self.services.start()
+        await self.schedules.start()
 
     async def close(self) -> None:
         """Stop scheduling, keep the store consistent, drop node connections quietly."""
         self._closing = True
+        self.schedules.close()
+        self.services.close()
         for waiters in self._finish_waiters.values():   # answer waiting clients with what is known now
             for waiter in waiters:
                 if not waiter.done():
@@ -242,6 +258,12 @@ class Manager:
 
     # -- tasks --------------------------------------------------------------------------
     async def create_task(self, app_id: str, task_name: str, input_data: dict) -> str:
+        task = await self.build_task(app_id, task_name, input_data)
+        await self.dispatcher.submit(lambda: self.core.add_task(task))
+        return task.task_id
+
+    async def build_task(self, app_id: str, task_name: str, input_data: dict) -> TaskState:
+        """A new task of the application's active version, ready for ``core.add_task`` in a round."""
         size = len(json.dumps(input_data))
         if size > self.config.max_input_size:
             raise PayloadTooLarge(f"input_data is {size} bytes, more than the limit of "
@@ -256,8 +278,7 @@ class Manager:
         for seq, action_spec in enumerate(spec.actions):
             kind = EVENT if action_spec.name in events else DAG
             task.actions[action_spec.name] = ActionState.from_spec(task.task_id, action_spec, seq, kind)
-        await self.dispatcher.submit(lambda: self.core.add_task(task))
-        return task.task_id
+        return task
 
     async def task_row(self, task_id: str) -> dict:
         row = await self.db(self.store.get_task, task_id)
@@ -316,6 +337,7 @@ class Manager:
 
     def _saved(self, batch: Batch) -> None:
         """After a round is persisted: wake whoever waits for a task that has now finished."""
+        self.services.saved(batch)
         if not self._finish_waiters:
             return
         for task in [*batch.new_tasks, *batch.tasks.values()]:

@@ -119,6 +119,11 @@ class SchedulerCore:
         batch, self._batch, self._new_ids = self._batch, Batch(), set()
         return batch
 
+    def record(self, write: str, row: Any) -> None:
+        """Another controller's row (a fire, a service's state): written in this round's
+        transaction, with the tasks it creates (``write``: a name in store/writes.py)."""
+        self._batch.extra.setdefault(write, []).append(row)
+
     def _touch_task(self, task: TaskState) -> None:
         task.update_at = self.now()
         if id(task) not in self._new_ids:

@@ -11,6 +11,7 @@ The driver that acts on these answers is :mod:`litepipeline.manager.scheduledriv
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
@@ -202,4 +203,92 @@ def plan(fires: list, overlap: str, previous_unfinished: bool) -> list[tuple[dt.
         create = overlap != "skip" or not busy
         out.append((when, create))
         busy = busy or create
+    return out
+
+
+# -- requests --------------------------------------------------------------------------------
+
+NAME_LIMIT = 255
+TIME_KEYS = ("cron", "timezone", *LEGACY_FIELDS)
+
+
+def flag(data: dict, key: str, default: Optional[bool]) -> Optional[bool]:
+    """A boolean field: true/false, or 0.1.5's strings "true"/"false"."""
+    value = data.get(key, default)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if value is not None and not isinstance(value, bool):
+        raise InvalidParameters(f"field '{key}' must be true or false, got {value!r}")
+    return value
+
+
+def json_object(data: dict, key: str) -> dict:
+    """An object field that 0.1.5's client may send as a JSON string holding one."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError as exc:
+            raise InvalidParameters(f"field '{key}' is a string but not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidParameters(f"field '{key}' must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def name_field(data: dict, key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidParameters(f"field '{key}' must be a non-empty string, got {value!r}")
+    if len(value) > NAME_LIMIT:
+        raise InvalidParameters(f"field '{key}' is longer than {NAME_LIMIT} characters")
+    return value
+
+
+def schedule_values(data: dict, current: Optional[dict], default_zone: str, now: dt.datetime) -> dict:
+    """The columns a ``schedule/create`` (``current`` None) or ``schedule/update`` request sets.
+
+    Validated here, before anything is written: a bad cron or zone, a 0.1.5 field out of
+    range, an unknown policy is a 400 naming the field and the value.
+    """
+    out: dict = {}
+    creating = current is None
+    if creating or "schedule_name" in data:
+        out["schedule_name"] = name_field(data, "schedule_name")
+    if creating or "source" in data or "source_id" in data:
+        source = data.get("source", current["source"] if current else None)
+        if source not in SOURCES:
+            raise InvalidParameters(f"field 'source' must be one of {', '.join(SOURCES)}, got {source!r}")
+        source_id = data.get("source_id", current["source_id"] if current else None)
+        if not isinstance(source_id, str) or not source_id:
+            raise InvalidParameters(f"field 'source_id' must be a non-empty string, got {source_id!r}")
+        out["source"], out["source_id"] = source, source_id
+    if creating or "input_data" in data:
+        out["input_data"] = json_object(data, "input_data")
+    if creating or "enable" in data:
+        out["enable"] = flag(data, "enable", False)
+    for key, choices, default in (("catchup", CATCHUP, "latest"), ("overlap", OVERLAP, "allow")):
+        if creating or key in data:
+            out[key] = check_choice(data, key, choices, default)
+    if creating or any(key in data for key in TIME_KEYS):
+        zone = check_zone(data["timezone"]) if data.get("timezone") is not None else (
+            current["timezone"] if current else default_zone)
+        legacy_given = {k: data[k] for k in LEGACY_FIELDS if k in data}
+        if data.get("cron") is not None:
+            if any(v != -1 for v in legacy_given.values()):
+                raise InvalidParameters("give either 'cron' or 0.1.5's minute/hour/day_of_month/day_of_week, "
+                                        "not both")
+            cron = check_cron(data["cron"], zone, now)
+            legacy = {k: -1 for k in LEGACY_FIELDS}
+        elif legacy_given or creating or current is None:
+            base = {k: (current[k] if current else -1) for k in LEGACY_FIELDS}
+            if current and all(v == -1 for v in base.values()) and current["cron"] != legacy_cron(-1, -1, -1, -1):
+                base = {k: -1 for k in LEGACY_FIELDS}   # it had a cron expression: start afresh
+            legacy = {**base, **legacy_given}
+            cron = legacy_cron(**legacy)
+        else:   # only the zone changed
+            cron = check_cron(current["cron"], zone, now)
+            legacy = {k: current[k] for k in LEGACY_FIELDS}
+        out.update(legacy, cron=cron, timezone=zone, anchor_at=to_utc_naive(now))
     return out

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from litepipeline.common.web import NotFoundHandler
-from litepipeline.manager.handlers import apps, cluster, tasks, toolkit
+from litepipeline.manager.handlers import apps, cluster, schedules, services, tasks, toolkit
 
 
 def routes(manager) -> list:  # noqa: ANN001
@@ -26,6 +26,17 @@ def routes(manager) -> list:  # noqa: ANN001
         (r"/task/workspace", toolkit.TaskWorkspaceHandler),
         (r"/task/rerun", toolkit.TaskRerunHandler),
         (r"/task/recover", toolkit.TaskRecoverHandler),
+        (r"/schedule/create", schedules.ScheduleCreateHandler),
+        (r"/schedule/update", schedules.ScheduleUpdateHandler),
+        (r"/schedule/list", schedules.ScheduleListHandler),
+        (r"/schedule/info", schedules.ScheduleInfoHandler),
+        (r"/schedule/delete", schedules.ScheduleDeleteHandler),
+        (r"/schedule/fires", schedules.ScheduleFiresHandler),
+        (r"/service/create", services.ServiceCreateHandler),
+        (r"/service/update", services.ServiceUpdateHandler),
+        (r"/service/list", services.ServiceListHandler),
+        (r"/service/info", services.ServiceInfoHandler),
+        (r"/service/delete", services.ServiceDeleteHandler),
     ]
     return [(path, handler, args) for path, handler in table]
 

@@ -104,3 +104,7 @@ class Attempt(Base):
     status: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
     returncode: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+
+# other concepts' models, on this Base (imported last: they import Base from here)
+from litepipeline.manager.store import models_schedules  # noqa: E402,F401
