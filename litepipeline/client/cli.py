@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
-from litepipeline.client import toolkit
+from litepipeline.client import schedules, toolkit
 from litepipeline.client.api import ClientError, ManagerClient, Progress, Reply
 from litepipeline.client.table import format_table, rows_from
 from litepipeline.common.states import Stage, Status
@@ -320,6 +320,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 }
 
 
+OPERATIONS.update({key: Operation(help, add, run, columns, items or _one)
+                   for key, (help, add, run, columns, items) in schedules.OPERATIONS.items()})
+
+
 # -- parser and main -------------------------------------------------------------------------
 
 
@@ -335,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds to wait for the manager (default 30)")
     parser.add_argument("-v", "--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("address", metavar="HOST:PORT", help="the manager's HTTP address")
-    objects = parser.add_subparsers(dest="object", metavar="{app,task,cluster}", required=True)
+    objects = parser.add_subparsers(dest="object", metavar="{app,task,cluster,schedule,service}", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for (obj, name), operation in OPERATIONS.items():
         if obj not in groups:
@@ -373,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with ManagerClient(args.address, token=args.token, timeout=args.timeout) as client:
             reply = operation.run(client, args)
-    except UsageError as exc:
+    except (UsageError, schedules.CliUsageError) as exc:
         _fail(str(exc))
         return 2
     except ClientError as exc:
