@@ -281,10 +281,10 @@ def schedule_values(data: dict, current: Optional[dict], default_zone: str, now:
                                         "not both")
             cron = check_cron(data["cron"], zone, now)
             legacy = {k: -1 for k in LEGACY_FIELDS}
-        elif legacy_given or creating or current is None:
+        elif legacy_given or creating:
+            # 0.1.5's fields given on an update change those fields of the ones it has (all -1
+            # when it was made with a cron expression)
             base = {k: (current[k] if current else -1) for k in LEGACY_FIELDS}
-            if current and all(v == -1 for v in base.values()) and current["cron"] != legacy_cron(-1, -1, -1, -1):
-                base = {k: -1 for k in LEGACY_FIELDS}   # it had a cron expression: start afresh
             legacy = {**base, **legacy_given}
             cron = legacy_cron(**legacy)
         else:   # only the zone changed

@@ -181,3 +181,47 @@ def test_store_instants_round_trip_as_naive_utc():
     assert stored == dt.datetime(2026, 10, 25, 1, 30) and stored.tzinfo is None
     assert from_utc_naive(stored).timestamp() == when.timestamp()
     assert show(from_utc_naive(stored), BERLIN) == "2026-10-25 02:30:00+01:00"
+
+
+NOW = dt.datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+APP = "5fed2da0-3aa4-484d-beaa-8a82f1192d9d"
+
+
+def test_create_request_defaults_and_0_1_5_shapes():
+    from litepipeline.manager.schedules import schedule_values
+
+    values = schedule_values({"schedule_name": "n", "source": "application", "source_id": APP,
+                              "input_data": '{"a": 1}', "enable": "true", "minute": 5, "hour": -1,
+                              "day_of_month": -1, "day_of_week": 7}, None, "Europe/Berlin", NOW)
+    assert values["cron"] == "5 0 * * 0" and values["input_data"] == {"a": 1} and values["enable"] is True
+    assert (values["timezone"], values["catchup"], values["overlap"]) == ("Europe/Berlin", "latest", "allow")
+    assert values["anchor_at"] == dt.datetime(2026, 5, 4, 10, 0)
+    cron = schedule_values({"schedule_name": "n", "source": "application", "source_id": APP, "cron": "0 * * * *",
+                            "minute": -1}, None, "UTC", NOW)
+    assert cron["cron"] == "0 * * * *" and cron["enable"] is False and cron["minute"] == -1
+    with pytest.raises(InvalidParameters, match="either 'cron'"):
+        schedule_values({"schedule_name": "n", "source": "application", "source_id": APP, "cron": "0 * * * *",
+                         "minute": 3}, None, "UTC", NOW)
+    for bad, field in (({"source": "ftp"}, "'source'"), ({"enable": "yes"}, "'enable'"),
+                       ({"input_data": "[1]"}, "'input_data'"), ({"input_data": "{nope"}, "'input_data'"),
+                       ({"overlap": "never"}, "'overlap'"), ({"schedule_name": ""}, "'schedule_name'")):
+        body = {"schedule_name": "n", "source": "application", "source_id": APP, **bad}
+        with pytest.raises(InvalidParameters) as err:
+            schedule_values(body, None, "UTC", NOW)
+        assert field in err.value.message
+
+
+def test_update_request_changes_only_what_it_names():
+    from litepipeline.manager.schedules import schedule_values
+
+    current = {"schedule_name": "n", "source": "application", "source_id": APP, "cron": "30 2 * * 0",
+               "minute": 30, "hour": 2, "day_of_month": -1, "day_of_week": 0, "timezone": "UTC"}
+    assert schedule_values({"schedule_name": "m"}, current, "UTC", NOW) == {"schedule_name": "m"}
+    hour = schedule_values({"hour": 4}, current, "UTC", NOW)
+    assert hour["cron"] == "30 4 * * 0" and hour["minute"] == 30 and "anchor_at" in hour
+    zone = schedule_values({"timezone": "Asia/Tokyo"}, current, "UTC", NOW)
+    assert zone["cron"] == "30 2 * * 0" and zone["timezone"] == "Asia/Tokyo"
+    made_with_cron = dict(current, cron="*/5 * * * *", minute=-1, hour=-1, day_of_week=-1)
+    assert schedule_values({"hour": 4}, made_with_cron, "UTC", NOW)["cron"] == "0 4 * * *"
+    assert schedule_values({"cron": "0 1 * * *"}, current, "UTC", NOW)["day_of_week"] == -1
+    assert schedule_values({"source_id": "other"}, current, "UTC", NOW)["source"] == "application"
