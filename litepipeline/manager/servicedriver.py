@@ -180,8 +180,9 @@ class ServiceDriver:
         try:
             task = await self.manager.build_task(row["application_id"], row["name"], dict(row["input_data"] or {}))
         except LiteError as exc:
-            LOG.warning("service %s (%s): cannot start: %s", service_id, row["name"], exc.message)
-            await self.dispatcher.submit(lambda: self._record_failed(service_id, exc.message))
+            reason = exc.message
+            LOG.warning("service %s (%s): cannot start: %s", service_id, row["name"], reason)
+            await self.dispatcher.submit(lambda: self._record_failed(service_id, reason))
             return
 
         def commit() -> None:
