@@ -122,7 +122,18 @@ def _check(cls: type, name: str, value: Any) -> Any:
         raise ConfigError(f"configuration key 'log_level' must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
     if name == "database_url":
         _check_database_url(value)
+    if name == "timezone" and value is not None:
+        _check_zone(value)
     return value
+
+
+def _check_zone(name: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(f"configuration key 'timezone' is not a known IANA zone name: {name!r}") from None
 
 
 def _check_database_url(url: str) -> None:

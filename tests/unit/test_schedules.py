@@ -225,3 +225,15 @@ def test_update_request_changes_only_what_it_names():
     assert schedule_values({"hour": 4}, made_with_cron, "UTC", NOW)["cron"] == "0 4 * * *"
     assert schedule_values({"cron": "0 1 * * *"}, current, "UTC", NOW)["day_of_week"] == -1
     assert schedule_values({"source_id": "other"}, current, "UTC", NOW)["source"] == "application"
+
+
+def test_manager_timezone_setting_is_checked_when_loaded():
+    from litepipeline.common.config import config_from_dict
+    from litepipeline.common.errors import ConfigError
+
+    config, _ = config_from_dict("manager", {"timezone": "America/New_York", "test_clock_speed": 60})
+    assert config.timezone == "America/New_York" and config.test_clock_speed == 60.0
+    with pytest.raises(ConfigError, match="'timezone'.*Mars/Base"):
+        config_from_dict("manager", {"timezone": "Mars/Base"})
+    with pytest.raises(ConfigError, match="'test_clock_speed'"):
+        config_from_dict("manager", {"test_clock_speed": 0.5})
