@@ -122,7 +122,7 @@ class SchedulerCore:
     def record(self, write: str, row: Any) -> None:
         """Another controller's row (a fire, a service's state): written in this round's
         transaction, with the tasks it creates (``write``: a name in store/writes.py)."""
-        self._batch.extra.setdefault(write, []).append(row)
+        self._batch.extra.append((write, row))
 
     def _touch_task(self, task: TaskState) -> None:
         task.update_at = self.now()

@@ -130,7 +130,7 @@ class ServiceDriver:
                     continue
                 row = self.state.services[ended.service_id]
                 row["update_at"] = clock.now()
-                batch.extra.setdefault("update_service", []).append(Row(row))
+                batch.extra.append(("update_service", Row(row)))
                 self._ended = True
                 LOG.info("service %s (%s): task %s ended %s; %s", row["service_id"], row["name"], task.task_id,
                          task.status, f"restart at {clock.fmt(ended.restart_at)}" if ended.restart_at

@@ -185,8 +185,9 @@ class Batch:
     actions: dict = field(default_factory=dict)      # (task_id, name) -> ActionState (updates)
     new_attempts: list = field(default_factory=list)
     attempts: dict = field(default_factory=dict)     # attempt_id -> AttemptRecord (updates)
-    #: other controllers' rows (schedules, services): write name (store/writes.py) -> [rows]
-    extra: dict = field(default_factory=dict)
+    #: other controllers' rows (schedules, services): (write name in store/writes.py, row),
+    #: written in this order after the rows above
+    extra: list = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.new_tasks or self.tasks or self.new_actions or self.actions or self.new_attempts

@@ -288,3 +288,16 @@ def test_a_service_whose_application_is_gone_backs_off_with_last_exit_error(stor
         assert row["next_start_at"] is not None and rows(store, TASKS) == []
         services.close()
     asyncio.run(scenario())
+
+
+def test_extra_rows_are_written_in_the_order_they_were_recorded(store):  # noqa: F811
+    from litepipeline.manager.taskstate import Batch
+
+    now = dt.datetime(2026, 5, 4, 10, 0)
+    row = {"service_id": "s1", "name": "first", "application_id": APP, "description": "", "input_data": {},
+           "signal": -15, "enable": False, "restart": "always", "task_id": None, "started_at": None, "restarts": 0,
+           "streak": 0, "last_exit": None, "next_start_at": None, "create_at": now, "update_at": now}
+    batch = Batch(extra=[("update_service", Row(row, service_id="other")), ("insert_service", Row(row)),
+                         ("update_service", Row(row, name="second")), ("delete_service", Row(service_id="gone"))])
+    store.save(batch)
+    assert [r["name"] for r in ScheduleStore(store.engine).all_services()] == ["second"]

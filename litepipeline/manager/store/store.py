@@ -10,6 +10,8 @@ import logging
 import os
 from collections.abc import Iterable
 from contextlib import closing
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, NamedTuple, Optional
 
 from alembic import command
@@ -18,7 +20,7 @@ from sqlalchemy import Table, and_, bindparam, create_engine, delete, event, fun
 from sqlalchemy.engine import Engine, make_url
 
 from litepipeline.common.states import UNFINISHED_STAGES
-from litepipeline.manager.store import writes
+from litepipeline.manager.store import writes as extra_writes
 from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
 
@@ -212,7 +214,8 @@ class Store:
         changes = (("insert_task", batch.new_tasks), ("update_task", batch.tasks.values()),
                    ("insert_action", batch.new_actions), ("update_action", batch.actions.values()),
                    ("insert_attempt", batch.new_attempts), ("update_attempt", batch.attempts.values()),
-                   *batch.extra.items())
+                   # other controllers' rows in the order they were recorded, runs of one write together
+                   *((name, [row for _, row in run]) for name, run in groupby(batch.extra, key=itemgetter(0))))
         conn = self._connection()
         try:
             writes = self._writes or self._compile_writes()
@@ -283,7 +286,7 @@ class Store:
             "update_task": (updater(TASKS, ("task_id",), TaskState.CHANGING), task_fields),
             "update_action": (updater(ACTIONS, ("task_id", "name"), ActionState.CHANGING), action_fields),
             "update_attempt": (updater(ATTEMPTS, ("attempt_id",), AttemptRecord.CHANGING), attempt_fields),
-            **writes.EXTRA,   # other controllers' rows, in the same transaction (store/writes.py)
+            **extra_writes.EXTRA,   # other controllers' rows, in the same transaction (store/writes.py)
         }
 
 

@@ -1,8 +1,8 @@
 """Writes other controllers add to a scheduling round's one transaction.
 
-A module registers a statement under a name (with the row keys it is given); a round puts
-rows under that name in ``Batch.extra`` (``SchedulerCore.record``), and ``Store.save``
-writes them with the tasks and actions of the round, in the same transaction. Updates and
+A module registers a statement under a name (with the row keys it is given); a round adds
+``(name, row)`` to ``Batch.extra`` (``SchedulerCore.record``), and ``Store.save`` writes
+them in that order after the tasks and actions of the round, in the same transaction. Updates and
 deletes match on ``k_<column>`` bind names, as the store's own updates do.
 """
 from __future__ import annotations
