@@ -198,6 +198,8 @@ class ScheduleDriver:
             if not row["enable"]:
                 self._next.pop(schedule_id, None)
                 continue
+            if schedule_id in self._next and (self._next[schedule_id] is None or self._next[schedule_id] > now):
+                continue   # not due yet (a new or changed schedule has no entry: it is looked at)
             answer = due(Timing(row["cron"], row["timezone"]), row["catchup"], self._last(row), now,
                          self._watched.get(schedule_id, now))
             self._next[schedule_id] = answer.next_fire
@@ -273,6 +275,7 @@ class ScheduleDriver:
 
         def insert() -> None:
             self.rows[row["schedule_id"]] = row
+            self._next.pop(row["schedule_id"], None)
             if row["enable"]:
                 self._watched[row["schedule_id"]] = now
             self.core.record("insert_schedule", Row(row))
@@ -300,6 +303,7 @@ class ScheduleDriver:
             if row["enable"] and not old["enable"]:
                 self._watched[schedule_id] = now   # fires missed while disabled follow catchup
             self.rows[schedule_id] = row           # a new object: fires prepared for the old one are dropped
+            self._next.pop(schedule_id, None)      # its next fire is computed afresh
             self.core.record("update_schedule", Row(row))
         await self.dispatcher.submit(apply)
         self.poke()

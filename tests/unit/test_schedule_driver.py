@@ -301,3 +301,45 @@ def test_extra_rows_are_written_in_the_order_they_were_recorded(store):  # noqa:
                          ("update_service", Row(row, name="second")), ("delete_service", Row(service_id="gone"))])
     store.save(batch)
     assert [r["name"] for r in ScheduleStore(store.engine).all_services()] == ["second"]
+
+
+def test_driver_clock_runs_faster_only_when_asked(monkeypatch):
+    from litepipeline.manager import scheduledriver
+
+    real = [1_000_000.0]
+    monkeypatch.setattr(scheduledriver.time, "time", lambda: real[0])
+    plain = scheduledriver.DriverClock()
+    fast = scheduledriver.DriverClock(speed=60, epoch=999_990.0)
+    assert plain.now().timestamp() == 1_000_000.0
+    assert fast.now().timestamp() == 999_990.0 + 10 * 60
+    real[0] += 1.0
+    assert fast.now().timestamp() == 999_990.0 + 11 * 60     # one real second: one minute
+    assert fast.seconds_until(fast.now() + dt.timedelta(minutes=2)) == 2.0
+    assert plain.seconds_until(plain.now() - dt.timedelta(seconds=5)) == 0.0
+
+
+def test_a_tick_looks_only_at_schedules_that_are_due_or_changed(store, monkeypatch):  # noqa: F811
+    from litepipeline.manager import scheduledriver
+
+    async def scenario() -> None:
+        clock = HandClock()
+        manager = fake_manager(store)
+        schedules = driver(manager, clock)
+        await schedules.start()
+        hourly = await schedules.create(every_minute(cron="0 * * * *", schedule_name="hourly"))
+        minutely = await schedules.create(every_minute())
+        await schedules.tick()
+        asked = []
+        real_due = scheduledriver.due
+        monkeypatch.setattr(scheduledriver, "due", lambda timing, *a: asked.append(timing.cron) or
+                            real_due(timing, *a))
+        clock.at = T0 + dt.timedelta(minutes=1)
+        await schedules.tick()
+        assert asked == ["* * * * *"]
+        await schedules.update(hourly, {"catchup": "all"})
+        del asked[:]
+        await schedules.tick()
+        assert asked == ["0 * * * *"]
+        assert [f["schedule_id"] for f in rows(store, FIRES)] == [minutely]
+        schedules.close()
+    asyncio.run(scenario())
