@@ -305,3 +305,23 @@ def test_service_adopted_after_manager_kill9(cluster, tmp_path):
     # delete stops it
     assert cluster.api.call("DELETE", "/service/delete", params={"service_id": service_id})["result"] == "ok"
     assert cluster.wait_task(task_id, 20)["task_info"]["status"] == "kill"
+
+
+def test_a_dead_nodes_service_action_runs_on_another_node(cluster, tmp_path):
+    first = cluster.add_node(slots=1)
+    app_id = cluster.upload(service_app(tmp_path))
+    beat_file = str(tmp_path / "beats.txt")
+    reply = cluster.api.call("POST", "/service/create", json={"name": "hb", "app_id": app_id,
+                                                              "input_data": {"file": beat_file}, "enable": True})
+    service_id = reply["service_id"]
+    wait_for(lambda: len(lines(beat_file)) >= 2, 30, 0.1, "heartbeats on the first node")
+    task_id = service_info(cluster, service_id)["task_id"]
+    cluster.add_node(slots=1)
+    first.kill()     # its heartbeats stop; after heartbeat_timeout the manager re-queues the action
+    pids = {line.split(" pid ")[1].split()[0] for line in lines(beat_file)}
+    wait_for(lambda: {line.split(" pid ")[1].split()[0] for line in lines(beat_file)} - pids, 40, 0.2,
+             "heartbeats from another process")
+    info = service_info(cluster, service_id)
+    assert info["task_id"] == task_id and info["stage"] == "running" and info["restarts"] == 0
+    running = cluster.api.task_info(task_id)["task_running_info"]
+    assert [r["node_id"] for r in running] != [] and all(r["attempt"] == 2 for r in running)
