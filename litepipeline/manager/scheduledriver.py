@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from litepipeline.common import clock
 from litepipeline.common.errors import LiteError, NotFound
-from litepipeline.manager.schedules import (UTC, Timing, due, from_utc_naive, plan, schedule_values, show,
+from litepipeline.manager.schedules import (LATE_GRACE, UTC, Timing, due, from_utc_naive, plan, schedule_values, show,
                                             to_utc_naive)
 from litepipeline.manager.store.writes import Row
 
@@ -141,6 +141,7 @@ class ScheduleDriver:
         self.default_zone = default_zone
         self.rows: dict[str, dict] = {}
         self._watched: dict[str, dt.datetime] = {}    # schedule_id -> when watching it began
+        self._started: set = set()   # schedules watched since the manager started (not since enabled)
         self._next: dict[str, Optional[dt.datetime]] = {}
         self._timer: Optional[asyncio.TimerHandle] = None
         self._lock = asyncio.Lock()
@@ -156,6 +157,7 @@ class ScheduleDriver:
             self.rows[row["schedule_id"]] = row
             if row["enable"]:
                 self._watched[row["schedule_id"]] = now
+                self._started.add(row["schedule_id"])   # watched since the manager's start (LATE_GRACE)
         await self.tick()
 
     def close(self) -> None:
@@ -200,8 +202,9 @@ class ScheduleDriver:
                 continue
             if schedule_id in self._next and (self._next[schedule_id] is None or self._next[schedule_id] > now):
                 continue   # not due yet (a new or changed schedule has no entry: it is looked at)
+            grace = LATE_GRACE if schedule_id in self._started else 0.0
             answer = due(Timing(row["cron"], row["timezone"]), row["catchup"], self._last(row), now,
-                         self._watched.get(schedule_id, now))
+                         self._watched.get(schedule_id, now), grace)
             self._next[schedule_id] = answer.next_fire
             if answer.fires:
                 try:
@@ -302,6 +305,7 @@ class ScheduleDriver:
             row = {**old, **values, "update_at": clock.now()}
             if row["enable"] and not old["enable"]:
                 self._watched[schedule_id] = now   # fires missed while disabled follow catchup
+                self._started.discard(schedule_id)
             self.rows[schedule_id] = row           # a new object: fires prepared for the old one are dropped
             self._next.pop(schedule_id, None)      # its next fire is computed afresh
             self.core.record("update_schedule", Row(row))
@@ -315,6 +319,7 @@ class ScheduleDriver:
             self._row(schedule_id)
             del self.rows[schedule_id]
             self._watched.pop(schedule_id, None)
+            self._started.discard(schedule_id)
             self._next.pop(schedule_id, None)
             self.core.record("delete_schedule_fires", Row(schedule_id=schedule_id))
             self.core.record("delete_schedule", Row(schedule_id=schedule_id))

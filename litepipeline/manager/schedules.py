@@ -26,6 +26,9 @@ CATCHUP = ("skip", "latest", "all")
 OVERLAP = ("allow", "skip")
 SOURCES = ("application", "workflow")
 MAX_CATCHUP = 100
+#: a fire at most this late when the manager starts is on time, not missed: a manager
+#: killed as a fire came due and started again at once still makes that fire
+LATE_GRACE = 30.0
 #: 0.1.5's time fields: name -> (lowest, highest) besides -1 (unset). day_of_week: 1-7 with
 #: Sunday 7 as 0.1.5's manager had it, and 0 as Sunday as its CLI's help said
 LEGACY_FIELDS = {"minute": (0, 59), "hour": (0, 23), "day_of_month": (1, 31), "day_of_week": (0, 7)}
@@ -68,17 +71,18 @@ class Due:
     next_fire: Optional[dt.datetime]   # the first fire time after ``now`` (None: never again)
 
 
-def due(timing: Timing, catchup: str, last: dt.datetime, now: dt.datetime, watched_since: dt.datetime) -> Due:
+def due(timing: Timing, catchup: str, last: dt.datetime, now: dt.datetime, watched_since: dt.datetime,
+        grace: float = 0.0) -> Due:
     """The fires due at ``now`` for a schedule whose last fire (or start of counting) is ``last``.
 
     Fire times in (``last``, ``now``] are due. Those after ``watched_since`` (when the
     driver started watching the schedule: the manager's start, the schedule's enabling)
-    are on time and all fire. Those at or before it were missed while nobody watched and
-    follow ``catchup``: ``skip`` none, ``latest`` the most recent, ``all`` every one (the
-    most recent :data:`MAX_CATCHUP`).
+    minus ``grace`` seconds are on time and all fire. Earlier ones were missed while nobody
+    watched and follow ``catchup``: ``skip`` none, ``latest`` the most recent, ``all``
+    every one (the most recent :data:`MAX_CATCHUP`).
     """
     on_time: list = []
-    missed_window_end = max(last, min(watched_since, now))
+    missed_window_end = max(last, min(watched_since - dt.timedelta(seconds=grace), now))
     # on time: forwards from the end of the missed window (few: normally exactly one)
     for when in timing.after(missed_window_end):
         if when > now:

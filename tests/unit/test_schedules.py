@@ -123,6 +123,14 @@ def test_fires_after_the_restart_are_on_time_whatever_the_policy():
     assert [f.isoformat() for f in answer.fires] == ["2026-05-04T10:01:00+00:00", "2026-05-04T10:02:00+00:00"]
 
 
+def test_a_fire_just_before_the_restart_is_late_not_missed():
+    timing = Timing("* * * * *", "UTC")
+    restart = dt.datetime(2026, 5, 4, 10, 0, 20, tzinfo=UTC)   # 10:00 came due 20 s before
+    late = due(timing, "skip", OUTAGE_LAST, restart, restart, grace=30)
+    assert [f.isoformat() for f in late.fires] == ["2026-05-04T10:00:00+00:00"]
+    assert due(timing, "skip", OUTAGE_LAST, restart, restart, grace=10).fires == []
+
+
 def test_nothing_due_before_the_first_fire_time():
     timing = Timing("0 0 * * *", "UTC")
     now = dt.datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
