@@ -113,6 +113,7 @@ class Manager:
             self.core.load(task)
         if loaded:
             LOG.info("resuming %d unfinished task(s) from the store", len(loaded))
+        await self.services.load()
         self.dispatcher.start()
         self.dispatcher.poke()
         await self.services.start()

@@ -86,21 +86,28 @@ class ServiceDriver:
         self._closed = False
         self._tasks: set = set()
         self._ended = False
+        self._changed: list = []
 
     # -- life cycle ---------------------------------------------------------------------
-    async def start(self) -> None:
+    async def load(self) -> None:
+        """Read the services, before the dispatcher's first round: a service task's end
+        recorded by any round is then always seen by :meth:`before_save`."""
         rows = await self.manager.db(self.manager.schedule_store.all_services)
         now = clock.now()
-        changed = []
+        self._changed = []
         for row in rows:
             live = self._live(row.get("task_id"))
             if self.state.load(row, live, now):
-                changed.append(row)
+                self._changed.append(row)
             if live and not row["enable"]:
                 self._escalate_later(row["task_id"])   # it was being stopped when the manager went away
             elif live:
                 LOG.info("service %s (%s): adopted its running task %s", row["service_id"], row["name"],
                          row["task_id"])
+
+    async def start(self) -> None:
+        """Once the dispatcher runs: write what loading changed, start what is due."""
+        changed, self._changed = self._changed, []
         if changed:
             def record() -> None:
                 for row in changed:

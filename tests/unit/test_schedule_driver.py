@@ -242,6 +242,7 @@ def test_service_task_end_and_restart_are_written_in_their_rounds(store):  # noq
         manager = fake_manager(store)
         services = ServiceDriver(manager, stop_timeout=1.0)
         manager.dispatcher.before_save = services.before_save
+        await services.load()
         await services.start()
         service_id = await services.create({"name": "svc", "app_id": APP, "enable": True})
         await asyncio.sleep(0.05)    # the start is its own task
@@ -253,6 +254,7 @@ def test_service_task_end_and_restart_are_written_in_their_rounds(store):  # noq
         other = fake_manager(store)
         other.core.load(task)
         adopting = ServiceDriver(other, stop_timeout=1.0)
+        await adopting.load()
         await adopting.start()
         await asyncio.sleep(0.05)
         assert adopting.state.live_task(service_id) == task_id and len(rows(store, TASKS)) == 1
@@ -278,6 +280,7 @@ def test_a_service_whose_application_is_gone_backs_off_with_last_exit_error(stor
         apps = [APP]
         manager = fake_manager(store, apps)
         services = ServiceDriver(manager, stop_timeout=1.0)
+        await services.load()
         await services.start()
         service_id = await services.create({"name": "svc", "app_id": APP, "enable": False})
         apps.clear()
