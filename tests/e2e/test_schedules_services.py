@@ -328,3 +328,21 @@ def test_a_dead_nodes_service_action_runs_on_another_node(cluster, tmp_path):
     assert info["task_id"] == task_id and info["stage"] == "running" and info["restarts"] == 0
     running = cluster.api.task_info(task_id)["task_running_info"]
     assert [r["node_id"] for r in running] != [] and all(r["attempt"] == 2 for r in running)
+
+
+def test_overlap_skip_skips_fires_while_the_last_task_runs(fast, tmp_path):
+    fast.add_node(slots=4)
+    app_id = fast.upload(make_app(str(tmp_path), dag(("slow", []))))
+    # each task runs about 2.5 minutes of the schedules' clock
+    schedule_id = create_schedule(fast, app_id, overlap="skip", input_data={"_slow": {"sleep": 2.5}})
+    got = wait_fires(fast, schedule_id, 7, timeout=40)
+    assert minutes_between(instants(got)) == [1] * (len(got) - 1)
+    created = [f for f in got if f["outcome"] == "created"]
+    assert len(created) >= 2 and any(f["outcome"] == "skipped" for f in got)
+    # a fire is created only when the task of the one before it had finished
+    for earlier, later in zip(created, created[1:]):
+        end = fast.api.task_info(earlier["target_id"])["task_info"]["end_at"]
+        start = fast.api.task_info(later["target_id"])["task_info"]["create_at"]
+        assert end is not None and dt.datetime.fromisoformat(end) <= dt.datetime.fromisoformat(start)
+    tasks = fast.api.task_list(app_id=app_id)["tasks"]
+    assert sorted(f["target_id"] for f in created) == sorted(t["task_id"] for t in tasks)
