@@ -49,6 +49,7 @@ class Task(Base):
     start_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     update_at: Mapped[dt.datetime] = mapped_column(DateTime)
     end_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    work_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True, index=True)   # its work, if any
 
 
 class ActionRow(Base):
@@ -104,3 +105,7 @@ class Attempt(Base):
     status: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
     returncode: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+
+# the models of other concepts, on the same Base (imported last: they import Base from here)
+from litepipeline.manager.store import models_workflows  # noqa: E402,F401

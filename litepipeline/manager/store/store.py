@@ -19,7 +19,9 @@ from sqlalchemy.engine import Engine, make_url
 
 from litepipeline.common.states import UNFINISHED_STAGES
 from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task
+from litepipeline.manager.store.models_workflows import Work
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
+from litepipeline.manager.workflows import WorkState
 
 LOG = logging.getLogger(__name__)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,6 +29,7 @@ APPS: Table = Application.__table__
 TASKS: Table = Task.__table__
 ACTIONS: Table = ActionRow.__table__
 ATTEMPTS: Table = Attempt.__table__
+WORKS: Table = Work.__table__
 UNFINISHED = [s.value for s in UNFINISHED_STAGES]
 MAX_LIMIT = 10000
 
@@ -150,8 +153,10 @@ class Store:
         return rows[0] if rows else None
 
     def list_tasks(self, offset: int, limit: int, stage: Optional[str] = None, application_id: Optional[str] = None,
-                   status: Optional[str] = None) -> tuple[list[dict], int]:
+                   status: Optional[str] = None, work_id: Optional[str] = None) -> tuple[list[dict], int]:
         conditions = []
+        if work_id:
+            conditions.append(TASKS.c.work_id == work_id)
         if stage:
             conditions.append(TASKS.c.stage == stage)
         if application_id:
@@ -210,7 +215,8 @@ class Store:
         """
         changes = (("insert_task", batch.new_tasks), ("update_task", batch.tasks.values()),
                    ("insert_action", batch.new_actions), ("update_action", batch.actions.values()),
-                   ("insert_attempt", batch.new_attempts), ("update_attempt", batch.attempts.values()))
+                   ("insert_attempt", batch.new_attempts), ("update_attempt", batch.attempts.values()),
+                   ("insert_work", batch.new_works), ("update_work", batch.works))
         conn = self._connection()
         try:
             writes = self._writes or self._compile_writes()
@@ -281,6 +287,8 @@ class Store:
             "update_task": (updater(TASKS, ("task_id",), TaskState.CHANGING), task_fields),
             "update_action": (updater(ACTIONS, ("task_id", "name"), ActionState.CHANGING), action_fields),
             "update_attempt": (updater(ATTEMPTS, ("attempt_id",), AttemptRecord.CHANGING), attempt_fields),
+            "insert_work": (insert(WORKS), list(WorkState.ROW_FIELDS)),
+            "update_work": (updater(WORKS, ("work_id",), WorkState.CHANGING), list(WorkState.ROW_FIELDS)),
         }
 
 
