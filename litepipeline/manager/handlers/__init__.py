@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from litepipeline.common.web import NotFoundHandler
-from litepipeline.manager.handlers import apps, cluster, tasks, toolkit
+from litepipeline.manager.handlers import apps, cluster, tasks, toolkit, workflows
 
 
 def routes(manager) -> list:  # noqa: ANN001
@@ -26,6 +26,7 @@ def routes(manager) -> list:  # noqa: ANN001
         (r"/task/workspace", toolkit.TaskWorkspaceHandler),
         (r"/task/rerun", toolkit.TaskRerunHandler),
         (r"/task/recover", toolkit.TaskRecoverHandler),
+        *workflows.ROUTES,
     ]
     return [(path, handler, args) for path, handler in table]
 
