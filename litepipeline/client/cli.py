@@ -1,6 +1,6 @@
 """``litepipeline``: the command line client of the manager API (SPEC §1).
 
-``litepipeline [-r] [-w WIDTH] [--token TOKEN] HOST:PORT {app,task,cluster} OPERATION [options]``
+``litepipeline [-r] [-w WIDTH] [--token TOKEN] HOST:PORT {app,task,cluster,workflow,work} OPERATION [options]``
 
 Every operation is one :class:`Operation` in :data:`OPERATIONS`: its arguments, a small
 function calling :class:`~litepipeline.client.api.ManagerClient`, and the table columns of

@@ -83,7 +83,7 @@ class Manager:
                                      on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
         self.works = WorkService(self.core, self.dispatcher, self.db, WorkflowStore(self.store.engine), self.app_row,
-                                 self.apps.spec, config.max_input_size)
+                                 self.apps.spec, config.max_input_size, self.apps.exists)
         self.dispatcher.channel_start = self.cluster.start_run
         self.dispatcher.channel_run = self.cluster.run
         self._closing = False

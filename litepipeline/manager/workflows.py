@@ -233,7 +233,7 @@ class WorkState:
         return {k: getattr(self, k) for k in self.ROW_FIELDS}
 
     @classmethod
-    def from_row(cls, row: dict) -> "WorkState":
+    def from_row(cls, row: dict) -> WorkState:
         state = cls(**{k: row[k] for k in cls.ROW_FIELDS})
         state.entries = {k: dict(v) for k, v in (state.entries or {}).items()}
         return state

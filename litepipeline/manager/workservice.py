@@ -11,21 +11,39 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable
+from typing import Any, Callable, Optional
 
 from litepipeline.common import clock
 from litepipeline.common.appspec import AppSpec
-from litepipeline.common.errors import (AppNotExists, InvalidParameters, OperationFailed, PayloadTooLarge,
-                                        TaskAlreadyFinished, TaskNotExists)
+from litepipeline.common.errors import (
+    AppNotExists,
+    InvalidParameters,
+    OperationFailed,
+    PayloadTooLarge,
+    TaskAlreadyFinished,
+    TaskNotExists,
+)
 from litepipeline.common.states import Stage, Status
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
 from litepipeline.manager.scheduler import SchedulerCore, Stop
 from litepipeline.manager.store.workflows import WorkflowStore
 from litepipeline.manager.taskstate import Batch, TaskState
-from litepipeline.manager.workflows import (CreateTask, StopTask, WorkCore, WorkflowDisabled, WorkflowNotExists,
-                                            WorkNotExists, WorkState, build_task, config_app_ids, new_work,
-                                            spec_to_dict, validate_configuration)
+from litepipeline.manager.workflows import (
+    CreateTask,
+    StopTask,
+    WorkCore,
+    WorkflowDisabled,
+    WorkflowNotExists,
+    WorkNotExists,
+    WorkState,
+    build_task,
+    config_app_ids,
+    new_work,
+    spec_to_dict,
+    validate_configuration,
+)
 
 LOG = logging.getLogger(__name__)
 FINISHED = Stage.FINISHED.value
@@ -63,7 +81,7 @@ class WorkService:
 
     def __init__(self, core: SchedulerCore, dispatcher: Dispatcher, db: DbThread, store: WorkflowStore,
                  app_row: Callable[[str], Awaitable[dict]], app_spec: Callable[[str, str], Awaitable[AppSpec]],
-                 max_input_size: int) -> None:
+                 max_input_size: int, version_exists: Callable[[str, str], bool] = lambda app_id, sha1: True) -> None:
         self.core = core
         self.dispatcher = dispatcher
         self.db = db
@@ -71,6 +89,7 @@ class WorkService:
         self.app_row = app_row
         self.app_spec = app_spec
         self.max_input_size = max_input_size
+        self.version_exists = version_exists
         self.wcore = WorkCore(clock_fn=core.now)
         self._ended: list[TaskState] = []
         core.on_task_end = self._ended.append
@@ -90,7 +109,10 @@ class WorkService:
         stops: list = []
         while self._ended:
             task = self._ended.pop(0)
-            stops.extend(self._apply(self.wcore.task_ended(task)))
+            try:
+                stops.extend(self._apply(self.wcore.task_ended(task)))
+            except Exception:
+                LOG.exception("work step for task %s of work %s failed", task.task_id, task.work_id)
         return stops
 
     def fill(self, batch: Batch) -> None:
@@ -241,6 +263,11 @@ class WorkService:
         work = WorkState.from_row(await self.work_row(work_id))
         if work.stage == FINISHED and work.status == Status.SUCCESS.value:
             raise OperationFailed(f"work {work_id} succeeded; nothing to recover (rerun makes a new work)")
+        for entry in work.entries.values():
+            sha1 = work.pinned[entry["app_id"]]["sha1"]
+            if entry["status"] != Status.SUCCESS.value and not self.version_exists(entry["app_id"], sha1):
+                raise OperationFailed(f"the version of application {entry['app_id']} work {work_id} pinned "
+                                      f"(sha1 {sha1}) is no longer stored; rerun makes a new work")
         await self.dispatcher.submit(lambda: self._apply(self.wcore.recover(work)))
         LOG.info("work %s recovered", work_id)
 

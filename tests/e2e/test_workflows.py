@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import textwrap
 import time
+from typing import Optional
 
 import pytest
 import requests
@@ -98,13 +100,19 @@ def work_info(cluster: LiteCluster, work_id: str) -> dict:
 
 
 def wait_work(cluster: LiteCluster, work_id: str, timeout: float = 90) -> dict:
-    return wait_for(lambda: (lambda w: w if w["stage"] == "finished" else None)(work_info(cluster, work_id)),
-                    timeout, 0.1, f"work {work_id} to finish")
+    def finished() -> Optional[dict]:
+        info = work_info(cluster, work_id)
+        return info if info["stage"] == "finished" else None
+
+    return wait_for(finished, timeout, 0.1, f"work {work_id} to finish")
 
 
 def wait_entry(cluster: LiteCluster, work_id: str, entry: str, stage: str) -> dict:
-    return wait_for(lambda: (lambda w: w if w["result"][entry]["stage"] == stage else None)(
-        work_info(cluster, work_id)), 60, 0.05, f"entry {entry} of {work_id} to be {stage}")
+    def reached() -> Optional[dict]:
+        info = work_info(cluster, work_id)
+        return info if info["result"][entry]["stage"] == stage else None
+
+    return wait_for(reached, 60, 0.05, f"entry {entry} of {work_id} to be {stage}")
 
 
 def lines(log: str) -> list:
@@ -235,7 +243,7 @@ def test_stop_kills_unfinished_tasks_then_recover_and_rerun(env):
 
 
 def test_every_validation_error_is_refused_and_nothing_is_stored(env):
-    cluster, apps, log, tmp = env
+    cluster, apps, _, tmp = env
     a, b = apps["a"], apps["b"]
     bad = [
         ({"applications": []}, "'applications' is empty"),
@@ -331,7 +339,7 @@ def test_manager_killed_in_the_middle_of_a_work_resumes_it(env):
 
 def test_015_client_request_shapes(env):
     """The requests the original 0.1.5 client library and CLI send, byte for byte in shape."""
-    cluster, apps, log, tmp = env
+    cluster, apps, log, _ = env
     base = f"http://{cluster.address}"
     headers = {"user": "admin", "token": "whatever"}   # sent by 0.1.5; no auth_token is set
     config = {"applications": [{"name": "a", "app_id": apps["a"], "condition": []}]}
@@ -377,3 +385,31 @@ def test_015_client_request_shapes(env):
     assert r["result"] == "ok"
     r = requests.delete(f"{base}/workflow/delete?workflow_id={workflow_id}", headers=headers).json()
     assert r["result"] == "ok"
+
+
+def test_the_example_workflow_runs_as_the_readme_walks_through_it(tmp_path):
+    """examples/workflow: pack.sh, three uploads, workflow.json with their ids, one work."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    here = os.path.join(repo, "examples", "workflow")
+    packed = subprocess.run([os.path.join(here, "pack.sh")], capture_output=True, text=True, check=True)
+    tarballs = packed.stdout.split()
+    assert [os.path.basename(t) for t in tarballs] == ["workflow_extract.tar.gz", "workflow_transform.tar.gz",
+                                                       "workflow_load.tar.gz"]
+    with LiteCluster(str(tmp_path)) as cluster:
+        cluster.start_manager()
+        cluster.add_node(slots=2)
+        with open(os.path.join(here, "workflow.json")) as fp:
+            text = fp.read()
+        for name, path in zip(("EXTRACT", "TRANSFORM", "LOAD"), tarballs):
+            reply = cluster.cli_json("app", "create", "-f", path, "-n", name.lower())
+            text = text.replace(f"{name}_APP_ID", reply["app_id"])
+        (tmp_path / "etl.json").write_text(text)
+        workflow_id = create_workflow(cluster, tmp_path, json.loads(text))
+        report = str(tmp_path / "report.json")
+        work_id = create_work(cluster, workflow_id, {"text": "one two\nthree four five\nsix", "report_path": report})
+        info = wait_work(cluster, work_id)
+        assert info["status"] == "success", info
+        assert info["result"]["extract"]["result"] == {"lines": ["one two", "three four five", "six"], "count": 3}
+        assert info["result"]["transform"]["result"]["longest"]["line"] == "three four five"
+        with open(report) as fp:
+            assert json.load(fp) == {"lines": 3, "total_words": 6, "longest_line": "three four five"}

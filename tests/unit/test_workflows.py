@@ -11,8 +11,17 @@ from litepipeline.common.appspec import ActionSpec, AppSpec, parse_configuration
 from litepipeline.common.errors import InvalidApplication, InvalidParameters, OperationFailed
 from litepipeline.manager.scheduler import Dispatch, SchedulerCore
 from litepipeline.manager.taskstate import DAG, ActionState, Batch, TaskState
-from litepipeline.manager.workflows import (CreateTask, StopTask, WorkCore, WorkState, build_task, entry_result,
-                                            new_work, spec_to_dict, validate_configuration)
+from litepipeline.manager.workflows import (
+    CreateTask,
+    StopTask,
+    WorkCore,
+    WorkState,
+    build_task,
+    entry_result,
+    new_work,
+    spec_to_dict,
+    validate_configuration,
+)
 from litepipeline.manager.workservice import WorkService, parse_enable
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0)

@@ -5,7 +5,7 @@ what is here are the user's requests: workflows' rows, and reading and deleting 
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from sqlalchemy import Table, and_, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
@@ -19,7 +19,7 @@ WORKS: Table = Work.__table__
 UNFINISHED = [s.value for s in UNFINISHED_STAGES]
 
 
-def _name_filter(column, pattern: str):  # noqa: ANN001, ANN202
+def _name_filter(column: Any, pattern: str) -> Any:
     """0.1.5's name filter: ``*`` is a wildcard (``'*load*'``); without one, the exact name."""
     if "*" not in pattern:
         return column == pattern
