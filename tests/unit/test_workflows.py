@@ -296,3 +296,14 @@ def test_stopping_a_work_with_a_pending_task_ends_it_in_the_same_round():
     service.fill(batch)
     assert work.stage == "finished" and work.status == "kill"
     assert {t.status for t in batch.tasks.values()} == {"kill"} and batch.works == [work]
+
+
+def test_a_task_of_an_unfinished_work_cannot_be_deleted_or_recovered_alone():
+    core = SchedulerCore(clock_fn=lambda: T0)
+    service = WorkService(core, SimpleNamespace(controllers=[]), None, None, None, None, 1 << 20)
+    service.create_in_round(make_work(config(("a", "A", []))))
+    row = {"task_id": "t", "work_id": "w1"}
+    with pytest.raises(OperationFailed, match="part of unfinished work w1; delete the work"):
+        service.check_task_change(row, "delete")
+    service.check_task_change({"task_id": "t", "work_id": None}, "delete")
+    service.check_task_change({"task_id": "t", "work_id": "other"}, "recover")
