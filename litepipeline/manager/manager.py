@@ -223,6 +223,7 @@ class Manager:
         busy = await self.db(self.store.unfinished_task_count, app_id)
         if busy:
             raise OperationFailed(f"application {app_id} has {busy} unfinished task(s); stop or wait for them first")
+        await self.works.check_app_delete(app_id)
         self._app_rows.pop(app_id, None)
         await self.db(self.store.delete_app, app_id)
         await self.apps.delete(app_id)

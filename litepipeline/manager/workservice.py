@@ -271,6 +271,12 @@ class WorkService:
         await self.dispatcher.submit(lambda: self._apply(self.wcore.recover(work)))
         LOG.info("work %s recovered", work_id)
 
+    async def check_app_delete(self, app_id: str) -> None:
+        """Refuse deleting an application an unfinished work pinned (its entry may not have started)."""
+        pinned = await self.db(self.store.pinned_versions_in_use)
+        if any(pinned_app == app_id for pinned_app, _ in pinned):
+            raise OperationFailed(f"application {app_id} is part of an unfinished work; stop or wait for it first")
+
     def check_task_change(self, row: dict, what: str) -> None:
         """Refuse deleting or recovering a task on its own while its work is unfinished."""
         work_id = row.get("work_id")

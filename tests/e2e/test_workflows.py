@@ -306,6 +306,8 @@ def test_busy_workflow_and_work_cannot_be_deleted_and_entry_tasks_stay_with_thei
     reply = cluster.api.call("DELETE", "/workflow/delete", {"workflow_id": workflow_id})
     assert (reply.http_status, reply["result"]) == (409, "OperationFailed")
     assert cluster.api.call("DELETE", "/work/delete", {"work_id": work_id}).http_status == 409
+    reply = cluster.api.app_delete(apps["d"])   # d has not started, but the work pinned it
+    assert reply.http_status == 409 and "unfinished work" in reply["message"]
     a_task = work_info(cluster, work_id)["result"]["a"]["task_id"]
     reply = cluster.api.call("PUT", "/task/stop", json={"task_id": a_task, "signal": -9})
     assert reply["result"] == "ok"   # a task of a work may be stopped: the work then ends kill
