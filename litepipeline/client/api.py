@@ -334,9 +334,10 @@ class ManagerClient:
         return self.call("POST", "/task/create", json=body, held=wait or 0)
 
     def task_list(self, offset: int = 0, limit: int = 0, stage: str | None = None,
-                  app_id: str | None = None, status: str | None = None) -> Reply:
+                  app_id: str | None = None, status: str | None = None, work_id: str | None = None) -> Reply:
         """GET ``/task/list``: ``tasks``; filters left ``None`` are not sent."""
-        params = {"offset": offset, "limit": limit, "stage": stage, "app_id": app_id, "status": status}
+        params = {"offset": offset, "limit": limit, "stage": stage, "app_id": app_id, "status": status,
+                  "work_id": work_id}
         return self.call("GET", "/task/list", params)
 
     def task_info(self, task_id: str, wait: float | None = None) -> Reply:

@@ -1,6 +1,6 @@
 """``litepipeline``: the command line client of the manager API (SPEC §1).
 
-``litepipeline [-r] [-w WIDTH] [--token TOKEN] HOST:PORT {app,task,cluster} OPERATION [options]``
+``litepipeline [-r] [-w WIDTH] [--token TOKEN] HOST:PORT {app,task,cluster,workflow,work} OPERATION [options]``
 
 Every operation is one :class:`Operation` in :data:`OPERATIONS`: its arguments, a small
 function calling :class:`~litepipeline.client.api.ManagerClient`, and the table columns of
@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
-from litepipeline.client import schedules, toolkit
+from litepipeline.client import schedules, toolkit, workflows
 from litepipeline.client.api import ClientError, ManagerClient, Progress, Reply
 from litepipeline.client.table import format_table, rows_from
 from litepipeline.common.states import Stage, Status
@@ -240,6 +240,7 @@ def _task_list_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--stage", choices=[s.value for s in Stage], help="only tasks in this stage")
     _app_id(p, required=False)
     p.add_argument("--status", choices=[s.value for s in Status], help="only finished tasks with this status")
+    p.add_argument("-w", "--work", "--work_id", "--work-id", dest="work_id", help="only the tasks of this work")
     toolkit.add_long(p)
 
 
@@ -292,7 +293,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                _task_run_args, _task_run, TASK_COLUMNS, lambda r: [r.get("task_info") or {}],
                                succeeded=_task_succeeded),
     ("task", "list"): Operation("list tasks", _task_list_args,
-                                lambda c, a: c.task_list(a.offset, a.limit, a.stage, a.app_id, a.status),
+                                lambda c, a: c.task_list(a.offset, a.limit, a.stage, a.app_id, a.status, a.work_id),
                                 TASK_COLUMNS, lambda r: r.get("tasks") or []),
     ("task", "info"): Operation("show one task", _task_info_args,
                                 lambda c, a: c.task_wait(a.task_id, a.wait) if a.wait else c.task_info(a.task_id),
@@ -318,6 +319,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("cluster", "info"): Operation("show the registered nodes", lambda p: None, lambda c, a: c.cluster_info(),
                                    NODE_COLUMNS, lambda r: (r.get("info") or {}).get("nodes") or []),
 }
+OPERATIONS.update(workflows.operations(Operation, _input_data, _signal))
 
 
 OPERATIONS.update({key: Operation(help, add, run, columns, items or _one)
@@ -377,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with ManagerClient(args.address, token=args.token, timeout=args.timeout) as client:
             reply = operation.run(client, args)
-    except (UsageError, schedules.CliUsageError) as exc:
+    except (UsageError, schedules.CliUsageError, workflows.ConfigFileError) as exc:
         _fail(str(exc))
         return 2
     except ClientError as exc:

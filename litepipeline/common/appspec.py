@@ -52,6 +52,8 @@ class AppSpec:
     actions: list
     on_success: Optional[str] = None
     on_fail: Optional[str] = None
+    #: the action whose output ``data`` is the task's result in a workflow (0.1.5's key)
+    output_action: Optional[str] = None
 
     def dag_actions(self) -> list:
         """Actions that run as the task's DAG (event actions excluded)."""
@@ -233,6 +235,11 @@ def parse_configuration(data: bytes) -> AppSpec:
                     f"configuration.json: action '{action.name}' waits for event action '{upstream}'")
     if not spec.dag_actions():
         raise InvalidApplication("configuration.json: no action to run besides event actions")
+    output_action = raw.get("output_action")
+    if output_action is not None:
+        if not isinstance(output_action, str) or spec.by_name(output_action) is None or output_action in events:
+            raise InvalidApplication(f"configuration.json: output_action names unknown action {output_action!r}")
+        spec.output_action = output_action
     return spec
 
 

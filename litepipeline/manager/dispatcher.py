@@ -56,6 +56,10 @@ class Dispatcher:
         #: called with each batch before it is persisted: may add rows to it (services
         #: record their task's end in the same transaction)
         self.before_save: Optional[Callable[[Batch], None]] = None
+        #: controllers of what is built on tasks (works): each round, after its events,
+        #: ``step()`` returns instructions and may add tasks to the core; ``fill(batch)``
+        #: adds the controller's own changed rows to the round's one transaction
+        self.controllers: list[Any] = []
 
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._run())
@@ -101,8 +105,12 @@ class Dispatcher:
             if isinstance(result, list):
                 actions.extend(r for r in result if isinstance(r, (Dispatch, Stop)))
             outcomes.append((future, True, result))
+        for controller in self.controllers:
+            actions.extend(controller.step())
         actions.extend(self.core.schedule())
         batch = self.core.take_batch()
+        for controller in self.controllers:
+            controller.fill(batch)
         if batch and self.before_save is not None:
             self.before_save(batch)
         if batch:

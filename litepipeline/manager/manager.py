@@ -30,7 +30,9 @@ from litepipeline.manager.servicedriver import ServiceDriver
 from litepipeline.manager.scheduler import SchedulerCore, action_input
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
 from litepipeline.manager.store.store_schedules import ScheduleStore
+from litepipeline.manager.store.workflows import WorkflowStore
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
+from litepipeline.manager.workservice import WorkService
 from litepipeline.manager.workspaces import NodeStreams
 from litepipeline.version import __version__
 
@@ -62,7 +64,8 @@ def task_view(row: dict, actions: Optional[list] = None) -> dict:
             "application_id": row["application_id"], "app_sha1": row["app_sha1"],
             "create_at": clock.fmt(row["create_at"]), "start_at": clock.fmt(row["start_at"]),
             "update_at": clock.fmt(row["update_at"]), "end_at": clock.fmt(row["end_at"]), "stage": row["stage"],
-            "status": row["status"], "input_data": row["input_data"], "message": row["message"]}
+            "status": row["status"], "input_data": row["input_data"], "message": row["message"],
+            "work_id": row.get("work_id")}
     if actions is not None:
         view["result"] = {a["name"]: report_view(a) for a in actions
                           if a["stage"] == Stage.FINISHED.value and a["attempt"] > 0}
@@ -83,6 +86,8 @@ class Manager:
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.address, config.auth_token,
                                      on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
+        self.works = WorkService(self.core, self.dispatcher, self.db, WorkflowStore(self.store.engine), self.app_row,
+                                 self.apps.spec, config.max_input_size, self.apps.exists)
         self.dispatcher.channel_start = self.cluster.start_run
         self.dispatcher.channel_run = self.cluster.run
         self._closing = False
@@ -92,9 +97,10 @@ class Manager:
         self.schedule_store = ScheduleStore(self.store.engine)
         self.services = ServiceDriver(self, config.service_stop_timeout)
         self.dispatcher.before_save = self.services.before_save
-        # the workflow engine connects here: WorkflowSource(exists, create_work, unfinished)
+        workflows = WorkflowSource(self.works.workflow_exists, self.works.plan, self.works.create_in_round,
+                                   self.works.unfinished)
         self.schedules = ScheduleDriver(
-            self, {"application": ApplicationSource(self), "workflow": WorkflowSource()},
+            self, {"application": ApplicationSource(self), "workflow": workflows},
             DriverClock(config.test_clock_speed, config.test_clock_epoch or None),
             check_zone(config.timezone) if config.timezone else local_zone())
         self._checkpointing = False
@@ -114,6 +120,7 @@ class Manager:
         if loaded:
             LOG.info("resuming %d unfinished task(s) from the store", len(loaded))
         await self.services.load()
+        await self.works.load()
         self.dispatcher.start()
         self.dispatcher.poke()
         await self.services.start()
@@ -207,6 +214,7 @@ class Manager:
 
     async def _prune_app(self, app_id: str, current_sha1: str) -> None:
         in_use = await self.db(self.store.app_versions_in_use)
+        in_use |= await self.db(self.works.store.pinned_versions_in_use)
         keep = {current_sha1} | {sha1 for (aid, sha1) in in_use if aid == app_id}
         await asyncio.get_running_loop().run_in_executor(None, self.apps.prune, app_id, keep)
 
@@ -233,6 +241,7 @@ class Manager:
         busy = await self.db(self.store.unfinished_task_count, app_id)
         if busy:
             raise OperationFailed(f"application {app_id} has {busy} unfinished task(s); stop or wait for them first")
+        await self.works.check_app_delete(app_id)
         self._app_rows.pop(app_id, None)
         await self.db(self.store.delete_app, app_id)
         await self.apps.delete(app_id)
@@ -365,14 +374,15 @@ class Manager:
         return out
 
     async def list_tasks(self, offset: int, limit: int, stage: Optional[str], app_id: Optional[str],
-                         status: Optional[str]) -> tuple[list[dict], int]:
-        rows, total = await self.db(self.store.list_tasks, offset, limit, stage, app_id, status)
+                         status: Optional[str], work_id: Optional[str] = None) -> tuple[list[dict], int]:
+        rows, total = await self.db(self.store.list_tasks, offset, limit, stage, app_id, status, work_id)
         return [task_view(r) for r in rows], total
 
     async def delete_task(self, task_id: str) -> None:
         row = await self.task_row(task_id)
         if row["stage"] in UNFINISHED - {Stage.PENDING.value}:
             raise OperationFailed(f"task {task_id} is {row['stage']}; stop it first")
+        self.works.check_task_change(row, "delete")
         holders = await self.workspaces.holders(task_id)
         await self.dispatcher.submit(lambda: self.core.remove_task(task_id))
         await self.db(self.store.delete_task, task_id)
@@ -400,6 +410,7 @@ class Manager:
         if row["status"] not in (Status.FAIL.value, Status.KILL.value):
             raise OperationFailed(f"task {task_id} ended {row['status']}; only a failed or killed task can "
                                   f"be recovered (rerun makes a new task)")
+        self.works.check_task_change(row, "recover")
         if not self.apps.exists(row["application_id"], row["app_sha1"]):
             raise OperationFailed(f"the application version task {task_id} ran (sha1 {row['app_sha1']}) "
                                   f"is no longer stored; rerun makes a new task with the current version")

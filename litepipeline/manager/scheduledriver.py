@@ -25,6 +25,7 @@ from litepipeline.common.errors import LiteError, NotFound
 from litepipeline.manager.schedules import (LATE_GRACE, UTC, Timing, due, from_utc_naive, plan, schedule_values, show,
                                             to_utc_naive)
 from litepipeline.manager.store.writes import Row
+from litepipeline.manager.workflows import WorkflowNotExists
 
 LOG = logging.getLogger(__name__)
 NEXT_FIRES = 5
@@ -32,10 +33,6 @@ NEXT_FIRES = 5
 
 class ScheduleNotExists(NotFound):
     name = "ScheduleNotExists"
-
-
-class WorkflowNotExists(NotFound):
-    name = "WorkflowNotExists"
 
 
 class Source(Protocol):
@@ -78,17 +75,20 @@ class ApplicationSource:
 class WorkflowSource:
     """``source: "workflow"``: a fire is a work of the workflow.
 
-    The workflow engine plugs in here with three callables: ``exists(workflow_id)``
-    (awaitable, true when it exists), ``create_work(workflow_id, name, input_data)``
+    The workflow engine plugs in here with four callables: ``exists(workflow_id)``
+    (awaitable, true when it exists), ``plan(workflow_id, name, input_data)`` (awaitable:
+    reads the workflow and pins its versions, outside the round), ``create_in_round(planned)``
     (called inside the round; records the work in that round's batch and returns its id)
     and ``unfinished(work_id)``. Without them, no workflow exists.
     """
 
     def __init__(self, exists: Optional[Callable[[str], Any]] = None,
-                 create_work: Optional[Callable[[str, str, dict], str]] = None,
+                 plan: Optional[Callable[[str, str, dict], Any]] = None,
+                 create_in_round: Optional[Callable[[Any], str]] = None,
                  unfinished: Optional[Callable[[str], bool]] = None) -> None:
         self.exists = exists
-        self.create_work = create_work
+        self.plan = plan
+        self.create_in_round = create_in_round
         self._unfinished = unfinished
 
     async def check(self, source_id: str) -> None:
@@ -97,9 +97,10 @@ class WorkflowSource:
 
     async def prepare(self, schedule: dict) -> Callable[[], str]:
         await self.check(schedule["source_id"])
-        create_work = self.create_work
-        args = (schedule["source_id"], schedule["schedule_name"], dict(schedule["input_data"] or {}))
-        return lambda: create_work(*args)
+        planned = await self.plan(schedule["source_id"], schedule["schedule_name"],
+                                  dict(schedule["input_data"] or {}))
+        create_in_round = self.create_in_round
+        return lambda: create_in_round(planned)
 
     def unfinished(self, target_id: Optional[str]) -> bool:
         return bool(target_id) and self._unfinished is not None and self._unfinished(target_id)

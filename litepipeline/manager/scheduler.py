@@ -112,6 +112,8 @@ class SchedulerCore:
         self._stop_sent: dict[str, dt.datetime] = {}       # task_id -> when its stop was last sent
         # tasks that may hold an action waiting for its retry: next_wakeup() looks at these only
         self._retrying: set[str] = set()
+        #: told of every task of a work that ends (the work controller decides what follows)
+        self.on_task_end: Optional[Callable[[TaskState], None]] = None
 
     # -- change tracking ----------------------------------------------------------------
     def take_batch(self) -> Batch:
@@ -407,6 +409,8 @@ class SchedulerCore:
         task.message = message
         task.end_at = self.now()
         self._touch_task(task)
+        if task.work_id and self.on_task_end is not None:
+            self.on_task_end(task)
         event = task.on_success if status == SUCCESS else task.on_fail if status == FAIL else None
         if event and event in task.actions and task.actions[event].attempt == 0:
             task.actions[event].retry_at = None

@@ -153,13 +153,14 @@ class TaskState:
     on_fail: Optional[str] = None
     start_at: Optional[dt.datetime] = None
     end_at: Optional[dt.datetime] = None
+    work_id: Optional[str] = None   # the work this task is an entry (or event application) of
     actions: dict = field(default_factory=dict, repr=False)
     #: create order, for FIFO dispatch across tasks
     order: int = 0
 
     _ROW_FIELDS = ("task_id", "task_name", "application_id", "app_sha1", "input_data", "stage", "status",
                    "signal", "message", "on_success", "on_fail", "create_at", "start_at", "update_at",
-                   "end_at")
+                   "end_at", "work_id")
     #: what an update writes (the task's input_data, names and creation time never change)
     CHANGING = ("stage", "status", "signal", "message", "start_at", "update_at", "end_at")
 
@@ -168,7 +169,7 @@ class TaskState:
 
     @classmethod
     def from_row(cls, row: dict, order: int = 0) -> "TaskState":
-        return cls(**{k: row[k] for k in cls._ROW_FIELDS}, order=order)
+        return cls(**{k: row.get(k) for k in cls._ROW_FIELDS}, order=order)
 
     @property
     def finished(self) -> bool:
@@ -185,10 +186,12 @@ class Batch:
     actions: dict = field(default_factory=dict)      # (task_id, name) -> ActionState (updates)
     new_attempts: list = field(default_factory=list)
     attempts: dict = field(default_factory=dict)     # attempt_id -> AttemptRecord (updates)
+    new_works: list = field(default_factory=list)    # manager.workflows.WorkState
+    works: list = field(default_factory=list)        # WorkState (updates)
     #: other controllers' rows (schedules, services): (write name in store/writes.py, row),
     #: written in this order after the rows above
     extra: list = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.new_tasks or self.tasks or self.new_actions or self.actions or self.new_attempts
-                    or self.attempts or self.extra)
+                    or self.attempts or self.new_works or self.works or self.extra)

@@ -212,7 +212,11 @@ def test_workflow_source_plugs_in_a_work_creator_called_inside_the_round(store):
         async def exists(workflow_id: str) -> bool:
             return workflow_id == "wf-1"
 
-        def create_work(workflow_id: str, name: str, input_data: dict) -> str:
+        async def plan(workflow_id: str, name: str, input_data: dict) -> tuple:
+            return workflow_id, name, input_data
+
+        def create_work(planned: tuple) -> str:
+            workflow_id, name, input_data = planned
             # called from the round: the work's rows would go in this same batch
             manager.core.record("insert_fire", Row(schedule_id="marker", fire_at=dt.datetime(2000, 1, 1),
                                                    source="workflow", target_id=None, outcome="marker",
@@ -220,7 +224,7 @@ def test_workflow_source_plugs_in_a_work_creator_called_inside_the_round(store):
             created.append((workflow_id, name, input_data))
             return f"work-{len(created)}"
 
-        schedules = driver(manager, clock, WorkflowSource(exists, create_work, lambda work_id: False))
+        schedules = driver(manager, clock, WorkflowSource(exists, plan, create_work, lambda work_id: False))
         await schedules.start()
         with pytest.raises(WorkflowNotExists):
             await schedules.create(every_minute(source="workflow", source_id="wf-2"))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from litepipeline.common.web import NotFoundHandler
-from litepipeline.manager.handlers import apps, cluster, schedules, services, tasks, toolkit
+from litepipeline.manager.handlers import apps, cluster, schedules, services, tasks, toolkit, workflows
 
 
 def routes(manager) -> list:  # noqa: ANN001
@@ -37,6 +37,7 @@ def routes(manager) -> list:  # noqa: ANN001
         (r"/service/list", services.ServiceListHandler),
         (r"/service/info", services.ServiceInfoHandler),
         (r"/service/delete", services.ServiceDeleteHandler),
+        *workflows.ROUTES,
     ]
     return [(path, handler, args) for path, handler in table]
 

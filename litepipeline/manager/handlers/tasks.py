@@ -47,7 +47,8 @@ class TaskListHandler(ManagerHandler):
         if status is not None and status not in STATUSES:
             raise InvalidParameters(f"parameter 'status' must be one of {', '.join(STATUSES)}, got {status!r}")
         tasks, total = await self.manager.list_tasks(self.arg_int("offset", 0), self.arg_int("limit", 0), stage,
-                                                     self.arg_str("app_id", required=False), status)
+                                                     self.arg_str("app_id", required=False), status,
+                                                     self.arg_str("work_id", required=False))
         self.reply(tasks=tasks, total=total)
 
 

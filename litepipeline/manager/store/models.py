@@ -49,6 +49,7 @@ class Task(Base):
     start_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     update_at: Mapped[dt.datetime] = mapped_column(DateTime)
     end_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    work_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True, index=True)   # its work, if any
 
 
 class ActionRow(Base):
@@ -108,3 +109,4 @@ class Attempt(Base):
 
 # other concepts' models, on this Base (imported last: they import Base from here)
 from litepipeline.manager.store import models_schedules  # noqa: E402,F401
+from litepipeline.manager.store import models_workflows  # noqa: E402,F401

@@ -22,7 +22,9 @@ from sqlalchemy.engine import Engine, make_url
 from litepipeline.common.states import UNFINISHED_STAGES
 from litepipeline.manager.store import writes as extra_writes
 from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task
+from litepipeline.manager.store.models_workflows import Work
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
+from litepipeline.manager.workflows import WorkState
 
 LOG = logging.getLogger(__name__)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,6 +32,7 @@ APPS: Table = Application.__table__
 TASKS: Table = Task.__table__
 ACTIONS: Table = ActionRow.__table__
 ATTEMPTS: Table = Attempt.__table__
+WORKS: Table = Work.__table__
 UNFINISHED = [s.value for s in UNFINISHED_STAGES]
 MAX_LIMIT = 10000
 
@@ -153,8 +156,10 @@ class Store:
         return rows[0] if rows else None
 
     def list_tasks(self, offset: int, limit: int, stage: Optional[str] = None, application_id: Optional[str] = None,
-                   status: Optional[str] = None) -> tuple[list[dict], int]:
+                   status: Optional[str] = None, work_id: Optional[str] = None) -> tuple[list[dict], int]:
         conditions = []
+        if work_id:
+            conditions.append(TASKS.c.work_id == work_id)
         if stage:
             conditions.append(TASKS.c.stage == stage)
         if application_id:
@@ -214,6 +219,7 @@ class Store:
         changes = (("insert_task", batch.new_tasks), ("update_task", batch.tasks.values()),
                    ("insert_action", batch.new_actions), ("update_action", batch.actions.values()),
                    ("insert_attempt", batch.new_attempts), ("update_attempt", batch.attempts.values()),
+                   ("insert_work", batch.new_works), ("update_work", batch.works),
                    # other controllers' rows in the order they were recorded, runs of one write together
                    *((name, [row for _, row in run]) for name, run in groupby(batch.extra, key=itemgetter(0))))
         conn = self._connection()
@@ -286,6 +292,8 @@ class Store:
             "update_task": (updater(TASKS, ("task_id",), TaskState.CHANGING), task_fields),
             "update_action": (updater(ACTIONS, ("task_id", "name"), ActionState.CHANGING), action_fields),
             "update_attempt": (updater(ATTEMPTS, ("attempt_id",), AttemptRecord.CHANGING), attempt_fields),
+            "insert_work": (insert(WORKS), list(WorkState.ROW_FIELDS)),
+            "update_work": (updater(WORKS, ("work_id",), WorkState.CHANGING), list(WorkState.ROW_FIELDS)),
             **extra_writes.EXTRA,   # other controllers' rows, in the same transaction (store/writes.py)
         }
 
