@@ -6,6 +6,7 @@ applications and tasks lives here, not in the handlers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -19,11 +20,13 @@ from litepipeline.common.appspec import TarballInfo
 from litepipeline.common.config import ManagerConfig
 from litepipeline.common.errors import (AppNotExists, InvalidParameters, OperationFailed, PayloadTooLarge,
                                         StaleAttempt, TaskAlreadyFinished, TaskNotExists)
+from litepipeline.common.messages import Register, Report
 from litepipeline.common.states import UNFINISHED_STAGES, Stage, Status
 from litepipeline.manager.appstore import AppStore, remove
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
+from litepipeline.manager.nodelink import NodeLink
 from litepipeline.manager.scheduler import SchedulerCore, action_input
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
@@ -76,11 +79,9 @@ class Manager:
         self.core = SchedulerCore(max_generated_actions=config.max_generated_actions,
                                   recovery_timeout=config.recovery_timeout)
         self.cluster = Cluster(config.auth_token, self._node_up, self._node_down, self.action_update)
-        self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.address, config.auth_token,
-                                     on_fatal)
+        self.link = NodeLink(self.cluster.nodes.get, config.auth_token)
+        self.dispatcher = Dispatcher(self.core, self.store, self.db, self.link, on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
-        self.dispatcher.channel_start = self.cluster.start_run
-        self.dispatcher.channel_run = self.cluster.run
         self._closing = False
         self._app_rows: dict[str, dict] = {}
         self._finish_waiters: dict[str, set[asyncio.Future]] = {}   # task_id -> GET /task/info?wait=
@@ -134,8 +135,11 @@ class Manager:
         finally:
             self._checkpointing = False
 
-    async def _node_up(self, node_id: str, slots: int, running: list, registering: bool) -> list:
-        return await self.dispatcher.submit(lambda: self.core.node_up(node_id, slots, running, registering))
+    async def _node_up(self, node_id: str, message: Any, registering: bool) -> list:
+        """A REGISTER (``registering``) or HEARTBEAT message from a node."""
+        slots = message.action_slots if isinstance(message, Register) else None
+        return await self.dispatcher.submit(lambda: self.core.node_up(
+            node_id, message.running, registering, slots, message.draining))
 
     def _node_down(self, node_id: str, reason: str) -> None:
         if not self._closing:   # a manager shutting down keeps its nodes' work assigned
@@ -387,22 +391,20 @@ class Manager:
         await self.dispatcher.submit(lambda: self.core.recover(task))
         LOG.info("task %s recovered", task_id)
 
-    async def action_update(self, report: dict, body_size: Optional[int] = None) -> None:
+    async def action_update(self, report: Report, body_size: Optional[int] = None) -> None:
         """Record a node's report (``body_size``: its size when known, a cheap first check)."""
-        check_report(report)
-        if report.get("stage") == Stage.FINISHED.value and (body_size is None
-                                                            or body_size > self.config.max_output_size):
+        if report.stage == Stage.FINISHED.value and (body_size is None or body_size > self.config.max_output_size):
             # Accepted as a failure, not refused: a refused report would be dropped by the
             # node, the attempt would look lost, and the action would run again forever.
-            size = len(json.dumps(report.get("result")))
+            size = len(json.dumps(report.result))
             if size > self.config.max_output_size:
-                report = dict(report, status="fail", result={}, message=(
+                report = dataclasses.replace(report, status="fail", result={}, message=(
                     f"output.data is {size} bytes, larger than the manager's limit of "
                     f"{self.config.max_output_size} bytes"))
         try:
             await self.dispatcher.submit(lambda: self.core.report(report))
         except StaleAttempt as exc:
-            LOG.warning("refused report from node %s: %s", report.get("node_id"), exc.message)
+            LOG.warning("refused report from node %s: %s", report.node_id, exc.message)
             raise
 
     # -- cluster ------------------------------------------------------------------------
@@ -411,18 +413,3 @@ class Manager:
         return {"version": __version__, "info": {"number_of_nodes": len(nodes), "nodes": nodes},
                 "scheduler": self.dispatcher.stats()}
 
-
-def check_report(data: dict) -> dict:
-    """Validate the shape of a node's ``PUT /action/update`` body."""
-    for key in ("task_id", "name", "attempt_id"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise InvalidParameters(f"report field '{key}' must be a non-empty string")
-    for key in ("node_id", "message", "start_at", "end_at"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise InvalidParameters(f"report field '{key}' must be a string or null")
-    if data.get("stage") not in (Stage.RUNNING.value, Stage.FINISHED.value):
-        raise InvalidParameters("report field 'stage' must be 'running' or 'finished'")
-    result = data.get("result")
-    if result is not None and not isinstance(result, dict):
-        raise InvalidParameters("report field 'result' must be a JSON object")
-    return data

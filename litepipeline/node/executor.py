@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import shlex
 import signal
 from collections import OrderedDict
@@ -21,17 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from litepipeline.common import clock
-from litepipeline.common.appspec import check_plain_name, check_relative_path
 from litepipeline.common.config import NodeConfig
-from litepipeline.common.errors import (
-    ActionNotExists,
-    InvalidApplication,
-    InvalidParameters,
-    OperationFailed,
-    ServiceUnavailable,
-)
+from litepipeline.common.errors import ActionNotExists, OperationFailed, ServiceUnavailable
+from litepipeline.common.messages import HeldAttempt, Report, RunAction
 from litepipeline.common.states import Stage, Status
-from litepipeline.common.web import require
 from litepipeline.node.appcache import AppCache, AppCacheError
 from litepipeline.node.journal import Journal
 from litepipeline.node.launcher import Launcher
@@ -55,68 +47,6 @@ LOG = logging.getLogger(__name__)
 RUNNING_REPORT_DELAY = 1.0
 STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when an action times out
 RECENT_ATTEMPTS = 10000  # finished attempt ids remembered so a re-sent /action/run is not re-run
-SHA1_RE = re.compile(r"^[0-9a-fA-F]{40}$")
-
-
-@dataclass
-class ActionRequest:
-    """A validated POST /action/run body."""
-
-    name: str
-    main: str
-    task_id: str
-    app_id: str
-    app_sha1: str
-    attempt_id: str
-    attempt: int = 1
-    env: Optional[str] = None
-    condition: list = field(default_factory=list)
-    input_data: dict = field(default_factory=dict)
-    timeout: Optional[float] = None
-
-    @classmethod
-    def from_json(cls, data: dict) -> ActionRequest:
-        """Validate; :class:`InvalidParameters` names the offending field."""
-        def plain(key: str) -> str:
-            try:
-                return check_plain_name(require(data, key, str), f"field '{key}'")
-            except InvalidApplication as exc:
-                raise InvalidParameters(exc.message) from None
-
-        name, task_id, app_id, attempt_id = plain("name"), plain("task_id"), plain("app_id"), plain("attempt_id")
-        main = require(data, "main", str)
-        if not main.strip():
-            raise InvalidParameters("field 'main' must not be empty")
-        sha1 = require(data, "app_sha1", str)
-        if not SHA1_RE.match(sha1):
-            raise InvalidParameters(f"field 'app_sha1' must be 40 hex digits, got {sha1[:60]!r}")
-        env = data.get("env")
-        if env in (None, ""):
-            env = None
-        else:
-            try:
-                env = check_relative_path(env, "field 'env'")
-            except InvalidApplication as exc:
-                raise InvalidParameters(exc.message) from None
-        condition = data.get("condition") or []
-        if not isinstance(condition, list):
-            raise InvalidParameters("field 'condition' must be a list")
-        input_data = data.get("input_data")
-        if input_data is None:
-            input_data = {}
-        if not isinstance(input_data, dict):
-            raise InvalidParameters(f"field 'input_data' must be an object, got {type(input_data).__name__}")
-        attempt = data.get("attempt", 1)
-        if attempt is None:
-            attempt = 1
-        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-            raise InvalidParameters(f"field 'attempt' must be a positive integer, got {attempt!r}")
-        timeout = data.get("timeout")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                    or timeout <= 0):
-            raise InvalidParameters(f"field 'timeout' must be a positive number or null, got {timeout!r}")
-        return cls(name, main, task_id, app_id, sha1.lower(), attempt_id, attempt, env, condition,
-                   input_data, timeout)
 
 
 def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> str:
@@ -134,10 +64,6 @@ def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str]
         prefix += f"source {shlex.quote(os.path.join(env_dir, 'bin', 'activate'))} && "
     prefix += '{ [ -z "${__lp_stopped-}" ] || exit 143; } && '
     return f"trap '__lp_stopped=1' TERM\n{prefix}{main} {shlex.quote(workspace)}\n"
-
-
-def build_command(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> list[str]:
-    return ["bash", "-c", build_script(app_dir, main, workspace, env_dir)]
 
 
 SMALL_FILE = 64 * 1024
@@ -178,7 +104,7 @@ def process_start_time(pid: int) -> Optional[int]:
 class Attempt:
     """One dispatched attempt held by this node."""
 
-    request: ActionRequest
+    request: RunAction
     accepted_at: Any = field(default_factory=clock.now)
     state: str = "fetching"  # fetching → running → finished
     start_at: Any = None
@@ -197,9 +123,9 @@ class Attempt:
     def attempt_id(self) -> str:
         return self.request.attempt_id
 
-    def entry(self) -> dict:
+    def entry(self) -> HeldAttempt:
         req = self.request
-        return {"task_id": req.task_id, "name": req.name, "attempt_id": req.attempt_id, "state": self.state}
+        return HeldAttempt(req.task_id, req.name, req.attempt_id, self.state)
 
 
 class Executor:
@@ -231,18 +157,18 @@ class Executor:
     def knows(self, attempt_id: str) -> bool:
         return attempt_id in self.attempts or attempt_id in self._recent or self.reporter.has(attempt_id)
 
-    def running_entries(self) -> list[dict]:
+    def running_entries(self) -> list[HeldAttempt]:
         """Every attempt held: preparing, running, or finished with the report not yet acknowledged."""
         entries = [a.entry() for a in self.attempts.values() if not a.abandoned]
-        held = {e["attempt_id"] for e in entries}
-        entries.extend(e for e in self.reporter.pending_entries() if e["attempt_id"] not in held)
+        held = {e.attempt_id for e in entries}
+        entries.extend(e for e in self.reporter.pending_entries() if e.attempt_id not in held)
         return entries
 
     def busy_tasks(self) -> set[str]:
         return {a.request.task_id for a in self.attempts.values()}
 
     # -- commands ----------------------------------------------------------------------------
-    def accept(self, request: ActionRequest) -> bool:
+    def accept(self, request: RunAction) -> bool:
         """Reserve a slot and start the attempt; False when it is already known (idempotent)."""
         if self.draining:
             raise ServiceUnavailable("node is shutting down")
@@ -266,8 +192,7 @@ class Executor:
         """Send ``signum`` to an action's process group (or cancel its fetch); returns a message."""
         attempt = self._find(task_id, name, attempt_id)
         if attempt is None:
-            if any(e["task_id"] == task_id and e["name"] == name
-                   and (attempt_id is None or e["attempt_id"] == attempt_id)
+            if any(e.task_id == task_id and e.name == name and (attempt_id is None or e.attempt_id == attempt_id)
                    for e in self.reporter.pending_entries()):
                 return "action already finished"
             raise ActionNotExists(f"no action '{name}' of task {task_id} on this node")
@@ -285,11 +210,11 @@ class Executor:
         attempt.abandoned = True
         self._kill(attempt, signal.SIGKILL, reason)
 
-    def abandon_matching(self, entry: dict) -> None:
-        """Abandon by ``{attempt_id}`` or, lacking it, by ``{task_id, name}``."""
-        attempt_id = entry.get("attempt_id")
+    def abandon_matching(self, entry: HeldAttempt) -> None:
+        """Abandon by ``attempt_id`` or, lacking it, by ``task_id`` and ``name``."""
+        attempt_id = entry.attempt_id
         if not attempt_id:
-            attempt = self._find(entry.get("task_id"), entry.get("name"), None)
+            attempt = self._find(entry.task_id, entry.name, None)
             if attempt is None:
                 return
             attempt_id = attempt.attempt_id
@@ -407,13 +332,13 @@ class Executor:
 
     def _report(self, attempt: Attempt, stage: Stage, status: Optional[Status] = None,
                 returncode: Optional[int] = None, result: Any = None, message: str = "",
-                end_at: Any = None) -> dict:
+                end_at: Any = None) -> Report:
         req = attempt.request
-        return {"name": req.name, "task_id": req.task_id, "node_id": self.reporter.node_id(),
-                "attempt_id": req.attempt_id, "attempt": req.attempt, "stage": stage.value,
-                "status": status.value if status is not None else None,
-                "start_at": clock.fmt(attempt.start_at or attempt.accepted_at), "end_at": clock.fmt(end_at),
-                "returncode": returncode, "result": result, "message": message}
+        return Report(name=req.name, task_id=req.task_id, attempt_id=req.attempt_id, stage=stage.value,
+                      node_id=self.reporter.link.node_id, attempt=req.attempt,
+                      status=status.value if status is not None else None,
+                      start_at=clock.fmt(attempt.start_at or attempt.accepted_at), end_at=clock.fmt(end_at),
+                      returncode=returncode, result=result, message=message)
 
     def _prepare_now(self, attempt: Attempt) -> Optional[tuple[str, Optional[str], str]]:
         """What :meth:`_prepare` gives, when it can be had without waiting (a ready copy of
@@ -582,7 +507,7 @@ class Executor:
             status = Status.SUCCESS
         self._finish(attempt, self._report(attempt, Stage.FINISHED, status, returncode, result, message, end_at))
 
-    def _finish(self, attempt: Attempt, report: dict) -> None:
+    def _finish(self, attempt: Attempt, report: Report) -> None:
         req = attempt.request
         attempt.state = "finished"
         attempt.reported = True
@@ -595,6 +520,6 @@ class Executor:
                      req.name, req.attempt_id)
             return
         LOG.info("action finished: task %s action %s attempt %s status %s returncode %s%s", req.task_id,
-                 req.name, req.attempt_id, report["status"], report["returncode"],
-                 f" ({report['message']})" if report["message"] else "")
+                 req.name, req.attempt_id, report.status, report.returncode,
+                 f" ({report.message})" if report.message else "")
         self.reporter.submit(report)

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from litepipeline.common.errors import InvalidParameters
-from litepipeline.node.executor import ActionRequest, build_command, build_script, shell_returncode
+from litepipeline.common.messages import RunAction
+from litepipeline.node.executor import build_script, shell_returncode
 from litepipeline.node.journal import Journal
 from litepipeline.node.reaper import Reaper
 from litepipeline.node.workspace import OutputError, Trash, Workspaces, input_document, read_output
@@ -32,10 +33,10 @@ def request(**changes):
 
 # -- /action/run validation ----------------------------------------------------------------
 def test_action_request_defaults_and_extensions():
-    req = ActionRequest.from_json(request(app_sha1="AB" * 20, timeout=2.5, attempt=3, env="venvs/venv"))
+    req = RunAction.parse(request(app_sha1="AB" * 20, timeout=2.5, attempt=3, env="venvs/venv"))
     assert (req.name, req.task_id, req.attempt_id, req.attempt, req.timeout) == ("first", "t1", "att-1", 3, 2.5)
     assert req.app_sha1 == "ab" * 20 and req.env == "venvs/venv" and req.input_data == {"k": 1}
-    req = ActionRequest.from_json(request(input_data=None, env=""))
+    req = RunAction.parse(request(input_data=None, env=""))
     assert req.attempt == 1 and req.timeout is None and req.env is None and req.input_data == {}
 
 
@@ -57,7 +58,7 @@ def test_action_request_rejects_bad_fields(changes, field):
     if changes.get(field, 0) is None:
         del body[field]
     with pytest.raises(InvalidParameters) as info:
-        ActionRequest.from_json(body)
+        RunAction.parse(body)
     assert f"'{field}'" in info.value.message
 
 
@@ -70,12 +71,11 @@ def test_script_quotes_paths_and_inserts_main_as_is():
     assert f"python first.py --flag 'a b' {shlex.quote(ws)}\n" in script
     assert "source" not in build_script(app, "./first", ws)
     assert build_script(app, "./first", ws).startswith("trap '__lp_stopped=1' TERM\n")
-    assert build_command(app, "./first", ws)[:2] == ["bash", "-c"]
 
 
 async def _spawn(tmp_path, main: str, env_dir=None):
     return await asyncio.create_subprocess_exec(
-        *build_command(str(tmp_path), main, str(tmp_path / "ws"), env_dir), start_new_session=True,
+        "bash", "-c", build_script(str(tmp_path), main, str(tmp_path / "ws"), env_dir), start_new_session=True,
         stdin=asyncio.subprocess.DEVNULL)
 
 
