@@ -4,9 +4,8 @@ An attempt's life: accepted (slot reserved) → preparing (app cache, env, works
 running (process group alive) → finished (report handed to the :class:`Reporter`). A stop
 request, a timeout, a node shutdown or the manager disowning the attempt can cut any phase.
 
-The process group must not outlive the node: the :class:`~litepipeline.node.reaper.Reaper`
-kills every listed group when the node dies, and the :class:`~litepipeline.node.journal.Journal`
-lets the next start reap a group left behind anyway.
+The process group must not outlive the node: :class:`~litepipeline.node.groups.ProcessGroups`
+sees to that.
 """
 from __future__ import annotations
 
@@ -25,18 +24,15 @@ from litepipeline.common.errors import ActionNotExists, OperationFailed, Service
 from litepipeline.common.messages import HeldAttempt, Report, RunAction
 from litepipeline.common.states import Stage, Status
 from litepipeline.node.appcache import AppCache, AppCacheError
-from litepipeline.node.journal import Journal
+from litepipeline.node.groups import ProcessGroups, Reaper
 from litepipeline.node.launcher import Launcher
-from litepipeline.node.reaper import Reaper
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import (
     OUTPUT_FILE,
     STDOUT_FILE,
     OutputError,
     Workspaces,
-    read_json,
     read_output,
-    remove_file,
 )
 
 LOG = logging.getLogger(__name__)
@@ -82,24 +78,6 @@ def shell_returncode(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fp:
-            return fp.read().strip()
-    except OSError:
-        return ""
-
-
-def process_start_time(pid: int) -> Optional[int]:
-    """Field 22 of /proc/PID/stat (clock ticks since boot); None if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fp:
-            stat = fp.read()
-        return int(stat[stat.rindex(b")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 @dataclass
 class Attempt:
     """One dispatched attempt held by this node."""
@@ -117,7 +95,6 @@ class Attempt:
     abandoned: bool = False  # the manager no longer expects it: no report
     holds_slot: bool = True
     reported: bool = False  # its finished report was handed to the reporter (or dropped on purpose)
-    journal_record: Optional[dict] = None  # what the journal lists while its group runs
 
     @property
     def attempt_id(self) -> str:
@@ -137,16 +114,13 @@ class Executor:
         self.appcache = appcache
         self.workspaces = workspaces
         self.reporter = reporter
-        self.running_dir = running_dir
-        self.journal = Journal(running_dir)
+        self.groups = ProcessGroups(running_dir, reaper)
         self.attempts: dict[str, Attempt] = {}
         self.slots_used = 0
         self.draining = False
         self._recent: OrderedDict[str, None] = OrderedDict()
-        self.reaper = reaper or Reaper()
         self._env = dict(os.environ, PYTHONUNBUFFERED="1")  # stdout.data fills as the action prints
         self.launcher = Launcher(self._env, config.action_slots)
-        self._boot_id = _boot_id()
         self._hurry = asyncio.Event()
 
     # -- queries ---------------------------------------------------------------------------
@@ -247,55 +221,6 @@ class Executor:
     def hurry(self) -> None:
         """A second stop signal: end the drain now."""
         self._hurry.set()
-
-    # -- orphans -----------------------------------------------------------------------------
-    def reap_orphans(self) -> int:
-        """Kill process groups recorded by an earlier run of the node; returns how many.
-
-        Records come from the journal, and from the file per attempt of earlier versions.
-        """
-        records = self.journal.leftovers()
-        try:
-            names = [n for n in os.listdir(self.running_dir) if n.endswith(".json")]
-        except FileNotFoundError:
-            names = []
-        for fname in names:
-            path = os.path.join(self.running_dir, fname)
-            try:
-                records.append(read_json(path))
-            except (OSError, ValueError):
-                pass
-            remove_file(path)
-        killed = 0
-        for record in records:
-            try:
-                pgid = int(record["pgid"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            if pgid <= 1 or record.get("boot_id") != self._boot_id:
-                continue
-            if self._is_ours(pgid, record.get("start_time")):
-                try:
-                    os.killpg(pgid, signal.SIGKILL)
-                    killed += 1
-                    LOG.warning("killed orphaned process group %d of task %s action %s", pgid,
-                                record.get("task_id"), record.get("name"))
-                except (ProcessLookupError, PermissionError):
-                    pass
-        self.journal.reset()
-        return killed
-
-    @staticmethod
-    def _is_ours(pgid: int, start_time: Optional[int]) -> bool:
-        started = process_start_time(pgid)
-        if started is not None:
-            return started == start_time  # the leader lives: same process only if same start
-        # leader gone: while any member lives the id cannot be reused, so the group is ours
-        try:
-            os.killpg(pgid, 0)
-            return True
-        except (ProcessLookupError, PermissionError):
-            return False
 
     # -- internals ----------------------------------------------------------------------------
     def _find(self, task_id: Any, name: Any, attempt_id: Optional[str]) -> Optional[Attempt]:
@@ -431,13 +356,9 @@ class Executor:
                                                message=f"cannot start the action: {exc}", end_at=clock.now()))
             return
         attempt.pgid = proc.pid
-        self.reaper.watch(proc.pid)
+        self.groups.started(req.attempt_id, proc.pid, req.task_id, req.name)
         attempt.start_at = clock.now()
         attempt.state = "running"
-        attempt.journal_record = {"pgid": proc.pid, "start_time": process_start_time(proc.pid),
-                                  "boot_id": self._boot_id, "task_id": req.task_id, "name": req.name,
-                                  "attempt_id": req.attempt_id}
-        self.journal.started(attempt.journal_record)
         if attempt.kill_reason is not None:  # a stop arrived while the process was being spawned
             self._signal_group(attempt, attempt.kill_signal or signal.SIGKILL)
         LOG.info("action started: task %s action %s attempt %s pid %d", req.task_id, req.name,
@@ -454,10 +375,8 @@ class Executor:
         self._release_slot(attempt)
         attempt.state = "finished"
         await self._finish_run(attempt, workspace, returncode, end_at)
-        # after the report is on its way: the group is dead already, these only tidy up
-        self.reaper.forget(proc.pid)
-        self.journal.ended(req.attempt_id, [a.journal_record for a in self.attempts.values()
-                                            if a is not attempt and a.journal_record and a.state == "running"])
+        # after the report is on its way: the group is dead already, this only tidies up
+        self.groups.ended(req.attempt_id)
         # right away: the next task's actions would otherwise meet the new shell's start-up
         self.launcher.refill()
 

@@ -67,8 +67,7 @@ class Node:
         """Recover what an earlier run left, listen on HTTP, register with the manager."""
         for sub in ("apps", "workspaces", "reports", "running", "trash"):
             os.makedirs(os.path.join(self.config.data_path, sub), exist_ok=True)
-        self.executor.reap_orphans()
-        self.executor.reaper.start()
+        self.executor.groups.start()
         self.executor.launcher.refill()
         await self.trash.empty()
         self.appcache.start()
@@ -107,7 +106,7 @@ class Node:
             except asyncio.TimeoutError:
                 pass
         await self.trash.wait()
-        self.executor.reaper.close()
+        self.executor.groups.close()
         LOG.info("node stopped")
 
     def run_action(self, message: RunAction) -> tuple[int, dict]:

@@ -427,10 +427,11 @@ def test_orphans_of_a_crashed_node_are_reaped_at_start(fm, node_factory, tmp_pat
         start_time = int(stat[stat.rindex(b")") + 2:].split()[19])
         with open("/proc/sys/kernel/random/boot_id") as fp:
             boot_id = fp.read().strip()
-        with open(os.path.join(running_dir, "a1.json"), "w") as fp:
-            json.dump({"pgid": orphan.pid, "start_time": start_time, "boot_id": boot_id}, fp)
-        with open(os.path.join(running_dir, "a2.json"), "w") as fp:  # wrong start time: not ours
-            json.dump({"pgid": os.getpid(), "start_time": 1, "boot_id": boot_id}, fp)
+        with open(os.path.join(running_dir, "journal"), "w") as fp:
+            json.dump({"attempt_id": "a1", "pgid": orphan.pid, "start_time": start_time, "boot_id": boot_id}, fp)
+            fp.write("\n")   # and a wrong start time: not ours
+            json.dump({"attempt_id": "a2", "pgid": os.getpid(), "start_time": 1, "boot_id": boot_id}, fp)
+            fp.write("\n")
         node.start()
         assert orphan.wait(5) == -signal.SIGKILL
         assert not os.listdir(running_dir)

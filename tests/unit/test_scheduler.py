@@ -387,3 +387,76 @@ def test_after_restart_a_node_registering_without_an_attempt_lost_it(clock):
     node_up(core, "n1", 1, [], True)
     (d,) = core.schedule()
     assert (d.node_id, d.message.attempt) == ("n1", 2)
+
+
+# -- faults found by review (each test failed before its fix) -----------------------------------
+def test_a_draining_node_is_sent_nothing_new(core):
+    node_up(core, "n1", 2, [], False, draining=True)      # SIGTERM'd: its heartbeat says so
+    add(core, make_task("t1", ("a", [])))
+    assert core.schedule() == []
+    node_up(core, "n2", 1, [], True)
+    (d,) = core.schedule()
+    assert d.node_id == "n2"
+    node_up(core, "n1", 2, [], True)                      # back, not draining
+    add(core, make_task("t2", ("a", [])))
+    (d,) = core.schedule()
+    assert d.node_id == "n1"
+
+
+def test_a_retry_delay_is_not_moved_by_a_wall_clock_step(core, clock):
+    add(core, make_task("t1", ("a", [], {"retries": 1, "retry_delay": 5.0})))
+    (d1,) = core.schedule()
+    finish(core, d1, status="fail")
+    clock.step(-3600)          # DST ends, or NTP steps the clock back an hour
+    clock.advance(5)
+    (d2,) = core.schedule()    # five seconds did pass: the retry is due
+    assert d2.message.attempt == 2
+
+
+def test_the_lost_grace_is_not_cut_by_a_wall_clock_step(core, clock):
+    add(core, make_task("t1", ("a", [])))
+    (d,) = core.schedule()
+    clock.step(3600)           # the wall clock jumps an hour ahead
+    node_up(core, "n1", 2, [], False)    # a heartbeat sent before the RUN arrived
+    assert core.tasks["t1"].actions["a"].stage == "running"     # still in flight, not lost
+
+
+def test_recovery_timeout_is_not_cut_by_a_wall_clock_step(clock):
+    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, recovery_timeout=10)
+    task = make_task("t1", ("a", []))
+    task.stage = "running"
+    action = task.actions["a"]
+    action.stage, action.attempt, action.attempt_id, action.node_id = "running", 1, "att-1", "n9"
+    core.load(task)
+    clock.step(3600)
+    core.tick()
+    assert action.stage == "running"     # n9 still has its recovery_timeout to come back
+
+
+class NoScan(dict):
+    """The task table, refusing to be walked."""
+
+    def values(self):
+        raise AssertionError("walked every task")
+
+    def items(self):
+        raise AssertionError("walked every task")
+
+    def __iter__(self):
+        raise AssertionError("walked every task")
+
+
+def test_a_heartbeat_costs_its_nodes_attempts_not_every_task(core, clock):
+    node_up(core, "n2", 2, [], True)
+    for i in range(50):
+        add(core, make_task(f"t{i}", ("a", [])))
+    ds = core.schedule()
+    mine = [d for d in ds if d.node_id == "n2"]
+    core.tasks = NoScan(core.tasks)
+    held = [{"task_id": d.message.task_id, "name": "a", "attempt_id": d.message.attempt_id} for d in mine]
+    assert node_up(core, "n2", 2, held, False) == []
+    clock.advance(3)
+    node_up(core, "n2", 2, held[:1], False)              # without one, past the grace: lost
+    assert core.tasks[mine[1].message.task_id].actions["a"].stage == "pending"
+    core.dispatch_failed(mine[0].message.attempt_id, "n2", "refused", True)
+    assert core.tasks[mine[0].message.task_id].actions["a"].stage == "pending"
