@@ -22,6 +22,8 @@ setup(
         "tornado>=6.2",
         "PyYAML>=6.0",
         "requests>=2.28",
+        # the CLI's streamed multipart uploads (a maintained encoder rather than our own)
+        "requests-toolbelt>=1.0",
         "SQLAlchemy>=2.0",
         "alembic>=1.12",
         # streaming multipart parsing of application uploads (never held whole in memory)
@@ -30,7 +32,8 @@ setup(
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],
         "postgres": ["psycopg[binary]>=3.1"],
-        "test": ["pytest>=7", "psycopg[binary]>=3.1", "venv-pack>=0.2"],
+        # pytest-xdist: scripts/test.sh runs the suite on two workers (most tests wait on processes)
+        "test": ["pytest>=7", "pytest-xdist>=3.0", "psycopg[binary]>=3.1", "venv-pack>=0.2"],
     },
     entry_points={
         "console_scripts": [

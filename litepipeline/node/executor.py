@@ -22,7 +22,7 @@ from litepipeline.common import clock
 from litepipeline.common.config import NodeConfig
 from litepipeline.common.errors import ActionNotExists, OperationFailed, ServiceUnavailable
 from litepipeline.common.messages import HeldAttempt, Report, RunAction
-from litepipeline.common.states import Stage, Status
+from litepipeline.common.states import AttemptState, Stage, Status
 from litepipeline.node.appcache import AppCache, AppCacheError
 from litepipeline.node.groups import ProcessGroups, Reaper
 from litepipeline.node.launcher import Launcher
@@ -84,7 +84,7 @@ class Attempt:
 
     request: RunAction
     accepted_at: Any = field(default_factory=clock.now)
-    state: str = "fetching"  # fetching → running → finished
+    state: AttemptState = AttemptState.FETCHING   # → RUNNING → FINISHED
     start_at: Any = None
     pgid: Optional[int] = None
     prep: Optional[asyncio.Task] = None
@@ -102,7 +102,7 @@ class Attempt:
 
     def entry(self) -> HeldAttempt:
         req = self.request
-        return HeldAttempt(req.task_id, req.name, req.attempt_id, self.state)
+        return HeldAttempt(req.task_id, req.name, req.attempt_id, self.state.value)
 
 
 class Executor:
@@ -140,6 +140,16 @@ class Executor:
 
     def busy_tasks(self) -> set[str]:
         return {a.request.task_id for a in self.attempts.values()}
+
+    def current_attempt(self, task_id: str, name: str) -> Optional[str]:
+        """The id of the attempt of (task_id, name) held here, if any."""
+        attempt = self._find(task_id, name, None)
+        return attempt.attempt_id if attempt is not None else None
+
+    def attempt_state(self, attempt_id: str) -> Optional[AttemptState]:
+        """Where a held attempt is; None once it has ended here."""
+        attempt = self.attempts.get(attempt_id)
+        return attempt.state if attempt is not None else None
 
     # -- commands ----------------------------------------------------------------------------
     def accept(self, request: RunAction) -> bool:
@@ -212,7 +222,7 @@ class Executor:
         finally:
             hurry.cancel()
         for attempt in list(self.attempts.values()):
-            if attempt.state != "finished":
+            if attempt.state != AttemptState.FINISHED:
                 self._kill(attempt, signal.SIGKILL, "node shut down")
         tasks = [a.task for a in self.attempts.values() if a.task is not None and not a.task.done()]
         if tasks:
@@ -233,12 +243,12 @@ class Executor:
         return None
 
     def _kill(self, attempt: Attempt, signum: int, reason: str) -> None:
-        if attempt.state == "finished":
+        if attempt.state == AttemptState.FINISHED:
             return
         if attempt.kill_reason is None:
             attempt.kill_reason = reason
         attempt.kill_signal = signum
-        if attempt.state == "fetching":
+        if attempt.state == AttemptState.FETCHING:
             if attempt.prep is not None:
                 attempt.prep.cancel()
         elif attempt.pgid is not None:
@@ -358,7 +368,7 @@ class Executor:
         attempt.pgid = proc.pid
         self.groups.started(req.attempt_id, proc.pid, req.task_id, req.name)
         attempt.start_at = clock.now()
-        attempt.state = "running"
+        attempt.state = AttemptState.RUNNING
         if attempt.kill_reason is not None:  # a stop arrived while the process was being spawned
             self._signal_group(attempt, attempt.kill_signal or signal.SIGKILL)
         LOG.info("action started: task %s action %s attempt %s pid %d", req.task_id, req.name,
@@ -373,7 +383,7 @@ class Executor:
         # leftovers of the action (daemonized helpers still in its group) end with it
         self._signal_group(attempt, signal.SIGKILL)
         self._release_slot(attempt)
-        attempt.state = "finished"
+        attempt.state = AttemptState.FINISHED
         await self._finish_run(attempt, workspace, returncode, end_at)
         # after the report is on its way: the group is dead already, this only tidies up
         self.groups.ended(req.attempt_id)
@@ -381,7 +391,7 @@ class Executor:
         self.launcher.refill()
 
     def _send_running(self, attempt: Attempt) -> None:
-        if not attempt.abandoned and attempt.state == "running":
+        if not attempt.abandoned and attempt.state == AttemptState.RUNNING:
             self.reporter.send_running(self._report(attempt, Stage.RUNNING))
 
     async def _wait(self, attempt: Attempt, proc: asyncio.subprocess.Process) -> int:
@@ -428,7 +438,7 @@ class Executor:
 
     def _finish(self, attempt: Attempt, report: Report) -> None:
         req = attempt.request
-        attempt.state = "finished"
+        attempt.state = AttemptState.FINISHED
         attempt.reported = True
         self.attempts.pop(req.attempt_id, None)
         self._recent[req.attempt_id] = None

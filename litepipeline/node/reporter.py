@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 
 from litepipeline.common.errors import LiteError
 from litepipeline.common.messages import Answer, HeldAttempt, Report
+from litepipeline.common.states import AttemptState
 from litepipeline.node.managerlink import REQUEST_TIMEOUT, ManagerLink
 from litepipeline.node.workspace import read_json, remove_file, write_json_atomic
 
@@ -95,7 +96,7 @@ class Reporter:
         return attempt_id in self.pending
 
     def pending_entries(self) -> list[HeldAttempt]:
-        return [HeldAttempt(r.task_id, r.name, aid, "reporting") for aid, r in self.pending.items()]
+        return [HeldAttempt(r.task_id, r.name, aid, AttemptState.REPORTING.value) for aid, r in self.pending.items()]
 
     # -- commands ----------------------------------------------------------------------------
     def submit(self, report: Report) -> None:
