@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import time
 import uuid
 from typing import Any, AsyncIterator, Callable, Optional
 
@@ -27,45 +26,21 @@ from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
 from litepipeline.manager.nodelink import NodeLink
-from litepipeline.manager.scheduler import SchedulerCore, action_input
+from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
-from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
+from litepipeline.manager.taskstate import DAG, EVENT, ActionState, TaskState
+from litepipeline.manager.views import app_view, attempt_view, running_view, task_view
+from litepipeline.manager.waiters import FinishWaiters
 from litepipeline.manager.workspaces import NodeStreams
+from litepipeline.manager.checkpoints import Checkpoints
 from litepipeline.version import __version__
 
 LOG = logging.getLogger(__name__)
 UNFINISHED = {s.value for s in UNFINISHED_STAGES}
 DOWNLOAD_CHUNK = 1024 * 1024
-CHECKPOINT_EVERY = 5.0   # seconds between SQLite WAL checkpoints (each one fsyncs)
 SHA1_RE = re.compile(r"[0-9a-fA-F]{40}")
 NAME_LIMIT = 255    # the name columns' length
 MAX_WAIT = 600.0    # longest ``GET /task/info?wait=`` a client may ask for, in seconds
-
-
-def app_view(row: dict) -> dict:
-    return {"application_id": row["application_id"], "name": row["name"], "create_at": clock.fmt(row["create_at"]),
-            "update_at": clock.fmt(row["update_at"]), "sha1": row["sha1"], "description": row["description"]}
-
-
-def report_view(action: dict) -> dict:
-    """An action as ``task_info.result`` shows it: the node's report (SPEC §3)."""
-    return {"name": action["name"], "task_id": action["task_id"], "stage": action["stage"],
-            "status": action["status"], "node_id": action["node_id"], "start_at": clock.fmt(action["start_at"]),
-            "end_at": clock.fmt(action["end_at"]), "returncode": action["returncode"],
-            "result": action["output"] if action["output"] is not None else {}, "message": action["message"],
-            "attempt": action["attempt"]}
-
-
-def task_view(row: dict, actions: Optional[list] = None) -> dict:
-    view = {"id": row["id"], "task_id": row["task_id"], "task_name": row["task_name"],
-            "application_id": row["application_id"], "app_sha1": row["app_sha1"],
-            "create_at": clock.fmt(row["create_at"]), "start_at": clock.fmt(row["start_at"]),
-            "update_at": clock.fmt(row["update_at"]), "end_at": clock.fmt(row["end_at"]), "stage": row["stage"],
-            "status": row["status"], "input_data": row["input_data"], "message": row["message"]}
-    if actions is not None:
-        view["result"] = {a["name"]: report_view(a) for a in actions
-                          if a["stage"] == Stage.FINISHED.value and a["attempt"] > 0}
-    return view
 
 
 class Manager:
@@ -84,10 +59,9 @@ class Manager:
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
         self._closing = False
         self._app_rows: dict[str, dict] = {}
-        self._finish_waiters: dict[str, set[asyncio.Future]] = {}   # task_id -> GET /task/info?wait=
-        self.dispatcher.on_saved = self._saved
-        self._checkpointing = False
-        self._last_checkpoint = 0.0
+        self.waiters = FinishWaiters()
+        self.dispatcher.on_saved = lambda batch: self.waiters.saved([*batch.new_tasks, *batch.tasks.values()])
+        self.checkpoints = Checkpoints(self.store, self.db)
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -108,10 +82,7 @@ class Manager:
     async def close(self) -> None:
         """Stop scheduling, keep the store consistent, drop node connections quietly."""
         self._closing = True
-        for waiters in self._finish_waiters.values():   # answer waiting clients with what is known now
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+        self.waiters.release_all()
         await self.dispatcher.stop()
         self.cluster.close_all()
         await asyncio.get_running_loop().run_in_executor(None, self.db.shutdown)
@@ -121,19 +92,7 @@ class Manager:
         """The periodic repair sweep: silent nodes, nodes that never came back."""
         self.cluster.sweep()
         self.dispatcher.submit(self.core.tick)
-        now = time.monotonic()
-        if self.store.inline_writes and not self._checkpointing and now - self._last_checkpoint >= CHECKPOINT_EVERY:
-            self._checkpointing = True
-            self._last_checkpoint = now
-            asyncio.ensure_future(self._checkpoint())
-
-    async def _checkpoint(self) -> None:
-        try:
-            await self.db(self.store.checkpoint)
-        except Exception as exc:  # noqa: BLE001 - retried at the next sweep
-            LOG.warning("WAL checkpoint failed: %s", exc)
-        finally:
-            self._checkpointing = False
+        self.checkpoints.maybe()
 
     async def _node_up(self, node_id: str, message: Any, registering: bool) -> list:
         """A REGISTER (``registering``) or HEARTBEAT message from a node."""
@@ -276,11 +235,8 @@ class Manager:
         after ``wait`` seconds with the task as it is then — a client waiting for a result
         needs one request instead of polling.
         """
-        waiter = None
-        if wait > 0:
-            # registered before the read: a finish persisted after the read still wakes us
-            waiter = asyncio.get_running_loop().create_future()
-            self._finish_waiters.setdefault(task_id, set()).add(waiter)
+        # registered before the read: a finish persisted after the read still wakes us
+        waiter = self.waiters.add(task_id) if wait > 0 else None
         try:
             in_memory = self.core.tasks.get(task_id)
             if waiter is not None and in_memory is not None and not in_memory.finished:
@@ -296,19 +252,12 @@ class Manager:
                 row, actions, attempts = await self.db(self._read_task, task_id)
         finally:
             if waiter is not None:
-                waiters = self._finish_waiters.get(task_id)
-                if waiters is not None:
-                    waiters.discard(waiter)
-                    if not waiters:
-                        del self._finish_waiters[task_id]
+                self.waiters.remove(task_id, waiter)
         info = task_view(row, actions)
-        info["attempts"] = [{"name": a["name"], "attempt": a["attempt"], "node_id": a["node_id"],
-                             "dispatched_at": clock.fmt(a["dispatched_at"]), "start_at": clock.fmt(a["start_at"]),
-                             "end_at": clock.fmt(a["end_at"]), "status": a["status"],
-                             "returncode": a["returncode"], "message": a["message"]} for a in attempts]
+        info["attempts"] = [attempt_view(a) for a in attempts]
         out = {"task_info": info}
         if row["stage"] in (Stage.RUNNING.value, Stage.STOPPING.value):
-            out["task_running_info"] = self._running_info(row, actions)
+            out["task_running_info"] = running_view(row, actions, self.cluster.address)
         return out
 
     def _read_task(self, task_id: str) -> tuple[dict, list, list]:
@@ -317,33 +266,6 @@ class Manager:
         if row is None:
             raise TaskNotExists(f"task {task_id} does not exist")
         return row, self.store.get_actions(task_id), self.store.get_attempts(task_id)
-
-    def _saved(self, batch: Batch) -> None:
-        """After a round is persisted: wake whoever waits for a task that has now finished."""
-        if not self._finish_waiters:
-            return
-        for task in [*batch.new_tasks, *batch.tasks.values()]:
-            if task.stage == Stage.FINISHED.value:
-                for waiter in self._finish_waiters.get(task.task_id, ()):
-                    if not waiter.done():
-                        waiter.set_result(None)
-
-    def _running_info(self, row: dict, actions: list) -> list:
-        task = TaskState.from_row(row)
-        for a in actions:
-            state = ActionState.from_row(a)
-            task.actions[state.name] = state
-        out = []
-        for action in task.actions.values():
-            if action.stage != Stage.RUNNING.value:
-                continue
-            out.append({"app_id": task.application_id, "app_sha1": task.app_sha1, "condition": action.condition,
-                        "env": action.env, "input_data": action_input(task, action), "main": action.main,
-                        "name": action.name, "node": self.cluster.address(action.node_id or ""),
-                        "node_id": action.node_id, "task_id": task.task_id, "attempt": action.attempt,
-                        "dispatched_at": clock.fmt(action.dispatched_at),
-                        "start_at": clock.fmt(action.start_at)})
-        return out
 
     async def list_tasks(self, offset: int, limit: int, stage: Optional[str], app_id: Optional[str],
                          status: Optional[str]) -> tuple[list[dict], int]:
