@@ -19,7 +19,7 @@ import os
 import shlex
 import uuid
 from collections import Counter
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -237,7 +237,7 @@ class AppCache:
         for attempt in range(1, DOWNLOAD_TRIES + 1):
             digest = hashlib.sha1()
             with open(dest, "wb") as fp:
-                def on_chunk(chunk: bytes, fp=fp, digest=digest) -> None:
+                def on_chunk(chunk: bytes, fp: Any = fp, digest: Any = digest) -> None:
                     # chunks are small (tornado reads 64 KiB at a time): cheap enough inline
                     fp.write(chunk)
                     digest.update(chunk)
@@ -248,7 +248,7 @@ class AppCache:
                 try:
                     response = await self._client.fetch(request, raise_error=False)
                     code, error = response.code, None
-                except Exception as exc:  # connection refused, reset, timeout
+                except Exception as exc:  # noqa: BLE001 - connection refused, reset, timeout
                     code, error = 599, str(exc) or type(exc).__name__
             if code == 200:
                 return digest.hexdigest()

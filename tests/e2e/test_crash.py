@@ -6,10 +6,10 @@ action's success recorded exactly once.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
+from pathlib import Path
 
 from tests.e2e.harness import wait_for
 from tests.e2e.test_execution import SLEEPER, pid_alive, read_pids, workspace
@@ -133,12 +133,12 @@ def test_stale_report_from_a_frozen_node_is_refused(tmp_path):
             frozen.signal(signal.SIGCONT)
         # the old attempt finishes on the thawed node; its report is refused, the result stays
         log = os.path.join(frozen.config["log_path"], "node.log")
-        wait_for(lambda: "abandoned" in open(log).read(), 15, what="the thawed node to hear its attempt is stale")
+        wait_for(lambda: "abandoned" in Path(log).read_text(), 15, what="the thawed node to hear its attempt is stale")
         final = cluster.api.task_info(task_id)["task_info"]
         assert final["result"]["a"]["attempt"] == 2 and successes(final) == {"a": 1}
         wait_for(lambda: not pid_alive(first["pid"]) and not pid_alive(first["child"]), 10,
                  what="the stale attempt's group to be gone")
-        manager_log = open(os.path.join(cluster.manager.config["log_path"], "manager.log")).read()
+        manager_log = Path(cluster.manager.config["log_path"], "manager.log").read_text()
         assert "refused report from node" in manager_log
 
 

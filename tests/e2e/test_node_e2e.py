@@ -18,6 +18,7 @@ import tarfile
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
@@ -264,10 +265,9 @@ class NodeProcess:
     def start(self) -> NodeProcess:
         with self.fm.lock:
             seen = len(self.fm.registers)
-        log = open(self.dir / "node.out", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "litepipeline.node.server", "-c", str(self.config_path)],
-                                     stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.dir / "node.out", "ab") as log:   # the child keeps its own copy
+            self.proc = subprocess.Popen([sys.executable, "-m", "litepipeline.node.server", "-c",
+                                          str(self.config_path)], stdout=log, stderr=subprocess.STDOUT)
         register = wait_for(lambda: self.fm.registers[seen] if len(self.fm.registers) > seen else None,
                             10, "REGISTER")
         self.port = register["http_port"]
@@ -294,7 +294,7 @@ class NodeProcess:
 
     def wait_child_pid(self, name: str) -> int:
         path = os.path.join(self.workspace(name), "child.pid")
-        text = wait_for(lambda: os.path.exists(path) and open(path).read().strip(), 10, "child.pid")
+        text = wait_for(lambda: os.path.exists(path) and Path(path).read_text().strip(), 10, "child.pid")
         return int(text)
 
     def terminate(self, timeout: float = 15) -> int:

@@ -68,7 +68,7 @@ class Harness:
         self.apps = apps
         self.counts: dict = {}
 
-    async def __aenter__(self) -> Harness:
+    async def __aenter__(self) -> Harness:  # noqa: PYI034 (typing.Self needs 3.11)
         sockets = bind_sockets(0, "127.0.0.1")
         port = sockets[0].getsockname()[1]
         self.server = HTTPServer(tornado.web.Application(
