@@ -107,7 +107,7 @@ def progress_bar(label: str) -> Iterator[Progress | None]:
 
 def _signal(text: str) -> int:
     try:
-        return parse_signal(text)
+        return parse_signal(text, words=True)
     except Bad:
         message = f"invalid signal {text!r}: use -9 (SIGKILL) or -15 (SIGTERM)"
         raise argparse.ArgumentTypeError(message) from None

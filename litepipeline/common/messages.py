@@ -65,7 +65,8 @@ def text(value: Any, label: str) -> str:
 
 
 def nonempty(value: Any, label: str) -> str:
-    if not isinstance(value, str) or not value.strip():
+    """A non-empty string; absent is the same refusal."""
+    if not isinstance(value, str) or not value:
         raise Bad(f"{label} must be a non-empty string")
     return value
 
@@ -73,6 +74,30 @@ def nonempty(value: Any, label: str) -> str:
 def short_text(value: Any, label: str) -> str:
     if not isinstance(value, str) or len(value) > MAX_INFO_TEXT:
         raise Bad(f"{label} must be a string of at most {MAX_INFO_TEXT} characters")
+    return value
+
+
+def of_type(kind: type, what: Optional[str] = None) -> Check:
+    """``kind`` (a bool is no int), or "must be <what>, got <type>"."""
+    def check(value: Any, label: str) -> Any:
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+            raise Bad(f"{label} must be {what or kind.__name__}, got {type(value).__name__}")
+        return value
+    return check
+
+
+def then(*checks: Check) -> Check:
+    """Each check in turn, on what the one before returned."""
+    def check(value: Any, label: str) -> Any:
+        for one in checks:
+            value = one(value, label)
+        return value
+    return check
+
+
+def not_blank(value: str, label: str) -> str:
+    if not value.strip():
+        raise Bad(f"{label} must not be empty")
     return value
 
 
@@ -114,13 +139,25 @@ def int_between(low: int, high: int) -> Check:
 
 def positive_number(value: Any, label: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise Bad(f"{label} must be a positive number, got {value!r}")
+        raise Bad(f"{label} must be a positive number")
+    return value
+
+
+def timeout_seconds(value: Any, label: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise Bad(f"{label} must be a positive number or null, got {value!r}")
     return value
 
 
 def json_object(value: Any, label: str) -> dict:
     if not isinstance(value, dict):
-        raise Bad(f"{label} must be a JSON object, got {type(value).__name__}")
+        raise Bad(f"{label} must be a JSON object")
+    return value
+
+
+def an_object(value: Any, label: str) -> dict:
+    if not isinstance(value, dict):
+        raise Bad(f"{label} must be an object, got {type(value).__name__}")
     return value
 
 
@@ -238,27 +275,28 @@ class RunAction(Message):
 
     COMMAND: ClassVar[str] = protocol.RUN
 
-    name: str = wire(required(plain))
-    main: str = wire(required(nonempty))
-    task_id: str = wire(required(plain))
-    app_id: str = wire(required(plain))
-    app_sha1: str = wire(required(sha1))
-    attempt_id: str = wire(required(plain))
-    attempt: int = wire(optional(positive_int, 1), 1)
+    # (checked in this order: the first bad field is the one named)
+    name: str = wire(required(then(of_type(str), plain)))
+    task_id: str = wire(required(then(of_type(str), plain)))
+    app_id: str = wire(required(then(of_type(str), plain)))
+    attempt_id: str = wire(required(then(of_type(str), plain)))
+    main: str = wire(required(then(of_type(str), not_blank)))
+    app_sha1: str = wire(required(then(of_type(str), sha1)))
     env: Optional[str] = wire(optional(relative_path))
-    condition: list = wire(optional(json_list, list), factory=list)
-    input_data: dict = wire(optional(json_object, dict), factory=dict)
-    timeout: Optional[float] = wire(optional(positive_number))
+    condition: list = wire(lambda v, label: json_list(v, label) if v is not MISSING and v else [], factory=list)
+    input_data: dict = wire(optional(an_object, dict), factory=dict)
+    attempt: int = wire(optional(positive_int, 1), 1)
+    timeout: Optional[float] = wire(optional(timeout_seconds))
 
 
 @dataclass
 class StopAction(Message):
     """``PUT /action/stop``: signal one attempt (or the action's current one)."""
 
-    task_id: str = wire(required(nonempty))
-    name: str = wire(required(nonempty))
+    task_id: str = wire(required(of_type(str)))
+    name: str = wire(required(of_type(str)))
     signal: int = wire(optional(lambda v, label: parse_signal(v, label), -15), -15)
-    attempt_id: Optional[str] = wire(optional(text))
+    attempt_id: Optional[str] = wire(optional(of_type(str, "a string")))
 
 
 @dataclass
@@ -296,18 +334,19 @@ class Report(Message):
     COMMAND: ClassVar[str] = protocol.REPORT
     LABEL: ClassVar[str] = "report field '{}'"
 
-    name: str = wire(required(nonempty))
-    task_id: str = wire(required(nonempty))
-    attempt_id: str = wire(required(nonempty))
-    stage: str = wire(required(one_of(Stage.RUNNING.value, Stage.FINISHED.value)))
+    # (checked in this order: the first bad field is the one named)
+    task_id: str = wire(nonempty)
+    name: str = wire(nonempty)
+    attempt_id: str = wire(nonempty)
     node_id: Optional[str] = wire(optional(text))
-    attempt: Optional[int] = wire(lenient_int)
-    status: Optional[str] = wire(anything)     # an unknown one fails the action (the core says why)
+    message: Optional[str] = wire(optional(text))
     start_at: Optional[str] = wire(optional(text))
     end_at: Optional[str] = wire(optional(text))
-    returncode: Optional[int] = wire(lenient_int)
+    stage: str = wire(one_of(Stage.RUNNING.value, Stage.FINISHED.value))
     result: Optional[dict] = wire(optional(json_object))
-    message: Optional[str] = wire(optional(text))
+    attempt: Optional[int] = wire(lenient_int)
+    status: Optional[str] = wire(anything)     # an unknown one fails the action (the core says why)
+    returncode: Optional[int] = wire(lenient_int)
 
 
 @dataclass
@@ -374,12 +413,13 @@ class RegisterAnswer(Message):
 SIGNAL_WORDS = {"kill": -9, "sigkill": -9, "term": -15, "sigterm": -15}
 
 
-def parse_signal(value: Any, label: str = "field 'signal'") -> int:
-    """-9/-15 (SPEC), 9/15, as a number or numeric string, or kill/term: -9 or -15."""
+def parse_signal(value: Any, label: str = "field 'signal'", words: bool = False) -> int:
+    """-9/-15 (SPEC) or 9/15, as a number or numeric string (and, with ``words``, as the
+    CLI takes them, kill/term): -9 or -15."""
     number: Any = None
     if isinstance(value, str):
         word = value.strip().lower()
-        number = SIGNAL_WORDS.get(word)
+        number = SIGNAL_WORDS.get(word) if words else None
         if number is None and word.lstrip("-").isdigit():
             number = -abs(int(word))
     elif isinstance(value, int) and not isinstance(value, bool):

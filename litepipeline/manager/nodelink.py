@@ -34,7 +34,7 @@ class NodeLink:
         self.lookup = lookup
         self.token = token
         self.timeout = timeout
-        self._http: Optional[AsyncHTTPClient] = None   # made on first use, in the running loop
+        self._client: Optional[AsyncHTTPClient] = None   # made on first use, in the running loop
 
     def run(self, node_id: str, message: RunAction) -> Awaitable[Answer]:
         """Send one attempt to the node: the frame (if any) is written before this returns."""
@@ -75,10 +75,10 @@ class NodeLink:
         request = HTTPRequest(f"http://{node.address}{path}", method=method, body=json.dumps(body),
                               headers={"Content-Type": "application/json", **auth_headers(self.token)},
                               connect_timeout=5, request_timeout=self.timeout)
-        if self._http is None:
-            self._http = AsyncHTTPClient(max_clients=64)
+        if self._client is None:
+            self._client = AsyncHTTPClient(max_clients=64)
         try:
-            response = await self._http.fetch(request, raise_error=False)
+            response = await self._client.fetch(request, raise_error=False)
         except (OSError, HTTPClientError) as exc:
             return Answer(body.get("attempt_id"), 0, "NodeUnreachable", str(exc))
         result, message = envelope_of(response.code, response.body)

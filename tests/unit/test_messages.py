@@ -38,10 +38,14 @@ def test_run_defaults_and_normalisation():
 
 @pytest.mark.parametrize("cls, data, text", [
     (RunAction, {k: v for k, v in RUN.items() if k != "main"}, "missing field 'main'"),
-    (RunAction, {**RUN, "input_data": [1]}, "field 'input_data' must be a JSON object, got list"),
+    (RunAction, {**RUN, "input_data": [1]}, "field 'input_data' must be an object, got list"),
+    (RunAction, {**RUN, "name": 5}, "field 'name' must be str, got int"),
+    (RunAction, {**RUN, "main": " "}, "field 'main' must not be empty"),
+    (RunAction, {**RUN, "timeout": 0}, "field 'timeout' must be a positive number or null, got 0"),
     (Report, {**REPORT, "stage": "done"}, "report field 'stage' must be 'running' or 'finished'"),
     (Report, {**REPORT, "task_id": ""}, "report field 'task_id' must be a non-empty string"),
-    (Report, {**REPORT, "result": [1]}, "report field 'result' must be a JSON object, got list"),
+    (Report, {**REPORT, "result": [1]}, "report field 'result' must be a JSON object"),
+    (Report, {"stage": "finished"}, "report field 'task_id' must be a non-empty string"),
     (Register, {"http_port": 1, "action_slots": 0}, "action_slots must be an integer between 1 and 10000"),
     (Register, {"http_port": 1, "action_slots": 1, "node_id": "nope"}, "node_id must be a uuid, got 'nope'"),
     (Register, {"http_port": 1, "action_slots": 1, "running": {}}, "running must be a list"),
@@ -49,6 +53,8 @@ def test_run_defaults_and_normalisation():
     (Register, {"http_port": 1, "action_slots": 1, "heartbeat_timeout": 0}, "heartbeat_timeout must be a "
                                                                              "positive number"),
     (StopAction, {"task_id": "t", "name": "a", "signal": 3}, "field 'signal' must be -9 or -15, got 3"),
+    (StopAction, {"task_id": "t", "name": "a", "signal": "kill"}, "field 'signal' must be -9 or -15, got 'kill'"),
+    (StopAction, {"task_id": "t", "name": "a", "attempt_id": 5}, "field 'attempt_id' must be a string, got int"),
 ])
 def test_a_bad_field_is_named(cls, data, text):
     with pytest.raises(InvalidParameters) as info:
@@ -79,8 +85,8 @@ def test_answers():
         "status": "FAILURE", "message": "wrong token", "node_id": None}
 
 
-@pytest.mark.parametrize("value, expected", [(-9, -9), (9, -9), ("-15", -15), ("15", -15), ("KILL", -9),
-                                             ("sigterm", -15), (None, None), (True, None), ("x", None), (0, None)])
+@pytest.mark.parametrize("value, expected", [(-9, -9), (9, -9), ("-15", -15), ("15", -15), (None, None),
+                                             (True, None), ("x", None), (0, None), ("kill", None)])
 def test_one_signal_parser(value, expected):
     if expected is None:
         with pytest.raises(Bad):
@@ -89,6 +95,10 @@ def test_one_signal_parser(value, expected):
             signal_value(value)
     else:
         assert parse_signal(value) == expected
+
+
+def test_the_cli_also_takes_signal_words():
+    assert parse_signal("KILL", words=True) == -9 and parse_signal(" sigterm", words=True) == -15
 
 
 def test_an_optional_field_is_one_line():
