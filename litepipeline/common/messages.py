@@ -137,34 +137,29 @@ def int_between(low: int, high: int) -> Check:
     return check
 
 
-def positive_number(value: Any, label: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise Bad(f"{label} must be a positive number")
-    return value
+def positive(message: str) -> Check:
+    """A finite number > 0 (a bool is none); ``message`` may use ``{label}`` and ``{value}``."""
+    def check(value: Any, label: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise Bad(message.format(label=label, value=repr(value)))
+        return value
+    return check
 
 
-def timeout_seconds(value: Any, label: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise Bad(f"{label} must be a positive number or null, got {value!r}")
-    return value
+def instance(kind: type, message: str) -> Check:
+    """A ``kind``; ``message`` may use ``{label}`` and ``{kind}`` (the value's type)."""
+    def check(value: Any, label: str) -> Any:
+        if not isinstance(value, kind):
+            raise Bad(message.format(label=label, kind=type(value).__name__))
+        return value
+    return check
 
 
-def json_object(value: Any, label: str) -> dict:
-    if not isinstance(value, dict):
-        raise Bad(f"{label} must be a JSON object")
-    return value
-
-
-def an_object(value: Any, label: str) -> dict:
-    if not isinstance(value, dict):
-        raise Bad(f"{label} must be an object, got {type(value).__name__}")
-    return value
-
-
-def json_list(value: Any, label: str) -> list:
-    if not isinstance(value, list):
-        raise Bad(f"{label} must be a list")
-    return value
+positive_number = positive("{label} must be a positive number")
+timeout_seconds = positive("{label} must be a positive number or null, got {value}")
+json_object = instance(dict, "{label} must be a JSON object")
+an_object = instance(dict, "{label} must be an object, got {kind}")
+json_list = instance(list, "{label} must be a list")
 
 
 def node_uuid(value: Any, label: str) -> str:

@@ -6,6 +6,7 @@ import asyncio
 from litepipeline.common.messages import Answer, RunAction, StopAction
 from litepipeline.manager.dispatcher import Dispatcher
 from litepipeline.manager.scheduler import SchedulerCore
+from tests.unit.test_node_reporter import until
 from tests.unit.test_scheduler import make_task, node_up
 
 
@@ -37,14 +38,6 @@ class FakeLink:
     async def stop(self, node_id: str, message: StopAction) -> Answer:
         self.stops.append((node_id, message))
         return Answer(message.attempt_id, 200, "ok", "")
-
-
-async def until(predicate, timeout: float = 5) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
 
 
 def run_with(scenario) -> None:

@@ -14,6 +14,15 @@ def _live(pgid: int) -> bool:
     return bool(live_group_members(pgid))
 
 
+def _kill(*procs: subprocess.Popen) -> None:
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
 # -- the reaper: groups die with the node -----------------------------------------------------------
 def _spawn_group() -> subprocess.Popen:
     return subprocess.Popen(["bash", "-c", "(sleep 30 &); sleep 30"], start_new_session=True)
@@ -41,12 +50,7 @@ def test_reaper_kills_listed_groups_when_the_node_pipe_closes():
         assert _wait_gone(watched.pid)
         assert _live(forgotten.pid)          # an ended action's pgid is never killed later
     finally:
-        for proc in (watched, forgotten):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+        _kill(watched, forgotten)
         reaper.close()
 
 
@@ -64,11 +68,7 @@ def test_reaper_ignores_terminal_signals():
         reaper.close()
         assert _wait_gone(group.pid)
     finally:
-        try:
-            os.killpg(group.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        group.wait()
+        _kill(group)
 
 
 # -- the journal: groups left behind are reaped at the next start -------------------------------------
@@ -128,12 +128,7 @@ def test_reap_orphans_kills_groups_listed_by_an_earlier_run(tmp_path):
         assert _live(ended.pid) and _live(reused.pid)
         assert os.listdir(running) == []
     finally:
-        for proc in (left, ended, reused):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+        _kill(left, ended, reused)
 
 
 def test_a_restarted_reaper_still_protects_the_groups_started_before(tmp_path):
@@ -152,12 +147,7 @@ def test_a_restarted_reaper_still_protects_the_groups_started_before(tmp_path):
         assert _wait_gone(after.pid)
         assert _wait_gone(before.pid)         # re-announced to the new reaper: it dies too
     finally:
-        for proc in (before, after):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+        _kill(before, after)
         groups.close()
 
 
