@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shlex
 import signal
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from litepipeline.common.messages import HeldAttempt, Report, RunAction
 from litepipeline.common.states import AttemptState, Stage, Status
 from litepipeline.node.appcache import AppCache, AppCacheError
 from litepipeline.node.groups import ProcessGroups, Reaper
-from litepipeline.node.launcher import Launcher
+from litepipeline.node.launcher import Launcher, build_script, shell_returncode
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import (
     OUTPUT_FILE,
@@ -45,23 +44,6 @@ STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when an action times out
 RECENT_ATTEMPTS = 10000  # finished attempt ids remembered so a re-sent /action/run is not re-run
 
 
-def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> str:
-    """The bash script running ``cd APP && [source ENV/bin/activate &&] MAIN WORKSPACE``.
-
-    The TERM trap keeps bash alive through a stop's SIGTERM (bash runs the trap only after
-    MAIN exits), so the node learns the action ended only once MAIN has finished its own
-    clean-up; bash's exit status is MAIN's (128+N when MAIN died of signal N). A SIGTERM
-    that comes before MAIN has started (during ``cd`` or the env's activation) is
-    remembered, and MAIN is then not started at all (exit status 143). MAIN is the user's
-    command, inserted as is; the paths are quoted.
-    """
-    prefix = f"cd {shlex.quote(app_dir)} && "
-    if env_dir:
-        prefix += f"source {shlex.quote(os.path.join(env_dir, 'bin', 'activate'))} && "
-    prefix += '{ [ -z "${__lp_stopped-}" ] || exit 143; } && '
-    return f"trap '__lp_stopped=1' TERM\n{prefix}{main} {shlex.quote(workspace)}\n"
-
-
 SMALL_FILE = 64 * 1024
 
 
@@ -71,11 +53,6 @@ def _small(path: str) -> bool:
         return os.stat(path).st_size <= SMALL_FILE
     except OSError:
         return True
-
-
-def shell_returncode(returncode: int) -> int:
-    """asyncio's ``-N`` (killed by signal N) as the shell's ``128+N``, like bash reports MAIN's."""
-    return 128 - returncode if returncode < 0 else returncode
 
 
 @dataclass

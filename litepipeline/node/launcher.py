@@ -1,4 +1,5 @@
-"""Starts action scripts, on a runner shell when one is idle.
+"""Builds an action's bash script (:func:`build_script`) and starts it, on a runner shell
+when one is idle.
 
 Starting an action cold costs a fork of the node, an exec of bash and bash's own
 start-up (~1.5 ms of CPU together) before the action's command even begins. A runner is
@@ -394,3 +395,25 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> str:
+    """The bash script running ``cd APP && [source ENV/bin/activate &&] MAIN WORKSPACE``.
+
+    The TERM trap keeps bash alive through a stop's SIGTERM (bash runs the trap only after
+    MAIN exits), so the node learns the action ended only once MAIN has finished its own
+    clean-up; bash's exit status is MAIN's (128+N when MAIN died of signal N). A SIGTERM
+    that comes before MAIN has started (during ``cd`` or the env's activation) is
+    remembered, and MAIN is then not started at all (exit status 143). MAIN is the user's
+    command, inserted as is; the paths are quoted.
+    """
+    prefix = f"cd {shlex.quote(app_dir)} && "
+    if env_dir:
+        prefix += f"source {shlex.quote(os.path.join(env_dir, 'bin', 'activate'))} && "
+    prefix += '{ [ -z "${__lp_stopped-}" ] || exit 143; } && '
+    return f"trap '__lp_stopped=1' TERM\n{prefix}{main} {shlex.quote(workspace)}\n"
+
+
+def shell_returncode(returncode: int) -> int:
+    """asyncio's ``-N`` (killed by signal N) as the shell's ``128+N``, like bash reports MAIN's."""
+    return 128 - returncode if returncode < 0 else returncode

@@ -16,7 +16,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from litepipeline.node.appcache import AppCache, AppCacheError, extract_env
-from litepipeline.node.executor import build_script
+from litepipeline.node.launcher import build_script
 from litepipeline.node.workspace import Trash
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from litepipeline.common.errors import InvalidParameters
 from litepipeline.common.messages import RunAction
-from litepipeline.node.executor import build_script, shell_returncode
+from litepipeline.node.launcher import build_script, shell_returncode
 from litepipeline.node.workspace import OutputError, Trash, Workspaces, input_document, read_output
 from tests.fixtures import live_group_members
 

@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from litepipeline.node.executor import build_script, shell_returncode
-from litepipeline.node.launcher import RUNNERS_MAX, Launcher
+from litepipeline.node.launcher import RUNNERS_MAX, Launcher, build_script, shell_returncode
 from tests.fixtures import live_group_members
 
 GLIBC_INTERNAL = (1 << 31) | (1 << 32)   # signals 32 and 33, as SigIgn bits
