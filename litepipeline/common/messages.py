@@ -291,7 +291,7 @@ class StopAction(Message):
     task_id: str = wire(required(of_type(str)))
     name: str = wire(required(of_type(str)))
     signal: int = wire(optional(lambda v, label: parse_signal(v, label), -15), -15)
-    attempt_id: Optional[str] = wire(optional(of_type(str, "a string")))
+    attempt_id: Optional[str] = wire(optional(instance(str, "{label} must be a string")))
 
 
 @dataclass
