@@ -2,7 +2,7 @@
 when one is idle.
 
 Starting an action cold costs a fork of the node, an exec of bash and bash's own
-start-up (~1.5 ms of CPU together) before the action's command even begins. A runner is
+start-up before the action's command even begins (docs/architecture.md has the numbers). A runner is
 a bash started once, in a session of its own, that runs one action at a time: told by a
 byte on a pipe, it reads the action's script from a memfd, runs it as a background job
 (forked under ``set -m``: a process group of its own, the action's), tells the node the
@@ -34,7 +34,7 @@ from typing import Any, Optional
 
 LOG = logging.getLogger(__name__)
 
-RUNNERS_MAX = 16  # runners kept at most, whatever the node's slots: each is ~3 MB of RSS
+RUNNERS_MAX = 16  # runners kept at most, whatever the node's slots: each holds a bash's memory
 # stdin is the node's command pipe: a NUL byte means "run the script now in fd 4" (a memfd:
 # read whole with one buffered read, where bash reads a pipe one byte per system call);
 # fd 3 is the status pipe to the node: "PID" when a job starts, "STATUS" when it ends

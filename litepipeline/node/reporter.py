@@ -158,7 +158,7 @@ class Reporter:
         if report is None:
             return
         path = self._path(attempt_id)
-        # Persisted unless the manager acknowledges at once (the normal case, ~1 ms): three
+        # Persisted unless the manager acknowledges at once (the normal case): three
         # file operations saved on the path of every action, at the price of a re-run (never
         # a lost or doubled result) if the node dies within PERSIST_AFTER of the action's end.
         persist_timer = None
