@@ -199,3 +199,44 @@ def test_link_registers_retries_and_persists(tmp_path, caplog):
     assert len(registered) == 2
     assert stops == [HeldAttempt("t", "n", "a")]
     assert any(r.levelname == "ERROR" and "wrong token" in r.getMessage() for r in caplog.records)
+
+
+class CountingTCP(TCPServer):
+    """Answers every REGISTER and HEARTBEAT with SUCCESS and keeps what it got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list = []
+
+    async def handle_stream(self, stream, address) -> None:
+        try:
+            while True:
+                message = await protocol.read_message(stream)
+                self.seen.append((message["command"], message["data"].get("draining")))
+                await stream.write(protocol.reply(message["command"], "SUCCESS", node_id="id-1"))
+        except (StreamClosedError, protocol.ProtocolError):
+            pass
+
+
+def test_a_node_that_begins_to_drain_says_so_at_once(tmp_path):
+    state = {"draining": False}
+
+    async def run() -> list:
+        server = CountingTCP()
+        sockets = bind_sockets(0, "127.0.0.1")
+        server.add_sockets(sockets)
+        # heartbeats every minute: only heartbeat_soon() can bring the next one
+        link = ManagerLink("http://127.0.0.1:1/action/update", None, "127.0.0.1", sockets[0].getsockname()[1],
+                           str(tmp_path / "configuration.json"),
+                           lambda: Register(http_port=1, action_slots=1, draining=state["draining"]), 60, 5, 0.05)
+        link.start()
+        await until(lambda: link.registered.is_set())
+        state["draining"] = True
+        link.heartbeat_soon()
+        await until(lambda: len(server.seen) == 2)
+        await link.stop()
+        link.close()
+        server.stop()
+        return server.seen
+
+    assert asyncio.run(run()) == [("REGISTER", False), ("HEARTBEAT", True)]
