@@ -6,9 +6,10 @@ the node at once and its work goes back to the scheduler. Garbage on a connectio
 CRC, not JSON, unknown command, oversized frame, a HEARTBEAT before REGISTER is answered
 FAILURE) affects only that connection.
 
-Nodes that list the ``RUN``/``REPORT`` features at REGISTER also get their dispatches and
-send their reports over this connection (see :mod:`litepipeline.common.protocol`); the
-others use the HTTP routes of SPEC §3/§4.
+Nodes that list the ``RUN``/``REPORT`` features at REGISTER also send their reports over
+this connection, and get their dispatches on it (written by
+:class:`~litepipeline.manager.nodelink.NodeLink`); the others use the HTTP routes of
+SPEC §3/§4. Each live node is a :class:`~litepipeline.manager.nodes.NodeInfo`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import hmac
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from tornado.iostream import IOStream, StreamClosedError
@@ -27,53 +27,12 @@ from litepipeline.common import protocol
 from litepipeline.common.errors import LiteError
 from litepipeline.common.messages import Answer, Heartbeat, HeldAttempt, Register, RegisterAnswer, Report
 from litepipeline.common.protocol import FAILURE, FEATURES, HEARTBEAT, REGISTER, REPORT, RUN, SUCCESS, ProtocolError
+from litepipeline.manager.nodes import NODE_FIELDS, NodeInfo
 
 LOG = logging.getLogger(__name__)
 MAX_CONNECTIONS = 1024
 # a connection must REGISTER this soon after opening: idle ones would use up MAX_CONNECTIONS
 REGISTER_TIMEOUT = 10.0
-NODE_FIELDS = ("node_id", "http_host", "http_port", "action_slots", "heartbeat_interval", "heartbeat_timeout",
-               "data_path", "app_path", "python3", "version")
-
-
-@dataclass
-class NodeInfo:
-    """One registered node, as ``cluster info`` shows it."""
-
-    node_id: str
-    info: dict
-    stream: Any = field(repr=False, default=None)
-    last_seen: float = field(default_factory=time.monotonic)
-    features: frozenset = frozenset()
-    runs: dict = field(default_factory=dict, repr=False)   # attempt_id -> future of the RUN answer
-
-    @property
-    def address(self) -> str:
-        return f"{self.info['http_host']}:{self.info['http_port']}"
-
-    @property
-    def timeout(self) -> float:
-        return float(self.info.get("heartbeat_timeout") or 30)
-
-    def public(self) -> dict:
-        out = {k: self.info.get(k) for k in NODE_FIELDS}
-        out["node_id"] = self.node_id
-        return out
-
-    def answered(self, answer: Answer) -> None:
-        """The node's answer to a RUN frame (see :class:`~litepipeline.manager.nodelink.NodeLink`)."""
-        waiter = self.runs.get(str(answer.attempt_id))
-        if waiter is not None and not waiter.done():
-            waiter.set_result(answer)
-
-    def fail_runs(self, reason: str) -> None:
-        """The connection is gone: every RUN still waiting gets ``NodeGone``."""
-        for attempt_id, waiter in self.runs.items():
-            if not waiter.done():
-                waiter.set_result(Answer(attempt_id, 0, "NodeGone", reason))
-        self.runs.clear()
-
-
 class Cluster(TCPServer):
     """Accepts node connections; keeps the table of live nodes."""
 

@@ -12,7 +12,8 @@ from tornado.tcpclient import TCPClient
 
 from litepipeline.common import protocol
 from litepipeline.common.messages import Answer, Heartbeat, Register, RunAction, StopAction
-from litepipeline.manager.cluster import Cluster, NodeInfo
+from litepipeline.manager.cluster import Cluster
+from litepipeline.manager.nodes import NodeInfo
 from litepipeline.manager.nodelink import NodeLink
 
 SHA1 = "b" * 40
