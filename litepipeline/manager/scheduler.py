@@ -189,7 +189,9 @@ class SchedulerCore:
         mono = self.mono()
         node = self.nodes.get(node_id)
         if node is None:
-            node = self.nodes[node_id] = NodeSlots(node_id, slots or 1)
+            if slots is None:   # a heartbeat of a node dropped meanwhile: its REGISTER comes next
+                return []
+            node = self.nodes[node_id] = NodeSlots(node_id, slots)
         if slots is not None:
             node.slots = slots
         node.draining = draining

@@ -460,3 +460,11 @@ def test_a_heartbeat_costs_its_nodes_attempts_not_every_task(core, clock):
     assert core.tasks[mine[1].message.task_id].actions["a"].stage == "pending"
     core.dispatch_failed(mine[0].message.attempt_id, "n2", "refused", True)
     assert core.tasks[mine[0].message.task_id].actions["a"].stage == "pending"
+
+
+def test_only_a_register_says_how_many_slots_a_node_has(core):
+    assert core.node_up("n7", [], False) == []          # a heartbeat of a node the core dropped
+    assert "n7" not in core.nodes
+    node_up(core, "n1", 3, [], True)
+    core.node_up("n1", [], False)                        # heartbeats leave the slots alone
+    assert core.nodes["n1"].slots == 3
