@@ -5,7 +5,7 @@ received dict (raising the class's error kind, naming the field) and ``to_dict()
 the wire shape (SPEC §4/§5 and the RUN/REPORT extension). A field is declared with
 :func:`wire`, which takes the check that parses it, so a new optional field is one line::
 
-    labels: dict = wire(optional(json_object), factory=dict)
+    labels: dict = wire(optional(json_object, dict), factory=dict)
 
 The same shapes travel as TCP frames (``to_frame``) or as HTTP bodies.
 """
@@ -50,7 +50,7 @@ def required(check: Check) -> Check:
 
 
 def optional(check: Check, default: Any = None) -> Check:
-    """``None``, absent (and ``""`` for text) give ``default``; anything else must pass ``check``."""
+    """``None`` or absent gives ``default`` (called when callable); anything else must pass ``check``."""
     def maybe(value: Any, label: str) -> Any:
         if value is MISSING or value is None:
             return default() if callable(default) else default
