@@ -208,10 +208,11 @@ def one_of(*choices: str) -> Check:
 
 
 def wire(check: Check, default: Any = None, *, factory: Optional[Callable[[], Any]] = None,
-         omit_none: bool = False) -> Any:
+         omit_none: bool = False, nested: bool = False) -> Any:
     """A message field: ``check`` parses it; ``omit_none`` leaves a None out of ``to_dict``
-    (a field added later, so that older peers see the shape they know)."""
-    meta = {"check": check, "omit_none": omit_none}
+    (a field added later, so that older peers see the shape they know); ``nested``: a list
+    that may hold messages."""
+    meta = {"check": check, "omit_none": omit_none, "nested": nested}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -225,6 +226,7 @@ class Message:
     LABEL: ClassVar[str] = "field '{}'"    # how an error names a field
     ERROR: ClassVar[type] = InvalidParameters
     _plan: ClassVar[Optional[tuple]] = None
+    _plain: ClassVar[Optional[bool]] = None
 
     @classmethod
     def _fields(cls) -> tuple:
@@ -249,14 +251,19 @@ class Message:
         return cls(**values)
 
     def to_dict(self) -> dict:
+        plain = self.__class__.__dict__.get("_plain")
+        if plain is None:
+            plain = self.__class__._plain = not any(omit for _, _, _, omit in self._fields()) and \
+                not any(f.metadata.get("nested") for f in dataclasses.fields(self))
+        if plain:   # the hot path (RUN, REPORT): no field left out, no message inside
+            return {name: getattr(self, name) for name, _, _, _ in self._fields()}
         out = {}
         for name, _, _, omit_none in self._fields():
             value = getattr(self, name)
             if value is None and omit_none:
                 continue
-            out[name] = value.to_dict() if isinstance(value, Message) else \
-                [v.to_dict() for v in value] if isinstance(value, list) and value and isinstance(value[0], Message) \
-                else value
+            out[name] = [v.to_dict() if isinstance(v, Message) else v for v in value] \
+                if isinstance(value, list) else value
         return out
 
     def to_frame(self) -> bytes:
@@ -365,7 +372,8 @@ class Register(Message):
     token: Optional[str] = wire(anything)
     features: list = wire(lambda v, label: [f for f in v if isinstance(f, str)] if isinstance(v, list) else [],
                           factory=list)
-    running: list = wire(optional(lambda v, label: held_list(json_list(v, label), label), list), factory=list)
+    running: list = wire(optional(lambda v, label: held_list(json_list(v, label), label), list), factory=list,
+                         nested=True)
     free_slots: Optional[int] = wire(lenient_int)
     draining: bool = wire(flag, False)
 
@@ -376,7 +384,7 @@ class Heartbeat(Message):
 
     COMMAND: ClassVar[str] = protocol.HEARTBEAT
 
-    running: list = wire(held_list, factory=list)
+    running: list = wire(held_list, factory=list, nested=True)
     free_slots: Optional[int] = wire(lenient_int)
     draining: bool = wire(flag, False)
 
@@ -388,7 +396,7 @@ class RegisterAnswer(Message):
     status: str = wire(anything)
     message: str = wire(anything, "")
     node_id: Optional[str] = wire(anything, omit_none=True)
-    stop: Optional[list] = wire(held_list, omit_none=True)          # absent from a FAILURE
+    stop: Optional[list] = wire(held_list, omit_none=True, nested=True)   # absent from a FAILURE
     features: Optional[list] = wire(lambda v, label: v if isinstance(v, list) else None, omit_none=True)
 
     @property
