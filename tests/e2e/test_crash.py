@@ -177,6 +177,25 @@ def test_graceful_node_sigterm_drains(cluster, tmp_path):
     assert final["status"] == "success" and successes(final) == {"a": 1, "b": 1}
 
 
+def test_a_draining_node_is_sent_no_new_work(cluster, tmp_path):
+    # b becomes ready while the node drains: the manager must not even try the node (it
+    # used to, and got 503 ServiceUnavailable back every second until the node was gone)
+    node = cluster.add_node(slots=2, drain_timeout=10)
+    app_id = cluster.upload(make_app(str(tmp_path), dag(("a", []), ("b", ["a"]))))
+    task_id = cluster.api.task_create(app_id, "t", {"_a": {"sleep": 2.0}})["task_id"]
+    wait_for(lambda: os.path.exists(os.path.join(workspace(node, task_id, "a"), "stdout.data")), what="a started")
+    node.signal(signal.SIGTERM)
+    node.proc.wait(15)
+    assert node.proc.returncode == 0
+    assert cluster.api.task_info(task_id)["task_info"]["result"]["a"]["status"] == "success"
+    manager_log = Path(cluster.manager.config["log_path"], "manager.log").read_text()
+    assert f"dispatch of {task_id}/b" not in manager_log
+    assert not os.path.exists(workspace(node, task_id, "b"))
+    cluster.add_node(slots=1)
+    final = cluster.wait_task(task_id, timeout=30)["task_info"]
+    assert final["status"] == "success" and successes(final) == {"a": 1, "b": 1}
+
+
 def test_graceful_node_sigterm_kills_after_drain_timeout(cluster, tmp_path):
     node = cluster.add_node(slots=1, drain_timeout=0.5)
     config = {"actions": [{"name": "a", "main": "python3 sleeper.py"}]}
