@@ -169,28 +169,11 @@ def test_graceful_node_sigterm_drains(cluster, tmp_path):
     node.proc.wait(15)
     assert node.proc.returncode == 0
     info = cluster.api.task_info(task_id)
-    # a finished during the drain and was reported; b could not start on a draining node
+    # a finished during the drain and was reported; b, ready meanwhile, was not even sent
+    # to the draining node (it used to be, and came back 503 every second till the node left)
     assert info["task_info"]["result"]["a"]["status"] == "success"
     assert "b" not in info["task_info"]["result"]
-    cluster.add_node(slots=1)
-    final = cluster.wait_task(task_id, timeout=30)["task_info"]
-    assert final["status"] == "success" and successes(final) == {"a": 1, "b": 1}
-
-
-def test_a_draining_node_is_sent_no_new_work(cluster, tmp_path):
-    # b becomes ready while the node drains: the manager must not even try the node (it
-    # used to, and got 503 ServiceUnavailable back every second until the node was gone)
-    node = cluster.add_node(slots=2, drain_timeout=10)
-    app_id = cluster.upload(make_app(str(tmp_path), dag(("a", []), ("b", ["a"]))))
-    task_id = cluster.api.task_create(app_id, "t", {"_a": {"sleep": 2.0}})["task_id"]
-    wait_for(lambda: os.path.exists(os.path.join(workspace(node, task_id, "a"), "stdout.data")), what="a started")
-    node.signal(signal.SIGTERM)
-    node.proc.wait(15)
-    assert node.proc.returncode == 0
-    assert cluster.api.task_info(task_id)["task_info"]["result"]["a"]["status"] == "success"
-    manager_log = Path(cluster.manager.config["log_path"], "manager.log").read_text()
-    assert f"dispatch of {task_id}/b" not in manager_log
-    assert not os.path.exists(workspace(node, task_id, "b"))
+    assert f"dispatch of {task_id}/b" not in Path(cluster.manager.config["log_path"], "manager.log").read_text()
     cluster.add_node(slots=1)
     final = cluster.wait_task(task_id, timeout=30)["task_info"]
     assert final["status"] == "success" and successes(final) == {"a": 1, "b": 1}
