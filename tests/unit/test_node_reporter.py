@@ -240,3 +240,53 @@ def test_a_node_that_begins_to_drain_says_so_at_once(tmp_path):
         return server.seen
 
     assert asyncio.run(run()) == [("REGISTER", False), ("HEARTBEAT", True)]
+
+
+class ChannelTCP(TCPServer):
+    """A manager that offers the RUN/REPORT features and acknowledges every REPORT frame."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports: list = []
+
+    async def handle_stream(self, stream, address) -> None:
+        try:
+            while True:
+                message = await protocol.read_message(stream)
+                command, data = message["command"], message["data"]
+                if command == protocol.REPORT:
+                    self.reports.append(data["attempt_id"])
+                    await stream.write(protocol.encode(protocol.REPORT, {"attempt_id": data["attempt_id"],
+                                                                         "code": 200, "result": "ok"}))
+                else:
+                    await stream.write(protocol.reply(command, "SUCCESS", node_id="id-1",
+                                                      features=protocol.FEATURES))
+        except (StreamClosedError, protocol.ProtocolError):
+            pass
+
+
+def test_the_link_sends_a_report_as_a_frame_and_a_big_one_over_http(tmp_path):
+    seen: list = []
+
+    async def run() -> tuple:
+        http, url = await http_manager([(200, {"result": "ok"})], seen)
+        tcp = ChannelTCP()
+        sockets = bind_sockets(0, "127.0.0.1")
+        tcp.add_sockets(sockets)
+        link = ManagerLink(url, None, "127.0.0.1", sockets[0].getsockname()[1], str(tmp_path / "configuration.json"),
+                           lambda: Register(http_port=1, action_slots=1), 60, 5, 0.05)
+        link.start()
+        await until(lambda: link.registered.is_set())
+        small = await link.report(report("small"))
+        big = report("big")
+        big.result = {"data": "x" * protocol.CHANNEL_MESSAGE_LIMIT}
+        large = await link.report(big)
+        await link.stop()
+        link.close()
+        tcp.stop()
+        http.stop()
+        return small, large, tcp.reports
+
+    small, large, framed = asyncio.run(run())
+    assert small.ok and large.ok
+    assert framed == ["small"] and [r["attempt_id"] for r in seen] == ["big"]
