@@ -103,10 +103,16 @@ class ManagerLink:
         self.on_run: Callable[[RunAction], tuple[int, dict]] = lambda message: (
             503, {"result": "ServiceUnavailable", "message": "not ready"})
 
+    def open(self) -> None:
+        """Open the HTTP client: reports can go (over HTTP) from now on."""
+        if self._client is None:
+            self._client = AsyncHTTPClient(force_instance=True, max_clients=32)
+
     def start(self) -> None:
-        """Open the HTTP client; register over TCP when the manager's TCP address is known."""
-        self._client = AsyncHTTPClient(force_instance=True, max_clients=32)
-        if self.host is not None:
+        """:meth:`open`, then register over TCP when the manager's TCP address is known (the
+        node's info must be final: its HTTP port is bound)."""
+        self.open()
+        if self.host is not None and self._task is None:
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:

@@ -1,4 +1,4 @@
-"""The Node: owns the app cache, workspaces, executor, reporter, registrant and HTTP server.
+"""The Node: owns the app cache, workspaces, executor, reporter, manager link and HTTP server.
 
 Started and stopped as a unit by ``litenode`` (and by tests, in-process). Disk layout
 under ``data_path``: ``configuration.json`` (node_id), ``apps/``, ``workspaces/``,
@@ -71,7 +71,7 @@ class Node:
         self.executor.launcher.refill()
         await self.trash.empty()
         self.appcache.start()
-        self.link.start()
+        self.link.open()
         self.reporter.start()
         sockets = bind_sockets(self.config.http_port, self.config.http_host)
         self.http_port = sockets[0].getsockname()[1]  # http_port 0 picks a free port
@@ -79,6 +79,7 @@ class Node:
         self._server.add_sockets(sockets)
         LOG.info("LitePipeline node %s listening on %s:%d (data in %s)", __version__, self.config.http_host,
                  self.http_port, self.config.data_path)
+        self.link.start()
         self._sweeper = asyncio.ensure_future(self._sweep_loop())
 
     async def stop(self) -> None:
