@@ -407,7 +407,8 @@ def test_node_killed_takes_its_actions_along(fm, node_factory):
     child = node.wait_child_pid("sleeper")
     pgid = os.getpgid(child)
     running_dir = os.path.join(node.data_path, "running")
-    assert os.listdir(running_dir)  # the pgid is on record
+    # the pgid is on record (written as the launch returns: the action may be quicker)
+    wait_for(lambda: os.listdir(running_dir), 5, "the group's start record")
     node.proc.kill()
     node.proc.wait(5)
     wait_for(lambda: not live_group_members(pgid), 1.0, "the action's processes to die with the node")
