@@ -9,11 +9,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "litepipeline", "version.py"), encoding="utf-8") as fp:
     __version__ = re.search(r'__version__ = "([^"]+)"', fp.read()).group(1)
 
+with open(os.path.join(HERE, "README.md"), encoding="utf-8") as fp:
+    README = fp.read()
+
 setup(
     name="litepipeline",
     version=__version__,
     description="A distributed pipeline system: packaged Python jobs as DAGs on a few machines",
-    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
+    long_description=README,
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["litepipeline", "litepipeline.*"]),
@@ -22,6 +25,8 @@ setup(
         "tornado>=6.2",
         "PyYAML>=6.0",
         "requests>=2.28",
+        # the CLI's streamed multipart uploads (a maintained encoder rather than our own)
+        "requests-toolbelt>=1.0",
         "SQLAlchemy>=2.0",
         "alembic>=1.12",
         # streaming multipart parsing of application uploads (never held whole in memory)
@@ -33,7 +38,9 @@ setup(
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],
         "postgres": ["psycopg[binary]>=3.1"],
-        "test": ["pytest>=7", "psycopg[binary]>=3.1", "venv-pack>=0.2"],
+        # pytest-xdist: scripts/test.sh runs the suite on two workers (most tests wait on processes)
+        # ruff: tests/unit/test_lint.py holds the repository to pyproject.toml's lint rules
+        "test": ["pytest>=7", "pytest-xdist>=3.0", "ruff>=0.4", "psycopg[binary]>=3.1", "venv-pack>=0.2"],
     },
     entry_points={
         "console_scripts": [

@@ -14,11 +14,12 @@ import http.client
 import os
 import socket
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any, BinaryIO, Callable, Optional
 
 import requests
+from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
+
+from litepipeline.common.errors import parse_envelope
 
 Progress = Callable[[int, Optional[int]], None]
 """Called as ``progress(bytes_done, bytes_total_or_None)`` while a transfer runs."""
@@ -50,85 +51,26 @@ class Reply(dict):
 
 
 class MultipartBody:
-    """A ``multipart/form-data`` body that reads its file in chunks as it is sent.
-
-    requests only streams a body that is file-like and has a known length, so this object
-    offers ``read``, ``__iter__`` and ``__len__``; ``Content-Length`` is exact, which lets
-    the manager reject an oversized upload before reading it.
-    """
+    """A streamed ``multipart/form-data`` body (requests-toolbelt's encoder): the file is
+    read in chunks as it is sent, and ``Content-Length`` is exact, which lets the manager
+    reject an oversized upload before reading it. :meth:`close` closes the file."""
 
     def __init__(self, fields: dict[str, str], file_field: str | None = None,
                  file_path: str | None = None, progress: Progress | None = None) -> None:
-        self.boundary = uuid.uuid4().hex
-        self.content_type = f"multipart/form-data; boundary={self.boundary}"
-        self._progress = progress
-        # Segments are bytes, or a (path, size) pair read lazily from disk.
-        self._segments: list[bytes | tuple[str, int]] = []
-        for name, value in fields.items():
-            self._segments.append(self._part_head(name) + b"\r\n" + str(value).encode("utf-8") + b"\r\n")
-        self.file_size = 0
+        parts: dict[str, Any] = {name: str(value) for name, value in fields.items()}
+        self._file: BinaryIO | None = None
         if file_field is not None and file_path is not None:
-            self.file_size = os.stat(file_path).st_size
-            filename = os.path.basename(file_path).replace('"', "%22").replace("\r", "").replace("\n", "")
-            head = self._part_head(file_field, filename) + b"Content-Type: application/octet-stream\r\n\r\n"
-            self._segments += [head, (file_path, self.file_size), b"\r\n"]
-        self._segments.append(f"--{self.boundary}--\r\n".encode("ascii"))
-        self._length = sum(s[1] if isinstance(s, tuple) else len(s) for s in self._segments)
-        self._index = 0
-        self._offset = 0
-        self._file: Any | None = None
-        self._sent = 0
-
-    def _part_head(self, name: str, filename: str | None = None) -> bytes:
-        disposition = f'Content-Disposition: form-data; name="{name}"'
-        if filename is not None:
-            disposition += f'; filename="{filename}"'
-        return f"--{self.boundary}\r\n{disposition}\r\n".encode()
+            self._file = open(file_path, "rb")  # noqa: SIM115 - closed by close(), after the request
+            parts[file_field] = (os.path.basename(file_path), self._file, "application/octet-stream")
+        report = (lambda monitor: progress(monitor.bytes_read, monitor.len)) if progress is not None else None
+        self.encoder = MultipartEncoderMonitor(MultipartEncoder(fields=parts), report)
+        self.content_type = self.encoder.content_type
 
     def __len__(self) -> int:
-        return self._length
+        return self.encoder.len
 
     def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes of the body (all that is left when ``size`` < 0); ``b""`` at the end."""
-        out = bytearray()
-        while self._index < len(self._segments) and (size < 0 or len(out) < size):
-            want = CHUNK_SIZE if size < 0 else size - len(out)
-            segment = self._segments[self._index]
-            if isinstance(segment, bytes):
-                piece = segment[self._offset:self._offset + want]
-            else:
-                piece = self._read_file(segment, want)
-            self._offset += len(piece)
-            out += piece
-            if self._offset >= (segment[1] if isinstance(segment, tuple) else len(segment)):
-                self._index += 1
-                self._offset = 0
-        if out and self._progress is not None:
-            self._sent += len(out)
-            self._progress(self._sent, self._length)
-        return bytes(out)
-
-    def _read_file(self, segment: tuple[str, int], want: int) -> bytes:
-        path, size = segment
-        if size == 0:
-            return b""   # an empty file part: nothing to read, the segment ends at once
-        if self._file is None:
-            # Stays open across read() calls; closed at the segment's end or by close().
-            self._file = open(path, "rb")  # noqa: SIM115
-        piece = self._file.read(min(want, size - self._offset, CHUNK_SIZE))
-        if not piece:
-            # Content-Length is already promised; a file that shrank cannot be sent honestly.
-            raise ClientError(f"file changed while uploading: {path}")
-        if self._offset + len(piece) >= size:
-            self.close()
-        return piece
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            chunk = self.read(CHUNK_SIZE)
-            if not chunk:
-                return
-            yield chunk
+        return self.encoder.read(size)
 
     def close(self) -> None:
         if self._file is not None:
@@ -213,14 +155,10 @@ class ManagerClient:
             raise ClientError(f"request to manager at {self.address} failed: {_reason(exc)}") from None
 
     def _reply(self, response: requests.Response) -> Reply:
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            kind = "non-JSON" if data is None else "non-object JSON"
-            status = response.status_code
-            raise ClientError(f"manager at {self.address} answered HTTP {status} with a {kind} body")
+        data = parse_envelope(response.content)
+        if data is None:
+            raise ClientError(f"manager at {self.address} answered HTTP {response.status_code} with a "
+                              f"non-JSON body")
         return Reply(data, response.status_code)
 
     def call(self, method: str, path: str, params: dict | None = None, json: Any = None, held: float = 0) -> Reply:
@@ -239,7 +177,7 @@ class ManagerClient:
         present = {k: v for k, v in fields.items() if v is not None}
         body = MultipartBody(present, "up_file" if file_path else None, file_path, progress)
         try:
-            with self._send(method, path, transfer=True, data=body,
+            with self._send(method, path, transfer=True, data=body.encoder,
                             headers={"Content-Type": body.content_type}) as response:
                 return self._reply(response)
         finally:

@@ -25,6 +25,7 @@ from typing import Callable, TextIO
 from litepipeline.client import schedules, toolkit, workflows
 from litepipeline.client.api import ClientError, ManagerClient, Progress, Reply
 from litepipeline.client.table import format_table, rows_from
+from litepipeline.common.messages import Bad, parse_signal
 from litepipeline.common.states import Stage, Status
 from litepipeline.version import __version__
 
@@ -34,7 +35,6 @@ TASK_COLUMNS = ("task_id", "application_id", "task_name", "create_at", "start_at
                 "status")
 NODE_COLUMNS = ("node_id", "http_host", "http_port", "action_slots", "app_path", "data_path")
 RESULT_COLUMNS = ("result", "message")
-SIGNALS = {"-9": -9, "9": -9, "kill": -9, "sigkill": -9, "-15": -15, "15": -15, "term": -15, "sigterm": -15}
 
 
 class UsageError(Exception):
@@ -107,8 +107,8 @@ def progress_bar(label: str) -> Iterator[Progress | None]:
 
 def _signal(text: str) -> int:
     try:
-        return SIGNALS[text.strip().lower()]
-    except KeyError:
+        return parse_signal(text, words=True)
+    except Bad:
         message = f"invalid signal {text!r}: use -9 (SIGKILL) or -15 (SIGTERM)"
         raise argparse.ArgumentTypeError(message) from None
 

@@ -40,6 +40,7 @@ class ActionSpec:
     retry_delay: float = 0
 
     def to_dict(self) -> dict:
+        """The action as configuration.json states it (works keep their pinned specs this way)."""
         return {"name": self.name, "main": self.main, "condition": list(self.condition), "env": self.env,
                 "input_data": self.input_data, "to_action": self.to_action, "timeout": self.timeout,
                 "retries": self.retries, "retry_delay": self.retry_delay}
@@ -256,11 +257,20 @@ def _member_path(member: tarfile.TarInfo) -> str:
     return "/".join(parts)
 
 
-class _MemberChecker:
-    """Applies the member rules one member at a time, tracking top dir and size."""
+class MemberRules:
+    """The one set of tar member rules (manager and node, applications and envs), applied
+    one member at a time, tracking the top directory and the unpacked size.
 
-    def __init__(self, max_unpacked_size: int) -> None:
+    Every archive: relative, ``..``-free names; files, directories and links only; no
+    member inside a symlink (writing through one could escape); hard links to members
+    inside; at most ``max_unpacked_size`` bytes. An application (``one_top``) also holds
+    one top directory, and its symlinks stay inside it. A venv-pack env tarball has no top
+    directory, and its ``bin/python`` links to the interpreter by absolute path.
+    """
+
+    def __init__(self, max_unpacked_size: int, one_top: bool = True) -> None:
         self.max_unpacked_size = max_unpacked_size
+        self.one_top = one_top
         self.top: Optional[str] = None
         self.size = 0
         self.count = 0
@@ -269,6 +279,8 @@ class _MemberChecker:
         self.links: dict[str, str] = {}   # symlink path -> its target joined to the link's directory
 
     def _inside(self, path: Optional[str]) -> bool:
+        if not self.one_top:
+            return path is not None
         return path is not None and (path == self.top or path.startswith(self.top + "/"))
 
     def _resolve(self, path: str, depth: int = 0) -> Optional[str]:
@@ -296,7 +308,7 @@ class _MemberChecker:
     def finish(self) -> None:
         """Checks that need the whole archive: links through links, members under links."""
         for path, target in self.links.items():
-            if not self._inside(self._resolve(target)):
+            if self.one_top and not self._inside(self._resolve(target)):
                 raise InvalidApplication(f"tarball link '{path}' points outside the top directory")
         for path in self.paths:
             parent = posixpath.dirname(path)
@@ -322,21 +334,29 @@ class _MemberChecker:
         if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
             raise InvalidApplication(f"tarball member '{member.name}' has an unsupported type")
         top = path.split("/", 1)[0]
-        if self.top is None:
-            self.top = top
-        elif top != self.top:
-            raise InvalidApplication(
-                f"tarball must hold one top directory, found '{self.top}' and '{top}'")
-        if path == top and not member.isdir():
-            raise InvalidApplication(f"tarball top entry '{top}' is not a directory")
+        if self.one_top:
+            if self.top is None:
+                self.top = top
+            elif top != self.top:
+                raise InvalidApplication(
+                    f"tarball must hold one top directory, found '{self.top}' and '{top}'")
+            if path == top and not member.isdir():
+                raise InvalidApplication(f"tarball top entry '{top}' is not a directory")
+        else:
+            self.top = ""
+            parent = posixpath.dirname(path)
+            while parent:                     # refused at once: nothing is extracted through it
+                if parent in self.links:
+                    raise InvalidApplication(f"tarball member '{member.name}' lies below a symlink")
+                parent = posixpath.dirname(parent)
         if path in self.paths and (member.issym() or path in self.links):
             raise InvalidApplication(f"tarball member '{member.name}' replaces an earlier link or member")
         self.paths.add(path)
         if member.issym():
-            if member.linkname.startswith("/"):
+            if self.one_top and member.linkname.startswith("/"):
                 raise InvalidApplication(f"tarball link '{member.name}' points to an absolute path")
             self.links[path] = posixpath.join(posixpath.dirname(path), member.linkname)
-            if not self._inside(self._resolve(self.links[path])):
+            if self.one_top and not self._inside(self._resolve(self.links[path])):
                 raise InvalidApplication(f"tarball link '{member.name}' points outside the top directory")
         elif member.islnk():
             target = _member_path(tarfile.TarInfo(member.linkname))
@@ -365,7 +385,7 @@ def inspect_tarball(path: str, max_unpacked_size: int) -> TarballInfo:
     limit (checked on each header before its data is read, so a gzip bomb stops early),
     configuration.json, and every action's env tarball present as a regular file.
     """
-    checker = _MemberChecker(max_unpacked_size)
+    checker = MemberRules(max_unpacked_size)
     config_bytes = None
     try:
         with _open(path, "r|gz") as tar:
@@ -393,12 +413,13 @@ def inspect_tarball(path: str, max_unpacked_size: int) -> TarballInfo:
     return TarballInfo(checker.top, checker.size, spec)
 
 
-def safe_extract(path: str, dest: str, max_unpacked_size: int) -> str:
+def safe_extract(path: str, dest: str, max_unpacked_size: int, one_top: bool = True) -> str:
     """Extract the tarball at ``path`` into directory ``dest`` under the member rules.
 
-    Returns the absolute path of the extracted top directory. Blocking: run in a thread.
+    Returns the absolute path of the extracted top directory (``dest`` itself for an env
+    tarball, ``one_top=False``). Blocking: run in a thread.
     """
-    checker = _MemberChecker(max_unpacked_size)
+    checker = MemberRules(max_unpacked_size, one_top)
     try:
         with _open(path, "r:gz") as tar:
             members = []
@@ -412,10 +433,12 @@ def safe_extract(path: str, dest: str, max_unpacked_size: int) -> str:
             if checker.top is None:
                 raise InvalidApplication("tarball is empty")
             checker.finish()
-            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            # the "data" filter refuses absolute links, which an env's bin/python is
+            kwargs = {"filter": "data" if one_top else "tar"} if hasattr(tarfile, "data_filter") else {}
+            os.makedirs(dest, exist_ok=True)
             tar.extractall(dest, members=members, **kwargs)
     except tarfile.FilterError as exc:
         raise InvalidApplication(f"tarball member rejected: {exc}") from None
     except (tarfile.TarError, EOFError, ValueError) as exc:
         raise InvalidApplication(f"application file is not a valid gzip tar archive: {exc}") from None
-    return os.path.join(os.path.abspath(dest), checker.top)
+    return os.path.join(os.path.abspath(dest), checker.top) if checker.top else os.path.abspath(dest)

@@ -1,4 +1,9 @@
-"""Times as the API shows them: local time strings like ``2020-01-16 22:47:39.910642``."""
+"""Times as the API shows them: local time strings like ``2020-01-16 22:47:39.910642``.
+
+Wall time is for timestamps that are shown and stored only: an NTP step or a DST change
+moves it. Every duration (timeouts, grace periods, retry delays) is measured on
+``time.monotonic`` (the scheduler core takes it as its ``monotonic`` clock).
+"""
 from __future__ import annotations
 
 import datetime as _dt
@@ -8,6 +13,7 @@ FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def now() -> _dt.datetime:
+    """The local wall time, for timestamps (never for durations)."""
     return _dt.datetime.now()
 
 

@@ -5,6 +5,9 @@ The manager's and the node's base handler turn any of these into the JSON envelo
 """
 from __future__ import annotations
 
+import json
+from typing import Optional
+
 
 class LiteError(Exception):
     """Base of every error that reaches a user as an envelope."""
@@ -88,3 +91,23 @@ class ServiceUnavailable(LiteError):
 
 class ConfigError(Exception):
     """A configuration file is missing, unreadable or has a wrong value (exit code 2)."""
+
+
+def parse_envelope(body: Optional[bytes]) -> Optional[dict]:
+    """The JSON object of an answer's body, or None when it is not one (the one parser of
+    answers from a manager or node, whatever the transport)."""
+    try:
+        data = json.loads((body or b"").decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def envelope_of(code: int, body: Optional[bytes]) -> tuple[Optional[str], str]:
+    """``(result, message)`` of an HTTP answer; a body that is not an envelope is described."""
+    data = parse_envelope(body)
+    if data is None:
+        text = (body or b"")[:200].decode("utf-8", "replace")
+        return "BadResponse", f"HTTP {code} with a non-JSON body" + (f": {text}" if text else "")
+    result = data.get("result")
+    return (result if isinstance(result, str) else None), str(data.get("message") or "")

@@ -1,8 +1,9 @@
 """A tornado resolver that answers IP literals at once.
 
 tornado's default resolver hands every host, ``127.0.0.1`` included, to a thread for
-``getaddrinfo``. The manager and nodes address each other by IP almost always, and each
-dispatch and report is a new connection, so that thread hop is on every hop of every task.
+``getaddrinfo``. The manager and nodes address each other by IP almost always, and every
+HTTP call between them (dispatches and reports to and from peers without the TCP channel's
+RUN/REPORT, stops, downloads, logs) opens a new connection: no thread hop for those.
 """
 from __future__ import annotations
 

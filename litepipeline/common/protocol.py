@@ -74,36 +74,6 @@ def decode(body: bytes, trailer: bytes) -> dict:
     return message
 
 
-class FrameDecoder:
-    """Incremental decoder: ``feed(bytes)`` returns the complete messages seen so far."""
-
-    def __init__(self, max_size: int = MAX_FRAME_SIZE) -> None:
-        self._buffer = bytearray()
-        self._max_size = max_size
-
-    def feed(self, chunk: bytes) -> list[dict]:
-        self._buffer.extend(chunk)
-        messages = []
-        while True:
-            end = self._buffer.find(JSON_END)
-            if end < 0:
-                # past max_size only the start of the delimiter may follow (a frame of exactly
-                # max_size bytes whose delimiter is still arriving)
-                if len(self._buffer) > self._max_size and \
-                        not JSON_END.startswith(bytes(self._buffer[self._max_size:])):
-                    raise ProtocolError(f"frame larger than {self._max_size} bytes")
-                return messages
-            if end > self._max_size:
-                raise ProtocolError(f"frame larger than {self._max_size} bytes")
-            total = end + len(JSON_END) + CRC_LEN + len(FRAME_END)
-            if len(self._buffer) < total:
-                return messages
-            body = bytes(self._buffer[:end])
-            trailer = bytes(self._buffer[end + len(JSON_END):total])
-            del self._buffer[:total]
-            messages.append(decode(body, trailer))
-
-
 async def read_message(stream: Any, max_size: int = MAX_FRAME_SIZE) -> dict:
     """Read one message from a tornado ``IOStream``; raise :class:`ProtocolError` on garbage.
 

@@ -28,3 +28,15 @@ class Status(str, Enum):
 
 
 UNFINISHED_STAGES = (Stage.PENDING, Stage.RUNNING, Stage.STOPPING)
+
+
+class AttemptState(str, Enum):
+    """Where an attempt is on a node: what a node lists in REGISTER/HEARTBEAT ``running``."""
+
+    FETCHING = "fetching"     # accepted; the application, env or workspace is being made ready
+    RUNNING = "running"       # its process group runs
+    FINISHED = "finished"     # its process ended; the report is being made
+    REPORTING = "reporting"   # its finished report awaits the manager's acknowledgement
+
+    def __str__(self) -> str:
+        return self.value

@@ -5,10 +5,7 @@ manager run it in a thread and move the bytes to and from the event loop through
 :class:`Channel`: at most ``maxsize`` chunks wait in it, so a slow reader slows the
 writer down instead of filling memory. The loop side awaits (``put``/``get``), the thread
 side blocks (``put_blocking``/``get_blocking``); either side may :meth:`Channel.abort` it,
-after which both sides get the abort's exception.
-
-Shared by the node and the manager (which never import each other); it belongs in
-``common/`` and lives here only until that package is open for new modules.
+after which both sides get the abort's exception. Shared by the node and the manager.
 """
 from __future__ import annotations
 

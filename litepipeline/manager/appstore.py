@@ -7,50 +7,15 @@ reader never sees a half-written tarball. Parsed configurations are cached by SH
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import shutil
 import tempfile
 from typing import Optional
 
-from streaming_form_data.targets import BaseTarget
-
 from litepipeline.common.appspec import AppSpec, TarballInfo, inspect_tarball
 
 LOG = logging.getLogger(__name__)
-
-
-class HashingFileTarget(BaseTarget):
-    """A multipart target that streams a file part to disk, hashing and counting it."""
-
-    def __init__(self, path: str, max_size: int) -> None:
-        super().__init__()
-        self.path = path
-        self.max_size = max_size
-        self.size = 0
-        self.sha1 = hashlib.sha1()
-        self.too_large = False
-        self._fp = None
-
-    def on_start(self) -> None:
-        self._fp = open(self.path, "wb")
-
-    def on_data_received(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > self.max_size:
-            self.too_large = True
-            return
-        self.sha1.update(chunk)
-        self._fp.write(chunk)
-
-    def on_finish(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._fp is not None:
-            self._fp.close()
-            self._fp = None
 
 
 class AppStore:

@@ -10,16 +10,13 @@ under load; an idle system does nothing at all until the next event.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
-from litepipeline.common import clock
-from litepipeline.common.web import auth_headers
+from litepipeline.common.messages import Answer, StopAction
 from litepipeline.manager.dbthread import DbThread
+from litepipeline.manager.nodelink import NodeLink
 from litepipeline.manager.scheduler import Dispatch, SchedulerCore, Stop
 from litepipeline.manager.store.store import Store
 from litepipeline.manager.taskstate import Batch
@@ -31,15 +28,13 @@ SAVE_RETRY_SECONDS = 30.0
 class Dispatcher:
     """Owns the :class:`SchedulerCore`; the only code that changes it."""
 
-    def __init__(self, core: SchedulerCore, store: Store, db: DbThread, node_address: Callable[[str], Optional[str]],
-                 token: Optional[str], on_fatal: Callable[[str], None]) -> None:
+    def __init__(self, core: SchedulerCore, store: Store, db: DbThread, link: NodeLink,
+                 on_fatal: Callable[[str], None]) -> None:
         self.core = core
         self.store = store
         self.db = db
-        self.node_address = node_address
-        self.token = token
+        self.link = link
         self.on_fatal = on_fatal
-        self.http = AsyncHTTPClient(max_clients=64)
         self._queue: list[tuple[Callable[[], Any], asyncio.Future]] = []
         self._wake = asyncio.Event()
         self._loop_task: Optional[asyncio.Task] = None
@@ -48,9 +43,6 @@ class Dispatcher:
         self.rounds = 0
         self.commits = 0            # store transactions written by rounds
         self.commit_seconds = 0.0   # time spent writing them
-        #: ``Cluster.start_run``/``Cluster.run``: dispatches over the node's TCP channel
-        self.channel_start: Optional[Callable[..., Any]] = None
-        self.channel_run: Optional[Callable[..., Any]] = None
         #: called with each batch once it is persisted (the manager wakes waiting clients)
         self.on_saved: Optional[Callable[[Batch], None]] = None
         #: called with each batch before it is persisted: may add rows to it (services
@@ -122,8 +114,7 @@ class Dispatcher:
         for instruction in actions:
             if isinstance(instruction, Dispatch):
                 # written now, in this turn: the node can start while the round winds up
-                started = self.channel_start(instruction.node_id, instruction.payload) if self.channel_start else None
-                self._spawn(self._send_dispatch(instruction, started))
+                self._spawn(self._dispatched(instruction, self.link.run(instruction.node_id, instruction.message)))
             else:
                 self._spawn(self._send_stop(instruction))
         for future, ok, value in outcomes:
@@ -167,50 +158,29 @@ class Dispatcher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        wake = self.core.next_wakeup()
-        if wake is not None:
-            seconds = max((wake - clock.now()).total_seconds(), 0.0) + 0.001
-            self._timer = asyncio.get_running_loop().call_later(seconds, self.poke)
+        wait = self.core.next_wakeup()
+        if wait is not None:
+            self._timer = asyncio.get_running_loop().call_later(wait + 0.001, self.poke)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _node_call(self, node_id: str, method: str, path: str, body: dict) -> tuple[int, dict]:
-        address = self.node_address(node_id)
-        if address is None:
-            return 0, {"result": "NodeGone", "message": f"node {node_id} is not registered"}
-        request = HTTPRequest(f"http://{address}{path}", method=method, body=json.dumps(body),
-                              headers={"Content-Type": "application/json", **auth_headers(self.token)},
-                              connect_timeout=5, request_timeout=30)
-        try:
-            response = await self.http.fetch(request, raise_error=False)
-        except (OSError, HTTPClientError) as exc:
-            return 0, {"result": "NodeUnreachable", "message": str(exc)}
-        try:
-            data = json.loads(response.body or b"{}")
-        except ValueError:
-            data = {"result": "BadResponse", "message": f"HTTP {response.code} with a non-JSON body"}
-        return response.code, data if isinstance(data, dict) else {}
-
-    async def _send_dispatch(self, dispatch: Dispatch, started: Any = None) -> None:
-        payload = dispatch.payload
-        answer = await self.channel_run(dispatch.node_id, payload, 30, started) if self.channel_run else None
-        if answer is None:   # the node's HTTP route: an original node, or a big payload
-            answer = await self._node_call(dispatch.node_id, "POST", "/action/run", payload)
-        code, data = answer
-        if code == 200 and data.get("result") == "ok":
+    async def _dispatched(self, dispatch: Dispatch, answer: Awaitable[Answer]) -> None:
+        """Wait for the node's answer to a dispatch; a refusal puts the action back."""
+        reply = await answer
+        if reply.ok:
             return
-        reason = f"HTTP {code}: {data.get('result')}: {data.get('message')}"
-        LOG.warning("dispatch of %s/%s to node %s failed: %s", payload["task_id"], payload["name"],
-                    dispatch.node_id, reason)
-        full = code in (409, 503)
-        self.submit(lambda: self.core.dispatch_failed(payload["attempt_id"], dispatch.node_id, reason, full))
+        message = dispatch.message
+        reason = f"HTTP {reply.code}: {reply.result}: {reply.message}"
+        LOG.warning("dispatch of %s/%s to node %s failed: %s", message.task_id, message.name, dispatch.node_id,
+                    reason)
+        full = reply.code in (409, 503)
+        self.submit(lambda: self.core.dispatch_failed(message.attempt_id, dispatch.node_id, reason, full))
 
     async def _send_stop(self, stop: Stop) -> None:
-        body = {"task_id": stop.task_id, "name": stop.name, "signal": stop.signal, "attempt_id": stop.attempt_id}
-        code, data = await self._node_call(stop.node_id, "PUT", "/action/stop", body)
-        if code not in (200, 404):
+        reply = await self.link.stop(stop.node_id, StopAction(stop.task_id, stop.name, stop.signal, stop.attempt_id))
+        if reply.code not in (200, 404):
             LOG.warning("stop of %s/%s on node %s failed: HTTP %s %s", stop.task_id, stop.name, stop.node_id,
-                        code, data.get("message"))
+                        reply.code, reply.message)

@@ -6,11 +6,11 @@ applications and tasks lives here, not in the handlers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
 import re
-import time
 import uuid
 from typing import Any, AsyncIterator, Callable, Optional
 
@@ -19,57 +19,34 @@ from litepipeline.common.appspec import TarballInfo
 from litepipeline.common.config import ManagerConfig
 from litepipeline.common.errors import (AppNotExists, InvalidParameters, OperationFailed, PayloadTooLarge,
                                         StaleAttempt, TaskAlreadyFinished, TaskNotExists)
+from litepipeline.common.messages import Register, Report
 from litepipeline.common.states import UNFINISHED_STAGES, Stage, Status
 from litepipeline.manager.appstore import AppStore, remove
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
+from litepipeline.manager.nodelink import NodeLink
 from litepipeline.manager.scheduledriver import ApplicationSource, DriverClock, ScheduleDriver, WorkflowSource
+from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.manager.schedules import check_zone, local_zone
 from litepipeline.manager.servicedriver import ServiceDriver
-from litepipeline.manager.scheduler import SchedulerCore, action_input
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
 from litepipeline.manager.store.store_schedules import ScheduleStore
 from litepipeline.manager.store.workflows import WorkflowStore
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
+from litepipeline.manager.views import app_view, attempt_view, running_view, task_view
+from litepipeline.manager.waiters import FinishWaiters
 from litepipeline.manager.workservice import WorkService
 from litepipeline.manager.workspaces import NodeStreams
+from litepipeline.manager.checkpoints import Checkpoints
 from litepipeline.version import __version__
 
 LOG = logging.getLogger(__name__)
 UNFINISHED = {s.value for s in UNFINISHED_STAGES}
 DOWNLOAD_CHUNK = 1024 * 1024
-CHECKPOINT_EVERY = 5.0   # seconds between SQLite WAL checkpoints (each one fsyncs)
 SHA1_RE = re.compile(r"[0-9a-fA-F]{40}")
 NAME_LIMIT = 255    # the name columns' length
 MAX_WAIT = 600.0    # longest ``GET /task/info?wait=`` a client may ask for, in seconds
-
-
-def app_view(row: dict) -> dict:
-    return {"application_id": row["application_id"], "name": row["name"], "create_at": clock.fmt(row["create_at"]),
-            "update_at": clock.fmt(row["update_at"]), "sha1": row["sha1"], "description": row["description"]}
-
-
-def report_view(action: dict) -> dict:
-    """An action as ``task_info.result`` shows it: the node's report (SPEC §3)."""
-    return {"name": action["name"], "task_id": action["task_id"], "stage": action["stage"],
-            "status": action["status"], "node_id": action["node_id"], "start_at": clock.fmt(action["start_at"]),
-            "end_at": clock.fmt(action["end_at"]), "returncode": action["returncode"],
-            "result": action["output"] if action["output"] is not None else {}, "message": action["message"],
-            "attempt": action["attempt"]}
-
-
-def task_view(row: dict, actions: Optional[list] = None) -> dict:
-    view = {"id": row["id"], "task_id": row["task_id"], "task_name": row["task_name"],
-            "application_id": row["application_id"], "app_sha1": row["app_sha1"],
-            "create_at": clock.fmt(row["create_at"]), "start_at": clock.fmt(row["start_at"]),
-            "update_at": clock.fmt(row["update_at"]), "end_at": clock.fmt(row["end_at"]), "stage": row["stage"],
-            "status": row["status"], "input_data": row["input_data"], "message": row["message"],
-            "work_id": row.get("work_id")}
-    if actions is not None:
-        view["result"] = {a["name"]: report_view(a) for a in actions
-                          if a["stage"] == Stage.FINISHED.value and a["attempt"] > 0}
-    return view
 
 
 class Manager:
@@ -83,17 +60,16 @@ class Manager:
         self.core = SchedulerCore(max_generated_actions=config.max_generated_actions,
                                   recovery_timeout=config.recovery_timeout)
         self.cluster = Cluster(config.auth_token, self._node_up, self._node_down, self.action_update)
-        self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.address, config.auth_token,
-                                     on_fatal)
+        self.link = NodeLink(self.cluster.nodes.get, config.auth_token)
+        self.dispatcher = Dispatcher(self.core, self.store, self.db, self.link, on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
         self.works = WorkService(self.core, self.dispatcher, self.db, WorkflowStore(self.store.engine), self.app_row,
                                  self.apps.spec, config.max_input_size, self.apps.exists)
-        self.dispatcher.channel_start = self.cluster.start_run
-        self.dispatcher.channel_run = self.cluster.run
         self._closing = False
         self._app_rows: dict[str, dict] = {}
-        self._finish_waiters: dict[str, set[asyncio.Future]] = {}   # task_id -> GET /task/info?wait=
+        self.waiters = FinishWaiters()
         self.dispatcher.on_saved = self._saved
+        self.checkpoints = Checkpoints(self.store, self.db)
         self.schedule_store = ScheduleStore(self.store.engine)
         self.services = ServiceDriver(self, config.service_stop_timeout)
         self.dispatcher.before_save = self.services.before_save
@@ -103,8 +79,6 @@ class Manager:
             self, {"application": ApplicationSource(self), "workflow": workflows},
             DriverClock(config.test_clock_speed, config.test_clock_epoch or None),
             check_zone(config.timezone) if config.timezone else local_zone())
-        self._checkpointing = False
-        self._last_checkpoint = 0.0
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -131,10 +105,7 @@ class Manager:
         self._closing = True
         self.schedules.close()
         self.services.close()
-        for waiters in self._finish_waiters.values():   # answer waiting clients with what is known now
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+        self.waiters.release_all()
         await self.dispatcher.stop()
         self.cluster.close_all()
         await asyncio.get_running_loop().run_in_executor(None, self.db.shutdown)
@@ -144,22 +115,13 @@ class Manager:
         """The periodic repair sweep: silent nodes, nodes that never came back."""
         self.cluster.sweep()
         self.dispatcher.submit(self.core.tick)
-        now = time.monotonic()
-        if self.store.inline_writes and not self._checkpointing and now - self._last_checkpoint >= CHECKPOINT_EVERY:
-            self._checkpointing = True
-            self._last_checkpoint = now
-            asyncio.ensure_future(self._checkpoint())
+        self.checkpoints.maybe()
 
-    async def _checkpoint(self) -> None:
-        try:
-            await self.db(self.store.checkpoint)
-        except Exception as exc:  # noqa: BLE001 - retried at the next sweep
-            LOG.warning("WAL checkpoint failed: %s", exc)
-        finally:
-            self._checkpointing = False
-
-    async def _node_up(self, node_id: str, slots: int, running: list, registering: bool) -> list:
-        return await self.dispatcher.submit(lambda: self.core.node_up(node_id, slots, running, registering))
+    async def _node_up(self, node_id: str, message: Any, registering: bool) -> list:
+        """A REGISTER (``registering``) or HEARTBEAT message from a node."""
+        slots = message.action_slots if isinstance(message, Register) else None
+        return await self.dispatcher.submit(lambda: self.core.node_up(
+            node_id, message.running, registering, slots, message.draining))
 
     def _node_down(self, node_id: str, reason: str) -> None:
         if not self._closing:   # a manager shutting down keeps its nodes' work assigned
@@ -303,11 +265,8 @@ class Manager:
         after ``wait`` seconds with the task as it is then — a client waiting for a result
         needs one request instead of polling.
         """
-        waiter = None
-        if wait > 0:
-            # registered before the read: a finish persisted after the read still wakes us
-            waiter = asyncio.get_running_loop().create_future()
-            self._finish_waiters.setdefault(task_id, set()).add(waiter)
+        # registered before the read: a finish persisted after the read still wakes us
+        waiter = self.waiters.add(task_id) if wait > 0 else None
         try:
             in_memory = self.core.tasks.get(task_id)
             if waiter is not None and in_memory is not None and not in_memory.finished:
@@ -323,19 +282,12 @@ class Manager:
                 row, actions, attempts = await self.db(self._read_task, task_id)
         finally:
             if waiter is not None:
-                waiters = self._finish_waiters.get(task_id)
-                if waiters is not None:
-                    waiters.discard(waiter)
-                    if not waiters:
-                        del self._finish_waiters[task_id]
+                self.waiters.remove(task_id, waiter)
         info = task_view(row, actions)
-        info["attempts"] = [{"name": a["name"], "attempt": a["attempt"], "node_id": a["node_id"],
-                             "dispatched_at": clock.fmt(a["dispatched_at"]), "start_at": clock.fmt(a["start_at"]),
-                             "end_at": clock.fmt(a["end_at"]), "status": a["status"],
-                             "returncode": a["returncode"], "message": a["message"]} for a in attempts]
+        info["attempts"] = [attempt_view(a) for a in attempts]
         out = {"task_info": info}
         if row["stage"] in (Stage.RUNNING.value, Stage.STOPPING.value):
-            out["task_running_info"] = self._running_info(row, actions)
+            out["task_running_info"] = running_view(row, actions, self.cluster.address)
         return out
 
     def _read_task(self, task_id: str) -> tuple[dict, list, list]:
@@ -346,32 +298,9 @@ class Manager:
         return row, self.store.get_actions(task_id), self.store.get_attempts(task_id)
 
     def _saved(self, batch: Batch) -> None:
-        """After a round is persisted: wake whoever waits for a task that has now finished."""
+        """After a round is persisted: services see their tasks' ends; waiting clients wake."""
         self.services.saved(batch)
-        if not self._finish_waiters:
-            return
-        for task in [*batch.new_tasks, *batch.tasks.values()]:
-            if task.stage == Stage.FINISHED.value:
-                for waiter in self._finish_waiters.get(task.task_id, ()):
-                    if not waiter.done():
-                        waiter.set_result(None)
-
-    def _running_info(self, row: dict, actions: list) -> list:
-        task = TaskState.from_row(row)
-        for a in actions:
-            state = ActionState.from_row(a)
-            task.actions[state.name] = state
-        out = []
-        for action in task.actions.values():
-            if action.stage != Stage.RUNNING.value:
-                continue
-            out.append({"app_id": task.application_id, "app_sha1": task.app_sha1, "condition": action.condition,
-                        "env": action.env, "input_data": action_input(task, action), "main": action.main,
-                        "name": action.name, "node": self.cluster.address(action.node_id or ""),
-                        "node_id": action.node_id, "task_id": task.task_id, "attempt": action.attempt,
-                        "dispatched_at": clock.fmt(action.dispatched_at),
-                        "start_at": clock.fmt(action.start_at)})
-        return out
+        self.waiters.saved([*batch.new_tasks, *batch.tasks.values()])
 
     async def list_tasks(self, offset: int, limit: int, stage: Optional[str], app_id: Optional[str],
                          status: Optional[str], work_id: Optional[str] = None) -> tuple[list[dict], int]:
@@ -421,22 +350,20 @@ class Manager:
         await self.dispatcher.submit(lambda: self.core.recover(task))
         LOG.info("task %s recovered", task_id)
 
-    async def action_update(self, report: dict, body_size: Optional[int] = None) -> None:
+    async def action_update(self, report: Report, body_size: Optional[int] = None) -> None:
         """Record a node's report (``body_size``: its size when known, a cheap first check)."""
-        check_report(report)
-        if report.get("stage") == Stage.FINISHED.value and (body_size is None
-                                                            or body_size > self.config.max_output_size):
+        if report.stage == Stage.FINISHED.value and (body_size is None or body_size > self.config.max_output_size):
             # Accepted as a failure, not refused: a refused report would be dropped by the
             # node, the attempt would look lost, and the action would run again forever.
-            size = len(json.dumps(report.get("result")))
+            size = len(json.dumps(report.result))
             if size > self.config.max_output_size:
-                report = dict(report, status="fail", result={}, message=(
+                report = dataclasses.replace(report, status="fail", result={}, message=(
                     f"output.data is {size} bytes, larger than the manager's limit of "
                     f"{self.config.max_output_size} bytes"))
         try:
             await self.dispatcher.submit(lambda: self.core.report(report))
         except StaleAttempt as exc:
-            LOG.warning("refused report from node %s: %s", report.get("node_id"), exc.message)
+            LOG.warning("refused report from node %s: %s", report.node_id, exc.message)
             raise
 
     # -- cluster ------------------------------------------------------------------------
@@ -445,18 +372,3 @@ class Manager:
         return {"version": __version__, "info": {"number_of_nodes": len(nodes), "nodes": nodes},
                 "scheduler": self.dispatcher.stats()}
 
-
-def check_report(data: dict) -> dict:
-    """Validate the shape of a node's ``PUT /action/update`` body."""
-    for key in ("task_id", "name", "attempt_id"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise InvalidParameters(f"report field '{key}' must be a non-empty string")
-    for key in ("node_id", "message", "start_at", "end_at"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise InvalidParameters(f"report field '{key}' must be a string or null")
-    if data.get("stage") not in (Stage.RUNNING.value, Stage.FINISHED.value):
-        raise InvalidParameters("report field 'stage' must be 'running' or 'finished'")
-    result = data.get("result")
-    if result is not None and not isinstance(result, dict):
-        raise InvalidParameters("report field 'result' must be a JSON object")
-    return data

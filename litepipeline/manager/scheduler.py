@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
@@ -19,6 +20,7 @@ from typing import Any, Callable, Iterable, Optional
 from litepipeline.common import clock
 from litepipeline.common.appspec import check_dag, parse_action
 from litepipeline.common.errors import InvalidApplication, OperationFailed, StaleAttempt, TaskAlreadyFinished, TaskNotExists
+from litepipeline.common.messages import HeldAttempt, Report, RunAction
 from litepipeline.common.states import Stage, Status
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, AttemptRecord, Batch, TaskState
 
@@ -32,10 +34,10 @@ STOP_RESEND = 5.0   # seconds between re-sent stop requests of a task still stop
 
 @dataclass
 class Dispatch:
-    """Send ``payload`` to the node's ``POST /action/run``."""
+    """Send ``message`` to the node (a RUN frame or ``POST /action/run``)."""
 
     node_id: str
-    payload: dict
+    message: RunAction
 
 
 @dataclass
@@ -51,15 +53,19 @@ class Stop:
 
 @dataclass
 class NodeSlots:
-    """What the scheduler knows of a node: capacity and the attempts occupying it."""
+    """A live node's capacity and the attempts occupying it; the one owner of node slots.
+
+    Times are the core's monotonic clock (seconds).
+    """
 
     node_id: str
     slots: int
-    busy: dict = field(default_factory=dict)   # attempt_id -> time it started occupying a slot
-    suspended_until: Optional[dt.datetime] = None
+    busy: dict = field(default_factory=dict)   # attempt_id -> when it started occupying a slot
+    suspended_until: Optional[float] = None
+    draining: bool = False                     # shutting down: it takes nothing new
 
-    def free(self, now: dt.datetime) -> int:
-        if self.suspended_until is not None and now < self.suspended_until:
+    def free(self, mono: float) -> int:
+        if self.draining or (self.suspended_until is not None and mono < self.suspended_until):
             return 0
         return self.slots - len(self.busy)
 
@@ -97,19 +103,30 @@ class SchedulerCore:
     """Decides what runs where; owns the in-memory view of unfinished tasks and nodes."""
 
     def __init__(self, clock_fn: Callable[[], dt.datetime] = clock.now, max_generated_actions: int = 1000,
-                 recovery_timeout: float = 30.0, lost_grace: float = 3.0) -> None:
+                 recovery_timeout: float = 30.0, lost_grace: float = 3.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        # two clocks: wall time only for the timestamps shown and stored; every duration
+        # (retry delays, grace periods, the recovery timeout) on the monotonic one, which
+        # an NTP step or a DST change does not move
         self.now = clock_fn
+        self.mono = monotonic
         self.max_generated_actions = max_generated_actions
         self.recovery_timeout = recovery_timeout
         self.lost_grace = lost_grace
         self.tasks: dict[str, TaskState] = {}
         self.nodes: dict[str, NodeSlots] = {}
         self.started_at = clock_fn()
+        self.started_mono = monotonic()
         self._order = 0
         self._batch = Batch()
         self._new_ids: set[int] = set()
         self._attempts: dict[str, AttemptRecord] = {}   # open attempt history rows by attempt_id
-        self._stop_sent: dict[str, dt.datetime] = {}       # task_id -> when its stop was last sent
+        # running attempts by id and by node: a heartbeat costs O(that node's attempts)
+        self._running_ids: dict[str, ActionState] = {}
+        self._on_node: dict[str, dict[str, ActionState]] = {}
+        self._dispatched: dict[str, float] = {}           # attempt_id -> when this process sent it
+        self._stop_sent: dict[str, float] = {}            # task_id -> when its stop was last sent
+        self._retry_due: dict[tuple, float] = {}          # (task_id, name) -> when its retry is due
         # tasks that may hold an action waiting for its retry: next_wakeup() looks at these only
         self._retrying: set[str] = set()
         #: told of every task of a work that ends (the work controller decides what follows)
@@ -156,6 +173,7 @@ class SchedulerCore:
                 self._attempts[action.attempt_id] = AttemptRecord(
                     action.attempt_id, task.task_id, action.name, action.attempt, action.node_id,
                     action.dispatched_at or self.now(), action.start_at)
+                self._index(action)
 
     def add_task(self, task: TaskState) -> None:
         """A newly created task (with its actions) — recorded as new rows."""
@@ -166,44 +184,45 @@ class SchedulerCore:
             self._new_action(action)
 
     # -- nodes --------------------------------------------------------------------------
-    def node_up(self, node_id: str, slots: int, running: Iterable[dict], registering: bool) -> list[Stop]:
-        """A node registered (``registering``) or sent a heartbeat listing its attempts.
+    def node_up(self, node_id: str, running: Iterable[HeldAttempt], registering: bool,
+                slots: Optional[int] = None, draining: bool = False) -> list[Stop]:
+        """A node registered (``registering``, with its ``slots``) or sent a heartbeat
+        listing its attempts; a ``draining`` node (shutting down) is sent nothing new.
 
         Reconciles: attempts the node holds that the manager doesn't expect are stopped;
         attempts the manager expects there but the node doesn't hold are re-queued (after a
         grace period covering dispatches still in flight).
         """
-        now = self.now()
+        mono = self.mono()
         node = self.nodes.get(node_id)
         if node is None:
+            if slots is None:   # a heartbeat of a node dropped meanwhile: its REGISTER comes next
+                return []
             node = self.nodes[node_id] = NodeSlots(node_id, slots)
-        node.slots = slots
-        held = {}
-        for entry in running:
-            if isinstance(entry, dict) and isinstance(entry.get("attempt_id"), str):
-                held[entry["attempt_id"]] = entry
+        if slots is not None:
+            node.slots = slots
+        node.draining = draining
+        held = {entry.attempt_id: entry for entry in running if entry.attempt_id}
         stops = []
         expected = self._expected_on(node_id)
         for attempt_id, entry in held.items():
-            if attempt_id in expected:
-                node.busy.setdefault(attempt_id, now)
-                action = expected[attempt_id]
+            node.busy.setdefault(attempt_id, mono)
+            action = expected.get(attempt_id)
+            if action is not None:
                 task = self.tasks[action.task_id]
                 if registering and task.stage == STOPPING:
                     # the stop may have been decided by a manager that died before sending it
                     stops.append(Stop(node_id, task.task_id, action.name, attempt_id, task.signal or -15))
             else:
-                node.busy.setdefault(attempt_id, now)
-                stops.append(Stop(node_id, str(entry.get("task_id")), str(entry.get("name")), attempt_id, -9))
+                stops.append(Stop(node_id, str(entry.task_id), str(entry.name), attempt_id, -9))
         for attempt_id, action in expected.items():
             if attempt_id in held:
                 continue
-            since = action.dispatched_at or node.busy.get(attempt_id) or now
             # An attempt dispatched by an earlier manager process cannot be in flight any
-            # more: a node registering without it has lost it. One dispatched by this process
-            # may still be on its way to the node, so it gets a grace period.
-            earlier_process = action.dispatched_at is None or action.dispatched_at < self.started_at
-            if (registering and earlier_process) or (now - since).total_seconds() > self.lost_grace:
+            # more: a node without it has lost it. One dispatched by this process may still
+            # be on its way to the node, so it gets a grace period.
+            sent = self._dispatched.get(attempt_id)
+            if sent is None or mono - sent > self.lost_grace:
                 node.busy.pop(attempt_id, None)
                 self._lost(action, f"node {node_id} no longer holds attempt {attempt_id}")
         for attempt_id in list(node.busy):
@@ -218,12 +237,22 @@ class SchedulerCore:
             self._lost(action, f"node {node_id} lost: {reason}")
 
     def _expected_on(self, node_id: str) -> dict[str, ActionState]:
-        out = {}
-        for task in self.tasks.values():
-            for action in task.actions.values():
-                if action.stage == RUNNING and action.node_id == node_id and action.attempt_id:
-                    out[action.attempt_id] = action
-        return out
+        """The running attempts the manager placed on ``node_id`` (a copy)."""
+        return dict(self._on_node.get(node_id, ()))
+
+    def _index(self, action: ActionState) -> None:
+        self._running_ids[action.attempt_id] = action
+        self._on_node.setdefault(action.node_id, {})[action.attempt_id] = action
+
+    def _unindex(self, action: ActionState) -> None:
+        attempt_id = action.attempt_id
+        self._running_ids.pop(attempt_id, None)
+        self._dispatched.pop(attempt_id, None)
+        on_node = self._on_node.get(action.node_id)
+        if on_node is not None:
+            on_node.pop(attempt_id, None)
+            if not on_node:
+                del self._on_node[action.node_id]
 
     def _lost(self, action: ActionState, reason: str) -> None:
         """The attempt cannot report any more: run the action again (or end it if stopping)."""
@@ -243,28 +272,21 @@ class SchedulerCore:
         if node is not None:
             node.busy.pop(attempt_id, None)
             # don't hammer a node that said no; its next heartbeat or report lifts this
-            node.suspended_until = self.now() + dt.timedelta(seconds=1.0 if node_full else 2.0)
-        action = self._find_attempt(attempt_id)
-        if action is not None:
+            node.suspended_until = self.mono() + (1.0 if node_full else 2.0)
+        action = self._running_ids.get(attempt_id)
+        if action is not None and action.stage == RUNNING:
             self._lost(action, f"dispatch to node {node_id} failed: {reason}")
 
-    def _find_attempt(self, attempt_id: str) -> Optional[ActionState]:
-        for task in self.tasks.values():
-            for action in task.actions.values():
-                if action.attempt_id == attempt_id and action.stage == RUNNING:
-                    return action
-        return None
-
     # -- reports ------------------------------------------------------------------------
-    def report(self, report: dict) -> list[Stop]:
+    def report(self, report: Report) -> list[Stop]:
         """A node's ``PUT /action/update``; raises :class:`StaleAttempt` for a fenced attempt.
 
         A finished report for the attempt already recorded is accepted again without
         effect (the node retries until it hears back).
         """
-        task_id, name, attempt_id = report["task_id"], report["name"], report.get("attempt_id")
-        stage = report.get("stage")
-        node = self.nodes.get(report.get("node_id") or "")
+        task_id, name, attempt_id = report.task_id, report.name, report.attempt_id
+        stage = report.stage
+        node = self.nodes.get(report.node_id or "")
         if node is not None:
             node.suspended_until = None
             if stage == FINISHED:
@@ -280,19 +302,17 @@ class SchedulerCore:
                 return []   # a repeated delivery of a report already recorded
             raise StaleAttempt(f"action '{name}' of task {task_id} is not running (attempt {attempt_id})")
         if stage == RUNNING:
-            action.start_at = clock.parse(report.get("start_at")) or action.start_at or self.now()
+            action.start_at = clock.parse(report.start_at) or action.start_at or self.now()
             self._touch(action)
             return []
         if stage != FINISHED:
             raise StaleAttempt(f"report stage must be running or finished, got {stage!r}")
-        action.start_at = clock.parse(report.get("start_at")) or action.start_at
-        action.end_at = clock.parse(report.get("end_at")) or self.now()
-        returncode = report.get("returncode")
-        action.returncode = returncode if isinstance(returncode, int) and not isinstance(returncode, bool) else None
-        result = report.get("result")
-        action.output = result if isinstance(result, dict) else {}
-        status = report.get("status")
-        message = report.get("message") or None
+        action.start_at = clock.parse(report.start_at) or action.start_at
+        action.end_at = clock.parse(report.end_at) or self.now()
+        action.returncode = report.returncode
+        action.output = report.result if isinstance(report.result, dict) else {}
+        status = report.status
+        message = report.message or None
         if status not in (SUCCESS, FAIL, KILL):
             status, message = FAIL, f"node reported unknown status {status!r}"
         if status == SUCCESS and task.stage == RUNNING and action.kind == DAG:
@@ -305,6 +325,8 @@ class SchedulerCore:
 
     def _close_attempt(self, action: ActionState, status: Optional[str], returncode: Optional[int],
                        history_status: str, message: Optional[str]) -> None:
+        if action.attempt_id:
+            self._unindex(action)
         record = self._attempts.get(action.attempt_id) if action.attempt_id else None
         if record is not None:
             record.status = history_status
@@ -330,6 +352,7 @@ class SchedulerCore:
                      action.attempt, delay)
             # the failed attempt's times, return code and output stay visible until the retry
             action.back_to_pending(message, self.now() + dt.timedelta(seconds=delay), keep_times=True)
+            self._retry_due[(task.task_id, action.name)] = self.mono() + delay
             self._retrying.add(task.task_id)
             self._touch(action)
             return []
@@ -422,6 +445,8 @@ class SchedulerCore:
                 and self._pending_event(task) is None:
             self.tasks.pop(task.task_id, None)
             self._stop_sent.pop(task.task_id, None)
+            for action in task.actions.values():
+                self._retry_due.pop((task.task_id, action.name), None)
 
     def _pending_event(self, task: TaskState) -> Optional[ActionState]:
         name = task.on_success if task.status == SUCCESS else task.on_fail if task.status == FAIL else None
@@ -448,7 +473,7 @@ class SchedulerCore:
         if not running:
             return self._end_task(task, KILL, task.message)
         task.stage = STOPPING
-        self._stop_sent[task_id] = self.now()
+        self._stop_sent[task_id] = self.mono()
         self._touch_task(task)
         return [Stop(a.node_id, task.task_id, a.name, a.attempt_id, signal) for a in running]
 
@@ -491,7 +516,17 @@ class SchedulerCore:
             self._touch(action)
 
     # -- dispatch -----------------------------------------------------------------------
-    def _ready(self, task: TaskState, now: dt.datetime) -> list[ActionState]:
+    def _retry_wait(self, action: ActionState, mono: float) -> float:
+        """Seconds until ``action``'s retry is due (0: now). A retry loaded from the store
+        has only its wall time: what was left of it then counts from the load."""
+        key = (action.task_id, action.name)
+        due = self._retry_due.get(key)
+        if due is None:
+            left = (action.retry_at - self.now()).total_seconds()
+            due = self._retry_due[key] = mono + min(max(left, 0.0), MAX_RETRY_DELAY)
+        return max(due - mono, 0.0)
+
+    def _ready(self, task: TaskState, mono: float) -> list[ActionState]:
         if task.finished:
             event = self._pending_event(task)
             return [event] if event is not None else []
@@ -501,7 +536,7 @@ class SchedulerCore:
         for action in task.actions.values():
             if action.stage != PENDING or action.kind != DAG:
                 continue
-            if action.retry_at is not None and action.retry_at > now:
+            if action.retry_at is not None and self._retry_wait(action, mono) > 0:
                 continue
             if all(task.actions[u].succeeded for u in upstream_names(task, action)):
                 ready.append(action)
@@ -510,14 +545,15 @@ class SchedulerCore:
 
     def schedule(self) -> list[Dispatch]:
         """Match ready actions to nodes with free slots, oldest task first, spreading load."""
-        now = self.now()
-        free = {n.node_id: n.free(now) for n in self.nodes.values()}
+        mono = self.mono()
+        free = {n.node_id: n.free(mono) for n in self.nodes.values()}
         free = {k: v for k, v in free.items() if v > 0}
         out: list[Dispatch] = []
         if not free:
             return out
+        now = self.now()
         for task in list(self.tasks.values()):   # insertion order is creation order: FIFO
-            for action in self._ready(task, now):
+            for action in self._ready(task, mono):
                 node_id = max(free, key=lambda k: (free[k], -len(self.nodes[k].busy)))
                 out.append(self._dispatch(task, action, node_id, now))
                 free[node_id] -= 1
@@ -535,6 +571,7 @@ class SchedulerCore:
         action.status = None
         action.dispatched_at = now
         action.retry_at = None
+        self._retry_due.pop((task.task_id, action.name), None)
         action.start_at = None
         action.end_at = None
         action.returncode = None
@@ -544,52 +581,55 @@ class SchedulerCore:
         self._attempts[action.attempt_id] = record
         self._new_ids.add(id(record))
         self._batch.new_attempts.append(record)
-        self.nodes[node_id].busy[action.attempt_id] = now
+        mono = self.mono()
+        self.nodes[node_id].busy[action.attempt_id] = mono
+        self._index(action)
+        self._dispatched[action.attempt_id] = mono
         if task.stage == PENDING:
             task.stage = RUNNING
             task.start_at = now
             self._touch_task(task)
-        payload = {"name": action.name, "main": action.main, "condition": list(action.condition),
-                   "env": action.env, "input_data": action_input(task, action), "task_id": task.task_id,
-                   "app_id": task.application_id, "app_sha1": task.app_sha1, "attempt_id": action.attempt_id,
-                   "attempt": action.attempt, "timeout": action.timeout}
-        return Dispatch(node_id, payload)
+        message = RunAction(name=action.name, main=action.main, task_id=task.task_id, app_id=task.application_id,
+                            app_sha1=task.app_sha1, attempt_id=action.attempt_id, attempt=action.attempt,
+                            env=action.env, condition=list(action.condition),
+                            input_data=action_input(task, action), timeout=action.timeout)
+        return Dispatch(node_id, message)
 
     # -- time ---------------------------------------------------------------------------
     def tick(self) -> list[Stop]:
         """The repair sweep: attempts on nodes that never came back after a restart, and
         stop requests that may have been lost (re-sent every ``STOP_RESEND`` seconds)."""
-        now = self.now()
+        mono = self.mono()
         stops = []
         for task in list(self.tasks.values()):
             if task.stage != STOPPING:
                 continue
             last = self._stop_sent.get(task.task_id)
-            if last is not None and (now - last).total_seconds() < STOP_RESEND:
+            if last is not None and mono - last < STOP_RESEND:
                 continue
-            self._stop_sent[task.task_id] = now
+            self._stop_sent[task.task_id] = mono
             if last is None:
                 continue    # the first stop was just sent by stop_task
             stops.extend(Stop(a.node_id, task.task_id, a.name, a.attempt_id, task.signal or -15)
                          for a in self._running(task) if a.kind == DAG and a.node_id in self.nodes)
-        if (now - self.started_at).total_seconds() < self.recovery_timeout:
+        if mono - self.started_mono < self.recovery_timeout:
             return stops
-        for task in list(self.tasks.values()):
-            for action in list(task.actions.values()):
-                if action.stage == RUNNING and action.node_id not in self.nodes:
-                    self._lost(action, f"node {action.node_id} did not come back")
+        for node_id in [n for n in self._on_node if n not in self.nodes]:
+            for action in list(self._expected_on(node_id).values()):
+                self._lost(action, f"node {node_id} did not come back")
         return stops
 
-    def next_wakeup(self) -> Optional[dt.datetime]:
-        """The earliest pending retry, so the driver can wake exactly then."""
-        times = []
+    def next_wakeup(self) -> Optional[float]:
+        """Seconds until the earliest pending retry, so the driver can wake exactly then."""
+        mono = self.mono()
+        waits = []
         for task_id in list(self._retrying):
             task = self.tasks.get(task_id)
-            waiting = [a.retry_at for a in task.actions.values()
+            waiting = [self._retry_wait(a, mono) for a in task.actions.values()
                        if a.stage == PENDING and a.retry_at is not None] if task is not None else []
             if waiting:
-                times.extend(waiting)
+                waits.extend(waiting)
             else:   # its retries were dispatched or it ended: forget it
                 self._retrying.discard(task_id)
-        return min(times) if times else None
+        return min(waits) if waits else None
 

@@ -17,28 +17,17 @@ from typing import Any, Optional
 
 from litepipeline.common import clock
 from litepipeline.common.errors import InvalidParameters, LiteError, NotFound, TaskAlreadyFinished, TaskNotExists
+from litepipeline.common.messages import signal_value
 from litepipeline.manager.schedules import flag, json_object, name_field
 from litepipeline.manager.services import RESTART, ServiceCore
 from litepipeline.manager.store.writes import Row
 from litepipeline.manager.taskstate import Batch
 
 LOG = logging.getLogger(__name__)
-SIGNALS = {-9: -9, 9: -9, -15: -15, 15: -15}
 
 
 class ServiceNotExists(NotFound):
     name = "ServiceNotExists"
-
-
-def _signal(data: dict, default: Optional[int]) -> Optional[int]:
-    value = data.get("signal", default)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if value is None and default is None:
-        return None
-    if isinstance(value, bool) or value not in SIGNALS:
-        raise InvalidParameters(f"field 'signal' must be -9 or -15, got {value!r}")
-    return SIGNALS[value]
 
 
 def service_values(data: dict, creating: bool) -> dict:
@@ -59,7 +48,7 @@ def service_values(data: dict, creating: bool) -> dict:
     if creating or "input_data" in data:
         out["input_data"] = json_object(data, "input_data")
     if creating or data.get("signal") is not None:   # 0.1.5 required it on update; its CLI never sent it
-        out["signal"] = _signal(data, -15)
+        out["signal"] = signal_value(data.get("signal", -15))
     if creating or "enable" in data:
         out["enable"] = flag(data, "enable", False)
     if creating or "restart" in data:

@@ -21,7 +21,6 @@ only cut the stream short, which the client sees as a broken download.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import tarfile
 import threading
@@ -31,7 +30,7 @@ from urllib.parse import urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from litepipeline.common.errors import ActionNotExists, LiteError, OperationFailed
+from litepipeline.common.errors import ActionNotExists, LiteError, OperationFailed, parse_envelope
 from litepipeline.common.states import Stage
 from litepipeline.common.web import auth_headers
 from litepipeline.common.streaming import EOF, Channel, ChannelAborted, ChannelReader, ChannelWriter
@@ -84,10 +83,7 @@ class NodeError(LiteError):
 
 def node_error(node_id: str, code: int, body: bytes) -> NodeError:
     """The error to pass on for a node's non-200 answer."""
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        data = None
+    data = parse_envelope(body)
     if code == 401:
         return NodeError("NodeUnauthorized", 502, f"node {node_id} refused the manager's auth_token")
     if isinstance(data, dict) and isinstance(data.get("result"), str) and 400 <= code < 500:

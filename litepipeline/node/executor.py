@@ -4,47 +4,34 @@ An attempt's life: accepted (slot reserved) → preparing (app cache, env, works
 running (process group alive) → finished (report handed to the :class:`Reporter`). A stop
 request, a timeout, a node shutdown or the manager disowning the attempt can cut any phase.
 
-The process group must not outlive the node: the :class:`~litepipeline.node.reaper.Reaper`
-kills every listed group when the node dies, and the :class:`~litepipeline.node.journal.Journal`
-lets the next start reap a group left behind anyway.
+The process group must not outlive the node: :class:`~litepipeline.node.groups.ProcessGroups`
+sees to that.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import re
-import shlex
 import signal
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from litepipeline.common import clock
-from litepipeline.common.appspec import check_plain_name, check_relative_path
 from litepipeline.common.config import NodeConfig
-from litepipeline.common.errors import (
-    ActionNotExists,
-    InvalidApplication,
-    InvalidParameters,
-    OperationFailed,
-    ServiceUnavailable,
-)
-from litepipeline.common.states import Stage, Status
-from litepipeline.common.web import require
+from litepipeline.common.errors import ActionNotExists, OperationFailed, ServiceUnavailable
+from litepipeline.common.messages import HeldAttempt, Report, RunAction
+from litepipeline.common.states import AttemptState, Stage, Status
 from litepipeline.node.appcache import AppCache, AppCacheError
-from litepipeline.node.journal import Journal
-from litepipeline.node.launcher import Launcher
-from litepipeline.node.reaper import Reaper
+from litepipeline.node.groups import ProcessGroups, Reaper
+from litepipeline.node.launcher import Launcher, build_script, shell_returncode
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import (
     OUTPUT_FILE,
     STDOUT_FILE,
     OutputError,
     Workspaces,
-    read_json,
     read_output,
-    remove_file,
 )
 
 LOG = logging.getLogger(__name__)
@@ -55,89 +42,6 @@ LOG = logging.getLogger(__name__)
 RUNNING_REPORT_DELAY = 1.0
 STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when an action times out
 RECENT_ATTEMPTS = 10000  # finished attempt ids remembered so a re-sent /action/run is not re-run
-SHA1_RE = re.compile(r"^[0-9a-fA-F]{40}$")
-
-
-@dataclass
-class ActionRequest:
-    """A validated POST /action/run body."""
-
-    name: str
-    main: str
-    task_id: str
-    app_id: str
-    app_sha1: str
-    attempt_id: str
-    attempt: int = 1
-    env: Optional[str] = None
-    condition: list = field(default_factory=list)
-    input_data: dict = field(default_factory=dict)
-    timeout: Optional[float] = None
-
-    @classmethod
-    def from_json(cls, data: dict) -> ActionRequest:
-        """Validate; :class:`InvalidParameters` names the offending field."""
-        def plain(key: str) -> str:
-            try:
-                return check_plain_name(require(data, key, str), f"field '{key}'")
-            except InvalidApplication as exc:
-                raise InvalidParameters(exc.message) from None
-
-        name, task_id, app_id, attempt_id = plain("name"), plain("task_id"), plain("app_id"), plain("attempt_id")
-        main = require(data, "main", str)
-        if not main.strip():
-            raise InvalidParameters("field 'main' must not be empty")
-        sha1 = require(data, "app_sha1", str)
-        if not SHA1_RE.match(sha1):
-            raise InvalidParameters(f"field 'app_sha1' must be 40 hex digits, got {sha1[:60]!r}")
-        env = data.get("env")
-        if env in (None, ""):
-            env = None
-        else:
-            try:
-                env = check_relative_path(env, "field 'env'")
-            except InvalidApplication as exc:
-                raise InvalidParameters(exc.message) from None
-        condition = data.get("condition") or []
-        if not isinstance(condition, list):
-            raise InvalidParameters("field 'condition' must be a list")
-        input_data = data.get("input_data")
-        if input_data is None:
-            input_data = {}
-        if not isinstance(input_data, dict):
-            raise InvalidParameters(f"field 'input_data' must be an object, got {type(input_data).__name__}")
-        attempt = data.get("attempt", 1)
-        if attempt is None:
-            attempt = 1
-        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-            raise InvalidParameters(f"field 'attempt' must be a positive integer, got {attempt!r}")
-        timeout = data.get("timeout")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                    or timeout <= 0):
-            raise InvalidParameters(f"field 'timeout' must be a positive number or null, got {timeout!r}")
-        return cls(name, main, task_id, app_id, sha1.lower(), attempt_id, attempt, env, condition,
-                   input_data, timeout)
-
-
-def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> str:
-    """The bash script running ``cd APP && [source ENV/bin/activate &&] MAIN WORKSPACE``.
-
-    The TERM trap keeps bash alive through a stop's SIGTERM (bash runs the trap only after
-    MAIN exits), so the node learns the action ended only once MAIN has finished its own
-    clean-up; bash's exit status is MAIN's (128+N when MAIN died of signal N). A SIGTERM
-    that comes before MAIN has started (during ``cd`` or the env's activation) is
-    remembered, and MAIN is then not started at all (exit status 143). MAIN is the user's
-    command, inserted as is; the paths are quoted.
-    """
-    prefix = f"cd {shlex.quote(app_dir)} && "
-    if env_dir:
-        prefix += f"source {shlex.quote(os.path.join(env_dir, 'bin', 'activate'))} && "
-    prefix += '{ [ -z "${__lp_stopped-}" ] || exit 143; } && '
-    return f"trap '__lp_stopped=1' TERM\n{prefix}{main} {shlex.quote(workspace)}\n"
-
-
-def build_command(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> list[str]:
-    return ["bash", "-c", build_script(app_dir, main, workspace, env_dir)]
 
 
 SMALL_FILE = 64 * 1024
@@ -151,36 +55,13 @@ def _small(path: str) -> bool:
         return True
 
 
-def shell_returncode(returncode: int) -> int:
-    """asyncio's ``-N`` (killed by signal N) as the shell's ``128+N``, like bash reports MAIN's."""
-    return 128 - returncode if returncode < 0 else returncode
-
-
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fp:
-            return fp.read().strip()
-    except OSError:
-        return ""
-
-
-def process_start_time(pid: int) -> Optional[int]:
-    """Field 22 of /proc/PID/stat (clock ticks since boot); None if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fp:
-            stat = fp.read()
-        return int(stat[stat.rindex(b")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 @dataclass
 class Attempt:
     """One dispatched attempt held by this node."""
 
-    request: ActionRequest
+    request: RunAction
     accepted_at: Any = field(default_factory=clock.now)
-    state: str = "fetching"  # fetching → running → finished
+    state: AttemptState = AttemptState.FETCHING   # → RUNNING → FINISHED
     start_at: Any = None
     pgid: Optional[int] = None
     prep: Optional[asyncio.Task] = None
@@ -191,15 +72,14 @@ class Attempt:
     abandoned: bool = False  # the manager no longer expects it: no report
     holds_slot: bool = True
     reported: bool = False  # its finished report was handed to the reporter (or dropped on purpose)
-    journal_record: Optional[dict] = None  # what the journal lists while its group runs
 
     @property
     def attempt_id(self) -> str:
         return self.request.attempt_id
 
-    def entry(self) -> dict:
+    def entry(self) -> HeldAttempt:
         req = self.request
-        return {"task_id": req.task_id, "name": req.name, "attempt_id": req.attempt_id, "state": self.state}
+        return HeldAttempt(req.task_id, req.name, req.attempt_id, self.state.value)
 
 
 class Executor:
@@ -211,16 +91,13 @@ class Executor:
         self.appcache = appcache
         self.workspaces = workspaces
         self.reporter = reporter
-        self.running_dir = running_dir
-        self.journal = Journal(running_dir)
+        self.groups = ProcessGroups(running_dir, reaper)
         self.attempts: dict[str, Attempt] = {}
         self.slots_used = 0
         self.draining = False
         self._recent: OrderedDict[str, None] = OrderedDict()
-        self.reaper = reaper or Reaper()
         self._env = dict(os.environ, PYTHONUNBUFFERED="1")  # stdout.data fills as the action prints
         self.launcher = Launcher(self._env, config.action_slots)
-        self._boot_id = _boot_id()
         self._hurry = asyncio.Event()
 
     # -- queries ---------------------------------------------------------------------------
@@ -231,18 +108,28 @@ class Executor:
     def knows(self, attempt_id: str) -> bool:
         return attempt_id in self.attempts or attempt_id in self._recent or self.reporter.has(attempt_id)
 
-    def running_entries(self) -> list[dict]:
+    def running_entries(self) -> list[HeldAttempt]:
         """Every attempt held: preparing, running, or finished with the report not yet acknowledged."""
         entries = [a.entry() for a in self.attempts.values() if not a.abandoned]
-        held = {e["attempt_id"] for e in entries}
-        entries.extend(e for e in self.reporter.pending_entries() if e["attempt_id"] not in held)
+        held = {e.attempt_id for e in entries}
+        entries.extend(e for e in self.reporter.pending_entries() if e.attempt_id not in held)
         return entries
 
     def busy_tasks(self) -> set[str]:
         return {a.request.task_id for a in self.attempts.values()}
 
+    def current_attempt(self, task_id: str, name: str) -> Optional[str]:
+        """The id of the attempt of (task_id, name) held here, if any."""
+        attempt = self._find(task_id, name, None)
+        return attempt.attempt_id if attempt is not None else None
+
+    def attempt_state(self, attempt_id: str) -> Optional[AttemptState]:
+        """Where a held attempt is; None once it has ended here."""
+        attempt = self.attempts.get(attempt_id)
+        return attempt.state if attempt is not None else None
+
     # -- commands ----------------------------------------------------------------------------
-    def accept(self, request: ActionRequest) -> bool:
+    def accept(self, request: RunAction) -> bool:
         """Reserve a slot and start the attempt; False when it is already known (idempotent)."""
         if self.draining:
             raise ServiceUnavailable("node is shutting down")
@@ -266,8 +153,7 @@ class Executor:
         """Send ``signum`` to an action's process group (or cancel its fetch); returns a message."""
         attempt = self._find(task_id, name, attempt_id)
         if attempt is None:
-            if any(e["task_id"] == task_id and e["name"] == name
-                   and (attempt_id is None or e["attempt_id"] == attempt_id)
+            if any(e.task_id == task_id and e.name == name and (attempt_id is None or e.attempt_id == attempt_id)
                    for e in self.reporter.pending_entries()):
                 return "action already finished"
             raise ActionNotExists(f"no action '{name}' of task {task_id} on this node")
@@ -285,11 +171,11 @@ class Executor:
         attempt.abandoned = True
         self._kill(attempt, signal.SIGKILL, reason)
 
-    def abandon_matching(self, entry: dict) -> None:
-        """Abandon by ``{attempt_id}`` or, lacking it, by ``{task_id, name}``."""
-        attempt_id = entry.get("attempt_id")
+    def abandon_matching(self, entry: HeldAttempt) -> None:
+        """Abandon by ``attempt_id`` or, lacking it, by ``task_id`` and ``name``."""
+        attempt_id = entry.attempt_id
         if not attempt_id:
-            attempt = self._find(entry.get("task_id"), entry.get("name"), None)
+            attempt = self._find(entry.task_id, entry.name, None)
             if attempt is None:
                 return
             attempt_id = attempt.attempt_id
@@ -313,7 +199,7 @@ class Executor:
         finally:
             hurry.cancel()
         for attempt in list(self.attempts.values()):
-            if attempt.state != "finished":
+            if attempt.state != AttemptState.FINISHED:
                 self._kill(attempt, signal.SIGKILL, "node shut down")
         tasks = [a.task for a in self.attempts.values() if a.task is not None and not a.task.done()]
         if tasks:
@@ -322,55 +208,6 @@ class Executor:
     def hurry(self) -> None:
         """A second stop signal: end the drain now."""
         self._hurry.set()
-
-    # -- orphans -----------------------------------------------------------------------------
-    def reap_orphans(self) -> int:
-        """Kill process groups recorded by an earlier run of the node; returns how many.
-
-        Records come from the journal, and from the file per attempt of earlier versions.
-        """
-        records = self.journal.leftovers()
-        try:
-            names = [n for n in os.listdir(self.running_dir) if n.endswith(".json")]
-        except FileNotFoundError:
-            names = []
-        for fname in names:
-            path = os.path.join(self.running_dir, fname)
-            try:
-                records.append(read_json(path))
-            except (OSError, ValueError):
-                pass
-            remove_file(path)
-        killed = 0
-        for record in records:
-            try:
-                pgid = int(record["pgid"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            if pgid <= 1 or record.get("boot_id") != self._boot_id:
-                continue
-            if self._is_ours(pgid, record.get("start_time")):
-                try:
-                    os.killpg(pgid, signal.SIGKILL)
-                    killed += 1
-                    LOG.warning("killed orphaned process group %d of task %s action %s", pgid,
-                                record.get("task_id"), record.get("name"))
-                except (ProcessLookupError, PermissionError):
-                    pass
-        self.journal.reset()
-        return killed
-
-    @staticmethod
-    def _is_ours(pgid: int, start_time: Optional[int]) -> bool:
-        started = process_start_time(pgid)
-        if started is not None:
-            return started == start_time  # the leader lives: same process only if same start
-        # leader gone: while any member lives the id cannot be reused, so the group is ours
-        try:
-            os.killpg(pgid, 0)
-            return True
-        except (ProcessLookupError, PermissionError):
-            return False
 
     # -- internals ----------------------------------------------------------------------------
     def _find(self, task_id: Any, name: Any, attempt_id: Optional[str]) -> Optional[Attempt]:
@@ -383,12 +220,12 @@ class Executor:
         return None
 
     def _kill(self, attempt: Attempt, signum: int, reason: str) -> None:
-        if attempt.state == "finished":
+        if attempt.state == AttemptState.FINISHED:
             return
         if attempt.kill_reason is None:
             attempt.kill_reason = reason
         attempt.kill_signal = signum
-        if attempt.state == "fetching":
+        if attempt.state == AttemptState.FETCHING:
             if attempt.prep is not None:
                 attempt.prep.cancel()
         elif attempt.pgid is not None:
@@ -407,13 +244,13 @@ class Executor:
 
     def _report(self, attempt: Attempt, stage: Stage, status: Optional[Status] = None,
                 returncode: Optional[int] = None, result: Any = None, message: str = "",
-                end_at: Any = None) -> dict:
+                end_at: Any = None) -> Report:
         req = attempt.request
-        return {"name": req.name, "task_id": req.task_id, "node_id": self.reporter.node_id(),
-                "attempt_id": req.attempt_id, "attempt": req.attempt, "stage": stage.value,
-                "status": status.value if status is not None else None,
-                "start_at": clock.fmt(attempt.start_at or attempt.accepted_at), "end_at": clock.fmt(end_at),
-                "returncode": returncode, "result": result, "message": message}
+        return Report(name=req.name, task_id=req.task_id, attempt_id=req.attempt_id, stage=stage.value,
+                      node_id=self.reporter.link.node_id, attempt=req.attempt,
+                      status=status.value if status is not None else None,
+                      start_at=clock.fmt(attempt.start_at or attempt.accepted_at), end_at=clock.fmt(end_at),
+                      returncode=returncode, result=result, message=message)
 
     def _prepare_now(self, attempt: Attempt) -> Optional[tuple[str, Optional[str], str]]:
         """What :meth:`_prepare` gives, when it can be had without waiting (a ready copy of
@@ -506,13 +343,9 @@ class Executor:
                                                message=f"cannot start the action: {exc}", end_at=clock.now()))
             return
         attempt.pgid = proc.pid
-        self.reaper.watch(proc.pid)
+        self.groups.started(req.attempt_id, proc.pid, req.task_id, req.name)
         attempt.start_at = clock.now()
-        attempt.state = "running"
-        attempt.journal_record = {"pgid": proc.pid, "start_time": process_start_time(proc.pid),
-                                  "boot_id": self._boot_id, "task_id": req.task_id, "name": req.name,
-                                  "attempt_id": req.attempt_id}
-        self.journal.started(attempt.journal_record)
+        attempt.state = AttemptState.RUNNING
         if attempt.kill_reason is not None:  # a stop arrived while the process was being spawned
             self._signal_group(attempt, attempt.kill_signal or signal.SIGKILL)
         LOG.info("action started: task %s action %s attempt %s pid %d", req.task_id, req.name,
@@ -527,17 +360,15 @@ class Executor:
         # leftovers of the action (daemonized helpers still in its group) end with it
         self._signal_group(attempt, signal.SIGKILL)
         self._release_slot(attempt)
-        attempt.state = "finished"
+        attempt.state = AttemptState.FINISHED
         await self._finish_run(attempt, workspace, returncode, end_at)
-        # after the report is on its way: the group is dead already, these only tidy up
-        self.reaper.forget(proc.pid)
-        self.journal.ended(req.attempt_id, [a.journal_record for a in self.attempts.values()
-                                            if a is not attempt and a.journal_record and a.state == "running"])
+        # after the report is on its way: the group is dead already, this only tidies up
+        self.groups.ended(req.attempt_id)
         # right away: the next task's actions would otherwise meet the new shell's start-up
         self.launcher.refill()
 
     def _send_running(self, attempt: Attempt) -> None:
-        if not attempt.abandoned and attempt.state == "running":
+        if not attempt.abandoned and attempt.state == AttemptState.RUNNING:
             self.reporter.send_running(self._report(attempt, Stage.RUNNING))
 
     async def _wait(self, attempt: Attempt, proc: asyncio.subprocess.Process) -> int:
@@ -582,9 +413,9 @@ class Executor:
             status = Status.SUCCESS
         self._finish(attempt, self._report(attempt, Stage.FINISHED, status, returncode, result, message, end_at))
 
-    def _finish(self, attempt: Attempt, report: dict) -> None:
+    def _finish(self, attempt: Attempt, report: Report) -> None:
         req = attempt.request
-        attempt.state = "finished"
+        attempt.state = AttemptState.FINISHED
         attempt.reported = True
         self.attempts.pop(req.attempt_id, None)
         self._recent[req.attempt_id] = None
@@ -595,6 +426,6 @@ class Executor:
                      req.name, req.attempt_id)
             return
         LOG.info("action finished: task %s action %s attempt %s status %s returncode %s%s", req.task_id,
-                 req.name, req.attempt_id, report["status"], report["returncode"],
-                 f" ({report['message']})" if report["message"] else "")
+                 req.name, req.attempt_id, report.status, report.returncode,
+                 f" ({report.message})" if report.message else "")
         self.reporter.submit(report)

@@ -7,11 +7,10 @@ from typing import Any
 
 import tornado.web
 
-from litepipeline.common.errors import InvalidParameters
-from litepipeline.common.web import JsonHandler, NotFoundHandler, require
-from litepipeline.node.executor import ActionRequest
+from litepipeline.common.messages import RunAction, StopAction
+from litepipeline.common.web import JsonHandler, NotFoundHandler
 
-STOP_SIGNALS = {9: signal.SIGKILL, 15: signal.SIGTERM}
+STOP_SIGNALS = {-9: signal.SIGKILL, -15: signal.SIGTERM}
 
 
 class NodeHandler(JsonHandler):
@@ -31,35 +30,17 @@ class InfoHandler(NodeHandler):
 
 class RunHandler(NodeHandler):
     def post(self) -> None:
-        request = ActionRequest.from_json(self.json_body())
+        request = RunAction.parse(self.json_body())
         if self.node.executor.accept(request):
             self.reply()
         else:
             self.reply(message="attempt already accepted")
 
 
-def parse_signal(value: Any) -> int:
-    """-9/-15 (SPEC) or 9/15, as int or numeric string; missing means SIGTERM."""
-    if value is None:
-        return signal.SIGTERM
-    try:
-        number = abs(int(value)) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        number = None
-    if number not in STOP_SIGNALS:
-        raise InvalidParameters(f"field 'signal' must be -9 or -15, got {value!r}")
-    return STOP_SIGNALS[number]
-
-
 class StopHandler(NodeHandler):
     def put(self) -> None:
-        data = self.json_body()
-        task_id = require(data, "task_id", str)
-        name = require(data, "name", str)
-        attempt_id = data.get("attempt_id")
-        if attempt_id is not None and not isinstance(attempt_id, str):
-            raise InvalidParameters("field 'attempt_id' must be a string")
-        message = self.node.executor.stop(task_id, name, parse_signal(data.get("signal")), attempt_id or None)
+        stop = StopAction.parse(self.json_body())
+        message = self.node.executor.stop(stop.task_id, stop.name, STOP_SIGNALS[stop.signal], stop.attempt_id or None)
         if message:
             self.reply(message=message)
         else:

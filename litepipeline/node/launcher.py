@@ -1,7 +1,8 @@
-"""Starts action scripts, on a runner shell when one is idle.
+"""Builds an action's bash script (:func:`build_script`) and starts it, on a runner shell
+when one is idle.
 
 Starting an action cold costs a fork of the node, an exec of bash and bash's own
-start-up (~1.5 ms of CPU together) before the action's command even begins. A runner is
+start-up before the action's command even begins (docs/architecture.md has the numbers). A runner is
 a bash started once, in a session of its own, that runs one action at a time: told by a
 byte on a pipe, it reads the action's script from a memfd, runs it as a background job
 (forked under ``set -m``: a process group of its own, the action's), tells the node the
@@ -33,7 +34,7 @@ from typing import Any, Optional
 
 LOG = logging.getLogger(__name__)
 
-RUNNERS_MAX = 16  # runners kept at most, whatever the node's slots: each is ~3 MB of RSS
+RUNNERS_MAX = 16  # runners kept at most, whatever the node's slots: each holds a bash's memory
 # stdin is the node's command pipe: a NUL byte means "run the script now in fd 4" (a memfd:
 # read whole with one buffered read, where bash reads a pipe one byte per system call);
 # fd 3 is the status pipe to the node: "PID" when a job starts, "STATUS" when it ends
@@ -394,3 +395,25 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> str:
+    """The bash script running ``cd APP && [source ENV/bin/activate &&] MAIN WORKSPACE``.
+
+    The TERM trap keeps bash alive through a stop's SIGTERM (bash runs the trap only after
+    MAIN exits), so the node learns the action ended only once MAIN has finished its own
+    clean-up; bash's exit status is MAIN's (128+N when MAIN died of signal N). A SIGTERM
+    that comes before MAIN has started (during ``cd`` or the env's activation) is
+    remembered, and MAIN is then not started at all (exit status 143). MAIN is the user's
+    command, inserted as is; the paths are quoted.
+    """
+    prefix = f"cd {shlex.quote(app_dir)} && "
+    if env_dir:
+        prefix += f"source {shlex.quote(os.path.join(env_dir, 'bin', 'activate'))} && "
+    prefix += '{ [ -z "${__lp_stopped-}" ] || exit 143; } && '
+    return f"trap '__lp_stopped=1' TERM\n{prefix}{main} {shlex.quote(workspace)}\n"
+
+
+def shell_returncode(returncode: int) -> int:
+    """asyncio's ``-N`` (killed by signal N) as the shell's ``128+N``, like bash reports MAIN's."""
+    return 128 - returncode if returncode < 0 else returncode

@@ -1,4 +1,4 @@
-"""The Node: owns the app cache, workspaces, executor, reporter, registrant and HTTP server.
+"""The Node: owns the app cache, workspaces, executor, reporter, manager link and HTTP server.
 
 Started and stopped as a unit by ``litenode`` (and by tests, in-process). Disk layout
 under ``data_path``: ``configuration.json`` (node_id), ``apps/``, ``workspaces/``,
@@ -17,11 +17,12 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from litepipeline.common.config import NodeConfig
-from litepipeline.node.appcache import AppCache
 from litepipeline.common.errors import LiteError
-from litepipeline.node.executor import ActionRequest, Executor
+from litepipeline.common.messages import Register, RunAction
+from litepipeline.node.appcache import AppCache
+from litepipeline.node.executor import Executor
 from litepipeline.node.handlers import make_app
-from litepipeline.node.registrant import Registrant, id_path_for
+from litepipeline.node.managerlink import ManagerLink, id_path_for
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import Trash, Workspaces
 from litepipeline.version import __version__
@@ -45,17 +46,17 @@ class Node:
         manager = f"http://{config.manager_http_host}:{config.manager_http_port}"
         self.appcache = AppCache(self.app_path, f"{manager}/app/download", config.auth_token,
                                  config.max_unpacked_size, self.trash)
-        self.registrant = Registrant(
-            config.manager_tcp_host, config.manager_tcp_port, id_path_for(data), self.info, self.on_manager_stop,
-            self._on_registered, config.heartbeat_interval, config.heartbeat_timeout, config.retry_interval)
-        self.reporter = Reporter(os.path.join(data, "reports"), f"{manager}/action/update", config.auth_token,
-                                 config.retry_interval, lambda: self.registrant.node_id)
+        self.link = ManagerLink(
+            f"{manager}/action/update", config.auth_token, config.manager_tcp_host, config.manager_tcp_port,
+            id_path_for(data), self.info, config.heartbeat_interval, config.heartbeat_timeout, config.retry_interval)
+        self.link.on_stop = self.on_manager_stop
+        self.link.on_registered = self._on_registered
+        self.link.on_run = self.run_action
+        self.reporter = Reporter(os.path.join(data, "reports"), self.link, config.retry_interval)
         self.executor = Executor(config, self.appcache, self.workspaces, self.reporter,
                                  os.path.join(data, "running"))
         self.reporter.on_rejected = lambda attempt_id, message: self.executor.abandon(
             attempt_id, f"manager refused its report: {message}")
-        self.reporter.channel = self.registrant
-        self.registrant.on_run = self.run_action
         self.http_port = config.http_port
         self._server: Optional[HTTPServer] = None
         self._sweeper: Optional[asyncio.Task] = None
@@ -66,11 +67,11 @@ class Node:
         """Recover what an earlier run left, listen on HTTP, register with the manager."""
         for sub in ("apps", "workspaces", "reports", "running", "trash"):
             os.makedirs(os.path.join(self.config.data_path, sub), exist_ok=True)
-        self.executor.reap_orphans()
-        self.executor.reaper.start()
+        self.executor.groups.start()
         self.executor.launcher.refill()
         await self.trash.empty()
         self.appcache.start()
+        self.link.open()
         self.reporter.start()
         sockets = bind_sockets(self.config.http_port, self.config.http_host)
         self.http_port = sockets[0].getsockname()[1]  # http_port 0 picks a free port
@@ -78,7 +79,7 @@ class Node:
         self._server.add_sockets(sockets)
         LOG.info("LitePipeline node %s listening on %s:%d (data in %s)", __version__, self.config.http_host,
                  self.http_port, self.config.data_path)
-        self.registrant.start()
+        self.link.start()
         self._sweeper = asyncio.ensure_future(self._sweep_loop())
 
     async def stop(self) -> None:
@@ -86,6 +87,7 @@ class Node:
         reports (up to a few seconds; the rest stays on disk), then disconnect."""
         LOG.info("node shutting down")
         self.executor.draining = True
+        self.link.heartbeat_soon()   # the manager sends nothing more from now on
         if self._server is not None:
             self._server.stop()
         await self.executor.drain(self.config.drain_timeout)
@@ -95,8 +97,9 @@ class Node:
                         len(self.reporter.pending))
         if self._sweeper is not None:
             self._sweeper.cancel()
-        await self.registrant.stop()
+        await self.link.stop()
         await self.reporter.close()
+        self.link.close()
         await self.appcache.close()
         if self._server is not None:
             try:
@@ -104,13 +107,13 @@ class Node:
             except asyncio.TimeoutError:
                 pass
         await self.trash.wait()
-        self.executor.reaper.close()
+        self.executor.groups.close()
         LOG.info("node stopped")
 
-    def run_action(self, data: dict) -> tuple[int, dict]:
+    def run_action(self, message: RunAction) -> tuple[int, dict]:
         """Accept an action dispatched over the TCP channel; (status, envelope) as over HTTP."""
         try:
-            accepted = self.executor.accept(ActionRequest.from_json(data))
+            accepted = self.executor.accept(message)
         except LiteError as exc:
             return exc.http_status, exc.envelope()
         return 200, {"result": "ok", "message": "" if accepted else "attempt already accepted"}
@@ -120,25 +123,16 @@ class Node:
         self.executor.hurry()
 
     # -- what the manager hears and says ------------------------------------------------------------
-    def info(self) -> dict:
-        """REGISTER/HEARTBEAT data (the registrant adds node_id)."""
+    def info(self) -> Register:
+        """REGISTER/HEARTBEAT message (the link sets node_id and features)."""
         config = self.config
-        return {
-            "http_host": config.http_host,
-            "http_port": self.http_port,
-            "action_slots": config.action_slots,
-            "heartbeat_interval": config.heartbeat_interval,
-            "heartbeat_timeout": config.heartbeat_timeout,
-            "data_path": config.data_path,
-            "app_path": self.app_path,
-            "python3": sys.version.split()[0],
-            "python3_executable": sys.executable,
-            "version": __version__,
-            "token": config.auth_token,
-            "running": self.executor.running_entries(),
-            "free_slots": max(config.action_slots - self.executor.slots_used, 0),
-            "draining": self.executor.draining,
-        }
+        return Register(
+            http_host=config.http_host, http_port=self.http_port, action_slots=config.action_slots,
+            heartbeat_interval=config.heartbeat_interval, heartbeat_timeout=config.heartbeat_timeout,
+            data_path=config.data_path, app_path=self.app_path, python3=sys.version.split()[0],
+            python3_executable=sys.executable, version=__version__, token=config.auth_token,
+            running=self.executor.running_entries(),
+            free_slots=max(config.action_slots - self.executor.slots_used, 0), draining=self.executor.draining)
 
     def on_manager_stop(self, entries: list) -> None:
         for entry in entries:

@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Callable, Optional
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ INPUT_FILE = "input.data"
 SMALL_INPUT = 64 * 1024   # bytes of input.data written on the loop rather than in a thread
 OUTPUT_FILE = "output.data"
 STDOUT_FILE = "stdout.data"
+LOG_POLL_INTERVAL = 0.1    # seconds between looks at a followed stdout.data
+LOG_CHUNK = 256 * 1024
 
 
 def write_json_atomic(path: str, obj: Any, fsync: bool = False) -> None:
@@ -206,6 +208,32 @@ class Workspaces:
             self.trash.discard(path)
         return path
 
+    async def read_log(self, task_id: str, name: str, offset: int,
+                       alive: Callable[[], bool], ready: Callable[[], bool]) -> AsyncIterator[bytes]:
+        """An action's stdout.data from ``offset``, then what it prints while ``alive()``
+        (checked every :data:`LOG_POLL_INTERVAL` s); nothing is read before ``ready()``
+        (a workspace being prepared may still be the old attempt's). Reads go to a thread."""
+        path = os.path.join(self.path(task_id, name), STDOUT_FILE)
+        fp = None
+        try:
+            while True:
+                # look before reading: bytes written before the attempt ended are read below
+                still = alive()
+                if fp is None and (not still or ready()):
+                    fp = _open_at(path, offset)
+                if fp is not None:
+                    while True:
+                        chunk = await asyncio.to_thread(fp.read, LOG_CHUNK)
+                        if not chunk:
+                            break
+                        yield chunk
+                if not still:
+                    return
+                await asyncio.sleep(LOG_POLL_INTERVAL)
+        finally:
+            if fp is not None:
+                fp.close()
+
     async def sweep(self, retention: float, busy_tasks: Callable[[], Iterable[str]]) -> int:
         """Remove task directories untouched for ``retention`` seconds; returns how many."""
         if retention <= 0:
@@ -220,6 +248,16 @@ class Workspaces:
                 self.trash.discard(os.path.join(self.root, task_id))
                 removed += 1
         return removed
+
+
+def _open_at(path: str, offset: int) -> Any:
+    """``path`` opened for reading at ``offset``; None while it does not exist yet."""
+    try:
+        fp = open(path, "rb")  # noqa: SIM115 - closed by read_log
+    except FileNotFoundError:
+        return None
+    fp.seek(offset)
+    return fp
 
 
 def input_document(task_id: str, workspace: str, input_data: Optional[dict]) -> dict:

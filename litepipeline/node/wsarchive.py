@@ -2,7 +2,7 @@
 
 Download streams an uncompressed tar whose members are ``<task_id>/<name>/...`` (every
 action directory of the task, or only ``name``'s). :mod:`tarfile` runs in a thread and
-hands its bytes to the loop through a bounded :class:`~litepipeline.streaming.Channel`,
+hands its bytes to the loop through a bounded :class:`~litepipeline.common.streaming.Channel`,
 so neither the loop nor memory waits on a large workspace. Files still being written are
 sent as they were when their header was written (a file that shrank meanwhile is padded
 with zeros, one that grew is cut), files that vanish are left out.

@@ -55,7 +55,7 @@ class Daemon:
 
     def start(self) -> "Daemon":
         command = "litemanager" if self.kind == "manager" else "litenode"
-        self.log = open(os.path.join(self.directory, "stderr.log"), "ab")
+        self.log = open(os.path.join(self.directory, "stderr.log"), "ab")  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen([os.path.join(BIN, command), "-c", self.config_path], stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=self.directory)
         return self
@@ -115,7 +115,7 @@ class LiteCluster:
         self.address = f"127.0.0.1:{self.http_port}"
         self.api = ManagerClient(self.address, token=token)
 
-    def __enter__(self) -> "LiteCluster":
+    def __enter__(self) -> "LiteCluster":  # noqa: PYI034 (typing.Self needs 3.11)
         return self
 
     def __exit__(self, *exc: Any) -> None:

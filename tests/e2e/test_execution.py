@@ -165,10 +165,10 @@ def test_node_killed_mid_action_reruns_elsewhere(cluster, tmp_path):
     app_id = cluster.upload(make_app(str(tmp_path), config, {"sleeper.py": SLEEPER}))
     task_id = cluster.api.task_create(app_id, "t", {"sleep": 2})["task_id"]
     first = wait_for(lambda: read_pids(workspace(doomed, task_id, "a")), what="a to start")
-    survivor = cluster.add_node(slots=1)
-    doomed.kill()
+    doomed.kill()   # at once: a node started first could take longer than the action's 2 s
     # the orphaned group dies with its node
     wait_for(lambda: not pid_alive(first["pid"]) and not pid_alive(first["child"]), 10, what="orphans gone")
+    survivor = cluster.add_node(slots=1)
     info = cluster.wait_task(task_id, timeout=60)["task_info"]
     assert info["status"] == "success"
     assert info["result"]["a"]["attempt"] == 2

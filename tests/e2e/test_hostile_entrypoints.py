@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from litepipeline.common import protocol
-from litepipeline.common.protocol import FRAME_END, JSON_END, FrameDecoder
+from litepipeline.common.protocol import CRC_LEN, FRAME_END, JSON_END
 from tests.e2e.harness import BIN, LiteCluster, wait_for
 from tests.e2e.test_manager_api import db_rows
 from tests.fixtures import dag, make_app
@@ -133,8 +133,7 @@ class RawPeer:
 
     def __init__(self, cluster: LiteCluster, timeout: float = 10) -> None:
         self.sock = socket.create_connection(("127.0.0.1", cluster.tcp_port), timeout=timeout)
-        self.decoder = FrameDecoder()
-        self.pending: list[dict] = []
+        self.buffer = b""
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -144,12 +143,17 @@ class RawPeer:
         return self.answer()
 
     def answer(self) -> dict:
-        while not self.pending:
+        while True:
+            end = self.buffer.find(JSON_END)
+            total = end + len(JSON_END) + CRC_LEN + len(FRAME_END)
+            if end >= 0 and len(self.buffer) >= total:
+                body, trailer = self.buffer[:end], self.buffer[end + len(JSON_END):total]
+                self.buffer = self.buffer[total:]
+                return protocol.decode(body, trailer)
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise AssertionError("the manager closed the connection instead of answering")
-            self.pending.extend(self.decoder.feed(chunk))
-        return self.pending.pop(0)
+            self.buffer += chunk
 
     def closed_by_peer(self, timeout: float = 5) -> bool:
         """True when the manager closes (or resets) the connection within ``timeout``."""

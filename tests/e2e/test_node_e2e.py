@@ -18,6 +18,7 @@ import tarfile
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
@@ -264,10 +265,9 @@ class NodeProcess:
     def start(self) -> NodeProcess:
         with self.fm.lock:
             seen = len(self.fm.registers)
-        log = open(self.dir / "node.out", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "litepipeline.node.server", "-c", str(self.config_path)],
-                                     stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.dir / "node.out", "ab") as log:   # the child keeps its own copy
+            self.proc = subprocess.Popen([sys.executable, "-m", "litepipeline.node.server", "-c",
+                                          str(self.config_path)], stdout=log, stderr=subprocess.STDOUT)
         register = wait_for(lambda: self.fm.registers[seen] if len(self.fm.registers) > seen else None,
                             10, "REGISTER")
         self.port = register["http_port"]
@@ -294,7 +294,7 @@ class NodeProcess:
 
     def wait_child_pid(self, name: str) -> int:
         path = os.path.join(self.workspace(name), "child.pid")
-        text = wait_for(lambda: os.path.exists(path) and open(path).read().strip(), 10, "child.pid")
+        text = wait_for(lambda: os.path.exists(path) and Path(path).read_text().strip(), 10, "child.pid")
         return int(text)
 
     def terminate(self, timeout: float = 15) -> int:
@@ -407,7 +407,8 @@ def test_node_killed_takes_its_actions_along(fm, node_factory):
     child = node.wait_child_pid("sleeper")
     pgid = os.getpgid(child)
     running_dir = os.path.join(node.data_path, "running")
-    assert os.listdir(running_dir)  # the pgid is on record
+    # the pgid is on record (written as the launch returns: the action may be quicker)
+    wait_for(lambda: os.listdir(running_dir), 5, "the group's start record")
     node.proc.kill()
     node.proc.wait(5)
     wait_for(lambda: not live_group_members(pgid), 1.0, "the action's processes to die with the node")
@@ -427,10 +428,11 @@ def test_orphans_of_a_crashed_node_are_reaped_at_start(fm, node_factory, tmp_pat
         start_time = int(stat[stat.rindex(b")") + 2:].split()[19])
         with open("/proc/sys/kernel/random/boot_id") as fp:
             boot_id = fp.read().strip()
-        with open(os.path.join(running_dir, "a1.json"), "w") as fp:
-            json.dump({"pgid": orphan.pid, "start_time": start_time, "boot_id": boot_id}, fp)
-        with open(os.path.join(running_dir, "a2.json"), "w") as fp:  # wrong start time: not ours
-            json.dump({"pgid": os.getpid(), "start_time": 1, "boot_id": boot_id}, fp)
+        with open(os.path.join(running_dir, "journal"), "w") as fp:
+            json.dump({"attempt_id": "a1", "pgid": orphan.pid, "start_time": start_time, "boot_id": boot_id}, fp)
+            fp.write("\n")   # and a wrong start time: not ours
+            json.dump({"attempt_id": "a2", "pgid": os.getpid(), "start_time": 1, "boot_id": boot_id}, fp)
+            fp.write("\n")
         node.start()
         assert orphan.wait(5) == -signal.SIGKILL
         assert not os.listdir(running_dir)

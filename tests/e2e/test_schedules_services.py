@@ -19,7 +19,8 @@ from tests.fixtures import dag, make_app
 
 SPEED = 60
 HERE = os.path.dirname(os.path.abspath(__file__))
-HEARTBEAT = open(os.path.join(HERE, "..", "..", "examples", "service", "heartbeat.py"), encoding="utf-8").read()
+with open(os.path.join(HERE, "..", "..", "examples", "service", "heartbeat.py"), encoding="utf-8") as _fp:
+    HEARTBEAT = _fp.read()
 STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    time.sleep(1)\n"
 
 

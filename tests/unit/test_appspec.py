@@ -5,6 +5,7 @@ reused by ``tests/e2e/test_hostile_uploads.py``; their names do not start with `
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -356,7 +357,7 @@ def test_seed_configuration_parses():
         {"name": "second", "condition": [], "env": "venvs/venv", "main": "python second.py"},
         {"name": "third", "condition": ["first", "second"], "env": "venvs/venv", "main": "python third.py"}]}
     spec = parse_configuration(json.dumps(seed).encode())
-    assert [a.to_dict() for a in spec.actions][2] == {
+    assert dataclasses.asdict(spec.actions[2]) == {
         "name": "third", "main": "python third.py", "condition": ["first", "second"], "env": "venvs/venv",
         "input_data": {}, "to_action": None, "timeout": None, "retries": 0, "retry_delay": 0}
 

@@ -16,7 +16,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from litepipeline.node.appcache import AppCache, AppCacheError, extract_env
-from litepipeline.node.executor import build_command
+from litepipeline.node.launcher import build_script
 from litepipeline.node.workspace import Trash
 
 
@@ -68,7 +68,7 @@ class Harness:
         self.apps = apps
         self.counts: dict = {}
 
-    async def __aenter__(self) -> Harness:
+    async def __aenter__(self) -> Harness:  # noqa: PYI034 (typing.Self needs 3.11)
         sockets = bind_sockets(0, "127.0.0.1")
         port = sockets[0].getsockname()[1]
         self.server = HTTPServer(tornado.web.Application(
@@ -209,7 +209,7 @@ def test_venv_pack_env_is_unpacked_and_activated(tmp_path):
             ws = tmp_path / "ws"
             ws.mkdir()
             proc = await asyncio.create_subprocess_exec(
-                *build_command(top, "python a.py", str(ws), env_dir), stdout=asyncio.subprocess.PIPE,
+                "bash", "-c", build_script(top, "python a.py", str(ws), env_dir), stdout=asyncio.subprocess.PIPE,
                 start_new_session=True)
             out, _ = await proc.communicate()
             assert proc.returncode == 0

@@ -7,16 +7,14 @@ import json
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
 
 from litepipeline.common.errors import InvalidParameters
-from litepipeline.node.executor import ActionRequest, build_command, build_script, shell_returncode
-from litepipeline.node.journal import Journal
-from litepipeline.node.reaper import Reaper
+from litepipeline.common.messages import RunAction
+from litepipeline.node.launcher import build_script, shell_returncode
 from litepipeline.node.workspace import OutputError, Trash, Workspaces, input_document, read_output
 from tests.fixtures import live_group_members
 
@@ -32,10 +30,10 @@ def request(**changes):
 
 # -- /action/run validation ----------------------------------------------------------------
 def test_action_request_defaults_and_extensions():
-    req = ActionRequest.from_json(request(app_sha1="AB" * 20, timeout=2.5, attempt=3, env="venvs/venv"))
+    req = RunAction.parse(request(app_sha1="AB" * 20, timeout=2.5, attempt=3, env="venvs/venv"))
     assert (req.name, req.task_id, req.attempt_id, req.attempt, req.timeout) == ("first", "t1", "att-1", 3, 2.5)
     assert req.app_sha1 == "ab" * 20 and req.env == "venvs/venv" and req.input_data == {"k": 1}
-    req = ActionRequest.from_json(request(input_data=None, env=""))
+    req = RunAction.parse(request(input_data=None, env=""))
     assert req.attempt == 1 and req.timeout is None and req.env is None and req.input_data == {}
 
 
@@ -57,7 +55,7 @@ def test_action_request_rejects_bad_fields(changes, field):
     if changes.get(field, 0) is None:
         del body[field]
     with pytest.raises(InvalidParameters) as info:
-        ActionRequest.from_json(body)
+        RunAction.parse(body)
     assert f"'{field}'" in info.value.message
 
 
@@ -70,12 +68,11 @@ def test_script_quotes_paths_and_inserts_main_as_is():
     assert f"python first.py --flag 'a b' {shlex.quote(ws)}\n" in script
     assert "source" not in build_script(app, "./first", ws)
     assert build_script(app, "./first", ws).startswith("trap '__lp_stopped=1' TERM\n")
-    assert build_command(app, "./first", ws)[:2] == ["bash", "-c"]
 
 
 async def _spawn(tmp_path, main: str, env_dir=None):
     return await asyncio.create_subprocess_exec(
-        *build_command(str(tmp_path), main, str(tmp_path / "ws"), env_dir), start_new_session=True,
+        "bash", "-c", build_script(str(tmp_path), main, str(tmp_path / "ws"), env_dir), start_new_session=True,
         stdin=asyncio.subprocess.DEVNULL)
 
 
@@ -199,135 +196,6 @@ def test_workspace_sweep_removes_only_old_idle_tasks(tmp_path):
         return sorted(os.listdir(tmp_path / "ws"))
 
     assert asyncio.run(run()) == ["busy", "new"]
-
-
-# -- the reaper: groups die with the node -----------------------------------------------------------
-def _spawn_group() -> subprocess.Popen:
-    return subprocess.Popen(["bash", "-c", "(sleep 30 &); sleep 30"], start_new_session=True)
-
-
-def _wait_gone(pgid: int, seconds: float = 3) -> bool:
-    deadline = time.monotonic() + seconds
-    while _live(pgid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return not _live(pgid)
-
-
-def test_reaper_kills_listed_groups_when_the_node_pipe_closes():
-    reaper = Reaper()
-    reaper.start()
-    watched, forgotten = _spawn_group(), _spawn_group()
-    try:
-        reaper.watch(watched.pid)
-        reaper.watch(forgotten.pid)
-        reaper.forget(forgotten.pid)
-        time.sleep(0.2)
-        assert _live(watched.pid)
-        # what a dying node does to the pipe, SIGKILL included: its end closes
-        reaper._proc.stdin.close()
-        assert _wait_gone(watched.pid)
-        assert _live(forgotten.pid)          # an ended action's pgid is never killed later
-    finally:
-        for proc in (watched, forgotten):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        reaper.close()
-
-
-def test_reaper_ignores_terminal_signals():
-    reaper = Reaper()
-    reaper.start()
-    group = _spawn_group()
-    try:
-        reaper.watch(group.pid)
-        time.sleep(0.1)
-        os.kill(reaper.pid, signal.SIGTERM)
-        os.kill(reaper.pid, signal.SIGINT)
-        time.sleep(0.2)
-        assert reaper._proc.poll() is None
-        reaper.close()
-        assert _wait_gone(group.pid)
-    finally:
-        try:
-            os.killpg(group.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        group.wait()
-
-
-# -- the journal: groups left behind are reaped at the next start -------------------------------------
-
-def test_journal_lists_what_started_and_did_not_end(tmp_path):
-    journal = Journal(str(tmp_path / "running"))
-    assert journal.leftovers() == []
-    journal.started({"attempt_id": "a1", "pgid": 11})
-    journal.started({"attempt_id": "a2", "pgid": 12})
-    journal.ended("a1", [{"attempt_id": "a2", "pgid": 12}])
-    with open(journal.path, "ab") as fp:
-        fp.write(b'{"attempt_id": "a3", "pg')          # a line torn by a crash
-    assert journal.leftovers() == [{"attempt_id": "a2", "pgid": 12}]
-    journal.reset()
-    assert journal.leftovers() == [] and not os.path.exists(journal.path)
-
-
-def test_journal_is_compacted_when_big(tmp_path, monkeypatch):
-    monkeypatch.setattr("litepipeline.node.journal.COMPACT_AT", 300)
-    journal = Journal(str(tmp_path))
-    long_running = {"attempt_id": "long", "pgid": 99}
-    journal.started(long_running)
-    for i in range(5):
-        journal.started({"attempt_id": f"a{i}", "pgid": 100 + i})
-        journal.ended(f"a{i}", [long_running])
-    # past the limit: rewritten with what still runs, and appended to as before
-    assert os.path.getsize(journal.path) < 300
-    assert journal.leftovers() == [long_running]
-    journal.started({"attempt_id": "next", "pgid": 201})
-    assert journal.leftovers() == [long_running, {"attempt_id": "next", "pgid": 201}]
-    for i in range(5):
-        journal.started({"attempt_id": f"b{i}", "pgid": 300 + i})
-        journal.ended(f"b{i}", [])
-    journal.ended("long", [])
-    assert journal.leftovers() == []          # told nothing runs any more: emptied on the way
-    assert not os.path.exists(journal.path + ".tmp")
-    journal.close()
-
-
-def test_reap_orphans_kills_groups_listed_by_an_earlier_run(tmp_path):
-    from types import SimpleNamespace
-
-    from litepipeline.node.executor import Executor, process_start_time
-
-    running = tmp_path / "running"
-    left, ended, reused, legacy = _spawn_group(), _spawn_group(), _spawn_group(), _spawn_group()
-    try:
-        earlier = Executor(SimpleNamespace(action_slots=1), None, None, None, str(running), reaper=Reaper())
-        boot = earlier._boot_id
-        earlier.journal.started({"attempt_id": "left", "pgid": left.pid, "start_time": process_start_time(left.pid),
-                                 "boot_id": boot})
-        earlier.journal.started({"attempt_id": "ended", "pgid": ended.pid,
-                                 "start_time": process_start_time(ended.pid), "boot_id": boot})
-        earlier.journal.ended("ended", [])
-        # a pid now used by another process (its start time differs): not ours to kill
-        earlier.journal.started({"attempt_id": "reused", "pgid": reused.pid, "start_time": 1, "boot_id": boot})
-        earlier.journal.close()
-        # and a record in the file-per-attempt form of earlier versions
-        (running / "old.json").write_text(json.dumps({"pgid": legacy.pid, "boot_id": boot,
-                                                      "start_time": process_start_time(legacy.pid)}))
-        later = Executor(SimpleNamespace(action_slots=1), None, None, None, str(running), reaper=Reaper())
-        assert later.reap_orphans() == 2
-        assert _wait_gone(left.pid) and _wait_gone(legacy.pid)
-        assert _live(ended.pid) and _live(reused.pid)
-        assert os.listdir(running) == []
-    finally:
-        for proc in (left, ended, reused, legacy):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
 
 
 def test_script_a_sigterm_before_main_starts_means_main_never_starts(tmp_path):

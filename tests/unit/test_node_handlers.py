@@ -57,7 +57,7 @@ class Harness:
         self.config = config
         self.state: dict = {}
 
-    async def __aenter__(self) -> Harness:
+    async def __aenter__(self) -> Harness:  # noqa: PYI034 (typing.Self needs 3.11)
         sockets = bind_sockets(0, "127.0.0.1")
         self.server = HTTPServer(tornado.web.Application(
             [(r"/app/download", Manager, {"state": self.state}), (r"/action/update", Manager, {"state": self.state})]))

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from litepipeline.node.executor import build_script, shell_returncode
-from litepipeline.node.launcher import RUNNERS_MAX, Launcher
+from litepipeline.node.launcher import RUNNERS_MAX, Launcher, build_script, shell_returncode
+from tests.fixtures import live_group_members
 
 GLIBC_INTERNAL = (1 << 31) | (1 << 32)   # signals 32 and 33, as SigIgn bits
 # what an action can observe of how it was started
@@ -42,6 +42,17 @@ def _run(coro):
         asyncio.set_child_watcher(watcher)
         return await coro()
     return asyncio.run(main())
+
+
+def _commands(pgid: int) -> list[str]:
+    names = []
+    for pid in live_group_members(pgid):
+        try:
+            with open(f"/proc/{pid}/comm", encoding="utf-8") as fp:
+                names.append(fp.read().strip())
+        except OSError:
+            pass
+    return names
 
 
 async def _until(predicate, timeout: float = 5.0) -> None:
@@ -104,7 +115,9 @@ def test_an_action_is_a_process_group_of_its_own(tmp_path, pidfds):
         launcher = await _started(1, pidfds)
         proc = await launcher.launch(build_script(str(app), "touch started; sleep 30 #", str(ws)), str(ws / "out"))
         assert os.getpgid(proc.pid) == proc.pid and os.getsid(proc.pid) != os.getsid(0)
-        await _until(lambda: (app / "started").exists())
+        # once MAIN's sleep runs: a SIGTERM between `touch` and `sleep` would only be noted
+        # by the script's trap (MAIN has started), and the sleep would run its 30 s
+        await _until(lambda: "sleep" in _commands(proc.pid))
         os.killpg(proc.pid, signal.SIGTERM)   # the whole group, as a stop does
         assert shell_returncode(await proc.wait()) == 143
         # the runner lives on and takes the next action

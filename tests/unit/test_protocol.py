@@ -9,11 +9,9 @@ import socket
 import pytest
 from tornado.iostream import IOStream, StreamClosedError
 
-from litepipeline.common import protocol
 from litepipeline.common.protocol import (
     FRAME_END,
     JSON_END,
-    FrameDecoder,
     ProtocolError,
     decode,
     encode,
@@ -68,7 +66,6 @@ def test_round_trip(command, data):
     raw = encode(command, data)
     assert raw.endswith(FRAME_END)
     assert decode(*split(raw)) == {"command": command, "data": data}
-    assert FrameDecoder().feed(raw) == [{"command": command, "data": data}]
 
 
 def test_reply_frame():
@@ -125,79 +122,11 @@ def test_missing_or_null_data_is_empty():
     assert decode(*split(frame(b'{"command":"ERROR","data":null}'))) == {"command": "ERROR", "data": {}}
 
 
-# -- FrameDecoder ------------------------------------------------------------------------
-
-def test_decoder_byte_by_byte():
-    decoder = FrameDecoder()
-    raw = encode("REGISTER", {"node_id": None, "http_host": "0.0.0.0"})
-    for i, byte in enumerate(raw):
-        got = decoder.feed(bytes([byte]))
-        if i < len(raw) - 1:
-            assert got == [], i
-    assert got == [{"command": "REGISTER", "data": {"node_id": None, "http_host": "0.0.0.0"}}]
-    assert decoder.feed(b"") == []
-
-
-def test_decoder_two_frames_at_once_and_a_partial_third():
-    decoder = FrameDecoder()
-    first, second, third = encode("REGISTER", {"n": 1}), encode("HEARTBEAT", {"n": 2}), encode("ERROR", {"n": 3})
-    assert decoder.feed(first + second + third[:10]) == [{"command": "REGISTER", "data": {"n": 1}},
-                                                         {"command": "HEARTBEAT", "data": {"n": 2}}]
-    assert decoder.feed(third[10:-3]) == []
-    assert decoder.feed(third[-3:]) == [{"command": "ERROR", "data": {"n": 3}}]
-
-
-def test_decoder_split_inside_the_delimiters():
-    raw = encode("HEARTBEAT", {"a": 1})
-    body_end = raw.index(JSON_END)
-    decoder = FrameDecoder()
-    assert decoder.feed(raw[:body_end + 2]) == []
-    assert decoder.feed(raw[body_end + 2:body_end + 7]) == []
-    assert decoder.feed(raw[body_end + 7:]) == [{"command": "HEARTBEAT", "data": {"a": 1}}]
-
-
-def test_decoder_raises_on_a_bad_frame():
-    decoder = FrameDecoder()
-    with pytest.raises(ProtocolError, match="^frame CRC mismatch: got 00000000, computed "):
-        decoder.feed(frame(b'{"command":"HEARTBEAT","data":{}}', b"00000000"))
-
-
-def test_decoder_oversized_frame_without_delimiter():
-    decoder = FrameDecoder(max_size=100)
-    assert decoder.feed(b"x" * 100) == []  # could still be a frame of exactly 100 bytes
-    with pytest.raises(ProtocolError) as e:
-        decoder.feed(b"x")
-    assert str(e.value) == "frame larger than 100 bytes"
-
-
-def test_decoder_oversized_frame_with_delimiter():
-    with pytest.raises(ProtocolError) as e:
-        FrameDecoder(max_size=100).feed(frame(b'{"command":"ERROR","data":{"p":"' + b"x" * 200 + b'"}}'))
-    assert str(e.value) == "frame larger than 100 bytes"
-
-
-def test_decoder_default_limit_is_module_max():
-    with pytest.raises(ProtocolError, match=f"^frame larger than {protocol.MAX_FRAME_SIZE} bytes$"):
-        FrameDecoder().feed(b"x" * (protocol.MAX_FRAME_SIZE + 1))
-
-
 def _max_body(size: int) -> bytes:
     head, tail = b'{"command":"ERROR","data":{"p":"', b'"}}'
     body = head + b"x" * (size - len(head) - len(tail)) + tail
     assert len(body) == size
     return body
-
-
-def test_decoder_accepts_a_frame_of_exactly_max_size_at_once():
-    assert FrameDecoder(max_size=100).feed(frame(_max_body(100)))[0]["command"] == "ERROR"
-
-
-def test_decoder_accepts_a_frame_of_exactly_max_size_byte_by_byte():
-    decoder = FrameDecoder(max_size=100)
-    got = []
-    for byte in frame(_max_body(100)):
-        got += decoder.feed(bytes([byte]))
-    assert [m["command"] for m in got] == ["ERROR"]
 
 
 # -- read_message on a real IOStream -------------------------------------------------------

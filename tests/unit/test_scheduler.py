@@ -7,6 +7,7 @@ import pytest
 
 from litepipeline.common.appspec import ActionSpec
 from litepipeline.common.errors import StaleAttempt, TaskNotExists
+from litepipeline.common.messages import Heartbeat, Register, Report
 from litepipeline.manager.scheduler import Dispatch, SchedulerCore, Stop
 from litepipeline.manager.taskstate import EVENT, ActionState, TaskState
 
@@ -14,14 +15,36 @@ T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
 
 
 class Clock:
+    """The wall clock (called) and the monotonic one (``mono``), moved together by ``advance``;
+    ``step`` moves the wall clock alone (an NTP step, a DST change)."""
+
     def __init__(self) -> None:
         self.now = T0
+        self.seconds = 1000.0
 
     def __call__(self) -> dt.datetime:
         return self.now
 
+    def mono(self) -> float:
+        return self.seconds
+
     def advance(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
+        self.seconds += seconds
+
+    def step(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+def node_up(core, node_id, slots, running, registering, draining=False):
+    """A REGISTER (with ``slots``) or HEARTBEAT listing ``running`` (wire dicts)."""
+    message = (Register if registering else Heartbeat).parse(
+        {"http_port": 1, "action_slots": slots, "running": running, "draining": draining})
+    return core.node_up(node_id, message.running, registering, slots, message.draining)
+
+
+def report(core, data: dict):
+    return core.report(Report.parse(data))
 
 
 def make_task(task_id: str, *actions: tuple, input_data=None, **kwargs) -> TaskState:
@@ -43,18 +66,18 @@ def clock():
 
 @pytest.fixture
 def core(clock):
-    core = SchedulerCore(clock_fn=clock, recovery_timeout=10, lost_grace=2)
-    core.node_up("n1", 2, [], True)
+    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, recovery_timeout=10, lost_grace=2)
+    node_up(core, "n1", 2, [], True)
     return core
 
 
 def finish(core, d: Dispatch, status="success", data=None, actions=None, returncode=None, node=None):
-    p = d.payload
-    return core.report({"task_id": p["task_id"], "name": p["name"], "attempt_id": p["attempt_id"],
-                        "node_id": node or d.node_id, "stage": "finished", "status": status,
-                        "returncode": 0 if status == "success" else (returncode or 1),
-                        "result": {"data": data if data is not None else {"from": p["name"]},
-                                   "actions": actions or []}})
+    m = d.message
+    return report(core, {"task_id": m.task_id, "name": m.name, "attempt_id": m.attempt_id,
+                         "node_id": node or d.node_id, "stage": "finished", "status": status,
+                         "returncode": 0 if status == "success" else (returncode or 1),
+                         "result": {"data": data if data is not None else {"from": m.name},
+                                    "actions": actions or []}})
 
 
 def add(core, task: TaskState) -> None:
@@ -64,7 +87,7 @@ def add(core, task: TaskState) -> None:
 
 
 def names(dispatches) -> list:
-    return sorted(d.payload["name"] for d in dispatches)
+    return sorted(d.message.name for d in dispatches)
 
 
 def test_dag_runs_in_order_and_passes_outputs(core):
@@ -74,7 +97,7 @@ def test_dag_runs_in_order_and_passes_outputs(core):
     assert len(batch.new_tasks) == 1 and len(batch.new_actions) == 3
     ds = core.schedule()
     assert names(ds) == ["first", "second"]
-    assert all(d.payload["input_data"] == {"k": 1} for d in ds)
+    assert all(d.message.input_data == {"k": 1} for d in ds)
     assert core.tasks["t1"].stage == "running" and core.tasks["t1"].start_at == T0
     batch = core.take_batch()
     assert len(batch.new_attempts) == 2 and set(batch.actions) == {("t1", "first"), ("t1", "second")}
@@ -83,8 +106,8 @@ def test_dag_runs_in_order_and_passes_outputs(core):
     assert core.schedule() == []          # third still waits for second
     finish(core, ds[1], data={"b": 2})
     (third,) = core.schedule()
-    assert third.payload["input_data"] == {"first": {"a": 1}, "second": {"b": 2}}
-    assert third.payload["attempt"] == 1 and third.payload["app_sha1"] == "sha"
+    assert third.message.input_data == {"first": {"a": 1}, "second": {"b": 2}}
+    assert third.message.attempt == 1 and third.message.app_sha1 == "sha"
     finish(core, third)
     assert "t1" not in core.tasks       # finished tasks leave memory
     batch = core.take_batch()
@@ -92,7 +115,7 @@ def test_dag_runs_in_order_and_passes_outputs(core):
 
 
 def test_never_more_than_slots_and_spread_over_nodes(core):
-    core.node_up("n2", 2, [], True)
+    node_up(core, "n2", 2, [], True)
     for i in range(3):
         add(core, make_task(f"t{i}", ("a", []), ("b", [])))
     ds = core.schedule()
@@ -101,18 +124,18 @@ def test_never_more_than_slots_and_spread_over_nodes(core):
     for d in ds:
         per_node[d.node_id] = per_node.get(d.node_id, 0) + 1
     assert per_node == {"n1": 2, "n2": 2}
-    assert [d.payload["task_id"] for d in ds] == ["t0", "t0", "t1", "t1"]   # oldest task first
+    assert [d.message.task_id for d in ds] == ["t0", "t0", "t1", "t1"]   # oldest task first
     assert core.schedule() == []
     finish(core, ds[0])
     (nxt,) = core.schedule()
-    assert nxt.node_id == ds[0].node_id and nxt.payload["task_id"] == "t2"
+    assert nxt.node_id == ds[0].node_id and nxt.message.task_id == "t2"
 
 
 def test_failure_fails_task_and_stops_siblings(core):
     add(core, make_task("t1", ("a", []), ("b", []), ("c", ["a", "b"])))
-    da, db = sorted(core.schedule(), key=lambda d: d.payload["name"])
+    da, db = sorted(core.schedule(), key=lambda d: d.message.name)
     stops = finish(core, da, status="fail", returncode=3)
-    assert stops == [Stop("n1", "t1", "b", db.payload["attempt_id"], -15)]
+    assert stops == [Stop("n1", "t1", "b", db.message.attempt_id, -15)]
     batch = core.take_batch()
     task = batch.tasks["t1"]
     assert (task.stage, task.status) == ("finished", "fail")
@@ -122,17 +145,17 @@ def test_failure_fails_task_and_stops_siblings(core):
     with pytest.raises(StaleAttempt):
         finish(core, db)
     # the stopped action's slot is free again once its (refused) report came in
-    assert core.nodes["n1"].free(core.now()) == 2
+    assert core.nodes["n1"].free(core.mono()) == 2
 
 
 def test_stale_and_duplicate_reports(core, clock):
     add(core, make_task("t1", ("a", []), ("b", ["a"])))
     (da,) = core.schedule()
     core.node_down("n1", "connection closed")
-    core.node_up("n2", 1, [], True)
+    node_up(core, "n2", 1, [], True)
     (again,) = core.schedule()
-    assert again.node_id == "n2" and again.payload["attempt"] == 2
-    assert again.payload["attempt_id"] != da.payload["attempt_id"]
+    assert again.node_id == "n2" and again.message.attempt == 2
+    assert again.message.attempt_id != da.message.attempt_id
     with pytest.raises(StaleAttempt, match="is not current"):
         finish(core, da, node="n1")
     finish(core, again)
@@ -146,7 +169,7 @@ def test_stale_and_duplicate_reports(core, clock):
 
 
 def test_generated_actions_join_and_feed_to_action(core):
-    core.node_up("n1", 4, [], False)
+    node_up(core, "n1", 4, [], False)
     add(core, make_task("t1", ("first", []), ("third", ["first"])))
     (d1,) = core.schedule()
     gen = [{"name": f"second_{i}", "main": "python3 second.py", "input_data": {"i": i}, "to_action": "third"}
@@ -154,11 +177,11 @@ def test_generated_actions_join_and_feed_to_action(core):
     finish(core, d1, data={"n": 2}, actions=gen)
     ds = core.schedule()
     assert names(ds) == ["second_0", "second_1"]
-    assert {d.payload["name"]: d.payload["input_data"] for d in ds} == {"second_0": {"i": 0}, "second_1": {"i": 1}}
+    assert {d.message.name: d.message.input_data for d in ds} == {"second_0": {"i": 0}, "second_1": {"i": 1}}
     for d in ds:
-        finish(core, d, data={"sq": d.payload["input_data"]["i"] ** 2})
+        finish(core, d, data={"sq": d.message.input_data["i"] ** 2})
     (d3,) = core.schedule()
-    assert d3.payload["input_data"] == {"first": {"n": 2}, "second_0": {"sq": 0}, "second_1": {"sq": 1}}
+    assert d3.message.input_data == {"first": {"n": 2}, "second_0": {"sq": 0}, "second_1": {"sq": 1}}
     finish(core, d3)
     assert "t1" not in core.tasks
 
@@ -185,8 +208,8 @@ def test_bad_generated_actions_fail_the_generator(core, generated, message):
 
 
 def test_generated_action_limit(clock):
-    core = SchedulerCore(clock_fn=clock, max_generated_actions=2)
-    core.node_up("n1", 2, [], True)
+    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, max_generated_actions=2)
+    node_up(core, "n1", 2, [], True)
     add(core, make_task("t1", ("first", [])))
     (d1,) = core.schedule()
     finish(core, d1, actions=[{"name": f"g{i}", "main": "x"} for i in range(3)])
@@ -196,7 +219,7 @@ def test_generated_action_limit(clock):
 
 def test_stop_waits_for_nodes_then_kill(core):
     add(core, make_task("t1", ("a", []), ("b", []), ("c", ["a"])))
-    da, db = sorted(core.schedule(), key=lambda d: d.payload["name"])
+    da, db = sorted(core.schedule(), key=lambda d: d.message.name)
     stops = core.stop_task("t1", -9)
     assert sorted(s.name for s in stops) == ["a", "b"] and {s.signal for s in stops} == {-9}
     assert core.tasks["t1"].stage == "stopping"
@@ -211,7 +234,7 @@ def test_stop_waits_for_nodes_then_kill(core):
 
 
 def test_stop_pending_task_finishes_at_once(core):
-    core.node_up("n1", 0 + 1, [], False)
+    node_up(core, "n1", 0 + 1, [], False)
     add(core, make_task("t1", ("a", [])))
     add(core, make_task("t2", ("a", [])))
     core.schedule()
@@ -228,12 +251,12 @@ def test_retries_with_backoff(core, clock):
     finish(core, d1, status="fail")
     assert core.tasks["t1"].stage == "running"
     assert core.schedule() == []
-    assert core.next_wakeup() == T0 + dt.timedelta(seconds=1)
+    assert core.next_wakeup() == 1
     clock.advance(1)
     (d2,) = core.schedule()
-    assert d2.payload["attempt"] == 2
+    assert d2.message.attempt == 2
     finish(core, d2, status="fail")
-    assert core.next_wakeup() == T0 + dt.timedelta(seconds=3)     # doubled
+    assert core.next_wakeup() == 2     # doubled
     clock.advance(2)
     (d3,) = core.schedule()
     assert core.next_wakeup() is None and not core._retrying     # dispatched: nothing to wake for
@@ -250,7 +273,7 @@ def test_a_retry_loaded_from_the_store_wakes_the_scheduler(core, clock):
     task.actions["a"].attempt = 1
     task.actions["a"].retry_at = T0 + dt.timedelta(seconds=7)
     core.load(task)
-    assert core.next_wakeup() == T0 + dt.timedelta(seconds=7)
+    assert core.next_wakeup() == 7
 
 
 def test_stop_cancels_pending_retry(core, clock):
@@ -267,59 +290,59 @@ def test_node_lost_requeues_and_recovery(core, clock):
     add(core, make_task("t1", ("a", [])))
     (d1,) = core.schedule()
     # the node re-registers at once without the attempt: the dispatch may still be on its way
-    assert core.node_up("n1", 2, [], True) == []
+    assert node_up(core, "n1", 2, [], True) == []
     assert core.schedule() == []
     # ... but past the grace period, the node restarted and lost it: it is run again
     clock.advance(3)
-    assert core.node_up("n1", 2, [], True) == []
+    assert node_up(core, "n1", 2, [], True) == []
     (d2,) = core.schedule()
-    assert d2.payload["attempt"] == 2
+    assert d2.message.attempt == 2
     # a node holding an attempt the manager does not expect is told to stop it
-    stops = core.node_up("n1", 2, [{"task_id": "t1", "name": "a", "attempt_id": d1.payload["attempt_id"]},
-                                   {"task_id": "t1", "name": "a", "attempt_id": d2.payload["attempt_id"]}], True)
-    assert stops == [Stop("n1", "t1", "a", d1.payload["attempt_id"], -9)]
+    stops = node_up(core, "n1", 2, [{"task_id": "t1", "name": "a", "attempt_id": d1.message.attempt_id},
+                                   {"task_id": "t1", "name": "a", "attempt_id": d2.message.attempt_id}], True)
+    assert stops == [Stop("n1", "t1", "a", d1.message.attempt_id, -9)]
     # heartbeats that omit a fresh dispatch don't re-queue it within the grace period
     clock.advance(1)
-    core.node_up("n1", 2, [], False)
-    assert core.tasks["t1"].actions["a"].attempt_id == d2.payload["attempt_id"]
+    node_up(core, "n1", 2, [], False)
+    assert core.tasks["t1"].actions["a"].attempt_id == d2.message.attempt_id
     clock.advance(5)
-    core.node_up("n1", 2, [], False)
+    node_up(core, "n1", 2, [], False)
     assert core.tasks["t1"].actions["a"].stage == "pending"
 
 
 def test_restart_recovery_waits_for_nodes(clock):
-    core = SchedulerCore(clock_fn=clock, recovery_timeout=10)
+    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, recovery_timeout=10)
     task = make_task("t1", ("a", []), ("b", []))
     task.stage = "running"
     a = task.actions["a"]
     a.stage, a.attempt, a.attempt_id, a.node_id, a.dispatched_at = "running", 1, "att-1", "n9", T0
     core.load(task)
-    core.node_up("n1", 1, [], True)
+    node_up(core, "n1", 1, [], True)
     (db,) = core.schedule()
-    assert db.payload["name"] == "b"
+    assert db.message.name == "b"
     clock.advance(5)
     core.tick()
     assert core.tasks["t1"].actions["a"].stage == "running"
     # node n9 comes back holding the attempt: it is kept and its report accepted
-    core.node_up("n9", 1, [{"task_id": "t1", "name": "a", "attempt_id": "att-1"}], True)
-    core.report({"task_id": "t1", "name": "a", "attempt_id": "att-1", "node_id": "n9", "stage": "finished",
+    node_up(core, "n9", 1, [{"task_id": "t1", "name": "a", "attempt_id": "att-1"}], True)
+    report(core, {"task_id": "t1", "name": "a", "attempt_id": "att-1", "node_id": "n9", "stage": "finished",
                  "status": "success", "returncode": 0, "result": {"data": {}}})
     assert core.take_batch().attempts["att-1"].status == "success"
 
 
 def test_restart_recovery_requeues_after_timeout(clock):
-    core = SchedulerCore(clock_fn=clock, recovery_timeout=10)
+    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, recovery_timeout=10)
     task = make_task("t1", ("a", []))
     task.stage = "running"
     a = task.actions["a"]
     a.stage, a.attempt, a.attempt_id, a.node_id, a.dispatched_at = "running", 1, "att-1", "gone", T0
     core.load(task)
-    core.node_up("n1", 1, [], True)
+    node_up(core, "n1", 1, [], True)
     assert core.schedule() == []
     clock.advance(11)
     core.tick()
     (d,) = core.schedule()
-    assert d.payload["attempt"] == 2 and d.node_id == "n1"
+    assert d.message.attempt == 2 and d.node_id == "n1"
 
 
 def test_event_action_runs_after_failure(core):
@@ -328,9 +351,9 @@ def test_event_action_runs_after_failure(core):
     (da,) = core.schedule()
     finish(core, da, status="fail")
     (dn,) = core.schedule()
-    assert dn.payload["name"] == "notify"
-    assert dn.payload["input_data"]["task_status"] == "fail"
-    assert dn.payload["input_data"]["task_id"] == "t1"
+    assert dn.message.name == "notify"
+    assert dn.message.input_data["task_status"] == "fail"
+    assert dn.message.input_data["task_id"] == "t1"
     finish(core, dn, status="fail")
     assert "t1" not in core.tasks
     batch = core.take_batch()
@@ -338,14 +361,14 @@ def test_event_action_runs_after_failure(core):
 
 
 def test_stop_is_resent_after_a_restart(clock):
-    core = SchedulerCore(clock_fn=clock, recovery_timeout=10)
+    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, recovery_timeout=10)
     task = make_task("t1", ("a", []))
     task.stage, task.signal = "stopping", -9
     a = task.actions["a"]
     a.stage, a.attempt, a.attempt_id, a.node_id, a.dispatched_at = "running", 1, "att-1", "n1", T0
     core.load(task)
     # the restarted manager never sent the stop: the node re-registering holding it hears it
-    stops = core.node_up("n1", 1, [{"task_id": "t1", "name": "a", "attempt_id": "att-1"}], True)
+    stops = node_up(core, "n1", 1, [{"task_id": "t1", "name": "a", "attempt_id": "att-1"}], True)
     assert stops == [Stop("n1", "t1", "a", "att-1", -9)]
     assert core.tick() == []                      # the sweep starts its clock
     clock.advance(6)
@@ -359,8 +382,89 @@ def test_after_restart_a_node_registering_without_an_attempt_lost_it(clock):
     task.stage = "running"
     a = task.actions["a"]
     a.stage, a.attempt, a.attempt_id, a.node_id, a.dispatched_at = "running", 1, "att-1", "n1", earlier
-    core = SchedulerCore(clock_fn=clock, recovery_timeout=10, lost_grace=2)
+    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, recovery_timeout=10, lost_grace=2)
     core.load(task)
-    core.node_up("n1", 1, [], True)
+    node_up(core, "n1", 1, [], True)
     (d,) = core.schedule()
-    assert (d.node_id, d.payload["attempt"]) == ("n1", 2)
+    assert (d.node_id, d.message.attempt) == ("n1", 2)
+
+
+# -- faults found by review (each test failed before its fix) -----------------------------------
+def test_a_draining_node_is_sent_nothing_new(core):
+    node_up(core, "n1", 2, [], False, draining=True)      # SIGTERM'd: its heartbeat says so
+    add(core, make_task("t1", ("a", [])))
+    assert core.schedule() == []
+    node_up(core, "n2", 1, [], True)
+    (d,) = core.schedule()
+    assert d.node_id == "n2"
+    node_up(core, "n1", 2, [], True)                      # back, not draining
+    add(core, make_task("t2", ("a", [])))
+    (d,) = core.schedule()
+    assert d.node_id == "n1"
+
+
+def test_a_retry_delay_is_not_moved_by_a_wall_clock_step(core, clock):
+    add(core, make_task("t1", ("a", [], {"retries": 1, "retry_delay": 5.0})))
+    (d1,) = core.schedule()
+    finish(core, d1, status="fail")
+    clock.step(-3600)          # DST ends, or NTP steps the clock back an hour
+    clock.advance(5)
+    (d2,) = core.schedule()    # five seconds did pass: the retry is due
+    assert d2.message.attempt == 2
+
+
+def test_the_lost_grace_is_not_cut_by_a_wall_clock_step(core, clock):
+    add(core, make_task("t1", ("a", [])))
+    (d,) = core.schedule()
+    clock.step(3600)           # the wall clock jumps an hour ahead
+    node_up(core, "n1", 2, [], False)    # a heartbeat sent before the RUN arrived
+    assert core.tasks["t1"].actions["a"].stage == "running"     # still in flight, not lost
+
+
+def test_recovery_timeout_is_not_cut_by_a_wall_clock_step(clock):
+    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, recovery_timeout=10)
+    task = make_task("t1", ("a", []))
+    task.stage = "running"
+    action = task.actions["a"]
+    action.stage, action.attempt, action.attempt_id, action.node_id = "running", 1, "att-1", "n9"
+    core.load(task)
+    clock.step(3600)
+    core.tick()
+    assert action.stage == "running"     # n9 still has its recovery_timeout to come back
+
+
+class NoScan(dict):
+    """The task table, refusing to be walked."""
+
+    def values(self):
+        raise AssertionError("walked every task")
+
+    def items(self):
+        raise AssertionError("walked every task")
+
+    def __iter__(self):
+        raise AssertionError("walked every task")
+
+
+def test_a_heartbeat_costs_its_nodes_attempts_not_every_task(core, clock):
+    node_up(core, "n2", 2, [], True)
+    for i in range(50):
+        add(core, make_task(f"t{i}", ("a", [])))
+    ds = core.schedule()
+    mine = [d for d in ds if d.node_id == "n2"]
+    core.tasks = NoScan(core.tasks)
+    held = [{"task_id": d.message.task_id, "name": "a", "attempt_id": d.message.attempt_id} for d in mine]
+    assert node_up(core, "n2", 2, held, False) == []
+    clock.advance(3)
+    node_up(core, "n2", 2, held[:1], False)              # without one, past the grace: lost
+    assert core.tasks[mine[1].message.task_id].actions["a"].stage == "pending"
+    core.dispatch_failed(mine[0].message.attempt_id, "n2", "refused", True)
+    assert core.tasks[mine[0].message.task_id].actions["a"].stage == "pending"
+
+
+def test_only_a_register_says_how_many_slots_a_node_has(core):
+    assert core.node_up("n7", [], False) == []          # a heartbeat of a node the core dropped
+    assert "n7" not in core.nodes
+    node_up(core, "n1", 3, [], True)
+    core.node_up("n1", [], False)                        # heartbeats leave the slots alone
+    assert core.nodes["n1"].slots == 3

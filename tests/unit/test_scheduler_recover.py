@@ -8,7 +8,7 @@ import pytest
 from litepipeline.common.errors import OperationFailed
 from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.manager.taskstate import EVENT
-from tests.unit.test_scheduler import T0, Clock, add, finish, make_task, names
+from tests.unit.test_scheduler import T0, Clock, add, finish, make_task, names, node_up
 
 
 @pytest.fixture
@@ -18,8 +18,8 @@ def clock():
 
 @pytest.fixture
 def core(clock):
-    core = SchedulerCore(clock_fn=clock, recovery_timeout=10, lost_grace=2)
-    core.node_up("n1", 4, [], True)
+    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, recovery_timeout=10, lost_grace=2)
+    node_up(core, "n1", 4, [], True)
     return core
 
 
@@ -35,16 +35,16 @@ def failed_task(core, clock):
     task = make_task("t1", ("a", []), ("b", []), ("c", ["a", "b"]), ("notify", [], {"kind": EVENT}),
                      on_fail="notify", input_data={"k": 1})
     add(core, task)
-    da, db = sorted(core.schedule(), key=lambda d: d.payload["name"])
+    da, db = sorted(core.schedule(), key=lambda d: d.message.name)
     generated = [{"name": f"g{i}", "main": "run g", "to_action": "c"} for i in range(2)]
     finish(core, da, data={"a": 1}, actions=generated)
-    dg = {d.payload["name"]: d for d in core.schedule()}
+    dg = {d.message.name: d for d in core.schedule()}
     assert set(dg) == {"g0", "g1"}
     finish(core, dg["g0"], data={"g": 0})
     clock.advance(5)
     finish(core, db, status="fail", returncode=3)      # kills g1, ends the task
     (dn,) = core.schedule()
-    assert dn.payload["name"] == "notify"
+    assert dn.message.name == "notify"
     finish(core, dn)
     return stored(core, task)
 
@@ -76,17 +76,17 @@ def test_recover_resets_what_did_not_succeed_and_keeps_outputs(core, clock):
 def test_recovered_task_runs_only_the_rest_and_feeds_kept_outputs(core, clock):
     task = failed_task(core, clock)
     core.recover(task)
-    ds = {d.payload["name"]: d for d in core.schedule()}
+    ds = {d.message.name: d for d in core.schedule()}
     assert set(ds) == {"b", "g1"}                                      # a and g0 are not run again
-    assert ds["b"].payload["attempt"] == 2 and ds["b"].payload["input_data"] == {"k": 1}
-    assert ds["g1"].payload["attempt"] == 2
+    assert ds["b"].message.attempt == 2 and ds["b"].message.input_data == {"k": 1}
+    assert ds["g1"].message.attempt == 2
     assert core.tasks["t1"].stage == "running" and core.tasks["t1"].start_at == clock.now
     batch = core.take_batch()
     assert [r.attempt for r in batch.new_attempts] == [2, 2]          # history grows, old rows stay
     finish(core, ds["b"], data={"b": 2})
     finish(core, ds["g1"], data={"g": 1})
     (dc,) = core.schedule()
-    assert dc.payload["input_data"] == {"a": {"a": 1}, "b": {"b": 2}, "g0": {"g": 0}, "g1": {"g": 1}}
+    assert dc.message.input_data == {"a": {"a": 1}, "b": {"b": 2}, "g0": {"g": 0}, "g1": {"g": 1}}
     finish(core, dc)
     assert core.schedule() == []                                       # success: on_fail does not run
     batch = core.take_batch()
@@ -104,7 +104,7 @@ def test_recover_a_killed_task_and_fail_again_runs_on_fail_again(core, clock):
     assert task.status == "kill" and task.actions["notify"].attempt == 0
     core.recover(task)
     (da,) = core.schedule()
-    assert da.payload["attempt"] == 2
+    assert da.message.attempt == 2
     finish(core, da, status="fail")
     assert names(core.schedule()) == ["notify"]
     assert core.tasks["t2"].status == "fail"

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from litepipeline.common.messages import Report
 from litepipeline.common.appspec import ActionSpec, AppSpec, parse_configuration
 from litepipeline.common.errors import InvalidApplication, InvalidParameters, OperationFailed
 from litepipeline.manager.scheduler import Dispatch, SchedulerCore
@@ -254,7 +255,7 @@ def test_entry_result_is_the_output_action_or_the_sinks():
 def test_an_entry_end_and_the_next_entries_share_one_batch():
     """The round that records an entry's task end also holds the tasks it starts and the work."""
     core = SchedulerCore(clock_fn=lambda: T0)
-    core.node_up("n1", 4, [], True)
+    core.node_up("n1", [], True, 4)
     dispatcher = SimpleNamespace(controllers=[])
     service = WorkService(core, dispatcher, db=None, store=None, app_row=None, app_spec=None, max_input_size=1 << 20)
     assert dispatcher.controllers == [service]
@@ -267,14 +268,14 @@ def test_an_entry_end_and_the_next_entries_share_one_batch():
     assert [t.task_name for t in batch.new_tasks] == ["nightly/a"] and batch.new_works == [work]
     assert batch.new_tasks[0].work_id == "w1"
     # a round: the node's report, then the controllers, then scheduling
-    p = dispatch.payload
-    core.report({"task_id": p["task_id"], "name": p["name"], "attempt_id": p["attempt_id"], "node_id": "n1",
-                 "stage": "finished", "status": "success", "returncode": 0, "result": {"data": {"v": 7}}})
+    p = dispatch.message.to_dict()
+    core.report(Report.parse({"task_id": p["task_id"], "name": p["name"], "attempt_id": p["attempt_id"], "node_id": "n1",
+                 "stage": "finished", "status": "success", "returncode": 0, "result": {"data": {"v": 7}}}))
     assert service.step() == []
     dispatches = core.schedule()
     batch = core.take_batch()
     service.fill(batch)
-    assert isinstance(dispatches[0], Dispatch) and dispatches[0].payload["input_data"] == {"day": 1,
+    assert isinstance(dispatches[0], Dispatch) and dispatches[0].message.input_data == {"day": 1,
                                                                                             "a": {"main": {"v": 7}}}
     assert [t.task_name for t in batch.new_tasks] == ["nightly/b"]
     assert batch.tasks[p["task_id"]].status == "success"

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from litepipeline.common.messages import HeldAttempt, Report
 from litepipeline.common.appspec import ActionSpec, AppSpec
 from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.manager.store.store import Store, sqlite_url
@@ -77,7 +78,7 @@ class Manager:
             self.core.load(task)
         for row in self.works.store.load_unfinished_works():
             self.works.wcore.load(WorkState.from_row(row))
-        self.round([lambda: self.core.node_up("n1", 8, list(node.held), True)])
+        self.round([lambda: self.core.node_up("n1", [HeldAttempt.parse(h) for h in node.held], True, 8)])
 
     def round(self, events: list) -> None:
         for event in events:
@@ -89,7 +90,7 @@ class Manager:
         if batch:
             self.store.save(batch)
         for dispatch in dispatches:   # sent once the round is saved
-            self.node.run(dispatch.payload)
+            self.node.run(dispatch.message.to_dict())
 
 
 def run_work(tmp_path, crash_after: set) -> tuple:
@@ -112,7 +113,7 @@ def run_work(tmp_path, crash_after: set) -> tuple:
         assert number < 100, "the work does not finish"
         reports = list(node.reports)
         core = manager.core
-        manager.round([lambda r=r, core=core: core.report(r) for r in reports])
+        manager.round([lambda r=r, core=core: core.report(Report.parse(r)) for r in reports])
         node.acknowledged(reports)
         clock.now += dt.timedelta(seconds=1)
     tasks, _ = store.list_tasks(0, 0, work_id="w1")

@@ -5,16 +5,13 @@ import os
 from typing import Optional
 
 import tornado.web
-from streaming_form_data import StreamingFormDataParser
-from streaming_form_data.targets import ValueTarget
 
 from litepipeline.common.errors import InvalidParameters, PayloadTooLarge
-from litepipeline.manager.appstore import HashingFileTarget, remove
 from litepipeline.manager.handlers.base import ManagerHandler
 from litepipeline.manager.manager import NAME_LIMIT
+from litepipeline.manager.uploads import Upload
 
 MULTIPART_SLACK = 64 * 1024   # room for the form's other fields and part headers
-FIELD_LIMIT = 64 * 1024
 
 
 def check_name_length(name: str) -> None:
@@ -24,9 +21,9 @@ def check_name_length(name: str) -> None:
 
 @tornado.web.stream_request_body
 class UploadHandler(ManagerHandler):
-    """Streams a multipart form to disk while it arrives; never holds the file in memory."""
+    """Streams a multipart form to disk while it arrives (see :class:`Upload`)."""
 
-    upload_path: Optional[str] = None
+    upload: Optional[Upload] = None
 
     def prepare(self) -> None:
         super().prepare()
@@ -37,53 +34,18 @@ class UploadHandler(ManagerHandler):
         if not self.request.headers.get("Content-Type", "").startswith("multipart/form-data"):
             raise InvalidParameters("request must be multipart/form-data with a file field 'up_file'")
         self.request.connection.set_max_body_size(limit + MULTIPART_SLACK)
-        self.upload_path = self.manager.apps.new_upload_path()
-        self.file = HashingFileTarget(self.upload_path, limit)
-        self.fields = {k: ValueTarget() for k in ("name", "description", "app_id")}
-        self.parser = StreamingFormDataParser(headers=self.request.headers)
-        self.parser.register("up_file", self.file)
-        for key, target in self.fields.items():
-            self.parser.register(key, target)
-        self.body_error: Optional[Exception] = None
+        self.upload = Upload(self.manager.apps.new_upload_path(), self.request.headers, limit)
 
     def data_received(self, chunk: bytes) -> None:
-        # Errors are remembered, not raised: tornado answers an exception raised here by
-        # resetting the connection; the verb method turns them into a proper envelope.
-        if self.body_error is not None:
-            return
-        try:
-            self.parser.data_received(chunk)
-        except Exception as exc:  # noqa: BLE001 - the parser's errors are the client's malformed body
-            self.body_error = InvalidParameters(f"malformed multipart body: {exc}")
-        if self.file.too_large:
-            self.body_error = PayloadTooLarge(f"application file is larger than max_buffer_size "
-                                              f"({self.manager.config.max_buffer_size} bytes)")
-            self.file.close()
-            remove(self.upload_path)   # don't keep what was written so far
-        for key, target in self.fields.items():
-            if len(target.value) > FIELD_LIMIT:
-                self.body_error = InvalidParameters(f"field '{key}' is longer than {FIELD_LIMIT} bytes")
+        # errors are kept by the upload, not raised: tornado answers an exception raised
+        # here by resetting the connection; the verb method turns them into an envelope
+        self.upload.feed(chunk)
 
     def field(self, key: str) -> Optional[str]:
-        if self.body_error is not None:
-            raise self.body_error
-        if not self.fields[key]._started:
-            return None
-        try:
-            return self.fields[key].value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidParameters(f"field '{key}' is not valid UTF-8") from None
+        return self.upload.field(key)
 
     def uploaded(self) -> Optional[tuple[str, str]]:
-        """(path, sha1) of the uploaded file, or None when no file part was sent."""
-        if self.body_error is not None:
-            raise self.body_error
-        self.file.close()
-        if not self.file._started:
-            return None
-        if self.file.size == 0:
-            raise InvalidParameters("field 'up_file' is empty")
-        return self.upload_path, self.file.sha1.hexdigest()
+        return self.upload.uploaded()
 
     def on_finish(self) -> None:
         self._cleanup()
@@ -93,11 +55,9 @@ class UploadHandler(ManagerHandler):
 
     def _cleanup(self) -> None:
         # the Manager moved an accepted file away; anything still here was rejected or cut off
-        if self.upload_path is not None:
-            if getattr(self, "file", None) is not None:
-                self.file.close()
-            remove(self.upload_path)
-            self.upload_path = None
+        if self.upload is not None:
+            self.upload.discard()
+            self.upload = None
 
 
 class AppCreateHandler(UploadHandler):

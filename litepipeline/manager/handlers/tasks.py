@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from litepipeline.common.errors import InvalidParameters
+from litepipeline.common.messages import Report, signal_value
 from litepipeline.common.states import Stage, Status
 from litepipeline.common.web import require
 from litepipeline.manager.handlers.base import ManagerHandler
@@ -9,7 +10,6 @@ from litepipeline.manager.manager import MAX_WAIT, NAME_LIMIT
 
 STAGES = [s.value for s in Stage]
 STATUSES = [s.value for s in Status]
-SIGNALS = {-9: -9, 9: -9, -15: -15, 15: -15}
 
 
 class TaskCreateHandler(ManagerHandler):
@@ -69,17 +69,12 @@ class TaskStopHandler(ManagerHandler):
     async def put(self) -> None:
         data = self.json_body()
         task_id = require(data, "task_id", str, "a string")
-        signal = data.get("signal", -15)
-        if isinstance(signal, str) and signal.lstrip("-").isdigit():
-            signal = int(signal)
-        if isinstance(signal, bool) or signal not in SIGNALS:
-            raise InvalidParameters(f"field 'signal' must be -9 or -15, got {signal!r}")
-        await self.manager.stop_task(task_id, SIGNALS[signal])
+        await self.manager.stop_task(task_id, signal_value(data.get("signal", -15)))
         self.reply()
 
 
 class ActionUpdateHandler(ManagerHandler):
     async def put(self) -> None:
-        report = self.json_body()   # validated by Manager.action_update, as over the TCP channel
+        report = Report.parse(self.json_body())   # as over the TCP channel
         await self.manager.action_update(report, len(self.request.body))
         self.reply()

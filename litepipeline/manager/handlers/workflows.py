@@ -7,7 +7,7 @@ from litepipeline.common.errors import InvalidParameters
 from litepipeline.common.states import Stage, Status
 from litepipeline.common.web import require
 from litepipeline.manager.handlers.base import ManagerHandler
-from litepipeline.manager.handlers.tasks import SIGNALS
+from litepipeline.common.messages import signal_value
 from litepipeline.manager.manager import NAME_LIMIT
 from litepipeline.manager.workservice import parse_enable
 
@@ -136,12 +136,7 @@ class WorkStopHandler(WorkflowHandler):
     async def put(self) -> None:
         data = self.json_body()
         work_id = self._id_from(data, "work_id")
-        signal = data.get("signal", -15)
-        if isinstance(signal, str) and signal.lstrip("-").isdigit():
-            signal = int(signal)
-        if isinstance(signal, bool) or signal not in SIGNALS:
-            raise InvalidParameters(f"field 'signal' must be -9 or -15, got {signal!r}")
-        await self.manager.works.stop_work(work_id, SIGNALS[signal])
+        await self.manager.works.stop_work(work_id, signal_value(data.get("signal", -15)))
         self.reply(work_id=work_id)
 
 

@@ -87,8 +87,8 @@ class Store:
         self._statements = self._build_statements()
         self._writes: dict[str, _Write] = {}   # compiled on the first save
         self._writer: Any = None    # SQLite: the DBAPI connection save() keeps for itself
-        # SQLite in WAL mode with synchronous=NORMAL commits without fsync (~0.2 ms for a
-        # scheduling round), less than handing the batch to the database thread and back;
+        # SQLite in WAL mode with synchronous=NORMAL commits without fsync, which costs less
+        # than handing the batch to the database thread and back;
         # checkpoints, which do fsync, run on the database thread (see checkpoint()). A
         # server database is always written from the database thread.
         self.inline_writes = self.engine.dialect.name == "sqlite"
@@ -209,12 +209,10 @@ class Store:
         """Write one scheduling round's changes in one transaction.
 
         On the hot path of every task (inline on the event loop for SQLite), so the rows go
-        straight to the DBAPI cursor: SQLAlchemy's execute() adds ~60 µs of Python per
-        statement (a DBAPI update and commit on SQLite takes ~4 µs), and a round runs up to
-        six. The SQL and the value conversions are still SQLAlchemy's, compiled once (see
-        _compile_writes), so what SQLAlchemy reads back is the same. bench/store_bench.py:
-        typical rounds went from ~385 to ~190 µs and ~335 to ~135 µs on SQLite, ~1.85 to
-        ~1.45 ms and ~1.7 to ~1.35 ms on a local PostgreSQL (round trips dominate there).
+        straight to the DBAPI cursor: SQLAlchemy's execute() costs many times the statement
+        itself, and a round runs up to six (bench/store_bench.py measures it; the numbers are
+        in docs/architecture.md). The SQL and the value conversions are still SQLAlchemy's,
+        compiled once (see _compile_writes), so what SQLAlchemy reads back is the same.
         """
         changes = (("insert_task", batch.new_tasks), ("update_task", batch.tasks.values()),
                    ("insert_action", batch.new_actions), ("update_action", batch.actions.values()),

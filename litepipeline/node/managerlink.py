@@ -1,4 +1,4 @@
-"""The node's side of the TCP channel (SPEC §5): REGISTER, HEARTBEAT, reconnect.
+"""The node's one way to reach the manager: REGISTER, HEARTBEAT, reconnect, reports.
 
 One connection at a time. Each REGISTER/HEARTBEAT frame is answered by one frame from the
 manager, read before the next is sent. The node connects at once on start; after a lost
@@ -11,25 +11,33 @@ When the manager lists the ``RUN``/``REPORT`` features in its REGISTER answer, t
 connection also carries dispatches (RUN frames from the manager, answered by the node) and
 reports (REPORT frames from the node, answered by the manager): one frame each way on a
 connection that is already open and authenticated, instead of a new HTTP connection per
-message on the path of every action. A reader task routes incoming frames.
+message on the path of every action. A reader task routes incoming frames. A report the
+channel can't carry (not connected, an original manager, a big one) goes as
+``PUT /action/update``: :meth:`ManagerLink.report` chooses.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from typing import Any, Callable, Optional
 
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpclient import TCPClient
 
 from litepipeline.common import protocol
-from litepipeline.common.protocol import FEATURES, HEARTBEAT, REGISTER, REPORT, RUN, SUCCESS, ProtocolError
+from litepipeline.common.errors import LiteError, envelope_of
+from litepipeline.common.messages import Answer, Register, RegisterAnswer, Report, RunAction
+from litepipeline.common.protocol import FEATURES, HEARTBEAT, REGISTER, REPORT, RUN, ProtocolError
+from litepipeline.common.web import auth_headers
 from litepipeline.node.workspace import read_json, write_json_atomic
 
 LOG = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10
+REQUEST_TIMEOUT = 30
 
 
 class RegisterRefused(Exception):
@@ -49,31 +57,39 @@ def load_node_id(path: str) -> Optional[str]:
     return node_id if isinstance(node_id, str) and node_id else None
 
 
-class Registrant:
-    """Keeps the node registered with the manager.
+class ManagerLink:
+    """Keeps the node registered with the manager and carries its reports.
 
     Args:
-        host, port: the manager's TCP address.
+        update_url: the manager's ``PUT /action/update`` (reports the channel can't carry).
+        token: the cluster's auth token.
+        host, port: the manager's TCP address (None: reports over HTTP only).
         id_path: where the node_id is persisted.
-        info: returns the node's info sent with every REGISTER/HEARTBEAT (without node_id).
-        on_stop: called with the ``stop`` list of an answer.
-        on_registered: called after every successful REGISTER.
+        info: returns the node's REGISTER/HEARTBEAT message (node_id and features are set here).
         heartbeat_interval, heartbeat_timeout, retry_interval: seconds, from the config.
+
+    The node sets ``on_stop`` (the ``stop`` list of an answer), ``on_registered`` (after every
+    successful REGISTER) and ``on_run`` (a RUN frame: returns the answer's code and envelope).
     """
 
-    def __init__(self, host: str, port: int, id_path: str, info: Callable[[], dict],
-                 on_stop: Callable[[list], None], on_registered: Callable[[], None],
-                 heartbeat_interval: float, heartbeat_timeout: float, retry_interval: float) -> None:
+    def __init__(self, update_url: str, token: Optional[str], host: Optional[str] = None, port: int = 0,
+                 id_path: Optional[str] = None, info: Optional[Callable[[], Register]] = None,
+                 heartbeat_interval: float = 1.0, heartbeat_timeout: float = 30.0,
+                 retry_interval: float = 5.0) -> None:
+        self.update_url = update_url
+        self.token = token
         self.host = host
         self.port = port
         self.id_path = id_path
         self.info = info
-        self.on_stop = on_stop
-        self.on_registered = on_registered
+        self.on_stop: Callable[[list], None] = lambda entries: None
+        self.on_registered: Callable[[], None] = lambda: None
         self.heartbeat_interval = heartbeat_interval
         self.answer_timeout = max(heartbeat_timeout, 5.0)
         self.retry_interval = retry_interval
-        self.node_id: Optional[str] = load_node_id(id_path)
+        self.node_id: Optional[str] = load_node_id(id_path) if id_path else None
+        self._client: Optional[AsyncHTTPClient] = None
+        self._beat = asyncio.Event()
         self.registered = asyncio.Event()
         self._stream: Optional[IOStream] = None
         self._task: Optional[asyncio.Task] = None
@@ -83,20 +99,39 @@ class Registrant:
         self._reports: dict[str, asyncio.Future] = {}           # attempt_id -> pending REPORT answer
         self._reader: Optional[asyncio.Task] = None
         self.manager_features: set = set()
-        #: called with a RUN frame's data; returns (HTTP-like status code, envelope dict)
-        self.on_run: Callable[[dict], tuple[int, dict]] = lambda data: (503, {"result": "ServiceUnavailable",
-                                                                              "message": "not ready"})
+        #: called with a RUN frame's message; returns (HTTP-like status code, envelope dict)
+        self.on_run: Callable[[RunAction], tuple[int, dict]] = lambda message: (
+            503, {"result": "ServiceUnavailable", "message": "not ready"})
+
+    def open(self) -> None:
+        """Open the HTTP client: reports can go (over HTTP) from now on."""
+        if self._client is None:
+            self._client = AsyncHTTPClient(force_instance=True, max_clients=32)
 
     def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
+        """:meth:`open`, then register over TCP when the manager's TCP address is known (the
+        node's info must be final: its HTTP port is bound)."""
+        self.open()
+        if self.host is not None and self._task is None:
+            self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        """Disconnect; HTTP reports still work until :meth:`close`."""
         self._stopping.set()
         if self._stream is not None:
             self._stream.close()
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait([self._task], timeout=5)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def heartbeat_soon(self) -> None:
+        """Send the next HEARTBEAT now (the node's state changed, e.g. it began to drain)."""
+        self._beat.set()
 
     # -- internals -----------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -138,25 +173,30 @@ class Registrant:
         self._stream.set_nodelay(True)   # small frames on the path of every action: no Nagle delay
         self._reader = asyncio.ensure_future(self._read_frames(self._stream))
         await self._register()
-        while True:
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.heartbeat_interval)
-                return
-            except asyncio.TimeoutError:
-                pass
-            answer = await self._call(HEARTBEAT)
-            if answer.get("status") != SUCCESS:
-                LOG.warning("manager answered heartbeat with %s (%s); registering again",
-                            answer.get("status"), answer.get("message"))
-                await self._register()
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while True:
+                beat = asyncio.ensure_future(self._beat.wait())
+                done, _ = await asyncio.wait([stopping, beat], timeout=self.heartbeat_interval,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                beat.cancel()
+                self._beat.clear()
+                if stopping in done:
+                    return
+                answer = await self._call(HEARTBEAT)
+                if not answer.ok:
+                    LOG.warning("manager answered heartbeat with %s (%s); registering again",
+                                answer.status, answer.message)
+                    await self._register()
+        finally:
+            stopping.cancel()
 
     async def _register(self) -> None:
         answer = await self._call(REGISTER)
-        if answer.get("status") != SUCCESS:
-            raise RegisterRefused(str(answer.get("message") or answer.get("status")))
-        features = answer.get("features")
-        self.manager_features = set(features) if isinstance(features, list) else set()
-        node_id = answer.get("node_id")
+        if not answer.ok:
+            raise RegisterRefused(str(answer.message or answer.status))
+        self.manager_features = set(answer.features or ())
+        node_id = answer.node_id
         if isinstance(node_id, str) and node_id and node_id != self.node_id:
             self.node_id = node_id
             write_json_atomic(self.id_path, {"node_id": node_id})
@@ -167,16 +207,16 @@ class Registrant:
         self.registered.set()
         self.on_registered()
 
-    async def _call(self, command: str) -> dict:
-        """Send one frame, wait for its answer (routed by the reader); returns the answer's data."""
-        data: dict[str, Any] = {"node_id": self.node_id, "features": FEATURES}
-        data.update(self.info())
+    async def _call(self, command: str) -> RegisterAnswer:
+        """Send one frame, wait for its answer (routed by the reader)."""
+        info = self.info()
+        info.node_id = self.node_id
+        info.features = list(FEATURES)
         self._answer = asyncio.get_running_loop().create_future()
-        await self._stream.write(protocol.encode(command, data))
-        answer = await asyncio.wait_for(self._answer, self.answer_timeout)
-        stop = answer.get("stop")
-        if isinstance(stop, list) and stop:
-            self.on_stop([entry for entry in stop if isinstance(entry, dict)])
+        await self._stream.write(protocol.encode(command, info.to_dict()))
+        answer = RegisterAnswer.parse(await asyncio.wait_for(self._answer, self.answer_timeout))
+        if answer.stop:
+            self.on_stop(answer.stop)
         return answer
 
     async def _read_frames(self, stream: IOStream) -> None:
@@ -189,13 +229,17 @@ class Registrant:
                     if self._answer is not None and not self._answer.done():
                         self._answer.set_result(data)
                 elif command == RUN:
-                    code, envelope = self.on_run(data)
-                    reply = {"attempt_id": data.get("attempt_id"), "code": code, **envelope}
-                    await stream.write(protocol.encode(RUN, reply))
+                    try:
+                        code, envelope = self.on_run(RunAction.parse(data))
+                    except LiteError as exc:
+                        code, envelope = exc.http_status, exc.envelope()
+                    reply = Answer(data.get("attempt_id"), code, envelope.get("result"), envelope.get("message", ""))
+                    await stream.write(protocol.encode(RUN, reply.to_dict()))
                 elif command == REPORT:
-                    waiter = self._reports.pop(str(data.get("attempt_id")), None)
+                    answer = Answer.parse(data)
+                    waiter = self._reports.pop(str(answer.attempt_id), None)
                     if waiter is not None and not waiter.done():
-                        waiter.set_result(data)
+                        waiter.set_result(answer)
                 elif command == protocol.ERROR:
                     raise ProtocolError(f"manager sent ERROR: {data.get('message')}")
         except (StreamClosedError, ProtocolError, OSError) as exc:
@@ -211,47 +255,55 @@ class Registrant:
                 waiter.set_exception(ChannelUnavailable(str(error)))
         self._reports.clear()
 
-    def start_report(self, report: dict) -> tuple[str, asyncio.Future, Any]:
+    # -- reports ----------------------------------------------------------------------------
+    def start_report(self, report: Report) -> Optional[tuple[str, asyncio.Future, Any]]:
         """Write one REPORT frame now (in the loop turn the action's end is seen); returns
-        what :meth:`send_report` waits on. Raises :class:`ChannelUnavailable` when the
-        channel can't carry it (the caller then uses HTTP)."""
+        what :meth:`report` waits on, or None when the channel can't carry it."""
         stream = self._stream
         if stream is None or stream.closed() or not self.registered.is_set() or REPORT not in self.manager_features:
-            raise ChannelUnavailable("no registered connection with report frames")
-        frame = protocol.encode(REPORT, report)
+            return None
+        frame = report.to_frame()
         if len(frame) > protocol.CHANNEL_MESSAGE_LIMIT:
-            raise ChannelUnavailable("report too big for a frame")
-        attempt_id = str(report.get("attempt_id"))
+            return None
+        attempt_id = report.attempt_id
         waiter = asyncio.get_running_loop().create_future()
         self._reports[attempt_id] = waiter
         try:
             written = stream.write(frame)
-        except StreamClosedError as exc:
+        except StreamClosedError:
             self._reports.pop(attempt_id, None)
-            raise ChannelUnavailable(str(exc)) from None
+            return None
         return attempt_id, waiter, written
 
-    async def send_report(self, report: dict, timeout: float,
-                          started: Optional[tuple[str, asyncio.Future, Any]] = None) -> tuple[int, dict]:
-        """One report over the channel (written by :meth:`start_report` unless ``started``
-        says it was); returns (status code, envelope) like the HTTP route.
-
-        Raises :class:`ChannelUnavailable` when the channel can't carry it (the caller then
-        uses HTTP) and ``asyncio.TimeoutError`` when no answer comes.
-        """
-        attempt_id, waiter, written = started or self.start_report(report)
+    async def report(self, report: Report, started: Optional[tuple[str, asyncio.Future, Any]] = None) -> Answer:
+        """Deliver one report once: over the channel (written by :meth:`start_report` unless
+        ``started`` says it was) when it can carry it, else ``PUT /action/update``. Transport
+        trouble is an answer with code 599."""
+        if self._client is None:
+            return Answer(report.attempt_id, 599, None, "link closed")
+        started = started or self.start_report(report)
+        if started is not None:
+            attempt_id, waiter, written = started
+            try:
+                await written
+                return await asyncio.wait_for(waiter, REQUEST_TIMEOUT)
+            except asyncio.TimeoutError:
+                return Answer(attempt_id, 599, None, "no answer to the report frame")
+            except (StreamClosedError, ChannelUnavailable):
+                pass   # the connection broke: HTTP below
+            finally:
+                self._reports.pop(attempt_id, None)
+        headers = {"Content-Type": "application/json", **auth_headers(self.token)}
+        request = HTTPRequest(self.update_url, method="PUT", body=json.dumps(report.to_dict()), headers=headers,
+                              connect_timeout=5, request_timeout=REQUEST_TIMEOUT)
         try:
-            await written
-        except StreamClosedError as exc:
-            self._reports.pop(attempt_id, None)
-            raise ChannelUnavailable(str(exc)) from None
-        try:
-            answer = await asyncio.wait_for(waiter, timeout)
-        finally:
-            self._reports.pop(attempt_id, None)
-        code = answer.get("code")
-        return (code if isinstance(code, int) else 500), {"result": answer.get("result"),
-                                                         "message": answer.get("message", "")}
+            response = await self._client.fetch(request, raise_error=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - refused, reset, timed out: the manager is away
+            return Answer(report.attempt_id, 599, None, str(exc) or type(exc).__name__)
+        result, message = envelope_of(response.code, response.body)
+        return Answer(report.attempt_id, response.code, result, message)
 
 
 def id_path_for(data_path: str) -> str:
