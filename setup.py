@@ -17,7 +17,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["litepipeline", "litepipeline.*"]),
-    package_data={"litepipeline.manager.store": ["alembic.ini", "migrations/*.py", "migrations/versions/*.py"]},
+    package_data={"litepipeline.manager.store": ["alembic.ini", "migrations/*.py", "migrations/versions/*.py"],
+                  # the web interface's pages: shipped in the package, no build step
+                  "litepipeline.manager.ui": ["templates/*.html", "static/*.js", "static/*.css", "static/*.svg",
+                                              "static/pages/*.js"]},
     install_requires=[
         "tornado>=6.2",
         "PyYAML>=6.0",
@@ -30,7 +33,8 @@ setup(
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],
         "postgres": ["psycopg[binary]>=3.1"],
-        "test": ["pytest>=7", "psycopg[binary]>=3.1", "venv-pack>=0.2"],
+        # playwright drives Debian's chromium in the web interface's browser tests
+        "test": ["pytest>=7", "psycopg[binary]>=3.1", "venv-pack>=0.2", "playwright>=1.40"],
     },
     entry_points={
         "console_scripts": [
