@@ -129,6 +129,10 @@ def test_a_failing_actions_log_and_what_never_ran(page, lite):
     page.click('g.node[data-name="second"]')
     page.wait_for_selector("text=— end of log —")
     assert "running second" in page.inner_text("pre.log")
+    assert page.input_value("#log-action") == "second"
+    page.select_option("#log-action", "first")   # any action's log, from the list too
+    page.locator("pre.log", has_text="running first").wait_for()
+    assert "running second" not in page.inner_text("pre.log")
     assert page.is_visible("#recover") and page.is_visible("#rerun")
 
 

@@ -7,7 +7,7 @@ export function attemptState(a) {
   if (a.status === "fail") return "failed";
   if (a.status === "kill") return "killed";
   if (a.end_at) return "lost";   // ended with no report: the node went away
-  return a.start_at ? "running" : "waiting";
+  return "running";   // dispatched: it holds a slot until its report arrives
 }
 
 export function drawTimeline(attempts, nodeName) {

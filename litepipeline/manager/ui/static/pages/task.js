@@ -102,6 +102,7 @@ export async function mount(main, [taskId]) {
     dag = drawDag(view.layout, view.actions, down, openLog);
     graph.replaceChildren(dag.svg);
     if (down && view.layout.width < graph.clientWidth * 1.25) dag.svg.classList.add("fit");
+    else graph.scrollLeft = (view.layout.width - graph.clientWidth) / 2;   // rows are centred
     if (selected) dag.select(selected);
   }
 
@@ -111,7 +112,7 @@ export async function mount(main, [taskId]) {
 
   function renderPicker() {
     picker.replaceChildren(h("option", {value: ""}, "— action —"),
-      view.actions.map((a) => h("option", {value: a.name, selected: a.name === selected}, a.name)));
+      ...view.actions.map((a) => h("option", {value: a.name, selected: a.name === selected}, a.name)));
   }
 
   async function load() {
