@@ -73,7 +73,8 @@ def test_pages_need_a_login_and_the_login_needs_the_token(sec):
     assert page.status_code == 200 and 'name="token"' in page.text
     wrong = requests.post(f"{base(sec)}/ui/login", data={"token": "nope"}, allow_redirects=False, timeout=10)
     assert wrong.status_code == 401 and "not the manager" in wrong.text and "Set-Cookie" not in wrong.headers
-    for path in ("/ui/api/session", "/ui/api/cluster", "/ui/api/tasks", "/ui/events?topic=tasks"):
+    for path in ("/ui/api/session", "/ui/api/cluster", "/ui/api/tasks", "/ui/api/task?task_id=x",
+                 "/ui/events?topic=tasks"):
         answer = requests.get(f"{base(sec)}{path}", timeout=10)
         assert answer.status_code == 401 and answer.json()["result"] == "Unauthorized", path
     logout = requests.post(f"{base(sec)}/ui/logout", timeout=10)
@@ -222,3 +223,16 @@ def test_committed_rounds_are_pushed_to_the_event_stream(sec):
         states.index(("second", "success"))
     attempts = [(a["name"], a["status"]) for e in events[1:] for a in e[1]["attempts"]]
     assert ("second", None) in attempts and ("second", "success") in attempts
+
+
+def test_the_manager_stops_cleanly_with_event_streams_open(tmp_path):
+    with LiteCluster(str(tmp_path)) as c:
+        c.start_manager()
+        streams = [requests.get(f"{base(c)}/ui/events", params=params, stream=True, timeout=30)
+                   for params in ({"topic": "cluster"}, {"topic": "tasks"}, {"topic": "task", "task_id": "t"})]
+        for stream in streams:
+            Events(stream).until(lambda ev: ev and ev[0][0] == "ready")
+        assert c.manager.stop() == 0   # SIGTERM was enough: no stream held the manager open
+        for stream in streams:
+            list(stream.iter_content(chunk_size=None))   # and each stream has ended
+            stream.close()
