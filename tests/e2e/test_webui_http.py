@@ -117,7 +117,7 @@ def test_the_session_reads_and_changes_only_with_its_csrf_value(sec):
 
 
 def test_a_wrong_bearer_header_is_not_rescued_by_the_cookie(sec):
-    http, csrf = login(sec)
+    http, _ = login(sec)
     answer = http.get(f"{base(sec)}/cluster/info", headers={"Authorization": "Bearer wrong"}, timeout=10)
     assert answer.status_code == 401
     # and the token alone still works for the interface's routes, as for the API

@@ -14,7 +14,6 @@ from litepipeline.manager.ui.states import action_state, task_state
 from litepipeline.manager.ui.views import task_page, upstream
 from tests.unit.test_scheduler import T0, Clock, finish, make_task
 
-
 # -- sessions ---------------------------------------------------------------------------------
 
 class Ticks:
