@@ -78,6 +78,8 @@ class Cluster(TCPServer):
         self._reports: set = set()
         self.nodes: dict[str, NodeInfo] = {}
         self.connections = 0
+        #: called with no argument once a node has joined or left (the web interface's push)
+        self.listeners: list[Callable[[], None]] = []
 
     def address(self, node_id: str) -> Optional[str]:
         node = self.nodes.get(node_id)
@@ -170,6 +172,7 @@ class Cluster(TCPServer):
         LOG.info("node %s registered from %s (http %s, %s slots)", node_id, address[0], node.address,
                  info["action_slots"])
         stops = await self.on_up(node_id, int(info["action_slots"]), data.get("running") or [], True)
+        self._changed()
         await stream.write(protocol.reply(REGISTER, SUCCESS, node_id=node_id, stop=_stop_list(stops),
                                           features=FEATURES if self.on_report is not None else []))
         return node
@@ -289,8 +292,13 @@ class Cluster(TCPServer):
             del self.nodes[node.node_id]
             LOG.warning("node %s dropped: %s", node.node_id, reason)
             self.on_down(node.node_id, reason)
+            self._changed()
         if close and node.stream is not None:
             node.stream.close()
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def sweep(self) -> None:
         """Drop nodes whose heartbeats stopped (the repair sweep calls this)."""

@@ -216,6 +216,21 @@ def test_usable_at_phone_width(chromium, lite):
         context.close()
 
 
+def test_the_cluster_page_follows_nodes_and_slots(page, lite):
+    page.wait_for_selector("tr[data-node]")
+    mark(page)
+    expect(page.locator("tr[data-node]")).to_have_count(1)
+    node = lite.add_node(slots=1)
+    expect(page.locator("tr[data-node]")).to_have_count(2)
+    task_id = lite.api.task_create(app_id(lite), "busy", {"_first": {"sleep": 30}})["task_id"]
+    page.locator("tr[data-node]", has_text="1 busy").first.wait_for()   # a slot taken, pushed
+    lite.api.task_stop(task_id)
+    node.stop()
+    lite.nodes.remove(node)
+    expect(page.locator("tr[data-node]")).to_have_count(1)
+    assert same_document(page)
+
+
 def test_logout(page, lite):
     page.click("#logout")
     page.wait_for_url("**/ui/login")

@@ -236,3 +236,15 @@ def test_the_manager_stops_cleanly_with_event_streams_open(tmp_path):
         for stream in streams:
             list(stream.iter_content(chunk_size=None))   # and each stream has ended
             stream.close()
+
+
+def test_nodes_joining_and_leaving_are_pushed_to_the_cluster_page(open_cluster):
+    with requests.get(f"{base(open_cluster)}/ui/events", params={"topic": "cluster"}, stream=True,
+                      timeout=30) as stream:
+        reader = Events(stream)
+        reader.until(lambda ev: ev and ev[0][0] == "ready")
+        node = open_cluster.add_node()
+        reader.until(lambda ev: len([e for e in ev if e[1] == {"nodes": True}]) == 1)
+        node.stop()
+        reader.until(lambda ev: len([e for e in ev if e[1] == {"nodes": True}]) == 2)
+    assert requests.get(f"{base(open_cluster)}/ui/api/cluster", timeout=10).json()["nodes"] == []

@@ -162,6 +162,16 @@ def test_hub_routes_events_by_topic_and_task(core):
     asyncio.run(run())
 
 
+def test_node_changes_reach_the_cluster_page_only():
+    async def run():
+        hub = Hub()
+        cluster, lister = hub.subscribe("cluster"), hub.subscribe("tasks")
+        hub.nodes_changed()
+        assert cluster.take() == ['data: {"nodes": true}\n\n'] and lister.take() == []
+
+    asyncio.run(run())
+
+
 def test_hub_does_nothing_without_subscribers(core):
     hub = Hub()
     core.add_task(make_task("t1", ("a", [])))

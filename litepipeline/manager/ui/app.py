@@ -1,7 +1,7 @@
 """The web interface: one object owning its sessions and its push channel.
 
 ``server.py`` builds a :class:`WebUI` beside the API routes. It listens to the
-dispatcher's committed rounds (for the push channel) and reads the store through the
+dispatcher's committed rounds and to nodes joining or leaving (for the push channel) and reads the store through the
 manager's database thread; it never changes scheduling state itself: every change the
 pages make goes through the manager's own HTTP API.
 """
@@ -30,6 +30,7 @@ class WebUI:
         self.sessions = Sessions(manager.config.auth_token)
         self.hub = Hub()
         manager.dispatcher.saved_listeners.append(self.hub.publish)
+        manager.cluster.listeners.append(self.hub.nodes_changed)
 
     def routes(self) -> list:
         args = {"manager": self.manager, "ui": self}

@@ -164,6 +164,11 @@ class Hub:
     def __len__(self) -> int:
         return sum(len(s) for s in self._subs.values())
 
+    def nodes_changed(self) -> None:
+        """A node joined or left (the cluster calls this)."""
+        for sub in self._subs["cluster"]:
+            sub.offer('{"nodes": true}')
+
     def publish(self, batch: Batch) -> None:
         """Called after a round is persisted; costs nothing when no browser listens."""
         if not len(self):
