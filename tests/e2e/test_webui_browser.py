@@ -231,6 +231,58 @@ def test_the_cluster_page_follows_nodes_and_slots(page, lite):
     assert same_document(page)
 
 
+def test_the_page_reconnects_to_a_restarted_manager(chromium, tmp_path):
+    with LiteCluster(str(tmp_path)) as c:
+        c.start_manager()
+        c.add_node()
+        app = c.upload(make_app(str(tmp_path)))
+        context = chromium.new_context(viewport=browser.DESKTOP)
+        try:
+            page = context.new_page()
+            page.goto(f"http://{c.address}/ui/#/tasks")
+            page.wait_for_selector("#live.on")
+            mark(page)
+            c.manager.stop()
+            page.wait_for_selector("#live.off")
+            c.start_manager()
+            page.wait_for_selector("#live.on", timeout=60_000)
+            task_id = c.api.task_create(app, "after the restart", {})["task_id"]
+            page.wait_for_selector(f'tr[data-task="{task_id}"] .badge.st-success', timeout=30_000)
+            assert same_document(page)
+        finally:
+            context.close()
+
+
+def test_a_restarted_manager_forgets_sessions_and_the_page_asks_to_log_in(chromium, tmp_path):
+    with LiteCluster(str(tmp_path), token=TOKEN) as c:
+        c.start_manager()
+        context = chromium.new_context(viewport=browser.DESKTOP)
+        try:
+            page = context.new_page()
+            page.goto(f"http://{c.address}/ui/login")
+            page.fill("#token", TOKEN)
+            page.click("button[type=submit]")
+            page.wait_for_selector("#live.on")
+            c.manager.stop()
+            c.start_manager()
+            page.wait_for_url("**/ui/login", timeout=60_000)
+        finally:
+            context.close()
+
+
+def test_a_bad_upload_says_what_is_wrong(page, lite, tmp_path):
+    bad = tmp_path / "not-a-tarball.tar.gz"
+    bad.write_bytes(b"this is not gzip")
+    page.click("nav >> text=Applications")
+    page.set_input_files("#up-file", str(bad))
+    page.fill("#up-name", "broken")
+    page.click("#upload-form button[type=submit]")
+    error = page.locator("#upload-form .error")
+    error.wait_for()
+    assert "InvalidParameters" in error.inner_text()
+    assert not any(a["name"] == "broken" for a in lite.api.app_list(0, 0)["apps"])
+
+
 def test_logout(page, lite):
     page.click("#logout")
     page.wait_for_url("**/ui/login")

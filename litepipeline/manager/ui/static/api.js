@@ -115,12 +115,35 @@ function showLive(state) {
  * Subscribes to pushed changes. onReady runs on every (re)connection: the page fetches
  * its state then, knowing every later change will arrive here. onResync: events were
  * dropped, fetch again. Returns a function that closes the stream.
+ *
+ * EventSource reconnects by itself after a dropped connection; a refused one (the
+ * manager restarted and forgot the session: 401) closes it for good, so then the session
+ * is checked (no session: the login page) and the stream opened again.
  */
 export function events(params, {onReady, onEvent, onResync}) {
-  const source = new EventSource(url("/ui/events", params));
-  source.addEventListener("ready", () => { showLive("on"); onReady && onReady(); });
-  source.addEventListener("resync", () => { onResync ? onResync() : onReady && onReady(); });
-  source.onmessage = (e) => { onEvent && onEvent(JSON.parse(e.data)); };
-  source.onerror = () => { showLive("off"); };
-  return () => source.close();
+  let source = null;
+  let closed = false;
+  let retry = null;
+  let delay = 1000;
+  function open() {
+    source = new EventSource(url("/ui/events", params));
+    source.addEventListener("ready", () => { delay = 1000; showLive("on"); onReady && onReady(); });
+    source.addEventListener("resync", () => { onResync ? onResync() : onReady && onReady(); });
+    source.onmessage = (e) => { onEvent && onEvent(JSON.parse(e.data)); };
+    source.onerror = () => {
+      showLive("off");
+      if (source.readyState !== EventSource.CLOSED || closed) return;
+      retry = setTimeout(async () => {
+        try { await session(); } catch (e) { /* the manager is still away: try again */ }
+        delay = Math.min(delay * 2, 30000);
+        if (!closed) open();
+      }, delay);
+    };
+  }
+  open();
+  return () => {
+    closed = true;
+    clearTimeout(retry);
+    source.close();
+  };
 }
