@@ -139,6 +139,27 @@ def test_a_failing_actions_log_and_what_never_ran(page, lite):
     assert page.is_visible("#recover") and page.is_visible("#rerun")
 
 
+def test_recover_rerun_and_workspace_download(page, lite):
+    task_id = lite.api.task_create(app_id(lite), "to recover", {"_second": {"exit": 3, "sleep": 1}})["task_id"]
+    lite.wait_task(task_id)
+    open_task(page, lite, task_id)
+    with page.expect_download() as download:
+        page.click("#workspace")
+    with open(download.value.path(), "rb") as fp:
+        assert fp.read(2) == b"\x1f\x8b"   # the task's workspaces, as one tar.gz
+    page.click("#recover")
+    page.wait_for_selector("text=✓ Recover: done")
+    wait_state(page, "second", "running")   # runs again in place, pushed to the page
+    wait_state(page, "second", "failed")
+    assert [a["attempt"] for a in lite.api.task_info(task_id)["task_info"]["attempts"]
+            if a["name"] == "second"] == [1, 2]
+    assert same_document(page)
+    page.click("#rerun")
+    page.wait_for_url(lambda url: "#/task/" in url and task_id not in url)
+    new_id = page.url.rsplit("/", 1)[1]
+    assert lite.api.task_info(new_id)["task_info"]["task_name"] == "to recover"
+
+
 def test_a_running_actions_log_follows_live(page, lite):
     task_id = lite.api.task_create(app_id(lite), "slow", {"_first": {"sleep": 4}})["task_id"]
     open_task(page, lite, task_id)
