@@ -298,7 +298,10 @@ class Cluster(TCPServer):
 
     def _changed(self) -> None:
         for listener in self.listeners:
-            listener()
+            try:
+                listener()
+            except Exception:  # noqa: BLE001 - a listener's bug must not break registration
+                LOG.exception("listener of node changes failed")
 
     def sweep(self) -> None:
         """Drop nodes whose heartbeats stopped (the repair sweep calls this)."""

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from litepipeline.common.errors import ServiceUnavailable
 from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.manager.ui.auth import Sessions
 from litepipeline.manager.ui.layout import NODE_H, NODE_W, assign_layers, layout
@@ -205,6 +206,19 @@ def test_subscriber_wakes_when_an_event_arrives():
         assert not waiter.done()
         sub.offer("{}")
         await asyncio.wait_for(waiter, 5)
+
+    asyncio.run(run())
+
+
+def test_the_number_of_streams_is_bounded():
+    async def run():
+        hub = Hub(max_subscribers=2)
+        first = hub.subscribe("tasks")
+        hub.subscribe("cluster")
+        with pytest.raises(ServiceUnavailable):
+            hub.subscribe("task", "t1")
+        hub.unsubscribe(first)
+        hub.subscribe("task", "t1")
 
     asyncio.run(run())
 

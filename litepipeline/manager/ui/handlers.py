@@ -172,10 +172,10 @@ class EventsHandler(UiApiHandler):
         if topic not in TOPICS:
             raise InvalidParameters(f"parameter 'topic' must be one of {', '.join(TOPICS)}, got {topic[:40]!r}")
         task_id = self.arg_str("task_id", required=topic == "task")
+        self.sub = sub = self.ui.hub.subscribe(topic, task_id)   # 503 when too many are open
         self.set_header("Content-Type", "text/event-stream; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Accel-Buffering", "no")
-        self.sub = sub = self.ui.hub.subscribe(topic, task_id)
         try:
             # retry: how soon EventSource reconnects; "ready" tells the page it may fetch
             # its state now: every later change arrives on this stream

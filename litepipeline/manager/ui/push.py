@@ -15,10 +15,12 @@ from collections import deque
 from typing import Any, Optional
 
 from litepipeline.common import clock
+from litepipeline.common.errors import ServiceUnavailable
 from litepipeline.manager.taskstate import Batch
 from litepipeline.manager.ui.states import action_state, task_state
 
 QUEUE_LIMIT = 256   # events a subscriber may have unread before it is told to resync
+MAX_SUBSCRIBERS = 1000   # open event streams, all browsers together
 TOPICS = ("cluster", "tasks", "task")
 
 
@@ -134,12 +136,16 @@ class Subscriber:
 class Hub:
     """Every open event stream, by topic; fed by the dispatcher's committed rounds."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_subscribers: int = MAX_SUBSCRIBERS) -> None:
+        self.max_subscribers = max_subscribers
         self._subs: dict[str, set[Subscriber]] = {topic: set() for topic in TOPICS}
         self._by_task: dict[str, set[Subscriber]] = {}
         self.published = 0
 
     def subscribe(self, topic: str, task_id: Optional[str] = None, limit: int = QUEUE_LIMIT) -> Subscriber:
+        """A new subscriber; ServiceUnavailable when too many streams are open already."""
+        if len(self) >= self.max_subscribers:
+            raise ServiceUnavailable(f"{len(self)} event streams are open, the most this manager serves")
         sub = Subscriber(topic, task_id, limit)
         self._subs[topic].add(sub)
         if topic == "task":

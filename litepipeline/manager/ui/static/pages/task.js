@@ -43,7 +43,7 @@ export async function mount(main, [taskId]) {
       logText));
 
   function legend() {
-    return h("p", {class: "legend"}, ["waiting", "running", "success", "failed", "killed", "not-run"].map(badge),
+    return h("p", {class: "legend"}, ["waiting", "retrying", "running", "success", "failed", "killed", "not-run"].map(badge),
       h("span", {class: "badge generated-key"}, "┅ generated at run time"));
   }
 
