@@ -75,7 +75,6 @@ export async function mount(main, args, query) {
         : h("p", {class: "empty"}, "No task matches."),
       pager);
     for (const tr of list.querySelectorAll("tr[data-task]")) rows.set(tr.dataset.task, tr);
-    list.tasks = new Map(data.tasks.map((t) => [t.task_id, t]));
   }
 
   const reload = coalesce(load, 250);
