@@ -43,7 +43,8 @@ def scene(lite: LiteCluster, root: str) -> dict:
     lite.api.app_create(make_app(root, name="demo.tar.gz"), "multiple_actions", "first and second, then third")
     ok = lite.api.task_create(etl, "nightly 2026-11-29", {"_extract": {"actions": SHARDS}})["task_id"]
     lite.wait_task(ok)
-    lite.wait_task(lite.api.task_create(etl, "nightly 2026-11-30", {"_fetch_rates": {"exit": 2}})["task_id"])
+    failed = lite.api.task_create(etl, "nightly 2026-11-30", {"_fetch_rates": {"exit": 2}})["task_id"]
+    lite.wait_task(failed)
     for i in range(3):
         lite.api.task_create(etl, f"hourly-{i}", {"_extract": {"actions": SHARDS}})
     slow = [dict(s, input_data={"_all": {"sleep": 60 if s["name"] != "shard_3" else 0.5}}) for s in SHARDS]
@@ -54,7 +55,7 @@ def scene(lite: LiteCluster, root: str) -> dict:
         return sum(1 for a in info.get("attempts", []) if a["name"].startswith("shard_") and a["status"] is None) >= 3
 
     wait_for(shards_running, 60, 0.2, "shards to run")
-    return {"running": running, "ok": ok}
+    return {"running": running, "ok": ok, "failed": failed}
 
 
 def shoot(chromium, lite: LiteCluster, ids: dict, out: str) -> list[str]:
@@ -70,7 +71,7 @@ def shoot(chromium, lite: LiteCluster, ids: dict, out: str) -> list[str]:
         page.click("button[type=submit]")
         page.wait_for_url("**/ui/")
         for name, fragment in (("cluster", "#/cluster"), ("apps", "#/apps"), ("tasks", "#/tasks"),
-                               ("task", f"#/task/{ids['running']}")):
+                               ("task", f"#/task/{ids['running']}"), ("task-failed", f"#/task/{ids['failed']}")):
             page.goto(f"http://{lite.address}/ui/{fragment}")
             page.wait_for_selector("main h1")
             page.wait_for_load_state("networkidle")
@@ -78,9 +79,15 @@ def shoot(chromium, lite: LiteCluster, ids: dict, out: str) -> list[str]:
                 page.wait_for_selector('g.node[data-name="shard_3"]')
                 page.select_option("#log-action", "shard_0")   # a click would scroll the graph
                 page.locator("pre.log", has_text="running").wait_for()
+            if name == "task-failed":
+                page.wait_for_selector("svg.dag")
+                page.select_option("#log-action", "fetch_rates")
+                page.locator("text=— end of log —").wait_for()
+                page.click(".attempt-table summary")
+            page.evaluate("window.scrollTo(0, 0)")   # the sticky bar at the top of a full-page shot
             time.sleep(0.5)
             path = os.path.join(out, f"ui-{name}-{kind}.png")
-            page.screenshot(path=path, full_page=name != "task" or kind == "phone")
+            page.screenshot(path=path, full_page=name not in ("task", "task-failed") or kind == "phone")
             written.append(path)
         context.close()
     return written
