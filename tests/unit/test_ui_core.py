@@ -277,7 +277,15 @@ def test_barycenter_ordering_removes_a_crossing():
     assert (n["a"]["y"] < n["b"]["y"]) == (n["y"]["y"] < n["x"]["y"])
 
 
-def test_layout_of_many_generated_actions_is_quick_to_compute():
+def test_edges_are_drawn_straight_past_the_bend_budget(monkeypatch):
+    import litepipeline.manager.ui.layout as module
+    graph = [("a", []), ("b", ["a"]), ("c", ["b"]), ("d", ["c", "a"])]
+    assert len({(e["from"], e["to"]): e for e in layout(graph).edges}[("a", "d")]["points"]) == 6   # 2 bends
+    monkeypatch.setattr(module, "MAX_BENDS", 1)
+    assert len({(e["from"], e["to"]): e for e in layout(graph).edges}[("a", "d")]["points"]) == 2
+
+
+def test_layout_of_many_generated_actions():
     graph = [("first", [])] + [(f"g{i:03}", ["first"]) for i in range(500)] + \
         [("third", [f"g{i:03}" for i in range(500)])]
     drawn = layout(graph).to_json()

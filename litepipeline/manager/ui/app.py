@@ -7,6 +7,7 @@ pages make goes through the manager's own HTTP API.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import time
@@ -80,4 +81,7 @@ class WebUI:
             return row, store.get_actions(task_id), store.get_attempts(task_id)
 
         row, actions, attempts = await self.manager.db(read)
-        return views.task_page(row, actions, attempts, self.manager.cluster.address, down)
+        addresses = {node_id: node.address for node_id, node in self.manager.cluster.nodes.items()}
+        # the layout of a large DAG takes tens of ms: not on the event loop
+        return await asyncio.get_running_loop().run_in_executor(
+            None, views.task_page, row, actions, attempts, addresses.get, down)

@@ -27,6 +27,7 @@ GAP_ACROSS = 14  # between boxes of a row
 BEND_H = 10      # height a passing edge takes in a column
 MARGIN = 12
 SWEEPS = 4
+MAX_BENDS = 5000   # beyond this many bend points, long edges are drawn straight (cost bound)
 
 Key = Union[str, tuple]   # an action's name, or ("bend", source, target, column)
 
@@ -94,17 +95,19 @@ def layout(graph: Sequence[tuple[str, Sequence[str]]], after_all: Iterable[str] 
     succs: dict[Key, list[Key]] = {key: [] for key in preds}
     chains: list[tuple[str, str, list[Key]]] = []
     seen = set()
+    spans = sum(max(layer[name] - layer[dep] - 1, 0) for name, deps in graph for dep in set(deps) if dep in layer)
+    bend = spans <= MAX_BENDS
     for name, deps in graph:
         for dep in deps:
             if dep not in layer or dep == name or (dep, name) in seen or layer[dep] >= layer[name]:
                 continue
             seen.add((dep, name))
             chain: list[Key] = [dep]
-            for col in range(layer[dep] + 1, layer[name]):
-                bend = ("bend", dep, name, col)
-                columns[col].append(bend)
-                preds[bend], succs[bend] = [], []
-                chain.append(bend)
+            for col in range(layer[dep] + 1, layer[name]) if bend else ():
+                point = ("bend", dep, name, col)
+                columns[col].append(point)
+                preds[point], succs[point] = [], []
+                chain.append(point)
             chain.append(name)
             for a, b in zip(chain, chain[1:]):
                 succs[a].append(b)
@@ -124,6 +127,8 @@ def _order(columns: list[list[Key]], preds: dict, succs: dict) -> None:
 
 
 def _sort_by(column: list[Key], neighbours: list[Key], links: dict) -> None:
+    if len(column) < 2:
+        return
     position = {key: i for i, key in enumerate(neighbours)}
     current = {key: i for i, key in enumerate(column)}
 
