@@ -134,6 +134,16 @@ def test_task_events_carry_what_the_round_changed(core):
     json.dumps(events)   # plain JSON
 
 
+def test_task_events_only_for_the_tasks_watched(core):
+    core.add_task(make_task("t1", ("a", [])))
+    core.add_task(make_task("t2", ("a", [])))
+    core.schedule()
+    batch = core.take_batch()
+    assert set(task_events(batch)) == {"t1", "t2"}
+    assert set(task_events(batch, {"t2"})) == {"t2"}
+    assert task_events(batch, set()) == {}
+
+
 def test_list_event_names_created_tasks(core):
     core.add_task(make_task("t1", ("a", [])))
     event = list_event(core.take_batch())

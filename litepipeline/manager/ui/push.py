@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from typing import Any, Optional
+from typing import Any, Container, Optional
 
 from litepipeline.common import clock
 from litepipeline.common.errors import ServiceUnavailable
@@ -48,24 +48,32 @@ def attempt_summary(record: Any) -> dict:
             "returncode": record.returncode, "message": record.message}
 
 
-def task_events(batch: Batch) -> dict[str, dict]:
-    """task_id -> ``{task?, actions, attempts}``: what the round changed in each task."""
+def task_events(batch: Batch, wanted: Optional[Container[str]] = None) -> dict[str, dict]:
+    """task_id -> ``{task?, actions, attempts}``: what the round changed in each task
+    (only in the ``wanted`` tasks when given: the others cost nothing)."""
     out: dict[str, dict] = {}
 
-    def entry(task_id: str) -> dict:
+    def entry(task_id: str) -> Optional[dict]:
         item = out.get(task_id)
         if item is None:
+            if wanted is not None and task_id not in wanted:
+                return None
             item = out[task_id] = {"task_id": task_id, "actions": [], "attempts": []}
         return item
 
     for task in (*batch.new_tasks, *batch.tasks.values()):
-        entry(task.task_id)["task"] = task_summary(task)
-    for action in batch.new_actions:
-        entry(action.task_id)["actions"].append(action_summary(action, new=True))
-    for action in batch.actions.values():
-        entry(action.task_id)["actions"].append(action_summary(action))
+        item = entry(task.task_id)
+        if item is not None:
+            item["task"] = task_summary(task)
+    for actions, new in ((batch.new_actions, True), (batch.actions.values(), False)):
+        for action in actions:
+            item = entry(action.task_id)
+            if item is not None:
+                item["actions"].append(action_summary(action, new=new))
     for record in (*batch.new_attempts, *batch.attempts.values()):
-        entry(record.task_id)["attempts"].append(attempt_summary(record))
+        item = entry(record.task_id)
+        if item is not None:
+            item["attempts"].append(attempt_summary(record))
     return out
 
 
@@ -181,7 +189,7 @@ class Hub:
             return
         self.published += 1
         if self._by_task:
-            for task_id, event in task_events(batch).items():
+            for task_id, event in task_events(batch, self._by_task).items():
                 subs = self._by_task.get(task_id)
                 if subs:
                     encoded = json.dumps(event)
