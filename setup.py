@@ -20,7 +20,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["litepipeline", "litepipeline.*"]),
-    package_data={"litepipeline.manager.store": ["alembic.ini", "migrations/*.py", "migrations/versions/*.py"]},
+    package_data={"litepipeline.manager.store": ["alembic.ini", "migrations/*.py", "migrations/versions/*.py"],
+                  # the web interface's pages: shipped in the package, no build step
+                  "litepipeline.manager.ui": ["templates/*.html", "static/*.js", "static/*.css", "static/*.svg",
+                                              "static/pages/*.js"]},
     install_requires=[
         "tornado>=6.2",
         "PyYAML>=6.0",
@@ -40,7 +43,9 @@ setup(
         "postgres": ["psycopg[binary]>=3.1"],
         # pytest-xdist: scripts/test.sh runs the suite on two workers (most tests wait on processes)
         # ruff: tests/unit/test_lint.py holds the repository to pyproject.toml's lint rules
-        "test": ["pytest>=7", "pytest-xdist>=3.0", "ruff>=0.4", "psycopg[binary]>=3.1", "venv-pack>=0.2"],
+        # playwright drives Debian's chromium in the web interface's browser tests
+        "test": ["pytest>=7", "pytest-xdist>=3.0", "ruff>=0.4", "psycopg[binary]>=3.1", "venv-pack>=0.2",
+                 "playwright>=1.40"],
     },
     entry_points={
         "console_scripts": [

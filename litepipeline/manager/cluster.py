@@ -47,6 +47,8 @@ class Cluster(TCPServer):
         self._reports: set = set()
         self.nodes: dict[str, NodeInfo] = {}
         self.connections = 0
+        #: called with no argument once a node has joined or left (the web interface's push)
+        self.listeners: list[Callable[[], None]] = []
 
     def address(self, node_id: str) -> Optional[str]:
         node = self.nodes.get(node_id)
@@ -139,6 +141,7 @@ class Cluster(TCPServer):
         LOG.info("node %s registered from %s (http %s, %s slots)", node_id, address[0], node.address,
                  info["action_slots"])
         stops = await self.on_up(node_id, message, True)
+        self._changed()
         await stream.write(RegisterAnswer(SUCCESS, "", node_id, _stop_list(stops),
                                           FEATURES if self.on_report is not None else []).frame(REGISTER))
         return node
@@ -177,8 +180,16 @@ class Cluster(TCPServer):
             del self.nodes[node.node_id]
             LOG.warning("node %s dropped: %s", node.node_id, reason)
             self.on_down(node.node_id, reason)
+            self._changed()
         if close and node.stream is not None:
             node.stream.close()
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            try:
+                listener()
+            except Exception:  # noqa: BLE001 - a listener's bug must not break registration
+                LOG.exception("listener of node changes failed")
 
     def sweep(self) -> None:
         """Drop nodes whose heartbeats stopped (the repair sweep calls this)."""

@@ -52,6 +52,9 @@ class Dispatcher:
         #: ``step()`` returns instructions and may add tasks to the core; ``fill(batch)``
         #: adds the controller's own changed rows to the round's one transaction
         self.controllers: list[Any] = []
+        #: more listeners of persisted batches (the web interface's push channel); each
+        #: must return at once and copy what it keeps: the batch's objects change later
+        self.saved_listeners: list[Callable[[Batch], None]] = []
 
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._run())
@@ -109,6 +112,11 @@ class Dispatcher:
             await self._save(batch)
             if self.on_saved is not None:
                 self.on_saved(batch)
+            for listener in self.saved_listeners:
+                try:
+                    listener(batch)
+                except Exception:  # noqa: BLE001 - a listener's bug must not stop scheduling
+                    LOG.exception("listener of saved rounds failed")
         self.rounds += 1
         # dispatches first: they are on the path of the next action; answers can wait a turn
         for instruction in actions:

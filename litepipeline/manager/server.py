@@ -15,6 +15,7 @@ from litepipeline.common.daemon import load_or_exit, on_stop_signals, parse_args
 from litepipeline.common.web import NotFoundHandler
 from litepipeline.manager.handlers import routes
 from litepipeline.manager.manager import Manager
+from litepipeline.manager.ui.app import WebUI
 from litepipeline.version import __version__
 
 LOG = logging.getLogger("litepipeline.manager")
@@ -39,7 +40,9 @@ async def serve(config) -> int:  # noqa: ANN001
     except Exception as exc:  # noqa: BLE001 - a start-up failure is one clear line, exit 2
         LOG.critical("cannot start: %s", exc)
         return 2
-    app = tornado.web.Application(routes(manager), default_handler_class=NotFoundHandler)
+    ui = WebUI(manager)   # the web interface at /ui/
+    app = tornado.web.Application(routes(manager) + ui.routes(), default_handler_class=NotFoundHandler,
+                                  **ui.settings())
     http = HTTPServer(app, max_body_size=max(JSON_BODY_LIMIT, config.max_output_size * 2),
                       max_buffer_size=JSON_BODY_LIMIT, idle_connection_timeout=300)
     try:
@@ -62,6 +65,7 @@ async def serve(config) -> int:  # noqa: ANN001
     await stopping.wait()
     http.stop()   # no new connections; requests in progress finish or are cut at close
     sweep_task.cancel()
+    ui.close()
     await manager.close()
     await http.close_all_connections()
     LOG.info("manager stopped")

@@ -11,3 +11,12 @@ class ManagerHandler(JsonHandler):
     def initialize(self, manager: Manager) -> None:
         self.manager = manager
         self.auth_token = manager.config.auth_token
+
+    def prepare(self) -> None:
+        # the web interface's session cookie (with its CSRF header for changes) stands in
+        # for the token; a request with an Authorization header is judged by that alone
+        sessions = self.settings.get("ui_sessions")
+        if (sessions is not None and self.auth_token and "Authorization" not in self.request.headers
+                and sessions.allows(self.request)):
+            return
+        super().prepare()
