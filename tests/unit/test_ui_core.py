@@ -13,7 +13,7 @@ from litepipeline.manager.ui.layout import NODE_H, NODE_W, assign_layers, layout
 from litepipeline.manager.ui.push import Hub, Subscriber, list_event, task_events
 from litepipeline.manager.ui.states import action_state, task_state
 from litepipeline.manager.ui.views import task_page, upstream
-from tests.unit.test_scheduler import T0, Clock, finish, make_task
+from tests.unit.test_scheduler import T0, Clock, finish, make_task, node_up
 
 # -- sessions ---------------------------------------------------------------------------------
 
@@ -108,7 +108,7 @@ def test_task_state_words():
 @pytest.fixture
 def core():
     core = SchedulerCore(clock_fn=Clock(), recovery_timeout=10, lost_grace=2)
-    core.node_up("n1", 4, [], True)
+    node_up(core, "n1", 4, [], True)
     core.take_batch()
     return core
 
