@@ -26,6 +26,8 @@ setup(
         "alembic>=1.12",
         # streaming multipart parsing of application uploads (never held whole in memory)
         "streaming-form-data>=1.13",
+        # shell completion of the CLI's operations and options (`litepipeline completion bash`)
+        "argcomplete>=3.0",
     ],
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],

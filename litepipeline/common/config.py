@@ -8,6 +8,7 @@ wrong type raises :class:`ConfigError` naming the key.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
@@ -130,10 +131,42 @@ def _check_database_url(url: str) -> None:
         raise ConfigError("configuration key 'database_url' is not a valid SQLAlchemy URL "
                           "(dialect+driver://user:password@host:port/database)") from None
     try:
-        parsed.get_dialect()
+        dialect = parsed.get_dialect()
     except NoSuchModuleError:
         raise ConfigError(f"configuration key 'database_url' names an unknown database dialect or driver "
                           f"{parsed.drivername!r}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ConfigError(missing_driver_message(parsed.drivername, exc.name or "")) from None
+
+
+# Python modules of database drivers -> what to install; psycopg is the [postgres] extra.
+_DRIVER_PACKAGES = {"psycopg": "'litepipeline[postgres]'", "psycopg2": "psycopg2-binary",
+                    "MySQLdb": "mysqlclient", "pymysql": "pymysql", "pg8000": "pg8000", "asyncpg": "asyncpg",
+                    "cx_Oracle": "cx_Oracle", "oracledb": "oracledb", "pyodbc": "pyodbc"}
+
+
+def missing_driver_message(drivername: str, module: str) -> str:
+    """One line saying which package a ``database_url`` needs (never the URL: it may hold a password)."""
+    module = module.split(".")[0]
+    package = _DRIVER_PACKAGES.get(module, module or "its driver")
+    text = (f"configuration key 'database_url' ({drivername}://...) needs the Python module "
+            f"'{module or '?'}', which is not installed: pip install {package}")
+    if module == "psycopg2":   # a bare postgresql:// means psycopg2 to SQLAlchemy; ours is psycopg 3
+        text += " (or write postgresql+psycopg://... and pip install 'litepipeline[postgres]')"
+    return text
+
+
+def unknown_key_warning(cls: type, key: Any) -> str:
+    """The warning for an unknown key: whose key it is when it belongs to the other role,
+    else the nearest known key when one is close (a typo)."""
+    text = f"unknown configuration key '{key}' ignored"
+    other = next((role for role, c in ROLES.items() if c is not cls and key in c.__dataclass_fields__), None)
+    if other is not None:
+        return f"{text} (it is a {other} key)"
+    close = difflib.get_close_matches(str(key), list(cls.__dataclass_fields__), n=1, cutoff=0.6)
+    return f"{text}; did you mean '{close[0]}'?" if close else text
 
 
 def config_from_dict(role: str, raw: dict, base_dir: str = ".") -> tuple[Config, list[str]]:
@@ -149,7 +182,7 @@ def config_from_dict(role: str, raw: dict, base_dir: str = ".") -> tuple[Config,
     values = {}
     for key, value in raw.items():
         if key not in cls.__dataclass_fields__:
-            warnings.append(f"unknown configuration key '{key}' ignored")
+            warnings.append(unknown_key_warning(cls, key))
             continue
         values[key] = _check(cls, key, value)
     config = cls(**values)

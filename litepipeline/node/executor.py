@@ -35,6 +35,7 @@ from litepipeline.common.web import require
 from litepipeline.node.appcache import AppCache, AppCacheError
 from litepipeline.node.journal import Journal
 from litepipeline.node.launcher import Launcher
+from litepipeline.node.outputtail import read_tail, with_tail
 from litepipeline.node.reaper import Reaper
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import (
@@ -580,6 +581,9 @@ class Executor:
             message = f"action exited with code {returncode}"
         else:
             status = Status.SUCCESS
+        if status == Status.FAIL:   # the task's message then says why without a trip to the log
+            tail = await asyncio.to_thread(read_tail, os.path.join(workspace, STDOUT_FILE))
+            message = with_tail(message, tail)
         self._finish(attempt, self._report(attempt, Stage.FINISHED, status, returncode, result, message, end_at))
 
     def _finish(self, attempt: Attempt, report: dict) -> None:

@@ -203,7 +203,7 @@ def test_retry_succeeds_on_second_attempt_and_stop_cancels_pending_retry(cluster
                        "returncode", "message"]
     r_rows = [row for row in rows[1:] if row[1] == "r"]
     assert [(row[2], row[7], row[8]) for row in r_rows] == [("1", "fail", "4"), ("2", "success", "0")]
-    assert r_rows[0][9] == "action exited with code 4" and r_rows[0][6].endswith("s")
+    assert r_rows[0][9].startswith("action exited with code 4") and r_rows[0][6].endswith("s")
 
     # a failing action waiting for its retry: stop ends the task, no further attempt
     task_id = cluster.api.task_create(app_id, "t", {"marker": str(tmp_path / "r2.marker"),
@@ -238,7 +238,7 @@ def test_event_actions_on_fail_and_on_success(cluster, tmp_path):
     assert alarm["status"] == "success"
     seen = alarm["result"]["data"]["input"]
     assert (seen["task_id"], seen["task_status"]) == (task_id, "fail")
-    assert seen["task_message"] == "action 'bad' failed: action exited with code 3"
+    assert seen["task_message"] == "action 'bad' failed: action exited with code 3; last output:\nrunning bad"
     assert set(seen["results"]) == {"ok"} and seen["results"]["ok"]["name"] == "ok"
     assert seen["_bad"] == {"exit": 3, "sleep": 0.5}      # the task's own input_data (SPEC §13a)
 
