@@ -231,6 +231,20 @@ def _task_succeeded(reply: Reply) -> bool:
     return reply.ok and (reply.get("task_info") or {}).get("status") == "success"
 
 
+def _task_outcome(reply: Reply) -> Optional[str]:
+    """Why ``task run`` exits 1 although the manager answered: the task failed, or is not
+    finished yet (and what it waits for)."""
+    info = reply.get("task_info") or {}
+    task_id = info.get("task_id") or reply.get("task_id")
+    if info.get("stage") == Stage.FINISHED.value:
+        if info.get("status") == Status.SUCCESS.value:
+            return None
+        return f"task {task_id} ended {info.get('status')}: {info.get('message') or 'no message'}"
+    text = f"task {task_id} is still {info.get('stage') or 'unfinished'}"
+    waiting = info.get("waiting_for")
+    return f"{text}: {waiting}" if waiting else text
+
+
 def _task_list_args(p: argparse.ArgumentParser) -> None:
     _paging(p)
     p.add_argument("-s", "--stage", choices=[s.value for s in Stage], help="only tasks in this stage")
@@ -274,6 +288,7 @@ class Operation:
     succeeded: Callable[[Reply], bool] = lambda reply: reply.ok  # exit status 0 when true
     long_columns: Sequence[str] = ()  # columns ``--long`` adds (tasks: toolkit's duration and message)
     id_key: Optional[str] = None  # what ``-q`` prints; default: the first ``*_id`` column
+    explain: Optional[Callable[[Reply], Optional[str]]] = None  # why an ok answer still exits 1 (stderr)
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -294,7 +309,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                   ("task_id", "result", "message")),
     ("task", "run"): Operation("create a task, wait for it to finish and show it (exit status 0 on success)",
                                _task_run_args, _task_run, TASK_COLUMNS, lambda r: [r.get("task_info") or {}],
-                               succeeded=_task_succeeded),
+                               succeeded=_task_succeeded, explain=_task_outcome),
     ("task", "list"): Operation("list tasks", _task_list_args,
                                 lambda c, a: c.task_list(a.offset, a.limit, a.stage, a.app_id, a.status),
                                 TASK_COLUMNS, lambda r: r.get("tasks") or []),
@@ -423,6 +438,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fail(f"{reply.get('result')}: {reply.get('message') or ''}".rstrip(": "))
     elif not (operation.quiet and reply.ok):
         print(render(operation, reply, args.raw, args.width, one_line=args.json))
+    if reply.http_status == 401:
+        _fail(scripting.unauthorized_hint(bool(args.token)))
+    elif reply.ok and operation.explain is not None:
+        reason = operation.explain(reply)
+        if reason:
+            _fail(reason)
     return scripting.EXIT_OK if operation.succeeded(reply) else scripting.EXIT_ERROR
 
 

@@ -110,3 +110,12 @@ def complete_if_asked(parser: argparse.ArgumentParser) -> None:
         import argcomplete
 
         argcomplete.autocomplete(parser)
+
+
+def unauthorized_hint(token_given: bool) -> str:
+    """What to do about a 401: where the CLI takes the token from."""
+    if token_given:
+        return ("the manager refused the token given (--token or $LITEPIPELINE_TOKEN); "
+                "use the auth_token of the manager's configuration")
+    return ("the manager needs an API token: pass --token TOKEN or set LITEPIPELINE_TOKEN "
+            "(the auth_token of the manager's configuration)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import logging.handlers
 import os
@@ -58,6 +59,30 @@ def setup_logging(name: str, config: Config) -> None:
         root.addHandler(handler)
     # tornado's access log at INFO would write a line per action report; keep it quiet
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
+
+
+class ListenError(OSError):
+    """A socket that cannot listen; ``str()`` is :func:`listen_failure`'s line."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def listen_failure(exc: OSError, host: str, port: int, host_key: str, port_key: str) -> str:
+    """One line for a socket that cannot listen: the address, why, and the configuration
+    key to change."""
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"cannot listen on {where}: address already in use (another process, perhaps another "
+                f"LitePipeline daemon, listens there); stop it or change '{port_key}' in the configuration")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"cannot listen on {where}: {host} is not an address of this machine; "
+                f"change '{host_key}' in the configuration")
+    if exc.errno == errno.EACCES:
+        return (f"cannot listen on {where}: permission denied (ports below 1024 need privileges); "
+                f"change '{port_key}' in the configuration")
+    reason = exc.strerror or str(exc)
+    return f"cannot listen on {where} ('{host_key}', '{port_key}' in the configuration): {reason}"
 
 
 def on_stop_signals(callback: Callable[[int], None]) -> None:

@@ -28,6 +28,7 @@ from litepipeline.manager.scheduler import SchedulerCore, action_input
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
 from litepipeline.manager.workspaces import NodeStreams
+from litepipeline.manager.waiting import waiting_for
 from litepipeline.version import __version__
 
 LOG = logging.getLogger(__name__)
@@ -298,6 +299,10 @@ class Manager:
                     if not waiters:
                         del self._finish_waiters[task_id]
         info = task_view(row, actions)
+        if row["stage"] in (Stage.PENDING.value, Stage.RUNNING.value):
+            reason = waiting_for(self.core.tasks.get(task_id), self.core.nodes, self.core.now())
+            if reason:
+                info["waiting_for"] = reason
         info["attempts"] = [{"name": a["name"], "attempt": a["attempt"], "node_id": a["node_id"],
                              "dispatched_at": clock.fmt(a["dispatched_at"]), "start_at": clock.fmt(a["start_at"]),
                              "end_at": clock.fmt(a["end_at"]), "status": a["status"],

@@ -200,3 +200,45 @@ def test_completion_of_objects_operations_and_options(tmp_path):
         ["pending", "running", "stopping", "finished"])
     assert "--json" in _complete(tmp_path, "litepipeline 127.0.0.1:8000 app list --")
 
+
+
+# -- messages that say what to do ------------------------------------------------------------------
+
+
+def test_401_mentions_token_flag_and_variable(manager, monkeypatch, capsys):
+    monkeypatch.delenv("LITEPIPELINE_TOKEN", raising=False)
+    manager.json("GET", "/app/list", {"result": "Unauthorized", "message": "missing or wrong token"}, status=401)
+    assert main([manager.address, "app", "list"]) == 1
+    captured = capsys.readouterr()
+    assert "Unauthorized" in captured.out
+    assert captured.err == ("litepipeline: error: the manager needs an API token: pass --token TOKEN or set "
+                            "LITEPIPELINE_TOKEN (the auth_token of the manager's configuration)\n")
+    assert main([manager.address, "app", "list", "--token", "wrong", "-q"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["litepipeline: error: Unauthorized: missing or wrong token",
+                   "litepipeline: error: the manager refused the token given (--token or $LITEPIPELINE_TOKEN); "
+                   "use the auth_token of the manager's configuration"]
+
+
+def test_task_run_says_why_it_exits_1(manager, capsys):
+    pending = dict(TASK_INFO, stage="pending", start_at=None, waiting_for="no node is registered: start a litenode")
+    manager.json("POST", "/task/create", {"result": "ok", "task_id": TASK_ID, "task_info": pending})
+    manager.json("GET", "/task/info", {"result": "ok", "task_info": pending})
+    assert main([manager.address, "task", "run", "-a", APP_ID, "-n", "x", "--wait", "0"]) == 1
+    captured = capsys.readouterr()
+    assert "| pending |" in captured.out
+    assert captured.err == (f"litepipeline: error: task {TASK_ID} is still pending: no node is registered: "
+                            f"start a litenode\n")
+
+    failed = dict(TASK_INFO, stage="finished", status="fail", message="action 'a' failed: boom")
+    manager.json("POST", "/task/create", {"result": "ok", "task_id": TASK_ID, "task_info": failed})
+    assert main([manager.address, "task", "run", "-a", APP_ID, "-n", "x", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["task_info"]["status"] == "fail"
+    assert captured.err == f"litepipeline: error: task {TASK_ID} ended fail: action 'a' failed: boom\n"
+
+    done = dict(TASK_INFO, stage="finished", status="success")
+    manager.json("POST", "/task/create", {"result": "ok", "task_id": TASK_ID, "task_info": done})
+    assert main([manager.address, "task", "run", "-a", APP_ID, "-n", "x", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == (TASK_ID + "\n", "")
