@@ -28,6 +28,8 @@ setup(
         "streaming-form-data>=1.13",
         # shell completion of the CLI's operations and options (`litepipeline completion bash`)
         "argcomplete>=3.0",
+        # log_format: json (one JSON object per log line, for log collectors)
+        "python-json-logger>=3.1",
     ],
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],

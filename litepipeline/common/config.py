@@ -18,6 +18,7 @@ import yaml
 from litepipeline.common.errors import ConfigError
 
 LOG_LEVELS = ("NOSET", "NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 GiB = 1024 ** 3
 MiB = 1024 ** 2
 
@@ -32,6 +33,7 @@ class ManagerConfig:
 
     log_level: str = _key("INFO", "NOSET, DEBUG, INFO, WARNING, ERROR, CRITICAL")
     log_path: str = _key("./logs", "log file directory (a rotating manager.log is written there)")
+    log_format: str = _key("text", "text, or json: one JSON object per line (for log collectors)")
     http_host: str = _key("0.0.0.0", "manager's http host (0.0.0.0 listens on every interface)")
     http_port: int = _key(8000, "manager's http port", minimum=0)
     tcp_host: str = _key("0.0.0.0", "manager's tcp host, where nodes register")
@@ -60,6 +62,7 @@ class NodeConfig:
 
     log_level: str = _key("INFO", "NOSET, DEBUG, INFO, WARNING, ERROR, CRITICAL")
     log_path: str = _key("./logs", "log file directory (a rotating node.log is written there)")
+    log_format: str = _key("text", "text, or json: one JSON object per line (for log collectors)")
     http_host: str = _key("0.0.0.0", "node's http host")
     http_port: int = _key(8001, "node's http port", minimum=0)
     manager_http_host: str = _key("127.0.0.1", "manager's http host")
@@ -114,6 +117,8 @@ def _check(cls: type, name: str, value: Any) -> Any:
         raise ConfigError(f"configuration key '{name}' must be >= {minimum:g}, got {value!r}")
     if name == "log_level" and value.upper() not in LOG_LEVELS:
         raise ConfigError(f"configuration key 'log_level' must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    if name == "log_format" and value not in LOG_FORMATS:
+        raise ConfigError(f"configuration key 'log_format' must be one of {', '.join(LOG_FORMATS)}, got {value!r}")
     if name == "database_url":
         _check_database_url(value)
     return value

@@ -45,12 +45,13 @@ def load_or_exit(prog: str, role: str, path: str) -> Config:
 
 
 def setup_logging(name: str, config: Config) -> None:
-    """Log to ``log_path/<name>.log`` (rotating) and to the console."""
+    """Log to ``log_path/<name>.log`` (rotating) and to the console, as text or JSON lines
+    (``log_format``)."""
     level_name = config.log_level.upper()
     level = logging.NOTSET if level_name in ("NOSET", "NOTSET") else getattr(logging, level_name)
     root = logging.getLogger()
     root.setLevel(level if level != logging.NOTSET else logging.DEBUG)
-    formatter = logging.Formatter(LOG_FORMAT)
+    formatter = json_formatter() if config.log_format == "json" else logging.Formatter(LOG_FORMAT)
     file_handler = logging.handlers.RotatingFileHandler(
         os.path.join(config.log_path, f"{name}.log"), maxBytes=32 * 1024 * 1024, backupCount=5)
     console = logging.StreamHandler(sys.stderr)
@@ -83,6 +84,15 @@ def listen_failure(exc: OSError, host: str, port: int, host_key: str, port_key: 
                 f"change '{port_key}' in the configuration")
     reason = exc.strerror or str(exc)
     return f"cannot listen on {where} ('{host_key}', '{port_key}' in the configuration): {reason}"
+
+
+def json_formatter() -> logging.Formatter:
+    """One JSON object per line: ``timestamp`` (UTC, ISO 8601), ``level``, ``logger``,
+    ``message``, and ``exc_info`` with a traceback."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    return JsonFormatter("{levelname}{name}{message}", style="{", timestamp=True, json_ensure_ascii=False,
+                         rename_fields={"levelname": "level", "name": "logger"})
 
 
 def on_stop_signals(callback: Callable[[int], None]) -> None:

@@ -98,3 +98,17 @@ def test_address_in_use_names_the_address_and_the_key(tmp_path):
         assert f"cannot listen on 127.0.0.1:{port}: address already in use" in output
         assert "change 'http_port' in the configuration" in output
 
+
+
+def test_json_logs_of_both_daemons(tmp_path):
+    with LiteCluster(str(tmp_path), log_format="json") as c:
+        c.start_manager()
+        c.add_node(log_format="json")
+        c.run_task(c.upload(make_app(str(tmp_path), dag(("a", [])))))
+        c.close()
+        for daemon, name in ((c.manager, "manager"), (c.nodes[0], "node")):
+            with open(os.path.join(daemon.config["log_path"], f"{name}.log"), encoding="utf-8") as fp:
+                records = [json.loads(line) for line in fp]
+            assert len(records) > 3
+            assert all({"timestamp", "level", "logger", "message"} <= set(r) for r in records)
+            assert any(r["level"] == "INFO" and r["logger"].startswith("litepipeline") for r in records)
