@@ -118,7 +118,8 @@ def _check(cls: type, name: str, value: Any) -> Any:
     if name == "log_level" and value.upper() not in LOG_LEVELS:
         raise ConfigError(f"configuration key 'log_level' must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
     if name == "log_format" and value not in LOG_FORMATS:
-        raise ConfigError(f"configuration key 'log_format' must be one of {', '.join(LOG_FORMATS)}, got {value!r}")
+        raise ConfigError(f"configuration key 'log_format' must be one of {', '.join(LOG_FORMATS)}, "
+                          f"got {value!r}")
     if name == "database_url":
         _check_database_url(value)
     return value

@@ -35,15 +35,17 @@ def waiting_for(task: Optional[TaskState], nodes: Mapping[str, NodeSlots], now: 
         retrying = sorted((a for a in pending if a.retry_at is not None), key=lambda a: a.retry_at)
         if retrying:
             first = retrying[0]
-            return f"action '{first.name}' is retried at {clock.fmt(first.retry_at)}: {first.message or 'failed'}"
+            when = clock.fmt(first.retry_at)
+            return f"action '{first.name}' is retried at {when}: {first.message or 'failed'}"
         return None
     if not nodes:
         return NO_NODE
     if all(node.free(now) <= 0 for node in nodes.values()):
-        refusing = [n.node_id for n in nodes.values() if n.suspended_until is not None and now < n.suspended_until]
+        refusing = [n.node_id for n in nodes.values()
+                    if n.suspended_until is not None and now < n.suspended_until]
         if refusing:
             return (f"action(s) {_names(ready)} wait: node(s) {', '.join(refusing)} refused or missed a "
-                    f"dispatch just now, the other nodes' slots are busy")
+                    f"dispatch just now, and no other node has a free slot")
         slots = sum(n.slots for n in nodes.values())
         return (f"action(s) {_names(ready)} wait for a free slot: all {slots} action slots of "
                 f"{len(nodes)} node(s) are busy")

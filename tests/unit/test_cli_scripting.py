@@ -12,13 +12,20 @@ import pytest
 
 from litepipeline.client import scripting
 from litepipeline.client.cli import OPERATIONS, Operation, build_parser, main
-from tests.unit.test_cli import APP_ID, TASK_ID, TASK_INFO, manager  # noqa: F401 - the fixture
+from tests.unit.test_cli import APP_ID, TASK_ID, TASK_INFO, FakeManager
 
 APPS = [{"application_id": APP_ID, "name": "demo", "create_at": "2020-01-16 22:44:10.886778",
          "update_at": "2020-01-16 22:44:10.886778", "sha1": "a" * 40, "description": "two\nlines"},
         {"application_id": "b2", "name": "other", "create_at": "c", "update_at": "u", "sha1": "b" * 40,
          "description": ""}]
 LITEPIPELINE = os.path.join(os.path.dirname(sys.executable), "litepipeline")
+
+
+@pytest.fixture
+def manager():
+    fake = FakeManager()
+    yield fake
+    fake.close()
 
 
 # -- global options before or after the operation ---------------------------------------------

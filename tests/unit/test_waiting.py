@@ -51,8 +51,8 @@ def test_refused_dispatch_is_named():
     (d,) = core.schedule()
     core.dispatch_failed(d.payload["attempt_id"], "n1", "HTTP 599: connection refused", node_full=False)
     reason = waiting_for(core.tasks["t1"], core.nodes, clock())
-    assert reason == "action(s) 'a' wait: node(s) n1 refused or missed a dispatch just now, the other nodes' " \
-                     "slots are busy"
+    assert reason == ("action(s) 'a' wait: node(s) n1 refused or missed a dispatch just now, and no other "
+                      "node has a free slot")
     clock.advance(5)   # the node is asked again; meanwhile the reason stays on the action
     assert waiting_for(core.tasks["t1"], core.nodes, clock()) == (
         "action 'a' went back to pending: dispatch to node n1 failed: HTTP 599: connection refused")
