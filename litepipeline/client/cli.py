@@ -435,7 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for value in ids(operation, reply):
                 print(value)
         else:   # stdout holds ids only; the error goes to stderr
-            _fail(f"{reply.get('result')}: {reply.get('message') or ''}".rstrip(": "))
+            message = reply.get("message")
+            _fail(f"{reply.get('result')}: {message}" if message else str(reply.get("result")))
     elif not (operation.quiet and reply.ok):
         print(render(operation, reply, args.raw, args.width, one_line=args.json))
     if reply.http_status == 401:
