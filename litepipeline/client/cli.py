@@ -245,6 +245,13 @@ def _task_outcome(reply: Reply) -> Optional[str]:
     return f"{text}: {waiting}" if waiting else text
 
 
+def _task_waiting(reply: Reply) -> Optional[str]:
+    """A note for ``task info`` of a task whose actions wait for something (no node, ...)."""
+    info = reply.get("task_info") or {}
+    waiting = info.get("waiting_for")
+    return f"task {info.get('task_id')} is {info.get('stage')}: {waiting}" if waiting else None
+
+
 def _task_list_args(p: argparse.ArgumentParser) -> None:
     _paging(p)
     p.add_argument("-s", "--stage", choices=[s.value for s in Stage], help="only tasks in this stage")
@@ -288,7 +295,8 @@ class Operation:
     succeeded: Callable[[Reply], bool] = lambda reply: reply.ok  # exit status 0 when true
     long_columns: Sequence[str] = ()  # columns ``--long`` adds (tasks: toolkit's duration and message)
     id_key: Optional[str] = None  # what ``-q`` prints; default: the first ``*_id`` column
-    explain: Optional[Callable[[Reply], Optional[str]]] = None  # why an ok answer still exits 1 (stderr)
+    # a line for stderr about an ok answer: why it still exits 1, or a note (what a task waits for)
+    explain: Optional[Callable[[Reply], Optional[str]]] = None
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -315,7 +323,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                 TASK_COLUMNS, lambda r: r.get("tasks") or []),
     ("task", "info"): Operation("show one task", _task_info_args,
                                 lambda c, a: c.task_wait(a.task_id, a.wait) if a.wait else c.task_info(a.task_id),
-                                TASK_COLUMNS, lambda r: [r.get("task_info") or {}]),
+                                TASK_COLUMNS, lambda r: [r.get("task_info") or {}], explain=_task_waiting),
     ("task", "delete"): Operation("delete a finished task", _task_id, lambda c, a: c.task_delete(a.task_id)),
     ("task", "stop"): Operation("stop a task's running actions", _task_stop_args,
                                 lambda c, a: c.task_stop(a.task_id, a.signal)),
@@ -439,13 +447,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fail(f"{reply.get('result')}: {message}" if message else str(reply.get("result")))
     elif not (operation.quiet and reply.ok):
         print(render(operation, reply, args.raw, args.width, one_line=args.json))
+    succeeded = operation.succeeded(reply)
     if reply.http_status == 401:
         _fail(scripting.unauthorized_hint(bool(args.token)))
     elif reply.ok and operation.explain is not None:
         reason = operation.explain(reply)
         if reason:
-            _fail(reason)
-    return scripting.EXIT_OK if operation.succeeded(reply) else scripting.EXIT_ERROR
+            print(f"{PROG}: {'note' if succeeded else 'error'}: {reason}", file=sys.stderr)
+    return scripting.EXIT_OK if succeeded else scripting.EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ def test_task_run_with_no_node_says_so(cluster, tmp_path):
     assert result.stderr == (f"litepipeline: error: task {task_id} is still pending: no node is registered: start a "
                              f"litenode whose manager_tcp_host and manager_tcp_port point at this manager\n")
     assert cluster.task(task_id)["task_info"]["waiting_for"].startswith("no node is registered")
+    info = cluster.cli("task", "info", "-t", task_id)
+    assert info.returncode == 0
+    assert info.stderr.startswith(f"litepipeline: note: task {task_id} is pending: no node is registered")
     cluster.add_node()
     done = cluster.wait_task(task_id)["task_info"]
     assert done["status"] == "success" and "waiting_for" not in done

@@ -249,3 +249,15 @@ def test_task_run_says_why_it_exits_1(manager, capsys):
     assert main([manager.address, "task", "run", "-a", APP_ID, "-n", "x", "-q"]) == 0
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == (TASK_ID + "\n", "")
+
+
+def test_task_info_notes_what_a_task_waits_for(manager, capsys):
+    pending = dict(TASK_INFO, stage="pending", waiting_for="no node is registered: start a litenode")
+    manager.json("GET", "/task/info", {"result": "ok", "task_info": pending})
+    assert main([manager.address, "task", "info", "-t", TASK_ID]) == 0
+    captured = capsys.readouterr()
+    assert "| pending |" in captured.out
+    assert captured.err == f"litepipeline: note: task {TASK_ID} is pending: no node is registered: start a litenode\n"
+    manager.json("GET", "/task/info", {"result": "ok", "task_info": TASK_INFO})
+    assert main([manager.address, "task", "info", "-t", TASK_ID]) == 0
+    assert capsys.readouterr().err == ""
