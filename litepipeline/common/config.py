@@ -145,6 +145,8 @@ def _check_database_url(url: str) -> None:
         dialect.import_dbapi()
     except ImportError as exc:
         raise ConfigError(missing_driver_message(parsed.drivername, exc.name or "")) from None
+    except (NotImplementedError, AttributeError):
+        pass   # a third-party dialect of the older kind: the engine will import its driver
 
 
 # Python modules of database drivers -> what to install; psycopg is the [postgres] extra.
