@@ -358,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     scripting.add_global_options(parser, top=True)
     parser.add_argument("-v", "--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("address", metavar="HOST:PORT", help="the manager's HTTP address")
+    address = parser.add_argument("address", metavar="HOST:PORT", help="the manager's HTTP address")
+    address.completer = scripting.no_completion   # not a file name
     objects = parser.add_subparsers(dest="object", metavar="{" + ",".join(objects_names) + "}", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for (obj, name), operation in OPERATIONS.items():

@@ -104,6 +104,11 @@ def completion_script(shell: str, prog: str) -> str:
     return argcomplete.shellcode([prog], shell=shell)
 
 
+def no_completion(**_kwargs: Any) -> list:
+    """An argcomplete completer offering nothing (instead of file names)."""
+    return []
+
+
 def complete_if_asked(parser: argparse.ArgumentParser) -> None:
     """When the shell's completion hook runs us, print the completions and exit."""
     if COMPLETION_ENV in os.environ:

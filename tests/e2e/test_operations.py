@@ -115,3 +115,13 @@ def test_json_logs_of_both_daemons(tmp_path):
             assert len(records) > 3
             assert all({"timestamp", "level", "logger", "message"} <= set(r) for r in records)
             assert any(r["level"] == "INFO" and r["logger"].startswith("litepipeline") for r in records)
+
+
+def test_database_url_without_its_driver_says_what_to_install(tmp_path):
+    root = str(tmp_path / "manager")
+    # pg8000 is a PostgreSQL driver this package does not install
+    config = _manager_config(root, database_url="postgresql+pg8000://lp:pa55word@127.0.0.1:1/lp")
+    code, output = _start_and_wait(Daemon("manager", root, config))
+    assert code == 2
+    assert output == ("litemanager: error: configuration key 'database_url' (postgresql+pg8000://...) needs the "
+                      "Python module 'pg8000', which is not installed: pip install pg8000\n")

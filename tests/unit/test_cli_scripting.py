@@ -194,13 +194,15 @@ def _complete(tmp_path, line: str) -> list[str]:
     out = tmp_path / "completions"
     env = dict(os.environ, _ARGCOMPLETE="1", COMP_LINE=line, COMP_POINT=str(len(line)), _ARGCOMPLETE_IFS="\n",
                _ARGCOMPLETE_STDOUT_FILENAME=str(out))
-    subprocess.run([LITEPIPELINE], env=env, capture_output=True, timeout=60, check=True)
+    subprocess.run([LITEPIPELINE], env=env, capture_output=True, timeout=60, check=True, cwd=tmp_path)
     return sorted(out.read_text().split())
 
 
 @pytest.mark.skipif(not os.path.exists(LITEPIPELINE), reason="the litepipeline console script is not installed")
 def test_completion_of_objects_operations_and_options(tmp_path):
     assert _complete(tmp_path, "litepipeline 127.0.0.1:8000 ta") == ["task"]
+    (tmp_path / "127.0.0.1-notes.txt").write_text("")
+    assert _complete(tmp_path, "litepipeline 127") == []            # the address is not a file name
     assert {"run", "recover", "rerun"} <= set(_complete(tmp_path, "litepipeline 127.0.0.1:8000 task r"))
     assert _complete(tmp_path, "litepipeline 127.0.0.1:8000 task list --st") == ["--stage", "--status"]
     assert _complete(tmp_path, "litepipeline 127.0.0.1:8000 task list -s ") == sorted(
