@@ -27,8 +27,8 @@ from litepipeline.manager.dispatcher import Dispatcher
 from litepipeline.manager.scheduler import SchedulerCore, action_input
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
-from litepipeline.manager.workspaces import NodeStreams
 from litepipeline.manager.waiting import waiting_for
+from litepipeline.manager.workspaces import NodeStreams
 from litepipeline.version import __version__
 
 LOG = logging.getLogger(__name__)

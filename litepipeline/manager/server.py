@@ -11,7 +11,8 @@ from tornado.httpserver import HTTPServer
 
 from litepipeline.common import netresolve
 from litepipeline.common.config import public_view
-from litepipeline.common.daemon import listen_failure, load_or_exit, on_stop_signals, parse_args, setup_logging
+from litepipeline.common.daemon import (listen_failure, load_or_exit, on_stop_signals, parse_args,
+                                       setup_logging)
 from litepipeline.common.web import NotFoundHandler
 from litepipeline.manager.handlers import routes
 from litepipeline.manager.manager import Manager
