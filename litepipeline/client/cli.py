@@ -294,7 +294,7 @@ class Operation:
     quiet: bool = False  # the operation printed its own output: no table on success
     succeeded: Callable[[Reply], bool] = lambda reply: reply.ok  # exit status 0 when true
     long_columns: Sequence[str] = ()  # columns ``--long`` adds (tasks: toolkit's duration and message)
-    id_key: Optional[str] = None  # what ``-q`` prints; default: the first ``*_id`` column
+    id_key: Optional[str] = None  # what ``-q`` prints; default: the first ``*_id`` column (or an item's only one)
     # a line for stderr about an ok answer: why it still exits 1, or a note (what a task waits for)
     explain: Optional[Callable[[Reply], Optional[str]]] = None
 

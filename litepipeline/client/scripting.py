@@ -75,11 +75,20 @@ def id_key(columns: Sequence[str], explicit: Optional[str] = None) -> Optional[s
 
 
 def ids(items: Iterable[Any], key: Optional[str]) -> list[str]:
-    """The ``key`` value of every item that has one (``-q``)."""
-    if key is None:
-        return []
-    return [str(item[key]) for item in items
-            if isinstance(item, Mapping) and item.get(key) not in (None, "")]
+    """The ``key`` value of every item that has one (``-q``). Without a ``key`` (a table
+    with no ``*_id`` column), an item's id is its one ``*_id`` key, if it has exactly one."""
+    out = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        if key is None:
+            keys = [k for k in item if isinstance(k, str) and k.endswith("_id")]
+            value = item[keys[0]] if len(keys) == 1 else None
+        else:
+            value = item.get(key)
+        if value not in (None, ""):
+            out.append(str(value))
+    return out
 
 
 def operations_help(operations: Mapping[tuple[str, str], Any]) -> str:

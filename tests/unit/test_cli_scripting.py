@@ -134,7 +134,17 @@ def test_id_key_is_derived_from_the_columns(columns, explicit, expected):
 def test_ids_skip_items_without_one():
     assert scripting.ids([{"x_id": 1}, {"x_id": None}, {"x_id": ""}, "junk", {"y": 2}, {"x_id": "b"}],
                          "x_id") == ["1", "b"]
-    assert scripting.ids([{"x_id": 1}], None) == []
+    # no *_id column: an item's one *_id key, if it has exactly one
+    assert scripting.ids([{"result": "ok", "work_id": "w1"}, {"a_id": 1, "b_id": 2}, {"result": "ok"}], None) == \
+        ["w1"]
+
+
+def test_quiet_for_an_operation_without_id_columns(manager, capsys, monkeypatch):
+    monkeypatch.setitem(OPERATIONS, ("work", "rerun"), Operation("rerun a work", lambda p: None,
+                                                                 lambda c, a: c.call("PUT", "/work/rerun")))
+    manager.json("PUT", "/work/rerun", {"result": "ok", "message": "", "work_id": "w2"})
+    assert main([manager.address, "work", "rerun", "-q"]) == 0
+    assert capsys.readouterr().out == "w2\n"
 
 
 # -- --help, --long --------------------------------------------------------------------------------
