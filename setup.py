@@ -37,6 +37,10 @@ setup(
         # schedules' cron expressions; fires a time of a repeated DST hour once and one in a
         # skipped hour right after the gap, as cron does (croniter fires the repeated one twice)
         "cronsim>=2.6",
+        # shell completion of the CLI's operations and options (`litepipeline completion bash`)
+        "argcomplete>=3.0",
+        # log_format: json (one JSON object per log line, for log collectors)
+        "python-json-logger>=3.1",
     ],
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],

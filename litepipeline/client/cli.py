@@ -1,10 +1,13 @@
 """``litepipeline``: the command line client of the manager API (SPEC §1).
 
-``litepipeline [-r] [-w WIDTH] [--token TOKEN] HOST:PORT {app,task,cluster,workflow,work} OPERATION [options]``
+``litepipeline [-r|--json|-q] [-w WIDTH] [--token TOKEN] HOST:PORT OBJECT OPERATION [options]``
 
 Every operation is one :class:`Operation` in :data:`OPERATIONS`: its arguments, a small
 function calling :class:`~litepipeline.client.api.ManagerClient`, and the table columns of
-a successful answer. Output is the seed's table (or the raw JSON with ``-r``).
+a successful answer. Output is the seed's table, the raw JSON with ``-r`` (one line with
+``--json``), or the ids with ``-q``; global options go before or after the operation
+(:mod:`litepipeline.client.scripting`). ``litepipeline completion bash`` prints a
+completion script.
 
 Exit codes: 0 success; 1 the manager answered an error envelope, or could not be reached;
 2 a usage error (nothing was sent).
@@ -20,9 +23,9 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, TextIO
+from typing import Callable, Optional, TextIO
 
-from litepipeline.client import schedules, toolkit, workflows
+from litepipeline.client import schedules, scripting, toolkit, workflows
 from litepipeline.client.api import ClientError, ManagerClient, Progress, Reply
 from litepipeline.client.table import format_table, rows_from
 from litepipeline.common.messages import Bad, parse_signal
@@ -123,14 +126,7 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
-    return value
+_count = scripting.count
 
 
 def _app_id(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -235,6 +231,27 @@ def _task_succeeded(reply: Reply) -> bool:
     return reply.ok and (reply.get("task_info") or {}).get("status") == "success"
 
 
+def _task_outcome(reply: Reply) -> Optional[str]:
+    """Why ``task run`` exits 1 although the manager answered: the task failed, or is not
+    finished yet (and what it waits for)."""
+    info = reply.get("task_info") or {}
+    task_id = info.get("task_id") or reply.get("task_id")
+    if info.get("stage") == Stage.FINISHED.value:
+        if info.get("status") == Status.SUCCESS.value:
+            return None
+        return f"task {task_id} ended {info.get('status')}: {info.get('message') or 'no message'}"
+    text = f"task {task_id} is still {info.get('stage') or 'unfinished'}"
+    waiting = info.get("waiting_for")
+    return f"{text}: {waiting}" if waiting else text
+
+
+def _task_waiting(reply: Reply) -> Optional[str]:
+    """A note for ``task info`` of a task whose actions wait for something (no node, ...)."""
+    info = reply.get("task_info") or {}
+    waiting = info.get("waiting_for")
+    return f"task {info.get('task_id')} is {info.get('stage')}: {waiting}" if waiting else None
+
+
 def _task_list_args(p: argparse.ArgumentParser) -> None:
     _paging(p)
     p.add_argument("-s", "--stage", choices=[s.value for s in Stage], help="only tasks in this stage")
@@ -257,6 +274,11 @@ def _task_stop_args(p: argparse.ArgumentParser) -> None:
                    help="-15 (SIGTERM, default) or -9 (SIGKILL)")
 
 
+def _app_list_args(p: argparse.ArgumentParser) -> None:
+    _paging(p)
+    p.add_argument("--long", action="store_true", help="add the sha1 and description columns")
+
+
 def _one(reply: Reply) -> list[dict]:
     return [reply]
 
@@ -272,14 +294,19 @@ class Operation:
     items: Callable[[Reply], list] = _one  # the rows of a successful answer
     quiet: bool = False  # the operation printed its own output: no table on success
     succeeded: Callable[[Reply], bool] = lambda reply: reply.ok  # exit status 0 when true
+    long_columns: Sequence[str] = ()  # columns ``--long`` adds (tasks: toolkit's duration and message)
+    id_key: Optional[str] = None  # what ``-q`` prints; default: the first ``*_id`` column (or an item's only one)
+    # a line for stderr about an ok answer: why it still exits 1, or a note (what a task waits for)
+    explain: Optional[Callable[[Reply], Optional[str]]] = None
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("app", "create"): Operation("create an application from a tarball", _app_create_args, _app_create,
                                  ("app_id", "result", "message")),
-    ("app", "list"): Operation("list applications", _paging,
+    ("app", "list"): Operation("list applications", _app_list_args,
                                lambda c, a: c.app_list(a.offset, a.limit),
-                               APP_COLUMNS, lambda r: r.get("apps") or []),
+                               APP_COLUMNS, lambda r: r.get("apps") or [],
+                               long_columns=("sha1", "description")),
     ("app", "info"): Operation("show one application", _app_id, lambda c, a: c.app_info(a.app_id),
                                (*APP_COLUMNS, "sha1", "description"), lambda r: [r.get("app_info") or {}]),
     ("app", "update"): Operation("update an application's tarball, name or description", _app_update_args,
@@ -291,13 +318,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                   ("task_id", "result", "message")),
     ("task", "run"): Operation("create a task, wait for it to finish and show it (exit status 0 on success)",
                                _task_run_args, _task_run, TASK_COLUMNS, lambda r: [r.get("task_info") or {}],
-                               succeeded=_task_succeeded),
+                               succeeded=_task_succeeded, explain=_task_outcome),
     ("task", "list"): Operation("list tasks", _task_list_args,
                                 lambda c, a: c.task_list(a.offset, a.limit, a.stage, a.app_id, a.status, a.work_id),
                                 TASK_COLUMNS, lambda r: r.get("tasks") or []),
     ("task", "info"): Operation("show one task", _task_info_args,
                                 lambda c, a: c.task_wait(a.task_id, a.wait) if a.wait else c.task_info(a.task_id),
-                                TASK_COLUMNS, lambda r: [r.get("task_info") or {}]),
+                                TASK_COLUMNS, lambda r: [r.get("task_info") or {}], explain=_task_waiting),
     ("task", "delete"): Operation("delete a finished task", _task_id, lambda c, a: c.task_delete(a.task_id)),
     ("task", "stop"): Operation("stop a task's running actions", _task_stop_args,
                                 lambda c, a: c.task_stop(a.task_id, a.signal)),
@@ -315,7 +342,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                    lambda c, a: c.task_recover(a.task_id), ("task_id", "result", "message")),
     ("task", "attempts"): Operation("show every attempt of a task's actions", _task_id,
                                     lambda c, a: c.task_info(a.task_id), toolkit.ATTEMPT_COLUMNS,
-                                    toolkit.attempt_items),
+                                    toolkit.attempt_items, id_key="attempt_id"),
     ("cluster", "info"): Operation("show the registered nodes", lambda p: None, lambda c, a: c.cluster_info(),
                                    NODE_COLUMNS, lambda r: (r.get("info") or {}).get("nodes") or []),
 }
@@ -331,29 +358,32 @@ OPERATIONS.update({key: Operation(help, add, run, columns, items or _one)
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every operation in :data:`OPERATIONS`."""
-    parser = argparse.ArgumentParser(prog=PROG, description="Command line client of a LitePipeline manager.")
-    parser.add_argument("-r", "--raw", action="store_true", help="print the manager's JSON answer")
-    parser.add_argument("-w", "--column_width", "--width", dest="width", type=_count, default=0,
-                        help="cut every table cell to this many characters (default 0: no cut)")
-    parser.add_argument("--token", default=os.environ.get("LITEPIPELINE_TOKEN"),
-                        help="API token (default: $LITEPIPELINE_TOKEN)")
-    parser.add_argument("--timeout", type=float, default=30,
-                        help="seconds to wait for the manager (default 30)")
+    objects_names = list(dict.fromkeys(obj for obj, _ in OPERATIONS))
+    parser = argparse.ArgumentParser(prog=PROG, description="Command line client of a LitePipeline manager.",
+                                     epilog=scripting.operations_help(OPERATIONS),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    scripting.add_global_options(parser, top=True)
     parser.add_argument("-v", "--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("address", metavar="HOST:PORT", help="the manager's HTTP address")
-    objects = parser.add_subparsers(dest="object", metavar="{app,task,cluster}", required=True)
+    address = parser.add_argument("address", metavar="HOST:PORT", help="the manager's HTTP address")
+    address.completer = scripting.no_completion   # not a file name
+    objects = parser.add_subparsers(dest="object", metavar="{" + ",".join(objects_names) + "}", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for (obj, name), operation in OPERATIONS.items():
         if obj not in groups:
             sub = objects.add_parser(obj, help=f"{obj} operations")
+            scripting.add_global_options(sub, top=False)
             groups[obj] = sub.add_subparsers(dest="operation", metavar="OPERATION", required=True)
         op_parser = groups[obj].add_parser(name, help=operation.help, description=operation.help)
         operation.add_arguments(op_parser)
+        scripting.add_global_options(op_parser, top=False)
     return parser
 
 
-def render(operation: Operation, reply: Reply, raw: bool, width: int) -> str:
-    """The text printed for ``reply``: raw JSON, the operation's table, or the error table."""
+def render(operation: Operation, reply: Reply, raw: bool, width: int, one_line: bool = False) -> str:
+    """The text printed for ``reply``: raw JSON (one line or indented), the operation's table,
+    or the error table."""
+    if one_line:
+        return scripting.one_line_json(reply)
     if raw:
         return json.dumps(reply, indent=4, sort_keys=True)
     if reply.ok:
@@ -361,33 +391,77 @@ def render(operation: Operation, reply: Reply, raw: bool, width: int) -> str:
     return format_table(RESULT_COLUMNS, rows_from([reply], RESULT_COLUMNS), width)
 
 
+def ids(operation: Operation, reply: Reply) -> list[str]:
+    """What ``-q`` prints for a successful answer: the ids of its items."""
+    return scripting.ids(operation.items(reply), scripting.id_key(operation.columns, operation.id_key))
+
+
 def _fail(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
+def _completion(argv: Sequence[str]) -> int:
+    """``litepipeline completion [SHELL]``: print the shell's completion hook."""
+    parser = argparse.ArgumentParser(prog=f"{PROG} completion",
+                                     description="Print a script that makes the shell complete "
+                                                 "litepipeline's operations and options: "
+                                                 "eval \"$(litepipeline completion bash)\"")
+    parser.add_argument("shell", nargs="?", default="bash", choices=scripting.SHELLS)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    sys.stdout.write(scripting.completion_script(args.shell, PROG))
+    return 0
+
+
+def _with_long(operation: Operation) -> Operation:
+    if operation.long_columns:
+        return dataclasses.replace(operation, columns=(*operation.columns, *operation.long_columns))
+    return dataclasses.replace(operation, columns=(*operation.columns, *toolkit.LONG_COLUMNS),
+                               items=toolkit.long_items(operation.items))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit code."""
+    """Run one command; returns the exit code (0 ok, 1 error answer or unreachable, 2 usage)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["completion"]:   # never an address: HOST:PORT has a colon
+        return _completion(argv[1:])
     parser = build_parser()
+    scripting.complete_if_asked(parser)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return int(exc.code or 0)
     operation = OPERATIONS[(args.object, args.operation)]
     if getattr(args, "long", False):
-        operation = dataclasses.replace(operation, columns=(*operation.columns, *toolkit.LONG_COLUMNS),
-                                        items=toolkit.long_items(operation.items))
+        operation = _with_long(operation)
     try:
         with ManagerClient(args.address, token=args.token, timeout=args.timeout) as client:
             reply = operation.run(client, args)
     except (UsageError, schedules.CliUsageError, workflows.ConfigFileError) as exc:
         _fail(str(exc))
-        return 2
+        return scripting.EXIT_USAGE
     except ClientError as exc:
         _fail(str(exc))
-        return 1
-    if not (operation.quiet and reply.ok):
-        print(render(operation, reply, args.raw, args.width))
-    return 0 if operation.succeeded(reply) else 1
+        return scripting.EXIT_ERROR
+    if args.quiet:
+        if reply.ok:
+            for value in ids(operation, reply):
+                print(value)
+        else:   # stdout holds ids only; the error goes to stderr
+            message = reply.get("message")
+            _fail(f"{reply.get('result')}: {message}" if message else str(reply.get("result")))
+    elif not (operation.quiet and reply.ok):
+        print(render(operation, reply, args.raw, args.width, one_line=args.json))
+    succeeded = operation.succeeded(reply)
+    if reply.http_status == 401:
+        _fail(scripting.unauthorized_hint(bool(args.token)))
+    elif reply.ok and operation.explain is not None:
+        reason = operation.explain(reply)
+        if reason:
+            print(f"{PROG}: {'note' if succeeded else 'error'}: {reason}", file=sys.stderr)
+    return scripting.EXIT_OK if succeeded else scripting.EXIT_ERROR
 
 
 if __name__ == "__main__":

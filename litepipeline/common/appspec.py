@@ -203,6 +203,37 @@ def check_dag(actions: Iterable[ActionSpec], where: str = "configuration.json") 
         raise InvalidApplication(f"{where}: actions form a cycle: {' -> '.join(cycle)}")
 
 
+def _event_actions(raw: dict) -> dict:
+    """0.1.5's ``event_actions: {"success": {action}, "fail": {action}}`` as
+    ``{"on_success": ActionSpec, "on_fail": ActionSpec}`` (absent ones left out).
+
+    Each is a whole action definition; a missing ``name`` defaults to its key. Naming the
+    same event both ways (``on_success`` and ``event_actions.success``) is refused.
+    """
+    block = raw.get("event_actions")
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        raise InvalidApplication("configuration.json: 'event_actions' must be an object "
+                                 "{\"success\": {action}, \"fail\": {action}}")
+    unknown = sorted(set(block) - {"success", "fail"})
+    if unknown:
+        raise InvalidApplication(f"configuration.json: 'event_actions' takes 'success' and 'fail', "
+                                 f"not {', '.join(map(repr, unknown))}")
+    out = {}
+    for event, key in (("success", "on_success"), ("fail", "on_fail")):
+        item = block.get(event)
+        if item is None:
+            continue
+        if raw.get(key) is not None:
+            raise InvalidApplication(f"configuration.json: both '{key}' and 'event_actions.{event}' "
+                                     f"are given; keep one")
+        if isinstance(item, dict) and "name" not in item:
+            item = {**item, "name": event}
+        out[key] = parse_action(item, f"configuration.json event_actions.{event}")
+    return out
+
+
 def parse_configuration(data: bytes) -> AppSpec:
     """Parse and validate configuration.json's bytes into an :class:`AppSpec`."""
     try:
@@ -217,9 +248,14 @@ def parse_configuration(data: bytes) -> AppSpec:
     if not actions_raw:
         raise InvalidApplication("configuration.json: 'actions' is empty")
     actions = [parse_action(a) for a in actions_raw]
+    events = _event_actions(raw)
+    actions += list(events.values())
     check_dag(actions)
     spec = AppSpec(actions)
     for key in ("on_success", "on_fail"):
+        if key in events:
+            setattr(spec, key, events[key].name)
+            continue
         name = raw.get(key)
         if name is None:
             continue

@@ -8,6 +8,7 @@ wrong type raises :class:`ConfigError` naming the key.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
@@ -17,6 +18,7 @@ import yaml
 from litepipeline.common.errors import ConfigError
 
 LOG_LEVELS = ("NOSET", "NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 GiB = 1024 ** 3
 MiB = 1024 ** 2
 
@@ -31,6 +33,7 @@ class ManagerConfig:
 
     log_level: str = _key("INFO", "NOSET, DEBUG, INFO, WARNING, ERROR, CRITICAL")
     log_path: str = _key("./logs", "log file directory (a rotating manager.log is written there)")
+    log_format: str = _key("text", "text, or json: one JSON object per line (for log collectors)")
     http_host: str = _key("0.0.0.0", "manager's http host (0.0.0.0 listens on every interface)")
     http_port: int = _key(8000, "manager's http port", minimum=0)
     tcp_host: str = _key("0.0.0.0", "manager's tcp host, where nodes register")
@@ -66,6 +69,7 @@ class NodeConfig:
 
     log_level: str = _key("INFO", "NOSET, DEBUG, INFO, WARNING, ERROR, CRITICAL")
     log_path: str = _key("./logs", "log file directory (a rotating node.log is written there)")
+    log_format: str = _key("text", "text, or json: one JSON object per line (for log collectors)")
     http_host: str = _key("0.0.0.0", "node's http host")
     http_port: int = _key(8001, "node's http port", minimum=0)
     manager_http_host: str = _key("127.0.0.1", "manager's http host")
@@ -120,6 +124,9 @@ def _check(cls: type, name: str, value: Any) -> Any:
         raise ConfigError(f"configuration key '{name}' must be >= {minimum:g}, got {value!r}")
     if name == "log_level" and value.upper() not in LOG_LEVELS:
         raise ConfigError(f"configuration key 'log_level' must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    if name == "log_format" and value not in LOG_FORMATS:
+        raise ConfigError(f"configuration key 'log_format' must be one of {', '.join(LOG_FORMATS)}, "
+                          f"got {value!r}")
     if name == "database_url":
         _check_database_url(value)
     if name == "timezone" and value is not None:
@@ -148,10 +155,44 @@ def _check_database_url(url: str) -> None:
         raise ConfigError("configuration key 'database_url' is not a valid SQLAlchemy URL "
                           "(dialect+driver://user:password@host:port/database)") from None
     try:
-        parsed.get_dialect()
+        dialect = parsed.get_dialect()
     except NoSuchModuleError:
         raise ConfigError(f"configuration key 'database_url' names an unknown database dialect or driver "
                           f"{parsed.drivername!r}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ConfigError(missing_driver_message(parsed.drivername, exc.name or "")) from None
+    except (NotImplementedError, AttributeError):
+        pass   # a third-party dialect of the older kind: the engine will import its driver
+
+
+# Python modules of database drivers -> what to install; psycopg is the [postgres] extra.
+_DRIVER_PACKAGES = {"psycopg": "'litepipeline[postgres]'", "psycopg2": "psycopg2-binary",
+                    "MySQLdb": "mysqlclient", "pymysql": "pymysql", "pg8000": "pg8000", "asyncpg": "asyncpg",
+                    "cx_Oracle": "cx_Oracle", "oracledb": "oracledb", "pyodbc": "pyodbc"}
+
+
+def missing_driver_message(drivername: str, module: str) -> str:
+    """One line saying which package a ``database_url`` needs (never the URL: it may hold a password)."""
+    module = module.split(".")[0]
+    package = _DRIVER_PACKAGES.get(module, module or "its driver")
+    text = (f"configuration key 'database_url' ({drivername}://...) needs the Python module "
+            f"'{module or '?'}', which is not installed: pip install {package}")
+    if module == "psycopg2":   # a bare postgresql:// means psycopg2 to SQLAlchemy; ours is psycopg 3
+        text += " (or write postgresql+psycopg://... and pip install 'litepipeline[postgres]')"
+    return text
+
+
+def unknown_key_warning(cls: type, key: Any) -> str:
+    """The warning for an unknown key: whose key it is when it belongs to the other role,
+    else the nearest known key when one is close (a typo)."""
+    text = f"unknown configuration key '{key}' ignored"
+    other = next((role for role, c in ROLES.items() if c is not cls and key in c.__dataclass_fields__), None)
+    if other is not None:
+        return f"{text} (it is a {other} key)"
+    close = difflib.get_close_matches(str(key), list(cls.__dataclass_fields__), n=1, cutoff=0.6)
+    return f"{text}; did you mean '{close[0]}'?" if close else text
 
 
 def config_from_dict(role: str, raw: dict, base_dir: str = ".") -> tuple[Config, list[str]]:
@@ -167,7 +208,7 @@ def config_from_dict(role: str, raw: dict, base_dir: str = ".") -> tuple[Config,
     values = {}
     for key, value in raw.items():
         if key not in cls.__dataclass_fields__:
-            warnings.append(f"unknown configuration key '{key}' ignored")
+            warnings.append(unknown_key_warning(cls, key))
             continue
         values[key] = _check(cls, key, value)
     config = cls(**values)

@@ -36,6 +36,7 @@ from litepipeline.manager.store.workflows import WorkflowStore
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
 from litepipeline.manager.views import app_view, attempt_view, running_view, task_view
 from litepipeline.manager.waiters import FinishWaiters
+from litepipeline.manager.waiting import waiting_for
 from litepipeline.manager.workservice import WorkService
 from litepipeline.manager.workspaces import NodeStreams
 from litepipeline.manager.checkpoints import Checkpoints
@@ -284,6 +285,10 @@ class Manager:
             if waiter is not None:
                 self.waiters.remove(task_id, waiter)
         info = task_view(row, actions)
+        if row["stage"] in (Stage.PENDING.value, Stage.RUNNING.value):
+            reason = waiting_for(self.core.tasks.get(task_id), self.core.nodes, self.core.now(), self.core.mono())
+            if reason:
+                info["waiting_for"] = reason
         info["attempts"] = [attempt_view(a) for a in attempts]
         out = {"task_info": info}
         if row["stage"] in (Stage.RUNNING.value, Stage.STOPPING.value):

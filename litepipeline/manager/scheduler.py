@@ -85,7 +85,8 @@ def output_data(action: ActionState) -> Any:
 def action_input(task: TaskState, action: ActionState) -> dict:
     """The ``input_data`` an action is dispatched with (SPEC §7)."""
     if action.kind == EVENT:
-        return {**action.input_data, "task_id": task.task_id, "task_status": task.status,
+        # the task's own input too, as 0.1.5 gave it: a notifier must know whom to tell (SPEC §13a)
+        return {**action.input_data, **task.input_data, "task_id": task.task_id, "task_status": task.status,
                 "task_message": task.message, "results": {a.name: output_data(a) for a in task.actions.values()
                                                           if a.kind == DAG and a.succeeded}}
     upstream = upstream_names(task, action)

@@ -11,7 +11,8 @@ from tornado.httpserver import HTTPServer
 
 from litepipeline.common import netresolve
 from litepipeline.common.config import public_view
-from litepipeline.common.daemon import load_or_exit, on_stop_signals, parse_args, setup_logging
+from litepipeline.common.daemon import (listen_failure, load_or_exit, on_stop_signals, parse_args,
+                                       setup_logging)
 from litepipeline.common.web import NotFoundHandler
 from litepipeline.manager.handlers import routes
 from litepipeline.manager.manager import Manager
@@ -45,13 +46,16 @@ async def serve(config) -> int:  # noqa: ANN001
                                   **ui.settings())
     http = HTTPServer(app, max_body_size=max(JSON_BODY_LIMIT, config.max_output_size * 2),
                       max_buffer_size=JSON_BODY_LIMIT, idle_connection_timeout=300)
-    try:
-        http.listen(config.http_port, config.http_host)
-        manager.cluster.listen(config.tcp_port, config.tcp_host)
-    except OSError as exc:
-        LOG.critical("cannot listen: %s", exc)
-        await manager.close()
-        return 2
+    for listen, host_key, port_key in ((http.listen, "http_host", "http_port"),
+                                       (manager.cluster.listen, "tcp_host", "tcp_port")):
+        host, port = getattr(config, host_key), getattr(config, port_key)
+        try:
+            listen(port, host)
+        except OSError as exc:
+            LOG.critical("%s", listen_failure(exc, host, port, host_key, port_key))
+            http.stop()
+            await manager.close()
+            return 2
     LOG.info("LitePipeline manager %s: http %s:%s, tcp %s:%s", __version__, config.http_host, config.http_port,
              config.tcp_host, config.tcp_port)
     LOG.debug("configuration: %s", public_view(config))

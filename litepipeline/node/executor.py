@@ -25,6 +25,7 @@ from litepipeline.common.states import AttemptState, Stage, Status
 from litepipeline.node.appcache import AppCache, AppCacheError
 from litepipeline.node.groups import ProcessGroups, Reaper
 from litepipeline.node.launcher import Launcher, build_script, shell_returncode
+from litepipeline.node.outputtail import read_tail, with_tail
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import (
     OUTPUT_FILE,
@@ -403,15 +404,21 @@ class Executor:
             message = attempt.kill_reason + (f"; {message}" if message else "")
         elif attempt.timed_out:
             status = Status.FAIL
-            message = f"action timed out after {req.timeout:g} s"
+            message = await self._with_output_tail(f"action timed out after {req.timeout:g} s", workspace)
         elif not output_ok:
             status = Status.FAIL
         elif returncode != 0:
             status = Status.FAIL
-            message = f"action exited with code {returncode}"
+            message = await self._with_output_tail(f"action exited with code {returncode}", workspace)
         else:
             status = Status.SUCCESS
         self._finish(attempt, self._report(attempt, Stage.FINISHED, status, returncode, result, message, end_at))
+
+    @staticmethod
+    async def _with_output_tail(message: str, workspace: str) -> str:
+        """``message`` ending with the action's last output lines: the task's message then
+        says why without a trip to the log."""
+        return with_tail(message, await asyncio.to_thread(read_tail, os.path.join(workspace, STDOUT_FILE)))
 
     def _finish(self, attempt: Attempt, report: Report) -> None:
         req = attempt.request

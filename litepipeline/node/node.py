@@ -17,6 +17,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from litepipeline.common.config import NodeConfig
+from litepipeline.common.daemon import ListenError, listen_failure
 from litepipeline.common.errors import LiteError
 from litepipeline.common.messages import Register, RunAction
 from litepipeline.node.appcache import AppCache
@@ -73,7 +74,11 @@ class Node:
         self.appcache.start()
         self.link.open()
         self.reporter.start()
-        sockets = bind_sockets(self.config.http_port, self.config.http_host)
+        try:
+            sockets = bind_sockets(self.config.http_port, self.config.http_host)
+        except OSError as exc:
+            raise ListenError(exc.errno, listen_failure(exc, self.config.http_host, self.config.http_port,
+                                                        "http_host", "http_port")) from None
         self.http_port = sockets[0].getsockname()[1]  # http_port 0 picks a free port
         self._server = HTTPServer(make_app(self))
         self._server.add_sockets(sockets)

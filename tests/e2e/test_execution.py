@@ -83,7 +83,9 @@ def test_failing_action_fails_task_and_stops_others(cluster, tmp_path):
     task_id = cluster.api.task_create(app_id, "t", {"_bad": {"exit": 3, "sleep": 0.5}})["task_id"]
     slow = wait_for(lambda: read_pids(workspace(node, task_id, "slow")), what="slow to start")
     info = cluster.wait_task(task_id)["task_info"]
-    assert (info["status"], info["message"]) == ("fail", "action 'bad' failed: action exited with code 3")
+    # the message ends with the last lines of the action's output (echo.py prints "running bad")
+    assert (info["status"], info["message"]) == ("fail", "action 'bad' failed: action exited with code 3; "
+                                                         "last output:\nrunning bad")
     assert info["result"]["bad"]["returncode"] == 3 and info["result"]["bad"]["status"] == "fail"
     assert info["result"]["slow"]["status"] == "kill"
     assert "after" not in info["result"]

@@ -96,7 +96,7 @@ def test_action_timeout_kills_the_process_group(lc):
     info = lc.wait_task(task_id, timeout=15)["task_info"]
     elapsed = time.monotonic() - started
     assert (info["status"], info["result"]["slow"]["status"]) == ("fail", "fail")
-    assert info["result"]["slow"]["message"] == "action timed out after 1 s"
+    assert info["result"]["slow"]["message"].startswith("action timed out after 1 s")
     assert elapsed < 8, f"the task took {elapsed:.1f} s"
     assert_group_gone(pids)
 
@@ -114,8 +114,8 @@ def test_generated_action_timeout(lc):
     assert time.monotonic() - started < 8
     assert info["status"] == "fail"
     assert info["result"]["first"]["status"] == "success"
-    assert (info["result"]["gen_slow"]["status"], info["result"]["gen_slow"]["message"]) == \
-        ("fail", "action timed out after 1 s")
+    assert info["result"]["gen_slow"]["status"] == "fail"
+    assert info["result"]["gen_slow"]["message"].startswith("action timed out after 1 s")
     assert_group_gone(pids)
 
 

@@ -101,7 +101,9 @@ def test_cli_without_the_right_token_is_refused(sec, token):
     result = sec.cli("cluster", "info", env=env)
     assert result.returncode == 1
     assert table(result.stdout)[1][1:] == ["Unauthorized", UNAUTHORIZED["message"]]
-    assert result.stderr == "" and TOKEN not in result.stdout
+    assert TOKEN not in result.stdout and TOKEN not in result.stderr
+    # one line on stderr says where the CLI takes the token from
+    assert result.stderr.count("\n") == 1 and "--token" in result.stderr and "LITEPIPELINE_TOKEN" in result.stderr
 
 
 def test_token_flag_wins_over_the_environment(sec):

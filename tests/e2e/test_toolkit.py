@@ -203,7 +203,7 @@ def test_retry_succeeds_on_second_attempt_and_stop_cancels_pending_retry(cluster
                        "returncode", "message"]
     r_rows = [row for row in rows[1:] if row[1] == "r"]
     assert [(row[2], row[7], row[8]) for row in r_rows] == [("1", "fail", "4"), ("2", "success", "0")]
-    assert r_rows[0][9] == "action exited with code 4" and r_rows[0][6].endswith("s")
+    assert r_rows[0][9].startswith("action exited with code 4") and r_rows[0][6].endswith("s")
 
     # a failing action waiting for its retry: stop ends the task, no further attempt
     task_id = cluster.api.task_create(app_id, "t", {"marker": str(tmp_path / "r2.marker"),
@@ -238,8 +238,9 @@ def test_event_actions_on_fail_and_on_success(cluster, tmp_path):
     assert alarm["status"] == "success"
     seen = alarm["result"]["data"]["input"]
     assert (seen["task_id"], seen["task_status"]) == (task_id, "fail")
-    assert seen["task_message"] == "action 'bad' failed: action exited with code 3"
+    assert seen["task_message"] == "action 'bad' failed: action exited with code 3; last output:\nrunning bad"
     assert set(seen["results"]) == {"ok"} and seen["results"]["ok"]["name"] == "ok"
+    assert seen["_bad"] == {"exit": 3, "sleep": 0.5}      # the task's own input_data (SPEC §13a)
 
     task_id = cluster.api.task_create(app_id, "fine", {})["task_id"]
     cluster.wait_task(task_id)
@@ -248,6 +249,23 @@ def test_event_actions_on_fail_and_on_success(cluster, tmp_path):
     assert info["result"]["done"]["status"] == "fail"                  # its failure changes nothing
     assert info["result"]["done"]["result"]["data"]["input"]["task_status"] == "success"
     assert cluster.task(task_id)["task_info"]["status"] == "success"
+
+
+def test_event_actions_block_of_0_1_5_gets_the_task_input(cluster, tmp_path):
+    cluster.add_node(slots=1)
+    config = {"actions": [{"name": "work", "condition": [], "main": "python3 echo.py"}],
+              "event_actions": {"success": {"name": "success", "condition": [], "main": "python3 echo.py"},
+                                "fail": {"name": "fail", "condition": [], "main": "python3 echo.py"}}}
+    app_id = cluster.upload(make_app(str(tmp_path), config))
+    task_id = cluster.api.task_create(app_id, "notify", {"notify": "ops@example.org"})["task_id"]
+    cluster.wait_task(task_id)
+    info = wait_for(lambda: (lambda i: i if "success" in i["result"] else None)(cluster.task(task_id)["task_info"]),
+                    what="the success event action to run")
+    assert info["status"] == "success" and "fail" not in info["result"]
+    seen = info["result"]["success"]["result"]["data"]["input"]
+    assert seen["notify"] == "ops@example.org"
+    assert (seen["task_id"], seen["task_status"]) == (task_id, "success")
+    assert seen["results"]["work"]["name"] == "work"
 
 
 def test_manager_authenticates_to_nodes_with_the_token(tmp_path):

@@ -351,6 +351,37 @@ def test_event_actions_accepted_and_kept_out_of_the_dag():
     assert spec.by_name("ko").main == "run" and spec.by_name("nope") is None
 
 
+def test_event_actions_block_of_0_1_5():
+    config = {**_actions({"name": "a"}),
+              "event_actions": {"success": {"name": "yay", "condition": [], "main": "python success.py"},
+                                "fail": {"main": "python fail.py", "input_data": {"to": "ops"}}}}
+    spec = parse_configuration(json.dumps(config).encode())
+    assert (spec.on_success, spec.on_fail) == ("yay", "fail")     # a missing name defaults to its key
+    assert [a.name for a in spec.dag_actions()] == ["a"]
+    assert spec.by_name("yay").main == "python success.py"
+    assert spec.by_name("fail").input_data == {"to": "ops"}
+    only_fail = parse_configuration(json.dumps({**_actions({"name": "a"}),
+                                                "event_actions": {"fail": {"main": "x"}}}).encode())
+    assert (only_fail.on_success, only_fail.on_fail) == (None, "fail")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"event_actions": []}, "configuration.json: 'event_actions' must be an object "
+                            '{"success": {action}, "fail": {action}}'),
+    ({"event_actions": {"done": {"main": "x"}}}, "configuration.json: 'event_actions' takes 'success' and "
+                                                 "'fail', not 'done'"),
+    ({"event_actions": {"fail": {"name": "a", "main": "x"}}}, "configuration.json: duplicate action name 'a'"),
+    ({"event_actions": {"fail": {"main": ""}}}, "configuration.json event_actions.fail: action 'fail' has no "
+                                                "'main' command"),
+    ({"event_actions": {"fail": {"main": "x", "condition": ["a"]}}},
+     "configuration.json: event action 'fail' must have no condition"),
+    ({"event_actions": {"success": {"main": "x"}}, "on_success": "a"},
+     "configuration.json: both 'on_success' and 'event_actions.success' are given; keep one"),
+])
+def test_event_actions_block_rules(extra, message):
+    assert _config_error({**_actions({"name": "a"}), **extra}) == message
+
+
 def test_seed_configuration_parses():
     seed = {"actions": [
         {"name": "first", "condition": [], "env": "venvs/venv", "main": "python first.py"},

@@ -16,6 +16,7 @@ from litepipeline.common.config import (
     NodeConfig,
     config_from_dict,
     load_config,
+    missing_driver_message,
     public_view,
     render_yaml,
 )
@@ -127,7 +128,44 @@ def test_unknown_keys_are_warnings():
     config, warnings = config_from_dict("manager", {"http_port": 9000, "colour": "blue", "action_slots": 3})
     assert config.http_port == 9000
     assert warnings == ["unknown configuration key 'colour' ignored",
-                        "unknown configuration key 'action_slots' ignored"]
+                        "unknown configuration key 'action_slots' ignored (it is a node key)"]
+
+
+@pytest.mark.parametrize("role, key, warning", [
+    ("manager", "http_prot", "unknown configuration key 'http_prot' ignored; did you mean 'http_port'?"),
+    ("manager", "databse_url", "unknown configuration key 'databse_url' ignored; did you mean 'database_url'?"),
+    ("node", "action_slot", "unknown configuration key 'action_slot' ignored; did you mean 'action_slots'?"),
+    ("node", "heartbeat_intreval",
+     "unknown configuration key 'heartbeat_intreval' ignored; did you mean 'heartbeat_interval'?"),
+    ("node", "tcp_port", "unknown configuration key 'tcp_port' ignored (it is a manager key)"),
+    ("node", "colour", "unknown configuration key 'colour' ignored"),
+])
+def test_unknown_key_suggests_the_nearest_known_key(role, key, warning):
+    assert config_from_dict(role, {key: 1})[1] == [warning]
+
+
+def test_database_url_without_its_driver_names_what_to_install(monkeypatch):
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    def missing(cls):
+        raise ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
+
+    monkeypatch.setattr(PGDialect_psycopg, "import_dbapi", classmethod(missing))
+    with pytest.raises(ConfigError) as e:
+        config_from_dict("manager", {"database_url": "postgresql+psycopg://u:secret@h/db"})
+    assert str(e.value) == ("configuration key 'database_url' (postgresql+psycopg://...) needs the Python module "
+                            "'psycopg', which is not installed: pip install 'litepipeline[postgres]'")
+    assert "secret" not in str(e.value)
+
+
+def test_database_url_driver_messages():
+    assert missing_driver_message("postgresql", "psycopg2") == (
+        "configuration key 'database_url' (postgresql://...) needs the Python module 'psycopg2', which is not "
+        "installed: pip install psycopg2-binary (or write postgresql+psycopg://... and pip install "
+        "'litepipeline[postgres]')")
+    assert missing_driver_message("mysql+pymysql", "pymysql").endswith("pip install pymysql")
+    assert missing_driver_message("x+y", "ydriver.sub").endswith("module 'ydriver', which is not installed: "
+                                                                 "pip install ydriver")
 
 
 @pytest.mark.parametrize("role, raw, message", [

@@ -346,7 +346,8 @@ def test_restart_recovery_requeues_after_timeout(clock):
 
 
 def test_event_action_runs_after_failure(core):
-    task = make_task("t1", ("a", []), ("notify", [], {"kind": EVENT}), on_fail="notify")
+    task = make_task("t1", ("a", []), ("notify", [], {"kind": EVENT}), on_fail="notify",
+                     input_data={"notify": "ops@example.org"})
     add(core, task)
     (da,) = core.schedule()
     finish(core, da, status="fail")
@@ -354,6 +355,7 @@ def test_event_action_runs_after_failure(core):
     assert dn.message.name == "notify"
     assert dn.message.input_data["task_status"] == "fail"
     assert dn.message.input_data["task_id"] == "t1"
+    assert dn.message.input_data["notify"] == "ops@example.org"     # the task's own input (SPEC §13a)
     finish(core, dn, status="fail")
     assert "t1" not in core.tasks
     batch = core.take_batch()
