@@ -1,6 +1,7 @@
 """``litepipeline``: the command line client of the manager API (SPEC §1).
 
-``litepipeline [-r] [-w WIDTH] [--token TOKEN] HOST:PORT {app,task,cluster} OPERATION [options]``
+``litepipeline [-r] [-w WIDTH] [--token TOKEN] HOST:PORT OBJECT OPERATION [options]`` (OBJECT: app, task,
+cluster, app_history, venv, venv_history)
 
 Every operation is one :class:`Operation` in :data:`OPERATIONS`: its arguments, a small
 function calling :class:`~litepipeline.client.api.ManagerClient`, and the table columns of
@@ -335,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds to wait for the manager (default 30)")
     parser.add_argument("-v", "--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("address", metavar="HOST:PORT", help="the manager's HTTP address")
-    objects = parser.add_subparsers(dest="object", metavar="{app,task,cluster}", required=True)
+    objects = parser.add_subparsers(dest="object", metavar="{" + ",".join(dict.fromkeys(o for o, _ in OPERATIONS))
+                                    + "}", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for (obj, name), operation in OPERATIONS.items():
         if obj not in groups:
@@ -382,6 +384,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (operation.quiet and reply.ok):
         print(render(operation, reply, args.raw, args.width))
     return 0 if operation.succeeded(reply) else 1
+
+
+# versions' operations live in their own module (it uses the helpers above)
+from litepipeline.client import cli_versions  # noqa: E402
+
+OPERATIONS.update(cli_versions.operations(sys.modules[__name__]))
 
 
 if __name__ == "__main__":

@@ -15,18 +15,18 @@ import uuid
 from typing import Any, AsyncIterator, Callable, Optional
 
 from litepipeline.common import clock
-from litepipeline.common.appspec import TarballInfo
 from litepipeline.common.config import ManagerConfig
 from litepipeline.common.errors import (AppNotExists, InvalidParameters, OperationFailed, PayloadTooLarge,
                                         StaleAttempt, TaskAlreadyFinished, TaskNotExists)
 from litepipeline.common.states import UNFINISHED_STAGES, Stage, Status
-from litepipeline.manager.appstore import AppStore, remove
+from litepipeline.manager.appstore import AppStore
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
 from litepipeline.manager.scheduler import SchedulerCore, action_input
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
+from litepipeline.manager.versions import Versions
 from litepipeline.manager.workspaces import NodeStreams
 from litepipeline.version import __version__
 
@@ -79,6 +79,9 @@ class Manager:
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.address, config.auth_token,
                                      on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
+        self.versions = Versions(self.store.engine, self.db, self.apps, config.data_path, config.max_unpacked_size,
+                                 lambda app_id: self._app_rows.pop(app_id, None))
+        self.core.venv_sha1 = self.versions.active_venv   # generated actions naming a venv
         self.dispatcher.channel_start = self.cluster.start_run
         self.dispatcher.channel_run = self.cluster.run
         self._closing = False
@@ -92,6 +95,7 @@ class Manager:
     async def start(self) -> None:
         LOG.info("store: %s", safe_url(self.store.url))
         await self.db(self.store.migrate)
+        await self.versions.start()
         loaded = await self.db(self.store.load_unfinished)
         for task_row, action_rows in loaded:
             task = TaskState.from_row(task_row)
@@ -142,56 +146,13 @@ class Manager:
             self.dispatcher.submit(lambda: self.core.node_down(node_id, reason))
 
     # -- applications -------------------------------------------------------------------
-    async def _validated(self, upload_path: str) -> TarballInfo:
-        try:
-            return await self.apps.inspect(upload_path)
-        except Exception:
-            remove(upload_path)
-            raise
-
     async def create_app(self, upload_path: str, sha1: str, name: str, description: str) -> str:
-        info = await self._validated(upload_path)
-        app_id = str(uuid.uuid4())
-        self.apps.adopt(upload_path, app_id, sha1, info)
-        now = clock.now()
-        row = {"application_id": app_id, "name": name, "description": description, "sha1": sha1,
-               "create_at": now, "update_at": now}
-        try:
-            await self.db(self.store.insert_app, row)
-        except Exception:
-            await self.apps.delete(app_id)
-            raise
-        LOG.info("application %s created (%s, sha1 %s)", app_id, name, sha1)
-        return app_id
+        return await self.versions.create(self.versions.apps, upload_path, sha1, name, description)
 
     async def update_app(self, app_id: str, upload: Optional[tuple[str, str]], name: Optional[str],
                          description: Optional[str]) -> str:
-        row = await self.app_row(app_id)
-        values: dict[str, Any] = {}
-        if upload is not None:
-            upload_path, sha1 = upload
-            info = await self._validated(upload_path)
-            if sha1 != row["sha1"] or not self.apps.exists(app_id, sha1):
-                self.apps.adopt(upload_path, app_id, sha1, info)
-            else:
-                remove(upload_path)
-            values["sha1"] = sha1
-        if name is not None:
-            values["name"] = name
-        if description is not None:
-            values["description"] = description
-        values["update_at"] = clock.now()
-        self._app_rows.pop(app_id, None)
-        await self.db(self.store.update_app, app_id, values)
-        self._app_rows.pop(app_id, None)
-        if upload is not None:
-            await self._prune_app(app_id, values["sha1"])
-        return app_id
-
-    async def _prune_app(self, app_id: str, current_sha1: str) -> None:
-        in_use = await self.db(self.store.app_versions_in_use)
-        keep = {current_sha1} | {sha1 for (aid, sha1) in in_use if aid == app_id}
-        await asyncio.get_running_loop().run_in_executor(None, self.apps.prune, app_id, keep)
+        """New name/description; a file is a new version, kept in the history (see Versions)."""
+        return await self.versions.update(self.versions.apps, app_id, upload, name, description)
 
     async def app_row(self, app_id: str) -> dict:
         # applications are few and change rarely: keep their rows, so creating a task
@@ -204,8 +165,13 @@ class Manager:
             self._app_rows[app_id] = row
         return dict(row)
 
-    async def app_info(self, app_id: str) -> dict:
-        return app_view(await self.app_row(app_id))
+    async def app_info(self, app_id: str, config: bool = False) -> dict:
+        """``app_info``; with ``config``, ``app_config``: the active version's configuration.json."""
+        row = await self.app_row(app_id)
+        out = {"app_info": app_view(row)}
+        if config:
+            out["app_config"] = await self.versions.config(app_id, row["sha1"])
+        return out
 
     async def list_apps(self, offset: int, limit: int) -> tuple[list[dict], int]:
         rows, total = await self.db(self.store.list_apps, offset, limit)
@@ -216,9 +182,7 @@ class Manager:
         busy = await self.db(self.store.unfinished_task_count, app_id)
         if busy:
             raise OperationFailed(f"application {app_id} has {busy} unfinished task(s); stop or wait for them first")
-        self._app_rows.pop(app_id, None)
-        await self.db(self.store.delete_app, app_id)
-        await self.apps.delete(app_id)
+        await self.versions.delete_app(app_id)
         LOG.info("application %s deleted", app_id)
 
     async def app_download(self, app_id: str, sha1: Optional[str]) -> tuple[str, str]:
@@ -248,15 +212,22 @@ class Manager:
                                   f"{self.config.max_input_size}")
         row = await self.app_row(app_id)
         spec = await self.apps.spec(app_id, row["sha1"])
-        now = clock.now()
-        task = TaskState(task_id=str(uuid.uuid4()), task_name=task_name, application_id=app_id,
-                         app_sha1=row["sha1"], input_data=input_data, stage=Stage.PENDING.value, create_at=now,
-                         update_at=now, on_success=spec.on_success, on_fail=spec.on_fail)
-        events = {spec.on_success, spec.on_fail}
-        for seq, action_spec in enumerate(spec.actions):
-            kind = EVENT if action_spec.name in events else DAG
-            task.actions[action_spec.name] = ActionState.from_spec(task.task_id, action_spec, seq, kind)
-        await self.dispatcher.submit(lambda: self.core.add_task(task))
+        # the task runs this application version and these venv versions to its end
+        pins = self.versions.pin(app_id, row["sha1"], spec)
+        try:
+            now = clock.now()
+            task = TaskState(task_id=str(uuid.uuid4()), task_name=task_name, application_id=app_id,
+                             app_sha1=row["sha1"], input_data=input_data, stage=Stage.PENDING.value,
+                             create_at=now, update_at=now, on_success=spec.on_success, on_fail=spec.on_fail)
+            events = {spec.on_success, spec.on_fail}
+            for seq, action_spec in enumerate(spec.actions):
+                kind = EVENT if action_spec.name in events else DAG
+                action = ActionState.from_spec(task.task_id, action_spec, seq, kind)
+                action.env_sha1 = pins.venvs.get(action.env)
+                task.actions[action_spec.name] = action
+            await self.dispatcher.submit(lambda: self.core.add_task(task))
+        finally:
+            self.versions.unpin(pins)
         return task.task_id
 
     async def task_row(self, task_id: str) -> dict:
@@ -408,7 +379,11 @@ class Manager:
     # -- cluster ------------------------------------------------------------------------
     def cluster_info(self) -> dict:
         nodes = self.cluster.public()
-        return {"version": __version__, "info": {"number_of_nodes": len(nodes), "nodes": nodes},
+        # info.manager: what the 0.1.5 CLI shows (never a secret: no token, no database URL)
+        manager = {"http_host": self.config.http_host, "http_port": self.config.http_port,
+                   "tcp_host": self.config.tcp_host, "tcp_port": self.config.tcp_port, "version": __version__,
+                   "data_path": self.config.data_path}
+        return {"version": __version__, "info": {"number_of_nodes": len(nodes), "nodes": nodes, "manager": manager},
                 "scheduler": self.dispatcher.stats()}
 
 

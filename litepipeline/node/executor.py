@@ -32,7 +32,7 @@ from litepipeline.common.errors import (
 )
 from litepipeline.common.states import Stage, Status
 from litepipeline.common.web import require
-from litepipeline.node.appcache import AppCache, AppCacheError
+from litepipeline.node.appcache import AppCache, AppCacheError, VenvCache
 from litepipeline.node.journal import Journal
 from litepipeline.node.launcher import Launcher
 from litepipeline.node.reaper import Reaper
@@ -73,6 +73,9 @@ class ActionRequest:
     condition: list = field(default_factory=list)
     input_data: dict = field(default_factory=dict)
     timeout: Optional[float] = None
+    #: a venv deployed on its own (``env`` is then its id): fetched by id and SHA-1
+    venv_id: Optional[str] = None
+    venv_sha1: Optional[str] = None
 
     @classmethod
     def from_json(cls, data: dict) -> ActionRequest:
@@ -115,8 +118,15 @@ class ActionRequest:
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or timeout <= 0):
             raise InvalidParameters(f"field 'timeout' must be a positive number or null, got {timeout!r}")
+        venv_id, venv_sha1 = data.get("venv_id"), data.get("venv_sha1")
+        if venv_sha1 is not None:
+            if not isinstance(venv_sha1, str) or not SHA1_RE.match(venv_sha1):
+                raise InvalidParameters(f"field 'venv_sha1' must be 40 hex digits, got {str(venv_sha1)[:60]!r}")
+            venv_id, venv_sha1 = plain("venv_id"), venv_sha1.lower()
+        else:
+            venv_id = None
         return cls(name, main, task_id, app_id, sha1.lower(), attempt_id, attempt, env, condition,
-                   input_data, timeout)
+                   input_data, timeout, venv_id, venv_sha1)
 
 
 def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> str:
@@ -206,9 +216,10 @@ class Executor:
     """Accepts, runs, stops and reports actions; see the module docstring."""
 
     def __init__(self, config: NodeConfig, appcache: AppCache, workspaces: Workspaces, reporter: Reporter,
-                 running_dir: str, reaper: Optional[Reaper] = None) -> None:
+                 running_dir: str, reaper: Optional[Reaper] = None, venvcache: Optional[VenvCache] = None) -> None:
         self.config = config
         self.appcache = appcache
+        self.venvcache = venvcache
         self.workspaces = workspaces
         self.reporter = reporter
         self.running_dir = running_dir
@@ -433,11 +444,20 @@ class Executor:
     async def _prepare(self, attempt: Attempt) -> tuple[str, Optional[str], str]:
         req = attempt.request
         top = await self.appcache.ensure(req.app_id, req.app_sha1)
+        venv_held = False
         try:
-            env_dir = await self.appcache.ensure_env(top, req.env) if req.env else None
+            if req.venv_sha1 is not None:
+                if self.venvcache is None:
+                    raise AppCacheError("this node cannot fetch venvs")
+                env_dir = await self.venvcache.ensure(req.venv_id, req.venv_sha1)
+                venv_held = True
+            else:
+                env_dir = await self.appcache.ensure_env(top, req.env) if req.env else None
             workspace = await self.workspaces.prepare(req.task_id, req.name, req.input_data)
         except BaseException:
             self.appcache.release(req.app_id, req.app_sha1)
+            if venv_held:
+                self.venvcache.release(req.venv_id, req.venv_sha1)
             raise
         return top, env_dir, workspace
 
@@ -489,6 +509,8 @@ class Executor:
             await self._execute(attempt, top, env_dir, workspace)
         finally:
             self.appcache.release(req.app_id, req.app_sha1)
+            if req.venv_sha1 is not None:   # the venv copy is never removed while an action uses it
+                self.venvcache.release(req.venv_id, req.venv_sha1)
 
     async def _execute(self, attempt: Attempt, top: str, env_dir: Optional[str], workspace: str) -> None:
         req = attempt.request

@@ -17,7 +17,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from litepipeline.common.config import NodeConfig
-from litepipeline.node.appcache import AppCache
+from litepipeline.node.appcache import AppCache, VenvCache
 from litepipeline.common.errors import LiteError
 from litepipeline.node.executor import ActionRequest, Executor
 from litepipeline.node.handlers import make_app
@@ -45,13 +45,15 @@ class Node:
         manager = f"http://{config.manager_http_host}:{config.manager_http_port}"
         self.appcache = AppCache(self.app_path, f"{manager}/app/download", config.auth_token,
                                  config.max_unpacked_size, self.trash)
+        self.venvcache = VenvCache(os.path.join(data, "venvs"), f"{manager}/venv/download", config.auth_token,
+                                   config.max_unpacked_size, self.trash)
         self.registrant = Registrant(
             config.manager_tcp_host, config.manager_tcp_port, id_path_for(data), self.info, self.on_manager_stop,
             self._on_registered, config.heartbeat_interval, config.heartbeat_timeout, config.retry_interval)
         self.reporter = Reporter(os.path.join(data, "reports"), f"{manager}/action/update", config.auth_token,
                                  config.retry_interval, lambda: self.registrant.node_id)
         self.executor = Executor(config, self.appcache, self.workspaces, self.reporter,
-                                 os.path.join(data, "running"))
+                                 os.path.join(data, "running"), venvcache=self.venvcache)
         self.reporter.on_rejected = lambda attempt_id, message: self.executor.abandon(
             attempt_id, f"manager refused its report: {message}")
         self.reporter.channel = self.registrant
@@ -71,6 +73,7 @@ class Node:
         self.executor.launcher.refill()
         await self.trash.empty()
         self.appcache.start()
+        self.venvcache.start()
         self.reporter.start()
         sockets = bind_sockets(self.config.http_port, self.config.http_host)
         self.http_port = sockets[0].getsockname()[1]  # http_port 0 picks a free port
@@ -98,6 +101,7 @@ class Node:
         await self.registrant.stop()
         await self.reporter.close()
         await self.appcache.close()
+        await self.venvcache.close()
         if self._server is not None:
             try:
                 await asyncio.wait_for(self._server.close_all_connections(), 2)
@@ -161,6 +165,7 @@ class Node:
     async def sweep(self) -> None:
         """Old application copies and, past workspace_retention, old workspaces."""
         self.appcache.sweep()
+        self.venvcache.sweep()
         retention = self.config.workspace_retention
         now = time.monotonic()
         if retention > 0 and now - self._last_workspace_sweep >= min(WORKSPACE_SWEEP_MIN_INTERVAL, retention / 4):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from litepipeline.common.web import NotFoundHandler
-from litepipeline.manager.handlers import apps, cluster, tasks, toolkit
+from litepipeline.manager.handlers import apps, cluster, legacy, tasks, toolkit, versions
 
 
 def routes(manager) -> list:  # noqa: ANN001
@@ -27,6 +27,7 @@ def routes(manager) -> list:  # noqa: ANN001
         (r"/task/rerun", toolkit.TaskRerunHandler),
         (r"/task/recover", toolkit.TaskRecoverHandler),
     ]
+    table += versions.ROUTES + legacy.ROUTES
     return [(path, handler, args) for path, handler in table]
 
 

@@ -13,6 +13,7 @@ from litepipeline.manager.appstore import HashingFileTarget, remove
 from litepipeline.manager.handlers.base import ManagerHandler
 from litepipeline.manager.manager import NAME_LIMIT
 
+TRUE = ("1", "true", "yes", "on")
 MULTIPART_SLACK = 64 * 1024   # room for the form's other fields and part headers
 FIELD_LIMIT = 64 * 1024
 
@@ -27,6 +28,9 @@ class UploadHandler(ManagerHandler):
     """Streams a multipart form to disk while it arrives; never holds the file in memory."""
 
     upload_path: Optional[str] = None
+    #: the form field naming what an update changes (``venv_id`` for venvs)
+    id_field = "app_id"
+    what = "application"
 
     def prepare(self) -> None:
         super().prepare()
@@ -39,7 +43,7 @@ class UploadHandler(ManagerHandler):
         self.request.connection.set_max_body_size(limit + MULTIPART_SLACK)
         self.upload_path = self.manager.apps.new_upload_path()
         self.file = HashingFileTarget(self.upload_path, limit)
-        self.fields = {k: ValueTarget() for k in ("name", "description", "app_id")}
+        self.fields = {k: ValueTarget() for k in ("name", "description", self.id_field)}
         self.parser = StreamingFormDataParser(headers=self.request.headers)
         self.parser.register("up_file", self.file)
         for key, target in self.fields.items():
@@ -56,7 +60,7 @@ class UploadHandler(ManagerHandler):
         except Exception as exc:  # noqa: BLE001 - the parser's errors are the client's malformed body
             self.body_error = InvalidParameters(f"malformed multipart body: {exc}")
         if self.file.too_large:
-            self.body_error = PayloadTooLarge(f"application file is larger than max_buffer_size "
+            self.body_error = PayloadTooLarge(f"{self.what} file is larger than max_buffer_size "
                                               f"({self.manager.config.max_buffer_size} bytes)")
             self.file.close()
             remove(self.upload_path)   # don't keep what was written so far
@@ -127,6 +131,8 @@ class AppUpdateHandler(UploadHandler):
         await self.manager.update_app(app_id, upload, name, self.field("description"))
         self.reply(app_id=app_id)
 
+    post = put   # the 0.1.5 client sends POST
+
 
 class AppListHandler(ManagerHandler):
     async def get(self) -> None:
@@ -136,7 +142,8 @@ class AppListHandler(ManagerHandler):
 
 class AppInfoHandler(ManagerHandler):
     async def get(self) -> None:
-        self.reply(app_info=await self.manager.app_info(self.arg_str("app_id")))
+        config = (self.get_query_argument("config", "") or "").strip().lower() in TRUE
+        self.reply(**await self.manager.app_info(self.arg_str("app_id"), config))
 
 
 class AppDeleteHandler(ManagerHandler):

@@ -65,6 +65,8 @@ class ActionRow(Base):
     main: Mapped[str] = mapped_column(Text)
     condition: Mapped[Any] = mapped_column(JSON)
     env: Mapped[Optional[str]] = mapped_column(String(1024), nullable=True)
+    #: the venv version pinned at task creation when ``env`` is a venv id
+    env_sha1: Mapped[Optional[str]] = mapped_column(String(40), nullable=True)
     input_data: Mapped[Any] = mapped_column(JSON)
     to_action: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     parent: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
@@ -104,3 +106,7 @@ class Attempt(Base):
     status: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
     returncode: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+
+# models of other concepts, on this Base (imported last: they import Base from here)
+from litepipeline.manager.store import models_versions  # noqa: E402,F401
