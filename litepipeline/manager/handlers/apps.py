@@ -123,12 +123,14 @@ class AppUpdateHandler(UploadHandler):
         if not app_id:
             raise InvalidParameters("missing field 'app_id'")
         upload = self.uploaded()
-        name = self.field("name")
+        # empty fields change nothing: the 0.1.5 client sends "" for what it leaves alone
+        name = self.field("name") or None
+        description = self.field("description") or None
         if name is not None and not name.strip():
-            raise InvalidParameters("field 'name' must not be empty")
+            raise InvalidParameters("field 'name' must not be blank")
         if name is not None:
             check_name_length(name)
-        await self.manager.update_app(app_id, upload, name, self.field("description"))
+        await self.manager.update_app(app_id, upload, name, description)
         self.reply(app_id=app_id)
 
     post = put   # the 0.1.5 client sends POST

@@ -127,13 +127,15 @@ class VenvUpdateHandler(VenvUpload):
         if not venv_id:
             raise InvalidParameters("missing field 'venv_id'")
         upload = self.uploaded()
-        name = self.field("name")
+        # empty fields change nothing: the 0.1.5 client sends "" for what it leaves alone
+        name = self.field("name") or None
+        description = self.field("description") or None
         if name is not None and not name.strip():
-            raise InvalidParameters("field 'name' must not be empty")
+            raise InvalidParameters("field 'name' must not be blank")
         if name is not None:
             check_name_length(name)
         versions = self.manager.versions
-        await versions.update(versions.venvs, venv_id, upload, name, self.field("description"))
+        await versions.update(versions.venvs, venv_id, upload, name, description)
         self.reply(venv_id=venv_id)
 
     post = put   # the 0.1.5 client sends POST
