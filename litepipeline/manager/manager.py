@@ -355,6 +355,7 @@ class Manager:
         for action_row in await self.db(self.store.get_actions, task_id):
             action = ActionState.from_row(action_row)
             task.actions[action.name] = action
+        self.versions.check_recoverable(task)
         await self.dispatcher.submit(lambda: self.core.recover(task))
         LOG.info("task %s recovered", task_id)
 

@@ -328,6 +328,14 @@ class Versions:
             if self._in_use[key] <= 0:
                 del self._in_use[key]
 
+    def check_recoverable(self, task: Any) -> None:
+        """A task runs again in place only with the venv versions it pinned still stored."""
+        for action in task.actions.values():
+            if action.env_sha1 and not action.succeeded and not self.venv_files.exists(action.env, action.env_sha1):
+                raise OperationFailed(f"the venv version action '{action.name}' of task {task.task_id} ran "
+                                      f"(venv {action.env}, sha1 {action.env_sha1}) is no longer stored; rerun "
+                                      "makes a new task with the current versions")
+
     def active_venv(self, venv_id: str) -> Optional[str]:
         """The active SHA-1 of a venv (None when it does not exist): for generated actions."""
         if ("venv", venv_id, None) in self._deleting:
