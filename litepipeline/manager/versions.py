@@ -159,9 +159,16 @@ class Versions:
         if description is not None:
             values["description"] = description
         adopted = False
+        keys = []
         if upload is not None:
             upload_path, sha1 = upload
             info = await self._validated(owner, upload_path)
+            key = (owner.label, owner_id, sha1)
+            if key in self._deleting or (owner.label, owner_id, None) in self._deleting:
+                remove(upload_path)
+                raise OperationFailed(f"version {sha1} of {owner.label} {owner_id} is being deleted; try again")
+            keys.append(key)
+            self._in_use[key] += 1   # a deletion of these same bytes waits for this update
             if owner.files.exists(owner_id, sha1):
                 remove(upload_path)   # the same bytes are stored already
             else:
@@ -175,6 +182,7 @@ class Versions:
                 owner.files.remove_version(owner_id, values["sha1"])
             raise
         finally:
+            self._release(keys)
             if owner is self.apps:
                 self.forget_app(owner_id)
         if owner is self.venvs and "sha1" in values:
