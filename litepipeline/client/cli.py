@@ -336,8 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds to wait for the manager (default 30)")
     parser.add_argument("-v", "--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("address", metavar="HOST:PORT", help="the manager's HTTP address")
-    objects = parser.add_subparsers(dest="object", metavar="{" + ",".join(dict.fromkeys(o for o, _ in OPERATIONS))
-                                    + "}", required=True)
+    objects = parser.add_subparsers(dest="object", metavar="{app,task,cluster}", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for (obj, name), operation in OPERATIONS.items():
         if obj not in groups:

@@ -12,7 +12,7 @@ import os
 import re
 import time
 import uuid
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import AsyncIterator, Callable, Optional
 
 from litepipeline.common import clock
 from litepipeline.common.config import ManagerConfig

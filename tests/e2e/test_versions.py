@@ -224,10 +224,13 @@ def test_bad_venv_input_leaves_nothing_behind(cluster, tmp_path):
     reply = cluster.api.app_create(versioned_app(str(tmp_path), 1, missing, ("first",)), "x")
     assert (reply.http_status, reply["result"]) == (404, "VenvNotExists")
     assert "action 'first'" in reply["message"] and missing in reply["message"]
-    app_id = cluster.upload(versioned_app(str(tmp_path), 1))
+    first_version = versioned_app(str(tmp_path), 1)
+    app_id = cluster.upload(first_version)
     reply = cluster.api.app_update(app_id, versioned_app(str(tmp_path), 2, missing, ("second",)))
     assert reply.http_status == 404 and "action 'second'" in reply["message"]
     assert len(histories(cluster, "app", app_id)) == 1
+    wait_for(lambda: manager_files(cluster, "applications") == [f"{app_id}/{sha1_of(first_version)}.tar.gz"], 5,
+             what="only the accepted application's file")
 
     # a tarball that is no venv, and one with a member escaping it
     not_venv = make_app(str(tmp_path), name="notvenv.tar.gz")

@@ -6,9 +6,11 @@ made and answers ``ok``.
 """
 from __future__ import annotations
 
+from tornado.iostream import StreamClosedError
+
 from litepipeline.common.errors import InvalidParameters, LiteError
 from litepipeline.manager.handlers.base import ManagerHandler
-from litepipeline.manager.handlers.toolkit import TaskWorkspaceHandler
+from litepipeline.manager.handlers.toolkit import StreamingHandler
 
 
 class WorkspacePackHandler(ManagerHandler):
@@ -25,14 +27,19 @@ class WorkspacePackHandler(ManagerHandler):
         self.reply()
 
 
-class WorkspaceDownloadHandler(TaskWorkspaceHandler):
+class WorkspaceDownloadHandler(StreamingHandler):
     """GET ``/workspace/download?task_id&name``: the action's workspace as a tar.gz."""
 
-    async def get(self) -> None:
-        self.arg_str("name")   # required here
-        await super().get()
+    content_type = "application/gzip"
 
-    SUPPORTED_METHODS = ("GET",)
+    async def get(self) -> None:
+        task_id, name = self.arg_str("task_id"), self.arg_str("name")
+        self.set_header("Content-Disposition", f'attachment; filename="{task_id}.{name}.tar.gz"')
+        try:
+            await self.manager.workspaces.stream_workspace(task_id, name, self.relay)
+        except StreamClosedError:
+            return
+        self.done()
 
 
 class WorkspaceDeleteHandler(ManagerHandler):
