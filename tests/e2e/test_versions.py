@@ -15,7 +15,8 @@ from tests.e2e.test_manager_api import db_rows, table
 from tests.fixtures import make_app
 
 # Writes which version of the application ran and which venv (VENV_MARK, set by the
-# venv's bin/activate) it ran in; with "hold" in its input, first waits until that file exists.
+# venv's bin/activate) it ran in; with "hold" in its input, first waits until that file exists;
+# with "fail_unless", fails unless that file exists.
 REPORT = textwrap.dedent('''
     import json, os, sys, time
     ws = sys.argv[1]
@@ -25,6 +26,8 @@ REPORT = textwrap.dedent('''
         time.sleep(0.05)
     with open(os.path.join(ws, "output.data"), "w") as fp:
         json.dump({"data": {"version": VERSION, "venv": os.environ.get("VENV_MARK")}}, fp)
+    if data.get("fail_unless") and not os.path.exists(data["fail_unless"]):
+        sys.exit(3)
 ''')
 
 
@@ -147,6 +150,40 @@ def test_history_info_config_and_bad_ids(cluster, tmp_path):
     reply = cluster.api.history_info("app", app_id, "x1")
     assert (reply.http_status, reply["result"]) == (400, "InvalidParameters")
     assert cluster.api.app_info(app_id)["app_info"]["sha1"] == sha1_of(v1)   # nothing changed
+
+    # deleting an application deletes its history
+    assert cluster.api.app_delete(other)["result"] == "ok"
+    assert cluster.api.history_list("app", other).http_status == 404
+    assert db_rows(cluster, "select application_id from app_histories") == [(app_id,)]
+
+
+def test_recover_runs_the_versions_the_task_pinned(cluster, tmp_path):
+    cluster.add_node()
+    venv_id = cluster.api.venv_create(fake_venv(str(tmp_path), "one"), "v")["venv_id"]
+    app_id = cluster.upload(versioned_app(str(tmp_path), 1, venv_id))
+    flag = os.path.join(str(tmp_path), "may-succeed")
+    failed = cluster.run_task(app_id, {"fail_unless": flag})
+    assert failed["task_info"]["status"] == "fail"
+    task_id = failed["task_info"]["task_id"]
+    # newer versions of both meanwhile; the old ones stay in the histories
+    assert cluster.api.app_update(app_id, versioned_app(str(tmp_path), 2, venv_id))["result"] == "ok"
+    assert cluster.api.venv_update(venv_id, fake_venv(str(tmp_path), "two"))["result"] == "ok"
+    open(flag, "w").close()
+    assert cluster.api.task_recover(task_id)["result"] == "ok"
+    recovered = cluster.wait_task(task_id)
+    assert recovered["task_info"]["status"] == "success"
+    assert outputs(recovered)["a"] == {"version": 1, "venv": "one"}
+
+    # a failed task whose venv version was deleted since cannot run again in place
+    os.remove(flag)
+    second = cluster.run_task(app_id, {"fail_unless": flag})["task_info"]
+    assert second["status"] == "fail" and outputs({"task_info": second})["a"] == {"version": 2, "venv": "two"}
+    rows = histories(cluster, "venv", venv_id)
+    assert cluster.api.history_activate("venv", venv_id, str(rows[1]["history_id"]))["result"] == "ok"
+    assert cluster.api.history_delete("venv", venv_id, str(rows[0]["history_id"]))["result"] == "ok"
+    refused = cluster.api.task_recover(second["task_id"])
+    assert refused.http_status == 409 and "no longer stored" in refused["message"], refused
+    assert "'a'" in refused["message"] and venv_id in refused["message"]
 
 
 def test_venv_shared_by_two_apps_is_downloaded_once_per_node(cluster, tmp_path):
