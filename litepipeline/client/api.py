@@ -431,7 +431,8 @@ class ManagerClient:
 
     def history_list(self, kind: str, owner_id: str, offset: int = 0, limit: int = 0) -> Reply:
         """GET ``/{app,venv}/history/list``: ``app_histories`` / ``venv_histories``."""
-        return self.call("GET", f"/{kind}/history/list", {f"{kind}_id": owner_id, "offset": offset, "limit": limit})
+        params = {f"{kind}_id": owner_id, "offset": offset, "limit": limit}
+        return self.call("GET", f"/{kind}/history/list", params)
 
     def history_info(self, kind: str, owner_id: str, history_id: str, config: bool = False) -> Reply:
         """GET ``/{app,venv}/history/info``: ``history_info`` (``history_config`` with ``config``)."""
@@ -440,16 +441,19 @@ class ManagerClient:
 
     def history_activate(self, kind: str, owner_id: str, history_id: str) -> Reply:
         """PUT ``/{app,venv}/history/activate``: that version becomes the active one."""
-        return self.call("PUT", f"/{kind}/history/activate", json={f"{kind}_id": owner_id, "history_id": history_id})
+        body = {f"{kind}_id": owner_id, "history_id": history_id}
+        return self.call("PUT", f"/{kind}/history/activate", json=body)
 
     def history_delete(self, kind: str, owner_id: str, history_id: str) -> Reply:
         """DELETE ``/{app,venv}/history/delete``."""
-        return self.call("DELETE", f"/{kind}/history/delete", {f"{kind}_id": owner_id, "history_id": history_id})
+        params = {f"{kind}_id": owner_id, "history_id": history_id}
+        return self.call("DELETE", f"/{kind}/history/delete", params)
 
     def venv_create(self, file_path: str, name: str, description: str = "",
                     progress: Progress | None = None) -> Reply:
         """POST ``/venv/create`` with a venv-pack tarball: ``venv_id``."""
-        return self.upload("POST", "/venv/create", {"name": name, "description": description}, file_path, progress)
+        fields = {"name": name, "description": description}
+        return self.upload("POST", "/venv/create", fields, file_path, progress)
 
     def venv_update(self, venv_id: str, file_path: str | None = None, name: str | None = None,
                     description: str | None = None, progress: Progress | None = None) -> Reply:

@@ -46,7 +46,7 @@ def _config_flag(p: argparse.ArgumentParser) -> None:
 def _with_config(columns: tuple, key: str, items_key: str):  # noqa: ANN202
     """A run function printing the table and, with --config, the configuration below it."""
     def show(reply: Reply, args: argparse.Namespace) -> None:
-        operation = cli.Operation("", lambda p: None, lambda c, a: reply, columns, lambda r: [r.get(items_key) or {}])
+        operation = cli.Operation("", lambda p: None, lambda c, a: reply, columns, _item(items_key))
         print(cli.render(operation, reply, args.raw, args.width))
         if args.config and not args.raw:
             print()
@@ -138,45 +138,61 @@ def _venv_history_list_args(p: argparse.ArgumentParser) -> None:
     _paging(p)
 
 
+def _history(kind: str, call: str):  # noqa: ANN202
+    """A run function calling ``history_<call>`` for an app (``-a``) or a venv (``-v``)."""
+    def run(client: ManagerClient, args: argparse.Namespace) -> Reply:
+        owner_id = args.app_id if kind == "app" else args.venv_id
+        if call == "list":
+            return client.history_list(kind, owner_id, args.offset, args.limit)
+        if call == "info":
+            return client.history_info(kind, owner_id, args.history_id)
+        return getattr(client, f"history_{call}")(kind, owner_id, args.history_id)
+    return run
+
+
+def _items(key: str):  # noqa: ANN202
+    return lambda reply: reply.get(key) or []
+
+
+def _item(key: str):  # noqa: ANN202
+    return lambda reply: [reply.get(key) or {}]
+
+
 def operations(module: ModuleType) -> dict:
     """The operations, built with the cli module's ``Operation`` and helpers."""
     global cli
     cli = module
-    Operation = module.Operation
+    op = module.Operation
+    created = ("venv_id", "result", "message")
     return {
-        ("app", "info"): Operation("show one application (--config: and its configuration.json)", _app_info_args,
-                                   _app_info, quiet=True),
-        ("app_history", "list"): Operation("list an application's versions, newest first", _app_history_list_args,
-                                           lambda c, a: c.history_list("app", a.app_id, a.offset, a.limit),
-                                           APP_HISTORY_COLUMNS, lambda r: r.get("app_histories") or []),
-        ("app_history", "info"): Operation("show one version of an application", _app_history_info_args,
-                                           _app_history_info, quiet=True),
-        ("app_history", "activate"): Operation("make a version the active one (new tasks run it)", _app_history_args,
-                                               lambda c, a: c.history_activate("app", a.app_id, a.history_id)),
-        ("app_history", "delete"): Operation("delete a version (not the active one, nor one a task runs)",
-                                             _app_history_args,
-                                             lambda c, a: c.history_delete("app", a.app_id, a.history_id)),
-        ("venv", "create"): Operation("create a venv from a venv-pack tarball", lambda p: _venv_fields(p, True),
-                                      _venv_create, ("venv_id", "result", "message")),
-        ("venv", "update"): Operation("update a venv's tarball, name or description", _venv_update_args,
-                                      _venv_update, ("venv_id", "result", "message")),
-        ("venv", "list"): Operation("list venvs", _paging, lambda c, a: c.venv_list(a.offset, a.limit),
-                                    VENV_COLUMNS, lambda r: r.get("venvs") or []),
-        ("venv", "info"): Operation("show one venv", _venv_id, lambda c, a: c.venv_info(a.venv_id),
-                                    (*VENV_COLUMNS, "sha1", "description"), lambda r: [r.get("venv_info") or {}]),
-        ("venv", "download"): Operation("download a venv's tarball", _venv_download_args, _venv_download,
-                                        ("venv_id", "file", "result", "message")),
-        ("venv", "delete"): Operation("delete a venv (refused while an unfinished task uses it)", _venv_id,
-                                      lambda c, a: c.venv_delete(a.venv_id)),
-        ("venv_history", "list"): Operation("list a venv's versions, newest first", _venv_history_list_args,
-                                            lambda c, a: c.history_list("venv", a.venv_id, a.offset, a.limit),
-                                            VENV_HISTORY_COLUMNS, lambda r: r.get("venv_histories") or []),
-        ("venv_history", "info"): Operation("show one version of a venv", _venv_history_args,
-                                            lambda c, a: c.history_info("venv", a.venv_id, a.history_id),
-                                            VENV_HISTORY_COLUMNS, lambda r: [r.get("history_info") or {}]),
-        ("venv_history", "activate"): Operation("make a venv version the active one", _venv_history_args,
-                                                lambda c, a: c.history_activate("venv", a.venv_id, a.history_id)),
-        ("venv_history", "delete"): Operation("delete a venv version (not the active one, nor one a task uses)",
-                                              _venv_history_args,
-                                              lambda c, a: c.history_delete("venv", a.venv_id, a.history_id)),
+        ("app", "info"): op("show one application (--config: and its configuration.json)", _app_info_args,
+                            _app_info, quiet=True),
+        ("app_history", "list"): op("list an application's versions, newest first", _app_history_list_args,
+                                    _history("app", "list"), APP_HISTORY_COLUMNS, _items("app_histories")),
+        ("app_history", "info"): op("show one version of an application", _app_history_info_args,
+                                    _app_history_info, quiet=True),
+        ("app_history", "activate"): op("make a version the active one (new tasks run it)", _app_history_args,
+                                        _history("app", "activate")),
+        ("app_history", "delete"): op("delete a version (not the active one, nor one a task runs)",
+                                      _app_history_args, _history("app", "delete")),
+        ("venv", "create"): op("create a venv from a venv-pack tarball", lambda p: _venv_fields(p, True),
+                               _venv_create, created),
+        ("venv", "update"): op("update a venv's tarball, name or description", _venv_update_args, _venv_update,
+                               created),
+        ("venv", "list"): op("list venvs", _paging, lambda c, a: c.venv_list(a.offset, a.limit), VENV_COLUMNS,
+                             _items("venvs")),
+        ("venv", "info"): op("show one venv", _venv_id, lambda c, a: c.venv_info(a.venv_id),
+                             (*VENV_COLUMNS, "sha1", "description"), _item("venv_info")),
+        ("venv", "download"): op("download a venv's tarball", _venv_download_args, _venv_download,
+                                 ("venv_id", "file", "result", "message")),
+        ("venv", "delete"): op("delete a venv (refused while an unfinished task uses it)", _venv_id,
+                               lambda c, a: c.venv_delete(a.venv_id)),
+        ("venv_history", "list"): op("list a venv's versions, newest first", _venv_history_list_args,
+                                     _history("venv", "list"), VENV_HISTORY_COLUMNS, _items("venv_histories")),
+        ("venv_history", "info"): op("show one version of a venv", _venv_history_args, _history("venv", "info"),
+                                     VENV_HISTORY_COLUMNS, _item("history_info")),
+        ("venv_history", "activate"): op("make a venv version the active one", _venv_history_args,
+                                         _history("venv", "activate")),
+        ("venv_history", "delete"): op("delete a venv version (not the active one, nor one a task uses)",
+                                       _venv_history_args, _history("venv", "delete")),
     }

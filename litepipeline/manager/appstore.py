@@ -114,19 +114,6 @@ class AppStore:
         path = os.path.join(self.root, app_id)
         await asyncio.get_running_loop().run_in_executor(None, _remove, path)
 
-    def prune(self, app_id: str, keep: set) -> None:
-        """Remove versions of ``app_id`` whose SHA-1 is not in ``keep``."""
-        folder = os.path.join(self.root, app_id)
-        try:
-            names = os.listdir(folder)
-        except FileNotFoundError:
-            return
-        for name in names:
-            sha1 = name.split(".", 1)[0]
-            if sha1 not in keep:
-                _remove(os.path.join(folder, name))
-                self._specs.pop(sha1, None)
-
 
 def _remove(path: str) -> None:
     try:

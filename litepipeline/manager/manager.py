@@ -79,8 +79,8 @@ class Manager:
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.address, config.auth_token,
                                      on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
-        self.versions = Versions(self.store.engine, self.db, self.apps, config.data_path, config.max_unpacked_size,
-                                 lambda app_id: self._app_rows.pop(app_id, None))
+        self.versions = Versions(self.store.engine, self.db, self.apps, config.data_path,
+                                 config.max_unpacked_size, lambda app_id: self._app_rows.pop(app_id, None))
         self.core.venv_sha1 = self.versions.active_venv   # generated actions naming a venv
         self.dispatcher.channel_start = self.cluster.start_run
         self.dispatcher.channel_run = self.cluster.run
@@ -384,8 +384,8 @@ class Manager:
         manager = {"http_host": self.config.http_host, "http_port": self.config.http_port,
                    "tcp_host": self.config.tcp_host, "tcp_port": self.config.tcp_port, "version": __version__,
                    "data_path": self.config.data_path}
-        return {"version": __version__, "info": {"number_of_nodes": len(nodes), "nodes": nodes, "manager": manager},
-                "scheduler": self.dispatcher.stats()}
+        info = {"number_of_nodes": len(nodes), "nodes": nodes, "manager": manager}
+        return {"version": __version__, "info": info, "scheduler": self.dispatcher.stats()}
 
 
 def check_report(data: dict) -> dict:

@@ -37,6 +37,10 @@ SHA1_RE = re.compile(r"[0-9a-fA-F]{40}")
 MAX_HISTORY_ID = 2 ** 63 - 1
 
 
+def missing_venv(action: str, venv_id: str) -> str:
+    return f"action '{action}' env names venv {venv_id}, which does not exist"
+
+
 def history_view(row: dict, id_column: str) -> dict:
     """A history row as the API shows it (``id`` too: the 0.1.5 CLI's tables read it)."""
     return {"history_id": row["id"], "id": row["id"], id_column: row[id_column], "sha1": row["sha1"],
@@ -125,7 +129,7 @@ class Versions:
         """Every action env that is a venv id names an existing venv (else 404 naming the action)."""
         for action in spec.actions:
             if is_venv_id(action.env) and action.env not in self._active_venvs:
-                raise VenvNotExists(f"action '{action.name}' env names venv {action.env}, which does not exist")
+                raise VenvNotExists(missing_venv(action.name, action.env))
 
     async def create(self, owner: Owner, upload_path: str, sha1: str, name: str, description: str) -> str:
         info = await self._validated(owner, upload_path)
@@ -144,8 +148,8 @@ class Versions:
         LOG.info("%s %s created (%s, sha1 %s)", owner.label, owner_id, name, sha1)
         return owner_id
 
-    async def update(self, owner: Owner, owner_id: str, upload: Optional[tuple[str, str]], name: Optional[str],
-                     description: Optional[str]) -> str:
+    async def update(self, owner: Owner, owner_id: str, upload: Optional[tuple[str, str]],
+                     name: Optional[str], description: Optional[str]) -> str:
         """New name/description and, with a file, a new version that becomes the active one."""
         try:
             await self.row(owner, owner_id)
@@ -166,7 +170,8 @@ class Versions:
             key = (owner.label, owner_id, sha1)
             if key in self._deleting or (owner.label, owner_id, None) in self._deleting:
                 remove(upload_path)
-                raise OperationFailed(f"version {sha1} of {owner.label} {owner_id} is being deleted; try again")
+                raise OperationFailed(f"version {sha1} of {owner.label} {owner_id} is being deleted; "
+                                      "try again")
             keys.append(key)
             self._in_use[key] += 1   # a deletion of these same bytes waits for this update
             if owner.files.exists(owner_id, sha1):
@@ -249,7 +254,8 @@ class Versions:
             self.forget_app(owner_id)
         else:
             self._active_venvs[owner_id] = history["sha1"]
-        LOG.info("%s %s: version %s (history %d) activated", owner.label, owner_id, history["sha1"], history_id)
+        LOG.info("%s %s: version %s (history %d) activated", owner.label, owner_id, history["sha1"],
+                 history_id)
         return history
 
     async def delete_history(self, owner: Owner, owner_id: str, history_id: int) -> None:
@@ -320,7 +326,7 @@ class Versions:
                 continue
             sha1 = self._active_venvs.get(action.env)
             if sha1 is None or ("venv", action.env, None) in self._deleting:
-                raise VenvNotExists(f"action '{action.name}' env names venv {action.env}, which does not exist")
+                raise VenvNotExists(missing_venv(action.name, action.env))
             pins.venvs[action.env] = sha1
             pins.keys.append(("venv", action.env, sha1))
         for key in pins.keys:
@@ -339,10 +345,12 @@ class Versions:
     def check_recoverable(self, task: Any) -> None:
         """A task runs again in place only with the venv versions it pinned still stored."""
         for action in task.actions.values():
-            if action.env_sha1 and not action.succeeded and not self.venv_files.exists(action.env, action.env_sha1):
-                raise OperationFailed(f"the venv version action '{action.name}' of task {task.task_id} ran "
-                                      f"(venv {action.env}, sha1 {action.env_sha1}) is no longer stored; rerun "
-                                      "makes a new task with the current versions")
+            if action.succeeded or not action.env_sha1:
+                continue
+            if not self.venv_files.exists(action.env, action.env_sha1):
+                raise OperationFailed(f"the venv version action '{action.name}' of task {task.task_id} "
+                                      f"ran (venv {action.env}, sha1 {action.env_sha1}) is no longer stored; "
+                                      "rerun makes a new task with the current versions")
 
     def active_venv(self, venv_id: str) -> Optional[str]:
         """The active SHA-1 of a venv (None when it does not exist): for generated actions."""

@@ -121,7 +121,8 @@ class ActionRequest:
         venv_id, venv_sha1 = data.get("venv_id"), data.get("venv_sha1")
         if venv_sha1 is not None:
             if not isinstance(venv_sha1, str) or not SHA1_RE.match(venv_sha1):
-                raise InvalidParameters(f"field 'venv_sha1' must be 40 hex digits, got {str(venv_sha1)[:60]!r}")
+                raise InvalidParameters(f"field 'venv_sha1' must be 40 hex digits, "
+                                        f"got {str(venv_sha1)[:60]!r}")
             venv_id, venv_sha1 = plain("venv_id"), venv_sha1.lower()
         else:
             venv_id = None
@@ -216,7 +217,8 @@ class Executor:
     """Accepts, runs, stops and reports actions; see the module docstring."""
 
     def __init__(self, config: NodeConfig, appcache: AppCache, workspaces: Workspaces, reporter: Reporter,
-                 running_dir: str, reaper: Optional[Reaper] = None, venvcache: Optional[VenvCache] = None) -> None:
+                 running_dir: str, reaper: Optional[Reaper] = None,
+                 venvcache: Optional[VenvCache] = None) -> None:
         self.config = config
         self.appcache = appcache
         self.venvcache = venvcache

@@ -134,6 +134,10 @@ def test_history_info_config_and_bad_ids(cluster, tmp_path):
     out = cluster.cli("app", "info", "-a", app_id, "--config", check=True).stdout
     assert table(out.split("\n\n")[0])[1][1] == app_id
     assert json.loads(out.split("\n\n", 1)[1])["actions"][0]["name"] == "a"
+    out = cluster.cli("app_history", "info", "-a", app_id, "-H", str(h1), "--config", check=True).stdout
+    head, config = out.split("\n\n", 1)
+    assert table(head)[1][1:5] == [str(h1), app_id, info["history_info"]["create_at"], sha1_of(v1)]
+    assert json.loads(config)["actions"][0]["main"] == "python3 report.py"
     out = cluster.cli("app_history", "list", "-a", app_id, check=True).stdout
     assert table(out)[0][:3] == ["#", "history_id", "application_id"] and table(out)[1][1:3] == [str(h1), app_id]
 
@@ -217,6 +221,9 @@ def test_venv_shared_by_two_apps_is_downloaded_once_per_node(cluster, tmp_path):
     assert {d["venv"] for d in outputs(fresh).values()} == {"two"}
     vh = histories(cluster, "venv", venv_id)
     assert [r["sha1"] for r in vh] == [sha1_of(venv2), sha1_of(venv1)]
+    rows = table(cluster.cli("venv_history", "list", "-v", venv_id, check=True).stdout)
+    assert rows[0][1:5] == ["history_id", "venv_id", "create_at", "sha1"]
+    assert [r[4] for r in rows[1:]] == [sha1_of(venv2), sha1_of(venv1)]
     # the old version is used by the running task: refused, saying why; so is the venv itself
     busy = cluster.api.history_delete("venv", venv_id, str(vh[1]["history_id"]))
     assert busy.http_status == 409 and "unfinished task" in busy["message"], busy

@@ -117,7 +117,8 @@ class VenvCreateHandler(VenvUpload):
             raise InvalidParameters("missing field 'name'")
         check_name_length(name)
         versions = self.manager.versions
-        venv_id = await versions.create(versions.venvs, upload[0], upload[1], name, self.field("description") or "")
+        description = self.field("description") or ""
+        venv_id = await versions.create(versions.venvs, upload[0], upload[1], name, description)
         self.reply(venv_id=venv_id)
 
 
@@ -144,7 +145,8 @@ class VenvUpdateHandler(VenvUpload):
 class VenvListHandler(ManagerHandler):
     async def get(self) -> None:
         versions = self.manager.versions
-        rows, total = await versions.listing(versions.venvs, self.arg_int("offset", 0), self.arg_int("limit", 0))
+        offset, limit = self.arg_int("offset", 0), self.arg_int("limit", 0)
+        rows, total = await versions.listing(versions.venvs, offset, limit)
         self.reply(venvs=[venv_view(r) for r in rows], total=total)
 
 

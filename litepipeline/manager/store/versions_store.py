@@ -98,7 +98,8 @@ class VersionStore:
 
     def list(self, kind: Kind, offset: int, limit: int) -> tuple[list[dict], int]:
         with self.engine.connect() as conn:
-            rows = _rows(conn.execute(_page(select(kind.owners).order_by(kind.owners.c.id.desc()), offset, limit)))
+            query = select(kind.owners).order_by(kind.owners.c.id.desc())
+            rows = _rows(conn.execute(_page(query, offset, limit)))
             total = conn.execute(select(func.count()).select_from(kind.owners)).scalar_one()
         return rows, total
 
