@@ -30,6 +30,7 @@ from litepipeline.node.executor import ActionRequest
 from litepipeline.node.workspace import Trash
 from tests.fixtures import make_app, member, raw_tar
 from tests.unit.test_node_appcache import sha1, tarball
+from tests.unit.test_store import store  # noqa: F401 - the SQLite/PostgreSQL fixture
 
 VENV = "0d50caed-760b-40a5-bcc7-dcdb46960675"
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
@@ -114,9 +115,8 @@ def test_migration_gives_each_existing_application_one_history_row(tmp_path):
     store.close()
 
 
-def test_version_store_keeps_one_row_per_sha1(tmp_path):
-    store = Store("sqlite:///" + str(tmp_path / "s.db"))
-    store.migrate()
+def test_version_store_keeps_one_row_per_sha1(store):
+    """On SQLite and PostgreSQL (test_store's fixture: a fresh database, migrated)."""
     versions = VersionStore(store.engine)
     row = {"venv_id": VENV, "name": "v", "description": "first", "sha1": "a" * 40, "create_at": T0, "update_at": T0}
     first = versions.create(VENVS, row)
@@ -144,7 +144,6 @@ def test_version_store_keeps_one_row_per_sha1(tmp_path):
     assert versions.unfinished_app_tasks("app", "c" * 40) == 1
     versions.delete(VENVS, VENV)
     assert versions.get(VENVS, VENV) is None and versions.histories(VENVS, VENV, 0, 0)[1] == 0
-    store.close()
 
 
 # -- pinning in the scheduler ---------------------------------------------------------------
