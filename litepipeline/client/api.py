@@ -241,9 +241,9 @@ class ManagerClient:
         """GET ``/app/list``: ``apps``. ``limit=0`` means no limit."""
         return self.call("GET", "/app/list", {"offset": offset, "limit": limit})
 
-    def app_info(self, app_id: str) -> Reply:
-        """GET ``/app/info``: ``app_info``."""
-        return self.call("GET", "/app/info", {"app_id": app_id})
+    def app_info(self, app_id: str, config: bool = False) -> Reply:
+        """GET ``/app/info``: ``app_info`` (with ``config``, ``app_config`` too)."""
+        return self.call("GET", "/app/info", {"app_id": app_id, "config": "true" if config else None})
 
     def app_update(self, app_id: str, file_path: str | None = None, name: str | None = None,
                    description: str | None = None, progress: Progress | None = None) -> Reply:
@@ -365,6 +365,63 @@ class ManagerClient:
     def task_recover(self, task_id: str) -> Reply:
         """PUT ``/task/recover``: a failed or killed task runs again in place."""
         return self.call("PUT", "/task/recover", json={"task_id": task_id})
+
+    # -- versions (SPEC §8, §9) --------------------------------------------------------
+
+    def history_list(self, kind: str, owner_id: str, offset: int = 0, limit: int = 0) -> Reply:
+        """GET ``/{app,venv}/history/list``: ``app_histories`` / ``venv_histories``."""
+        params = {f"{kind}_id": owner_id, "offset": offset, "limit": limit}
+        return self.call("GET", f"/{kind}/history/list", params)
+
+    def history_info(self, kind: str, owner_id: str, history_id: str, config: bool = False) -> Reply:
+        """GET ``/{app,venv}/history/info``: ``history_info`` (``history_config`` with ``config``)."""
+        return self.call("GET", f"/{kind}/history/info", {f"{kind}_id": owner_id, "history_id": history_id,
+                                                           "config": "true" if config else None})
+
+    def history_activate(self, kind: str, owner_id: str, history_id: str) -> Reply:
+        """PUT ``/{app,venv}/history/activate``: that version becomes the active one."""
+        body = {f"{kind}_id": owner_id, "history_id": history_id}
+        return self.call("PUT", f"/{kind}/history/activate", json=body)
+
+    def history_delete(self, kind: str, owner_id: str, history_id: str) -> Reply:
+        """DELETE ``/{app,venv}/history/delete``."""
+        params = {f"{kind}_id": owner_id, "history_id": history_id}
+        return self.call("DELETE", f"/{kind}/history/delete", params)
+
+    def venv_create(self, file_path: str, name: str, description: str = "",
+                    progress: Progress | None = None) -> Reply:
+        """POST ``/venv/create`` with a venv-pack tarball: ``venv_id``."""
+        fields = {"name": name, "description": description}
+        return self.upload("POST", "/venv/create", fields, file_path, progress)
+
+    def venv_update(self, venv_id: str, file_path: str | None = None, name: str | None = None,
+                    description: str | None = None, progress: Progress | None = None) -> Reply:
+        """PUT ``/venv/update``; fields left ``None`` are not sent: ``venv_id``."""
+        fields = {"venv_id": venv_id, "name": name, "description": description}
+        return self.upload("PUT", "/venv/update", fields, file_path, progress)
+
+    def venv_list(self, offset: int = 0, limit: int = 0) -> Reply:
+        """GET ``/venv/list``: ``venvs``, ``total``."""
+        return self.call("GET", "/venv/list", {"offset": offset, "limit": limit})
+
+    def venv_info(self, venv_id: str) -> Reply:
+        """GET ``/venv/info``: ``venv_info``."""
+        return self.call("GET", "/venv/info", {"venv_id": venv_id})
+
+    def venv_delete(self, venv_id: str) -> Reply:
+        """DELETE ``/venv/delete``."""
+        return self.call("DELETE", "/venv/delete", {"venv_id": venv_id})
+
+    def venv_download(self, venv_id: str, dest: str, sha1: str | None = None,
+                      progress: Progress | None = None) -> Reply:
+        """GET ``/venv/download`` streamed into the file ``dest``; see :meth:`download`."""
+        params = {"venv_id": venv_id}
+        if sha1:
+            params["sha1"] = sha1
+        reply = self.download("/venv/download", params, dest, progress)
+        if reply.ok:
+            reply["venv_id"] = venv_id
+        return reply
 
     def close(self) -> None:
         self.session.close()

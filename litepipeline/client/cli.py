@@ -1,6 +1,7 @@
 """``litepipeline``: the command line client of the manager API (SPEC §1).
 
-``litepipeline [-r|--json|-q] [-w WIDTH] [--token TOKEN] HOST:PORT OBJECT OPERATION [options]``
+``litepipeline [-r|--json|-q] [-w WIDTH] [--token TOKEN] HOST:PORT OBJECT OPERATION [options]`` (OBJECT:
+app, task, cluster, workflow, work, schedule, service, app_history, venv, venv_history, ...)
 
 Every operation is one :class:`Operation` in :data:`OPERATIONS`: its arguments, a small
 function calling :class:`~litepipeline.client.api.ManagerClient`, and the table columns of
@@ -462,6 +463,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if reason:
             print(f"{PROG}: {'note' if succeeded else 'error'}: {reason}", file=sys.stderr)
     return scripting.EXIT_OK if succeeded else scripting.EXIT_ERROR
+
+
+# versions' operations live in their own module (it uses the helpers above)
+from litepipeline.client import cli_versions  # noqa: E402
+
+OPERATIONS.update(cli_versions.operations(sys.modules[__name__]))
 
 
 if __name__ == "__main__":

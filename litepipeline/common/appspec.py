@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import tarfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
@@ -21,6 +22,9 @@ MAX_CONFIG_SIZE = 4 * 1024 * 1024
 MAX_MEMBERS = 200_000
 MAX_NAME_LENGTH = 200
 MAX_PATH_LENGTH = 1024
+# an action's env that is a venv id names a venv deployed on its own (``/venv/create``), not
+# a tarball inside the application
+VENV_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ACTION_KEYS = ("name", "main", "condition", "env", "input_data", "to_action", "timeout", "retries",
                "retry_delay")
 
@@ -72,6 +76,11 @@ class TarballInfo:
     top_dir: str
     unpacked_size: int
     spec: AppSpec
+
+
+def is_venv_id(env: Optional[str]) -> bool:
+    """True when an action's ``env`` names a venv by id rather than a path in the application."""
+    return bool(env) and VENV_ID_RE.fullmatch(env) is not None
 
 
 def check_plain_name(name: Any, what: str = "action name") -> str:
@@ -443,6 +452,8 @@ def inspect_tarball(path: str, max_unpacked_size: int) -> TarballInfo:
         raise InvalidApplication(f"tarball has no {checker.top}/{CONFIG_NAME}")
     spec = parse_configuration(config_bytes)
     for action in spec.actions:
+        if is_venv_id(action.env):
+            continue   # a venv of its own: the manager checks that it exists
         if action.env is not None and f"{checker.top}/{action.env}.tar.gz" not in checker.files:
             raise InvalidApplication(f"action '{action.name}' env tarball '{action.env}.tar.gz' "
                                      "is not in the application")

@@ -50,6 +50,18 @@ class AppNotExists(LiteError):
     http_status = 404
 
 
+class VenvNotExists(LiteError):
+    name = "VenvNotExists"
+    http_status = 404
+
+
+class HistoryNotExists(LiteError):
+    """A history id unknown, or belonging to another application or venv."""
+
+    name = "HistoryNotExists"
+    http_status = 404
+
+
 class TaskNotExists(LiteError):
     name = "TaskNotExists"
     http_status = 404

@@ -289,6 +289,9 @@ class RunAction(Message):
     input_data: dict = wire(optional(an_object, dict), factory=dict)
     attempt: int = wire(optional(positive_int, 1), 1)
     timeout: Optional[float] = wire(optional(timeout_seconds))
+    # a venv deployed on its own (``env`` is then its id), fetched by id and SHA-1; left out when None
+    venv_id: Optional[str] = wire(optional(then(of_type(str), plain)), omit_none=True)
+    venv_sha1: Optional[str] = wire(optional(sha1), omit_none=True)
 
 
 @dataclass

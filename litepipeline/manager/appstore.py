@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from litepipeline.common.appspec import AppSpec, TarballInfo, inspect_tarball
 
@@ -19,12 +19,18 @@ LOG = logging.getLogger(__name__)
 
 
 class AppStore:
-    """Owns ``data_path/applications`` and the upload area ``data_path/tmp``."""
+    """Owns ``data_path/applications`` and the upload area ``data_path/tmp``.
 
-    def __init__(self, data_path: str, max_unpacked_size: int) -> None:
-        self.root = os.path.join(data_path, "applications")
+    The same class keeps venvs (``folder="venvs"``, checked with another ``inspector``):
+    tarballs by owner id and SHA-1 either way.
+    """
+
+    def __init__(self, data_path: str, max_unpacked_size: int, folder: str = "applications",
+                 inspector: Callable[[str, int], Any] = inspect_tarball) -> None:
+        self.root = os.path.join(data_path, folder)
         self.tmp = os.path.join(data_path, "tmp")
         self.max_unpacked_size = max_unpacked_size
+        self.inspector = inspector
         os.makedirs(self.root, exist_ok=True)
         os.makedirs(self.tmp, exist_ok=True)
         self._specs: dict[str, AppSpec] = {}
@@ -42,16 +48,22 @@ class AppStore:
 
     async def inspect(self, path: str) -> TarballInfo:
         """Validate an uploaded tarball (in a thread: it reads the whole archive)."""
-        return await asyncio.get_running_loop().run_in_executor(None, inspect_tarball, path,
+        return await asyncio.get_running_loop().run_in_executor(None, self.inspector, path,
                                                                 self.max_unpacked_size)
 
-    def adopt(self, upload_path: str, app_id: str, sha1: str, info: TarballInfo) -> str:
+    def adopt(self, upload_path: str, app_id: str, sha1: str, info: Any) -> str:
         """Move a validated upload into place; returns its final path."""
         final = self.path(app_id, sha1)
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(upload_path, final)
-        self._specs[sha1] = info.spec
+        if isinstance(info, TarballInfo):
+            self._specs[sha1] = info.spec
         return final
+
+    def remove_version(self, app_id: str, sha1: str) -> None:
+        """Remove one version's tarball (blocking: a small unlink)."""
+        _remove(self.path(app_id, sha1))
+        self._specs.pop(sha1, None)
 
     async def spec(self, app_id: str, sha1: str) -> AppSpec:
         spec = self._specs.get(sha1)
@@ -66,19 +78,6 @@ class AppStore:
     async def delete(self, app_id: str) -> None:
         path = os.path.join(self.root, app_id)
         await asyncio.get_running_loop().run_in_executor(None, _remove, path)
-
-    def prune(self, app_id: str, keep: set) -> None:
-        """Remove versions of ``app_id`` whose SHA-1 is not in ``keep``."""
-        folder = os.path.join(self.root, app_id)
-        try:
-            names = os.listdir(folder)
-        except FileNotFoundError:
-            return
-        for name in names:
-            sha1 = name.split(".", 1)[0]
-            if sha1 not in keep:
-                _remove(os.path.join(folder, name))
-                self._specs.pop(sha1, None)
 
 
 def _remove(path: str) -> None:

@@ -15,13 +15,12 @@ import uuid
 from typing import Any, AsyncIterator, Callable, Optional
 
 from litepipeline.common import clock
-from litepipeline.common.appspec import TarballInfo
 from litepipeline.common.config import ManagerConfig
 from litepipeline.common.errors import (AppNotExists, InvalidParameters, OperationFailed, PayloadTooLarge,
                                         StaleAttempt, TaskAlreadyFinished, TaskNotExists)
 from litepipeline.common.messages import Register, Report
 from litepipeline.common.states import UNFINISHED_STAGES, Stage, Status
-from litepipeline.manager.appstore import AppStore, remove
+from litepipeline.manager.appstore import AppStore
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
@@ -34,6 +33,7 @@ from litepipeline.manager.store.store import Store, safe_url, sqlite_url
 from litepipeline.manager.store.store_schedules import ScheduleStore
 from litepipeline.manager.store.workflows import WorkflowStore
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
+from litepipeline.manager.versions import Versions
 from litepipeline.manager.views import app_view, attempt_view, running_view, task_view
 from litepipeline.manager.waiters import FinishWaiters
 from litepipeline.manager.waiting import waiting_for
@@ -66,6 +66,11 @@ class Manager:
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
         self.works = WorkService(self.core, self.dispatcher, self.db, WorkflowStore(self.store.engine), self.app_row,
                                  self.apps.spec, config.max_input_size, self.apps.exists)
+        self.versions = Versions(self.store.engine, self.db, self.apps, config.data_path,
+                                 config.max_unpacked_size, lambda app_id: self._app_rows.pop(app_id, None))
+        self.versions.pinned_by_work = self.works.pins_version   # history delete keeps a work's versions
+        self.core.venv_sha1 = self.versions.active_venv   # generated actions naming a venv
+        self._task_pins: dict = {}   # task_id -> Pins, held until the task is stored
         self._closing = False
         self._app_rows: dict[str, dict] = {}
         self.waiters = FinishWaiters()
@@ -85,6 +90,7 @@ class Manager:
     async def start(self) -> None:
         LOG.info("store: %s", safe_url(self.store.url))
         await self.db(self.store.migrate)
+        await self.versions.start()
         loaded = await self.db(self.store.load_unfinished)
         for task_row, action_rows in loaded:
             task = TaskState.from_row(task_row)
@@ -129,57 +135,13 @@ class Manager:
             self.dispatcher.submit(lambda: self.core.node_down(node_id, reason))
 
     # -- applications -------------------------------------------------------------------
-    async def _validated(self, upload_path: str) -> TarballInfo:
-        try:
-            return await self.apps.inspect(upload_path)
-        except Exception:
-            remove(upload_path)
-            raise
-
     async def create_app(self, upload_path: str, sha1: str, name: str, description: str) -> str:
-        info = await self._validated(upload_path)
-        app_id = str(uuid.uuid4())
-        self.apps.adopt(upload_path, app_id, sha1, info)
-        now = clock.now()
-        row = {"application_id": app_id, "name": name, "description": description, "sha1": sha1,
-               "create_at": now, "update_at": now}
-        try:
-            await self.db(self.store.insert_app, row)
-        except Exception:
-            await self.apps.delete(app_id)
-            raise
-        LOG.info("application %s created (%s, sha1 %s)", app_id, name, sha1)
-        return app_id
+        return await self.versions.create(self.versions.apps, upload_path, sha1, name, description)
 
     async def update_app(self, app_id: str, upload: Optional[tuple[str, str]], name: Optional[str],
                          description: Optional[str]) -> str:
-        row = await self.app_row(app_id)
-        values: dict[str, Any] = {}
-        if upload is not None:
-            upload_path, sha1 = upload
-            info = await self._validated(upload_path)
-            if sha1 != row["sha1"] or not self.apps.exists(app_id, sha1):
-                self.apps.adopt(upload_path, app_id, sha1, info)
-            else:
-                remove(upload_path)
-            values["sha1"] = sha1
-        if name is not None:
-            values["name"] = name
-        if description is not None:
-            values["description"] = description
-        values["update_at"] = clock.now()
-        self._app_rows.pop(app_id, None)
-        await self.db(self.store.update_app, app_id, values)
-        self._app_rows.pop(app_id, None)
-        if upload is not None:
-            await self._prune_app(app_id, values["sha1"])
-        return app_id
-
-    async def _prune_app(self, app_id: str, current_sha1: str) -> None:
-        in_use = await self.db(self.store.app_versions_in_use)
-        in_use |= await self.db(self.works.store.pinned_versions_in_use)
-        keep = {current_sha1} | {sha1 for (aid, sha1) in in_use if aid == app_id}
-        await asyncio.get_running_loop().run_in_executor(None, self.apps.prune, app_id, keep)
+        """New name/description; a file is a new version, kept in the history (see Versions)."""
+        return await self.versions.update(self.versions.apps, app_id, upload, name, description)
 
     async def app_row(self, app_id: str) -> dict:
         # applications are few and change rarely: keep their rows, so creating a task
@@ -192,8 +154,13 @@ class Manager:
             self._app_rows[app_id] = row
         return dict(row)
 
-    async def app_info(self, app_id: str) -> dict:
-        return app_view(await self.app_row(app_id))
+    async def app_info(self, app_id: str, config: bool = False) -> dict:
+        """``app_info``; with ``config``, ``app_config``: the active version's configuration.json."""
+        row = await self.app_row(app_id)
+        out = {"app_info": app_view(row)}
+        if config:
+            out["app_config"] = await self.versions.config(app_id, row["sha1"])
+        return out
 
     async def list_apps(self, offset: int, limit: int) -> tuple[list[dict], int]:
         rows, total = await self.db(self.store.list_apps, offset, limit)
@@ -205,9 +172,7 @@ class Manager:
         if busy:
             raise OperationFailed(f"application {app_id} has {busy} unfinished task(s); stop or wait for them first")
         await self.works.check_app_delete(app_id)
-        self._app_rows.pop(app_id, None)
-        await self.db(self.store.delete_app, app_id)
-        await self.apps.delete(app_id)
+        await self.versions.delete_app(app_id)
         LOG.info("application %s deleted", app_id)
 
     async def app_download(self, app_id: str, sha1: Optional[str]) -> tuple[str, str]:
@@ -232,7 +197,10 @@ class Manager:
     # -- tasks --------------------------------------------------------------------------
     async def create_task(self, app_id: str, task_name: str, input_data: dict) -> str:
         task = await self.build_task(app_id, task_name, input_data)
-        await self.dispatcher.submit(lambda: self.core.add_task(task))
+        try:
+            await self.dispatcher.submit(lambda: self.core.add_task(task))
+        finally:
+            self.unpin_task(task)
         return task.task_id
 
     async def build_task(self, app_id: str, task_name: str, input_data: dict) -> TaskState:
@@ -243,6 +211,9 @@ class Manager:
                                   f"{self.config.max_input_size}")
         row = await self.app_row(app_id)
         spec = await self.apps.spec(app_id, row["sha1"])
+        # the task runs this application version and these venv versions to its end; the
+        # pins hold until the task is stored (see _saved) or its creation is given up (unpin_task)
+        pins = self.versions.pin(app_id, row["sha1"], spec)
         now = clock.now()
         task = TaskState(task_id=str(uuid.uuid4()), task_name=task_name, application_id=app_id,
                          app_sha1=row["sha1"], input_data=input_data, stage=Stage.PENDING.value, create_at=now,
@@ -250,8 +221,17 @@ class Manager:
         events = {spec.on_success, spec.on_fail}
         for seq, action_spec in enumerate(spec.actions):
             kind = EVENT if action_spec.name in events else DAG
-            task.actions[action_spec.name] = ActionState.from_spec(task.task_id, action_spec, seq, kind)
+            action = ActionState.from_spec(task.task_id, action_spec, seq, kind)
+            action.env_sha1 = pins.venvs.get(action.env)
+            task.actions[action_spec.name] = action
+        self._task_pins[task.task_id] = pins
         return task
+
+    def unpin_task(self, task: TaskState) -> None:
+        """Release what :meth:`build_task` pinned for ``task`` (once it is stored, or not made)."""
+        pins = self._task_pins.pop(task.task_id, None)
+        if pins is not None:
+            self.versions.unpin(pins)
 
     async def task_row(self, task_id: str) -> dict:
         row = await self.db(self.store.get_task, task_id)
@@ -306,6 +286,8 @@ class Manager:
         """After a round is persisted: services see their tasks' ends; waiting clients wake."""
         self.services.saved(batch)
         self.waiters.saved([*batch.new_tasks, *batch.tasks.values()])
+        for task in batch.new_tasks:   # stored: the store now keeps their versions from deletion
+            self.unpin_task(task)
 
     async def list_tasks(self, offset: int, limit: int, stage: Optional[str], app_id: Optional[str],
                          status: Optional[str], work_id: Optional[str] = None) -> tuple[list[dict], int]:
@@ -352,6 +334,7 @@ class Manager:
         for action_row in await self.db(self.store.get_actions, task_id):
             action = ActionState.from_row(action_row)
             task.actions[action.name] = action
+        self.versions.check_recoverable(task)
         await self.dispatcher.submit(lambda: self.core.recover(task))
         LOG.info("task %s recovered", task_id)
 
@@ -374,6 +357,10 @@ class Manager:
     # -- cluster ------------------------------------------------------------------------
     def cluster_info(self) -> dict:
         nodes = self.cluster.public()
-        return {"version": __version__, "info": {"number_of_nodes": len(nodes), "nodes": nodes},
-                "scheduler": self.dispatcher.stats()}
+        # info.manager: what the 0.1.5 CLI shows (never a secret: no token, no database URL)
+        manager = {"http_host": self.config.http_host, "http_port": self.config.http_port,
+                   "tcp_host": self.config.tcp_host, "tcp_port": self.config.tcp_port, "version": __version__,
+                   "data_path": self.config.data_path}
+        info = {"number_of_nodes": len(nodes), "nodes": nodes, "manager": manager}
+        return {"version": __version__, "info": info, "scheduler": self.dispatcher.stats()}
 

@@ -65,6 +65,7 @@ class ApplicationSource:
         def create() -> str:
             self.manager.core.add_task(task)
             return task.task_id
+        create.release = lambda: self.manager.unpin_task(task)   # the versions build_task pinned
         return create
 
     def unfinished(self, target_id: Optional[str]) -> bool:
@@ -227,7 +228,13 @@ class ScheduleDriver:
         if error:
             LOG.warning("schedule %s (%s): cannot create its %s: %s", row["schedule_id"], row["schedule_name"],
                         row["source"], error)
-        await self.dispatcher.submit(lambda: self._commit(row, fires, creators, source))
+        try:
+            await self.dispatcher.submit(lambda: self._commit(row, fires, creators, source))
+        finally:
+            for creator in creators:   # stored or not made: what preparing pinned is let go
+                release = getattr(creator, "release", None)
+                if release is not None:
+                    release()
 
     def _commit(self, row: dict, fires: list, creators: list, source: Source) -> int:
         """In the round: create and record the fires (never one at or before the last fire)."""

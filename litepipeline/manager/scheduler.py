@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 from litepipeline.common import clock
-from litepipeline.common.appspec import check_dag, parse_action
+from litepipeline.common.appspec import check_dag, is_venv_id, parse_action
 from litepipeline.common.errors import InvalidApplication, OperationFailed, StaleAttempt, TaskAlreadyFinished, TaskNotExists
 from litepipeline.common.messages import HeldAttempt, Report, RunAction
 from litepipeline.common.states import Stage, Status
@@ -132,6 +132,9 @@ class SchedulerCore:
         self._retrying: set[str] = set()
         #: told of every task of a work that ends (the work controller decides what follows)
         self.on_task_end: Optional[Callable[[TaskState], None]] = None
+        #: the active SHA-1 of a venv id, or None (set by the manager's Versions): pins a
+        #: generated action whose env names a venv
+        self.venv_sha1: Callable[[str], Optional[str]] = lambda venv_id: None
 
     # -- change tracking ----------------------------------------------------------------
     def take_batch(self) -> Batch:
@@ -404,8 +407,21 @@ class SchedulerCore:
         for spec in specs:
             seq += 1
             action = ActionState.from_spec(task.task_id, spec, seq, DAG, parent=parent.name)
+            action.env_sha1 = self._pin_venv(task, action, where)
             task.actions[action.name] = action
             self._new_action(action)
+
+    def _pin_venv(self, task: TaskState, action: ActionState, where: str) -> Optional[str]:
+        """A generated action naming a venv runs the version the task pinned for it, else the
+        venv's active one."""
+        if not is_venv_id(action.env):
+            return None
+        pinned = next((a.env_sha1 for a in task.actions.values() if a.env == action.env and a.env_sha1), None)
+        sha1 = pinned or self.venv_sha1(action.env)
+        if sha1 is None:
+            raise InvalidApplication(f"{where}: action '{action.name}' env names venv {action.env}, "
+                                     "which does not exist")
+        return sha1
 
     # -- task ends ----------------------------------------------------------------------
     def _running(self, task: TaskState) -> list[ActionState]:
@@ -593,7 +609,9 @@ class SchedulerCore:
         message = RunAction(name=action.name, main=action.main, task_id=task.task_id, app_id=task.application_id,
                             app_sha1=task.app_sha1, attempt_id=action.attempt_id, attempt=action.attempt,
                             env=action.env, condition=list(action.condition),
-                            input_data=action_input(task, action), timeout=action.timeout)
+                            input_data=action_input(task, action), timeout=action.timeout,
+                            # a venv of its own: the node fetches it by id and SHA-1
+                            venv_id=action.env if action.env_sha1 else None, venv_sha1=action.env_sha1 or None)
         return Dispatch(node_id, message)
 
     # -- time ---------------------------------------------------------------------------

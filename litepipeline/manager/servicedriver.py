@@ -190,7 +190,10 @@ class ServiceDriver:
             current["update_at"] = clock.now()
             self.core.record("update_service", Row(current))
             LOG.info("service %s (%s): started task %s", service_id, current["name"], task.task_id)
-        await self.dispatcher.submit(commit)
+        try:
+            await self.dispatcher.submit(commit)
+        finally:
+            self.manager.unpin_task(task)   # stored, or not started: the versions it pinned are let go
 
     def _record_failed(self, service_id: str, reason: str) -> None:
         if service_id in self.state.services:

@@ -57,6 +57,8 @@ class ActionState:
     returncode: Optional[int] = None
     output: Optional[Any] = None
     message: Optional[str] = None
+    #: SHA-1 of the venv version pinned at creation when ``env`` is a venv id (never changes)
+    env_sha1: Optional[str] = None
 
     @classmethod
     def from_spec(cls, task_id: str, spec: ActionSpec, seq: int, kind: str = DAG,

@@ -1,4 +1,4 @@
-"""One multipart application upload, streamed to disk as it arrives.
+"""One multipart upload (an application or a venv), streamed to disk as it arrives.
 
 The ``up_file`` part goes straight to a file in the application store's upload area,
 hashed and counted on the way; the small text fields are kept in memory. A malformed or
@@ -69,11 +69,13 @@ class HashingFileTarget(BaseTarget):
 class Upload:
     """Feed it the body's chunks (``feed``), then read ``field``s and the ``file``."""
 
-    def __init__(self, path: str, headers: dict, max_size: int) -> None:
+    def __init__(self, path: str, headers: dict, max_size: int, fields: tuple = FIELDS,
+                 what: str = "application") -> None:
         self.path: Optional[str] = path
         self.max_size = max_size
+        self.what = what   # for messages
         self.file = HashingFileTarget(path, max_size)
-        self.fields = {key: FieldTarget() for key in FIELDS}
+        self.fields = {key: FieldTarget() for key in fields}
         self.parser = StreamingFormDataParser(headers=headers)
         self.parser.register("up_file", self.file)
         for key, target in self.fields.items():
@@ -88,7 +90,7 @@ class Upload:
         except Exception as exc:  # noqa: BLE001 - the parser's errors are the client's malformed body
             self.error = InvalidParameters(f"malformed multipart body: {exc}")
         if self.file.too_large:
-            self.error = PayloadTooLarge(f"application file is larger than max_buffer_size ({self.max_size} bytes)")
+            self.error = PayloadTooLarge(f"{self.what} file is larger than max_buffer_size ({self.max_size} bytes)")
             self.discard()   # don't keep what was written so far
         for key, target in self.fields.items():
             if len(target.value) > FIELD_LIMIT:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import Any, Callable, Optional
 
 from litepipeline.common import clock
-from litepipeline.common.appspec import AppSpec
+from litepipeline.common.appspec import AppSpec, is_venv_id
 from litepipeline.common.errors import (
     AppNotExists,
     InvalidParameters,
@@ -126,6 +126,9 @@ class WorkService:
             if isinstance(item, CreateTask):
                 task = build_task(item.task_id, item.task_name, item.app_id, item.sha1, item.spec, item.input_data,
                                   item.work_id, self.core.now())
+                for action in task.actions.values():   # an env naming a venv: its active version
+                    if is_venv_id(action.env):
+                        action.env_sha1 = self.core.venv_sha1(action.env)
                 self.core.add_task(task)
             elif isinstance(item, StopTask):
                 try:
@@ -281,6 +284,10 @@ class WorkService:
                                       f"(sha1 {sha1}) is no longer stored; rerun makes a new work")
         await self.dispatcher.submit(lambda: self._apply(self.wcore.recover(work)))
         LOG.info("work %s recovered", work_id)
+
+    def pins_version(self, app_id: str, sha1: str) -> bool:
+        """True while an unfinished work pins that application version (a history delete waits)."""
+        return any((work.pinned.get(app_id) or {}).get("sha1") == sha1 for work in self.wcore.works.values())
 
     async def check_app_delete(self, app_id: str) -> None:
         """Refuse deleting an application an unfinished work pinned (its entry may not have started)."""

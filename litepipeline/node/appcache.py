@@ -1,4 +1,9 @@
-"""The node's application cache: download by SHA-1, verify, extract, unpack venvs — atomically.
+"""The node's caches of applications and venvs: download by SHA-1, verify, extract — atomically.
+
+:class:`VersionCache` keeps copies by (owner id, SHA-1); :class:`AppCache` (applications,
+with the env tarballs they contain) and :class:`VenvCache` (venvs deployed on their own,
+``data_path/venvs/<venv_id>/<sha1>/venv``) differ only in how a downloaded tarball
+becomes a copy. Both share every rule below: one download, references, retention.
 
 Layout: ``data_path/apps/<app_id>/<sha1>/`` holds the tarball's top directory, a ``.ready``
 marker (JSON ``{"top": NAME}``) and one ``.env-<hash>`` marker per unpacked env. A copy
@@ -24,7 +29,7 @@ from urllib.parse import urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from litepipeline.common.appspec import CONFIG_NAME, check_relative_path, safe_extract
+from litepipeline.common.appspec import CONFIG_NAME, check_relative_path, is_venv_id, safe_extract
 from litepipeline.common.errors import InvalidApplication
 from litepipeline.common.web import auth_headers
 from litepipeline.node.workspace import Trash, read_json, remove_file, write_json_atomic
@@ -44,8 +49,12 @@ def env_marker(env: str) -> str:
     return ".env-" + hashlib.sha1(env.encode("utf-8")).hexdigest()[:16]
 
 
-class AppCache:
-    """Copies of applications keyed by (app_id, sha1); see the module docstring."""
+class VersionCache:
+    """Copies keyed by (owner id, sha1); see the module docstring. Subclasses say how a
+    downloaded tarball becomes a copy (:meth:`_unpack`, :meth:`_complete`)."""
+
+    label = "application"    # for logs and messages
+    id_param = "app_id"      # the download route's id parameter
 
     def __init__(self, root: str, download_url: str, token: Optional[str], max_unpacked_size: int,
                  trash: Trash) -> None:
@@ -74,7 +83,7 @@ class AppCache:
             for name in _listdir(app_dir):
                 path = os.path.join(app_dir, name)
                 if name.startswith(".") or not os.path.exists(os.path.join(path, READY)):
-                    LOG.info("removing incomplete application copy %s", path)
+                    LOG.info("removing incomplete %s copy %s", self.label, path)
                     self.trash.discard(path)
 
     async def close(self) -> None:
@@ -127,28 +136,6 @@ class AppCache:
         if self._refs[key] <= 0:
             del self._refs[key]
 
-    async def ensure_env(self, top: str, env: str) -> str:
-        """The unpacked env directory ``top/env``, unpacking ``top/env.tar.gz`` once if needed.
-
-        Configured envs are unpacked by :meth:`ensure` already; this covers envs named only
-        by actions generated at run time. Raises :class:`AppCacheError`.
-        """
-        try:
-            env = check_relative_path(env, "env")
-        except InvalidApplication as exc:
-            raise AppCacheError(exc.message) from None
-        copy_dir = os.path.dirname(top)
-        key = (copy_dir, env)
-        while True:
-            if os.path.exists(os.path.join(copy_dir, env_marker(env))):
-                return os.path.join(top, env)
-            flight = self._env_flights.get(key)
-            if flight is None:
-                flight = asyncio.ensure_future(self._unpack_env(top, env))
-                self._env_flights[key] = flight
-                flight.add_done_callback(lambda f, key=key: self._env_flights.pop(key, None))
-            await asyncio.shield(flight)
-
     def sweep(self) -> None:
         """Remove copies of an application other than its newest, once no action uses them."""
         for app_id in _listdir(self.root):
@@ -163,7 +150,7 @@ class AppCache:
                 key = (app_id, sha1)
                 if sha1 == keep or self._refs.get(key) or key in self._flights:
                     continue
-                LOG.info("removing old copy %s of application %s", sha1, app_id)
+                LOG.info("removing old copy %s of %s %s", sha1, self.label, app_id)
                 self._tops.pop(key, None)
                 self.trash.discard(os.path.join(app_dir, sha1))
 
@@ -199,26 +186,20 @@ class AppCache:
         renamed = False
         try:
             self.downloads += 1
-            LOG.info("downloading application %s (sha1 %s)", app_id, sha1)
+            LOG.info("downloading %s %s (sha1 %s)", self.label, app_id, sha1)
             got = await self._download(app_id, sha1, tarball)
             if got != sha1:
-                raise AppCacheError(f"application sha1 mismatch: expected {sha1}, got {got}")
-            try:
-                top = await asyncio.to_thread(safe_extract, tarball, tmp_dir, self.max_unpacked_size)
-            except InvalidApplication as exc:
-                raise AppCacheError(f"invalid application tarball: {exc.message}") from None
+                raise AppCacheError(f"{self.label} sha1 mismatch: expected {sha1}, got {got}")
+            top_name = await self._unpack(tarball, tmp_dir)
             remove_file(tarball)
-            top_name = os.path.basename(top)
-            envs = await asyncio.to_thread(_configured_envs, top)
             # the tree goes into place first so venv-unpack (if any) sees the final prefix;
             # .ready comes last, so until then the copy does not count
             os.rename(tmp_dir, final)
             renamed = True
-            for env in envs:
-                await self._unpack_env(os.path.join(final, top_name), env)
+            await self._complete(os.path.join(final, top_name))
             write_json_atomic(os.path.join(final, READY), {"top": top_name})
             self._latest[app_id] = sha1
-            LOG.info("application %s (sha1 %s) ready in %s", app_id, sha1, final)
+            LOG.info("%s %s (sha1 %s) ready in %s", self.label, app_id, sha1, final)
         except BaseException:
             remove_file(tarball)
             for path in (tmp_dir, final) if renamed else (tmp_dir,):
@@ -232,7 +213,7 @@ class AppCache:
 
     async def _download(self, app_id: str, sha1: str, dest: str) -> str:
         """Stream the application to ``dest``; return the SHA-1 of what was received."""
-        query = urlencode({"app_id": app_id, "sha1": sha1})
+        query = urlencode({self.id_param: app_id, "sha1": sha1})
         delay = 0.5
         for attempt in range(1, DOWNLOAD_TRIES + 1):
             digest = hashlib.sha1()
@@ -256,11 +237,55 @@ class AppCache:
                 error = f"HTTP {code} {_error_message(dest)}"
             retry = code >= 500 or code in (408, 429)
             if not retry or attempt == DOWNLOAD_TRIES:
-                raise AppCacheError(f"cannot download application {app_id}: {error}")
-            LOG.warning("download of application %s failed (%s); retrying in %g s", app_id, error, delay)
+                raise AppCacheError(f"cannot download {self.label} {app_id}: {error}")
+            LOG.warning("download of %s %s failed (%s); retrying in %g s", self.label, app_id, error, delay)
             await asyncio.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
+
+    async def _unpack(self, tarball: str, tmp_dir: str) -> str:
+        """Make the copy's tree in ``tmp_dir`` from ``tarball``; the name of its top directory."""
+        raise NotImplementedError
+
+    async def _complete(self, top: str) -> None:
+        """Finish a copy once its tree is in place (``top``), before it is marked ready."""
+
+
+class AppCache(VersionCache):
+    """Applications by (app_id, sha1), with the env tarballs they contain unpacked."""
+
+    async def _unpack(self, tarball: str, tmp_dir: str) -> str:
+        try:
+            top = await asyncio.to_thread(safe_extract, tarball, tmp_dir, self.max_unpacked_size)
+        except InvalidApplication as exc:
+            raise AppCacheError(f"invalid application tarball: {exc.message}") from None
+        return os.path.basename(top)
+
+    async def _complete(self, top: str) -> None:
+        for env in await asyncio.to_thread(_configured_envs, top):
+            await self._unpack_env(top, env)
+
+    async def ensure_env(self, top: str, env: str) -> str:
+        """The unpacked env directory ``top/env``, unpacking ``top/env.tar.gz`` once if needed.
+
+        Configured envs are unpacked by :meth:`ensure` already; this covers envs named only
+        by actions generated at run time. Raises :class:`AppCacheError`.
+        """
+        try:
+            env = check_relative_path(env, "env")
+        except InvalidApplication as exc:
+            raise AppCacheError(exc.message) from None
+        copy_dir = os.path.dirname(top)
+        key = (copy_dir, env)
+        while True:
+            if os.path.exists(os.path.join(copy_dir, env_marker(env))):
+                return os.path.join(top, env)
+            flight = self._env_flights.get(key)
+            if flight is None:
+                flight = asyncio.ensure_future(self._unpack_env(top, env))
+                self._env_flights[key] = flight
+                flight.add_done_callback(lambda f, key=key: self._env_flights.pop(key, None))
+            await asyncio.shield(flight)
 
     async def _unpack_env(self, top: str, env: str) -> None:
         """Extract ``top/env.tar.gz`` (a venv-pack tarball) into ``top/env`` and mark it ready."""
@@ -315,6 +340,22 @@ async def _run_venv_unpack(env_dir: str) -> None:
         raise AppCacheError(f"venv-unpack failed in {env_dir} (exit {proc.returncode}): {tail}")
 
 
+class VenvCache(VersionCache):
+    """Venvs deployed on their own, by (venv_id, sha1): ``<sha1>/venv`` is the unpacked env.
+
+    :meth:`ensure` gives the env directory (what ``source ENV/bin/activate`` needs)."""
+
+    label = "venv"
+    id_param = "venv_id"
+
+    async def _unpack(self, tarball: str, tmp_dir: str) -> str:
+        await asyncio.to_thread(extract_env, tarball, os.path.join(tmp_dir, "venv"), self.max_unpacked_size)
+        return "venv"
+
+    async def _complete(self, top: str) -> None:
+        await _run_venv_unpack(top)
+
+
 def extract_env(path: str, dest: str, max_size: int) -> None:
     """Extract a venv-pack tarball into ``dest`` under the common member rules for envs
     (see :class:`~litepipeline.common.appspec.MemberRules`); blocking, run it in a thread."""
@@ -336,8 +377,8 @@ def _configured_envs(top: str) -> list[str]:
     actions = config.get("actions") if isinstance(config, dict) else None
     for action in actions if isinstance(actions, list) else []:
         env = action.get("env") if isinstance(action, dict) else None
-        if not env:
-            continue
+        if not env or is_venv_id(env):
+            continue   # a venv deployed on its own comes from the VenvCache
         try:
             env = check_relative_path(env, "env")
         except InvalidApplication:

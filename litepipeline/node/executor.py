@@ -19,10 +19,10 @@ from typing import Any, Optional
 
 from litepipeline.common import clock
 from litepipeline.common.config import NodeConfig
-from litepipeline.common.errors import ActionNotExists, OperationFailed, ServiceUnavailable
+from litepipeline.common.errors import ActionNotExists, InvalidParameters, OperationFailed, ServiceUnavailable
 from litepipeline.common.messages import HeldAttempt, Report, RunAction
 from litepipeline.common.states import AttemptState, Stage, Status
-from litepipeline.node.appcache import AppCache, AppCacheError
+from litepipeline.node.appcache import AppCache, AppCacheError, VenvCache
 from litepipeline.node.groups import ProcessGroups, Reaper
 from litepipeline.node.launcher import Launcher, build_script, shell_returncode
 from litepipeline.node.outputtail import read_tail, with_tail
@@ -87,9 +87,11 @@ class Executor:
     """Accepts, runs, stops and reports actions; see the module docstring."""
 
     def __init__(self, config: NodeConfig, appcache: AppCache, workspaces: Workspaces, reporter: Reporter,
-                 running_dir: str, reaper: Optional[Reaper] = None) -> None:
+                 running_dir: str, reaper: Optional[Reaper] = None,
+                 venvcache: Optional[VenvCache] = None) -> None:
         self.config = config
         self.appcache = appcache
+        self.venvcache = venvcache
         self.workspaces = workspaces
         self.reporter = reporter
         self.groups = ProcessGroups(running_dir, reaper)
@@ -134,6 +136,8 @@ class Executor:
         """Reserve a slot and start the attempt; False when it is already known (idempotent)."""
         if self.draining:
             raise ServiceUnavailable("node is shutting down")
+        if request.venv_sha1 is not None and not request.venv_id:
+            raise InvalidParameters("field 'venv_id' is required with field 'venv_sha1'")
         if self.knows(request.attempt_id):
             return False
         for other in list(self.attempts.values()):
@@ -271,11 +275,20 @@ class Executor:
     async def _prepare(self, attempt: Attempt) -> tuple[str, Optional[str], str]:
         req = attempt.request
         top = await self.appcache.ensure(req.app_id, req.app_sha1)
+        venv_held = False
         try:
-            env_dir = await self.appcache.ensure_env(top, req.env) if req.env else None
+            if req.venv_sha1 is not None:
+                if self.venvcache is None:
+                    raise AppCacheError("this node cannot fetch venvs")
+                env_dir = await self.venvcache.ensure(req.venv_id, req.venv_sha1)
+                venv_held = True
+            else:
+                env_dir = await self.appcache.ensure_env(top, req.env) if req.env else None
             workspace = await self.workspaces.prepare(req.task_id, req.name, req.input_data)
         except BaseException:
             self.appcache.release(req.app_id, req.app_sha1)
+            if venv_held:
+                self.venvcache.release(req.venv_id, req.venv_sha1)
             raise
         return top, env_dir, workspace
 
@@ -327,6 +340,8 @@ class Executor:
             await self._execute(attempt, top, env_dir, workspace)
         finally:
             self.appcache.release(req.app_id, req.app_sha1)
+            if req.venv_sha1 is not None:   # the venv copy is never removed while an action uses it
+                self.venvcache.release(req.venv_id, req.venv_sha1)
 
     async def _execute(self, attempt: Attempt, top: str, env_dir: Optional[str], workspace: str) -> None:
         req = attempt.request

@@ -20,7 +20,7 @@ from litepipeline.common.config import NodeConfig
 from litepipeline.common.daemon import ListenError, listen_failure
 from litepipeline.common.errors import LiteError
 from litepipeline.common.messages import Register, RunAction
-from litepipeline.node.appcache import AppCache
+from litepipeline.node.appcache import AppCache, VenvCache
 from litepipeline.node.executor import Executor
 from litepipeline.node.handlers import make_app
 from litepipeline.node.managerlink import ManagerLink, id_path_for
@@ -47,6 +47,8 @@ class Node:
         manager = f"http://{config.manager_http_host}:{config.manager_http_port}"
         self.appcache = AppCache(self.app_path, f"{manager}/app/download", config.auth_token,
                                  config.max_unpacked_size, self.trash)
+        self.venvcache = VenvCache(os.path.join(data, "venvs"), f"{manager}/venv/download", config.auth_token,
+                                   config.max_unpacked_size, self.trash)
         self.link = ManagerLink(
             f"{manager}/action/update", config.auth_token, config.manager_tcp_host, config.manager_tcp_port,
             id_path_for(data), self.info, config.heartbeat_interval, config.heartbeat_timeout, config.retry_interval)
@@ -55,7 +57,7 @@ class Node:
         self.link.on_run = self.run_action
         self.reporter = Reporter(os.path.join(data, "reports"), self.link, config.retry_interval)
         self.executor = Executor(config, self.appcache, self.workspaces, self.reporter,
-                                 os.path.join(data, "running"))
+                                 os.path.join(data, "running"), venvcache=self.venvcache)
         self.reporter.on_rejected = lambda attempt_id, message: self.executor.abandon(
             attempt_id, f"manager refused its report: {message}")
         self.http_port = config.http_port
@@ -72,6 +74,7 @@ class Node:
         self.executor.launcher.refill()
         await self.trash.empty()
         self.appcache.start()
+        self.venvcache.start()
         self.link.open()
         self.reporter.start()
         try:
@@ -106,6 +109,7 @@ class Node:
         await self.reporter.close()
         self.link.close()
         await self.appcache.close()
+        await self.venvcache.close()
         if self._server is not None:
             try:
                 await asyncio.wait_for(self._server.close_all_connections(), 2)
@@ -160,6 +164,7 @@ class Node:
     async def sweep(self) -> None:
         """Old application copies and, past workspace_retention, old workspaces."""
         self.appcache.sweep()
+        self.venvcache.sweep()
         retention = self.config.workspace_retention
         now = time.monotonic()
         if retention > 0 and now - self._last_workspace_sweep >= min(WORKSPACE_SWEEP_MIN_INTERVAL, retention / 4):

@@ -87,8 +87,9 @@ def test_app_update_download_delete(cluster, tmp_path):
     info = cluster.api.app_info(app_id)["app_info"]
     assert info["name"] == "renamed" and info["sha1"] == _sha1(second)
     assert info["update_at"] > info["create_at"]
-    # only the current version is kept when no task needs the old one
-    assert [os.path.basename(p) for p in app_files(cluster)] == [f"{_sha1(second)}.tar.gz"]
+    # every upload is a version kept in the application's history (app_history delete removes one)
+    assert sorted(os.path.basename(p) for p in app_files(cluster)) == sorted(
+        [f"{_sha1(first)}.tar.gz", f"{_sha1(second)}.tar.gz"])
 
     cluster.cli("app", "download", "-a", app_id, check=True)
     with open(os.path.join(cluster.root, f"{app_id}.tar.gz"), "rb") as fp, open(second, "rb") as orig:

@@ -308,6 +308,13 @@ def test_busy_workflow_and_work_cannot_be_deleted_and_entry_tasks_stay_with_thei
     assert cluster.api.call("DELETE", "/work/delete", {"work_id": work_id}).http_status == 409
     reply = cluster.api.app_delete(apps["d"])   # d has not started, but the work pinned it
     assert reply.http_status == 409 and "unfinished work" in reply["message"]
+    # nor can the version of d it pinned be deleted from d's history once a newer one is active
+    newer = make_app(str(tmp), {"actions": [{"name": "main", "main": "python3 step.py d2"}]},
+                     files={"step.py": STEP}, name="d2.tar.gz")
+    assert cluster.api.app_update(apps["d"], newer)["result"] == "ok"
+    pinned = cluster.api.history_list("app", apps["d"])["app_histories"][-1]   # the oldest: the first upload
+    reply = cluster.api.history_delete("app", apps["d"], str(pinned["history_id"]))
+    assert (reply.http_status, reply["result"]) == (409, "OperationFailed") and "unfinished work" in reply["message"]
     a_task = work_info(cluster, work_id)["result"]["a"]["task_id"]
     reply = cluster.api.call("PUT", "/task/stop", json={"task_id": a_task, "signal": -9})
     assert reply["result"] == "ok"   # a task of a work may be stopped: the work then ends kill

@@ -221,3 +221,38 @@ def test_generate_actions_dynamically_third_fails_on_missing_upstream(tmp_path, 
     rc, output, stdout = node.run("third", "python3 third.py", third_input, with_task_fields=False)
     assert rc != 0 and output is None
     assert "second_001" in stdout
+
+
+SHARED_VENV_APPS = ["shared_venv/hello", "shared_venv/stats"]
+
+
+def test_shared_venv_example_files():
+    pack = EXAMPLES / "shared_venv" / "pack.sh"
+    assert pack.stat().st_mode & stat.S_IXUSR
+    text = pack.read_text(encoding="utf-8")
+    assert text.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in text
+    assert (EXAMPLES / "shared_venv" / "README.md").is_file()
+    for app in SHARED_VENV_APPS:
+        for action in load_actions(app).values():
+            # pack.sh writes the venv's id in place of the placeholder
+            assert action["env"] == "VENV_ID"
+            assert (EXAMPLES / app / action["main"].split()[-1]).is_file()
+
+
+def test_shared_venv_example_scripts(tmp_path, node_path):
+    # The repository on PYTHONPATH stands in for the shared venv (it holds the helper).
+    hello = Node("shared_venv/hello", tmp_path / "hello", node_path, pythonpath=str(REPO))
+    rc, output, stdout = hello.run("greet", "python3 greet.py", {"name": "you"})
+    assert rc == 0, stdout
+    assert output["data"]["greeting"] == "hello, you"
+    stats = Node("shared_venv/stats", tmp_path / "stats", node_path, pythonpath=str(REPO))
+    rc, produced, stdout = stats.run("produce", "python3 produce.py", {"count": 4})
+    assert rc == 0, stdout
+    assert produced["data"] == {"numbers": [1, 2, 3, 4]}
+    rc, output, stdout = stats.run("summary", "python3 summary.py", {"produce": produced["data"]},
+                                   with_task_fields=False)
+    assert rc == 0, stdout
+    assert output["data"] == {"count": 4, "mean": 2.5, "median": 2.5}
+    bad = Node("shared_venv/stats", tmp_path / "bad", node_path, pythonpath=str(REPO))
+    rc, output, stdout = bad.run("produce", "python3 produce.py", {"count": 0})
+    assert rc != 0 and output is None and "count must be" in stdout

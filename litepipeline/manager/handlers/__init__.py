@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from litepipeline.common.web import NotFoundHandler
-from litepipeline.manager.handlers import apps, cluster, schedules, services, tasks, toolkit, workflows
+from litepipeline.manager.handlers import (
+    apps, cluster, legacy, schedules, services, tasks, toolkit, versions, workflows,
+)
 
 
 def routes(manager) -> list:  # noqa: ANN001
@@ -39,6 +41,7 @@ def routes(manager) -> list:  # noqa: ANN001
         (r"/service/delete", services.ServiceDeleteHandler),
         *workflows.ROUTES,
     ]
+    table += versions.ROUTES + legacy.ROUTES
     return [(path, handler, args) for path, handler in table]
 
 

@@ -11,6 +11,7 @@ from litepipeline.manager.handlers.base import ManagerHandler
 from litepipeline.manager.manager import NAME_LIMIT
 from litepipeline.manager.uploads import Upload
 
+TRUE = ("1", "true", "yes", "on")
 MULTIPART_SLACK = 64 * 1024   # room for the form's other fields and part headers
 
 
@@ -24,6 +25,9 @@ class UploadHandler(ManagerHandler):
     """Streams a multipart form to disk while it arrives (see :class:`Upload`)."""
 
     upload: Optional[Upload] = None
+    #: the form field naming what an update changes (``venv_id`` for venvs)
+    id_field = "app_id"
+    what = "application"
 
     def prepare(self) -> None:
         super().prepare()
@@ -34,7 +38,8 @@ class UploadHandler(ManagerHandler):
         if not self.request.headers.get("Content-Type", "").startswith("multipart/form-data"):
             raise InvalidParameters("request must be multipart/form-data with a file field 'up_file'")
         self.request.connection.set_max_body_size(limit + MULTIPART_SLACK)
-        self.upload = Upload(self.manager.apps.new_upload_path(), self.request.headers, limit)
+        self.upload = Upload(self.manager.apps.new_upload_path(), self.request.headers, limit,
+                             fields=("name", "description", self.id_field), what=self.what)
 
     def data_received(self, chunk: bytes) -> None:
         # errors are kept by the upload, not raised: tornado answers an exception raised
@@ -79,13 +84,17 @@ class AppUpdateHandler(UploadHandler):
         if not app_id:
             raise InvalidParameters("missing field 'app_id'")
         upload = self.uploaded()
-        name = self.field("name")
+        # empty fields change nothing: the 0.1.5 client sends "" for what it leaves alone
+        name = self.field("name") or None
+        description = self.field("description") or None
         if name is not None and not name.strip():
-            raise InvalidParameters("field 'name' must not be empty")
+            raise InvalidParameters("field 'name' must not be blank")
         if name is not None:
             check_name_length(name)
-        await self.manager.update_app(app_id, upload, name, self.field("description"))
+        await self.manager.update_app(app_id, upload, name, description)
         self.reply(app_id=app_id)
+
+    post = put   # the 0.1.5 client sends POST
 
 
 class AppListHandler(ManagerHandler):
@@ -96,7 +105,8 @@ class AppListHandler(ManagerHandler):
 
 class AppInfoHandler(ManagerHandler):
     async def get(self) -> None:
-        self.reply(app_info=await self.manager.app_info(self.arg_str("app_id")))
+        config = (self.get_query_argument("config", "") or "").strip().lower() in TRUE
+        self.reply(**await self.manager.app_info(self.arg_str("app_id"), config))
 
 
 class AppDeleteHandler(ManagerHandler):

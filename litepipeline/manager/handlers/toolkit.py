@@ -72,6 +72,8 @@ class TaskRerunHandler(ManagerHandler):
         task_id = require(self.json_body(), "task_id", str, "a string")
         self.reply(task_id=await self.manager.rerun_task(task_id), rerun_of=task_id)
 
+    put = post   # the 0.1.5 client sends PUT
+
 
 class TaskRecoverHandler(ManagerHandler):
     """PUT ``/task/recover`` ``{task_id}``: a failed or killed task runs again in place."""

@@ -66,6 +66,8 @@ class ActionRow(Base):
     main: Mapped[str] = mapped_column(Text)
     condition: Mapped[Any] = mapped_column(JSON)
     env: Mapped[Optional[str]] = mapped_column(String(1024), nullable=True)
+    #: the venv version pinned at task creation when ``env`` is a venv id
+    env_sha1: Mapped[Optional[str]] = mapped_column(String(40), nullable=True)
     input_data: Mapped[Any] = mapped_column(JSON)
     to_action: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     parent: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
@@ -110,3 +112,4 @@ class Attempt(Base):
 # other concepts' models, on this Base (imported last: they import Base from here)
 from litepipeline.manager.store import models_schedules  # noqa: E402,F401
 from litepipeline.manager.store import models_workflows  # noqa: E402,F401
+from litepipeline.manager.store import models_versions  # noqa: E402,F401
