@@ -23,6 +23,7 @@ from typing import Any, Optional
 import pytest
 import requests
 
+from litepipeline.client.cli import OPERATIONS
 from litepipeline.common import protocol
 from litepipeline.common.protocol import CRC_LEN, FRAME_END, JSON_END
 from tests.e2e.harness import BIN, LiteCluster, wait_for
@@ -917,8 +918,9 @@ CLI_CASES = {
     "unknown_operation": (["app", "frobnicate"], 2,
                           ("litepipeline HOST:PORT app: error: argument OPERATION: "
                            "invalid choice: 'frobnicate'")),
-    "unknown_object": (["robot", "list"], 2,
-                       "litepipeline: error: argument {app,task,cluster}: invalid choice: 'robot'"),
+    "unknown_object": (["robot", "list"], 2,   # argparse names every object of the CLI's table
+                       f"litepipeline: error: argument {{{','.join(dict.fromkeys(o for o, _ in OPERATIONS))}}}: "
+                       "invalid choice: 'robot'"),
     "bad_signal": (["task", "stop", "-t", "T", "-g", "-3"], 2,
                    "litepipeline HOST:PORT task stop: error: argument -g/--signal: invalid signal '-3'"),
     "negative_limit": (["task", "list", "-l", "-1"], 2,
