@@ -8,7 +8,13 @@ const PAGES = [
   {name: "cluster", title: "Cluster", module: "./pages/cluster.js"},
   {name: "apps", title: "Applications", module: "./pages/apps.js"},
   {name: "tasks", title: "Tasks", module: "./pages/tasks.js"},
-  {name: "task", title: "Task", module: "./pages/task.js", hidden: true},
+  {name: "task", title: "Task", module: "./pages/task.js", hidden: true, under: "tasks"},
+  {name: "workflows", title: "Workflows", module: "./pages/workflows.js"},
+  {name: "workflow", title: "Workflow", module: "./pages/workflow.js", hidden: true, under: "workflows"},
+  {name: "works", title: "Works", module: "./pages/works.js"},
+  {name: "work", title: "Work", module: "./pages/work.js", hidden: true, under: "works"},
+  {name: "schedules", title: "Schedules", module: "./pages/schedules.js"},
+  {name: "services", title: "Services", module: "./pages/services.js"},
 ];
 
 let cleanup = null;
@@ -29,7 +35,7 @@ function renderNav(current) {
 async function route() {
   const {name, args, query} = parseHash();
   const page = PAGES.find((p) => p.name === name) || PAGES[0];
-  renderNav(page.name === "task" ? "tasks" : page.name);
+  renderNav(page.under || page.name);
   if (cleanup) {
     try { cleanup(); } catch (e) { console.error(e); }
     cleanup = null;
