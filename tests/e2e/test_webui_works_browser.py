@@ -83,6 +83,8 @@ def test_works_list_filters_and_a_work_stops_and_recovers(page, lite):
     assert same_document(page)
     page.goto(f"http://{lite.address}/ui/#/works?status=kill")
     page.wait_for_selector(f'tr[data-work="{work_id}"] .badge.st-killed')
+    page.goto(f"http://{lite.address}/ui/#/workflow/{workflow_id}")   # the workflow lists its works
+    page.wait_for_selector(f'tr[data-work="{work_id}"] .badge.st-killed')
     page.goto(f"http://{lite.address}/ui/#/tasks?work_id={work_id}")   # the task list's work filter
     expect(page.locator("tr[data-task]")).to_have_count(1)
     assert "long/a" in page.inner_text("tr[data-task]")
@@ -124,3 +126,29 @@ def test_services_page_shows_the_task_and_enables_and_disables(page, lite):
     page.wait_for_selector("text=✓ Disabled keeper")
     expect(row.locator("td").nth(1)).to_have_text("✗ disabled")
     assert lite.api.call("GET", "/service/info", {"service_id": service_id})["service_info"]["enable"] is False
+
+
+def test_the_new_pages_fit_a_phone(chromium, lite):
+    workflow_id = diamond(lite, "on a phone")
+    work_id = lite.api.call("POST", "/work/create", json={"workflow_id": workflow_id, "name": "small",
+                                                          "input_data": {}})["work_id"]
+    context = chromium.new_context(viewport=browser.PHONE)
+    page = context.new_page()
+    try:
+        page.goto(f"http://{lite.address}/ui/login")
+        page.fill("#token", TOKEN)
+        page.click("button[type=submit]")
+        for fragment in ("#/workflows", f"#/workflow/{workflow_id}", "#/works", f"#/work/{work_id}",
+                         "#/schedules", "#/services"):
+            page.goto(f"http://{lite.address}/ui/{fragment}")
+            page.wait_for_selector("main h1")
+            page.wait_for_load_state("networkidle")
+            # nothing makes the page wider than the phone (wide content scrolls in its own box)
+            assert page.evaluate("document.documentElement.scrollWidth") <= browser.PHONE["width"], fragment
+            assert page.locator("nav a[aria-current=page]").is_visible()
+        page.goto(f"http://{lite.address}/ui/#/work/{work_id}")
+        wait_state(page, "d", "success", timeout=60_000)
+        first, last = (page.locator(f'g.node[data-name="{n}"]').bounding_box() for n in "ad")
+        assert last["y"] > first["y"]   # drawn top to bottom on a narrow screen
+    finally:
+        context.close()

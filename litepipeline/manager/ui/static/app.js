@@ -30,6 +30,8 @@ function renderNav(current) {
   const nav = document.getElementById("nav");
   nav.replaceChildren(...PAGES.filter((p) => !p.hidden).map((p) =>
     h("a", {href: `#/${p.name}`, "aria-current": p.name === current ? "page" : null}, p.title)));
+  const active = nav.querySelector("[aria-current]");   // a narrow screen scrolls the bar to it
+  if (active && nav.scrollWidth > nav.clientWidth) nav.scrollLeft = active.offsetLeft - nav.offsetLeft - nav.clientWidth / 3;
 }
 
 async function route() {

@@ -4,20 +4,20 @@ import {get, send} from "../api.js";
 import {errorBox, h, shortTime, table} from "../ui.js";
 
 function when(s) {
-  if (s.cron) return h("code", {}, s.cron);
-  return h("span", {class: "muted"}, "—");
+  return h("span", {}, s.cron ? h("code", {}, s.cron) : "—", " ", h("span", {class: "muted"}, s.timezone || ""));
 }
 
-function source(s) {
+function source(s, names) {
   const href = s.source === "workflow" ? `#/workflow/${s.source_id}` : "#/apps";
-  return [h("span", {class: "chip"}, s.source), " ", h("a", {href, title: s.source_id}, s.source_id.slice(0, 8))];
+  return h("span", {}, h("span", {class: "chip"}, s.source), " ",
+    h("a", {href, title: s.source_id}, names[s.source_id] || s.source_id.slice(0, 8)));
 }
 
 function lastFire(s) {
   if (!s.last_fire_at) return h("span", {class: "muted"}, "never");
   const target = s.last_target_id;
   const href = target ? (s.source === "workflow" ? `#/work/${target}` : `#/task/${target}`) : null;
-  return [shortTime(s.last_fire_at), href ? [" ", h("a", {href}, "→")] : null];
+  return h("span", {}, shortTime(s.last_fire_at), href ? [" ", h("a", {href, title: "what it created"}, "→")] : null);
 }
 
 function nextFires(s) {
@@ -31,6 +31,12 @@ export async function mount(main) {
   const body = h("div", {});
   const notice = h("div", {"aria-live": "polite"});
   main.replaceChildren(h("h1", {}, "Schedules"), notice, body);
+  const names = {};   // application and workflow ids -> names
+  try {
+    const [apps, workflows] = await Promise.all([get("/app/list", {limit: 1000}), get("/workflow/list", {limit: 1000})]);
+    for (const a of apps.apps) names[a.application_id] = a.name;
+    for (const w of workflows.workflows) names[w.workflow_id] = w.name;
+  } catch (error) { /* ids instead */ }
 
   async function toggle(s) {
     const word = s.enable ? "Disable" : "Enable";
@@ -56,8 +62,8 @@ export async function mount(main) {
         {title: "Name", cell: (s) => s.schedule_name},
         {title: "Enabled", cell: (s) => h("span", {class: `badge ${s.enable ? "st-success" : "st-not-run"}`},
           s.enable ? "✓ enabled" : "✗ disabled")},
-        {title: "Creates", cell: source},
-        {title: "When", cell: (s) => [when(s), " ", h("span", {class: "muted"}, s.timezone || "")]},
+        {title: "Creates", cell: (s) => source(s, names)},
+        {title: "When", cell: when},
         {title: "Next fires", cell: nextFires},
         {title: "Last fire", cell: lastFire},
         {title: "", cell: (s) => h("button", {type: "button", class: "toggle", onclick: () => toggle(s)},

@@ -5,7 +5,7 @@ import {badge, coalesce, errorBox, h, shortTime, table} from "../ui.js";
 
 function state(s) {
   if (s.stage && s.stage !== "finished") return badge(s.stage === "running" ? "running" : s.stage === "stopping" ? "stopping" : "waiting");
-  if (!s.enable) return h("span", {class: "badge st-not-run"}, "✗ disabled");
+  if (!s.enable) return h("span", {class: "muted"}, "not running");
   if (s.next_start_at) return badge("retrying");
   return s.stage ? badge({success: "success", fail: "failed", kill: "killed"}[s.status] || "failed") : badge("waiting");
 }

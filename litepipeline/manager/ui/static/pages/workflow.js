@@ -21,11 +21,16 @@ export async function mount(main, [workflowId]) {
     return null;
   }
   const wf = view.workflow;
+  let apps = {};
+  try {
+    const answer = await get("/app/list", {limit: 1000});
+    apps = Object.fromEntries(answer.apps.map((a) => [a.application_id, a.name]));
+  } catch (error) { /* the boxes still show the ids */ }
   document.title = `${wf.name} · LitePipeline`;
   const graph = h("div", {class: "dag-wrap"});
   const works = h("div", {});
   const status = h("div", {class: "form-status", "aria-live": "polite"});
-  const form = h("form", {class: "card form-grid", id: "work-form"},
+  const form = h("form", {class: "card form-grid run-form", id: "work-form"},
     h("h2", {}, "Run it: create a work"),
     h("label", {for: "work-name"}, "Name"), h("input", {id: "work-name", name: "name", required: true, maxlength: 255}),
     h("label", {for: "work-input"}, "Input (JSON object)"),
@@ -52,7 +57,7 @@ export async function mount(main, [workflowId]) {
   });
 
   const events_ = view.events.length
-    ? view.events.map((ev) => [h("dt", {}, `On ${ev.outcome}`), h("dd", {}, h("code", {}, ev.app_id))])
+    ? view.events.map((ev) => [h("dt", {}, `On ${ev.outcome}`), h("dd", {}, apps[ev.app_id] || h("code", {}, ev.app_id))])
     : null;
   main.replaceChildren(crumbs,
     h("h1", {}, wf.name, " ", h("span", {class: `badge ${wf.enable ? "st-success" : "st-not-run"}`},
@@ -70,7 +75,7 @@ export async function mount(main, [workflowId]) {
     () => {}, "The workflow's applications and their conditions");
   for (const g of dag.svg.querySelectorAll("g.node")) {
     const entry = view.entries.find((x) => x.name === g.dataset.name);
-    g.querySelector("text.detail").textContent = `app ${entry.app_id.slice(0, 8)}`;
+    g.querySelector("text.detail").textContent = apps[entry.app_id] || `app ${entry.app_id.slice(0, 8)}`;
     g.removeAttribute("tabindex");
     g.removeAttribute("role");
   }
@@ -84,7 +89,7 @@ export async function mount(main, [workflowId]) {
       works.replaceChildren(errorBox(error));
       return;
     }
-    works.replaceChildren(data.works.length
+    works.replaceChildren(...(data.works.length
       ? [table([
         {title: "Name", cell: (w) => h("a", {href: `#/work/${w.work_id}`}, w.name)},
         {title: "State", cell: (w) => badge(stateOf(w))},
@@ -93,8 +98,8 @@ export async function mount(main, [workflowId]) {
       ], data.works, (w) => ({dataset: {work: w.work_id}})),
       data.total > data.works.length
         ? h("p", {}, h("a", {href: `#/works?workflow_id=${encodeURIComponent(workflowId)}`}, `All ${data.total} works →`))
-        : null]
-      : h("p", {class: "empty"}, "No work of this workflow yet."));
+        : ""]
+      : [h("p", {class: "empty"}, "No work of this workflow yet.")]));
   }
 
   const reload = coalesce(loadWorks, 300);
