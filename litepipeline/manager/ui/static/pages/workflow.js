@@ -30,7 +30,7 @@ export async function mount(main, [workflowId]) {
   const graph = h("div", {class: "dag-wrap"});
   const works = h("div", {});
   const status = h("div", {class: "form-status", "aria-live": "polite"});
-  const form = h("form", {class: "card form-grid run-form", id: "work-form"},
+  const form = h("form", {class: "card form-grid new-work", id: "work-form"},
     h("h2", {}, "Run it: create a work"),
     h("label", {for: "work-name"}, "Name"), h("input", {id: "work-name", name: "name", required: true, maxlength: 255}),
     h("label", {for: "work-input"}, "Input (JSON object)"),
@@ -80,6 +80,7 @@ export async function mount(main, [workflowId]) {
     g.removeAttribute("role");
   }
   graph.replaceChildren(dag.svg);
+  if (down && view.layout.width < graph.clientWidth * 1.25) dag.svg.classList.add("fit");
 
   async function loadWorks() {
     let data;
