@@ -8,8 +8,13 @@ import pytest
 
 from tests.e2e import browser
 from tests.e2e.harness import LiteCluster
-from tests.e2e.test_webui_browser import TOKEN, chromium, expect, mark, page, same_document, wait_state  # noqa: F401
+from tests.e2e import test_webui_browser as shared
+from tests.e2e.test_webui_browser import TOKEN, expect, mark, same_document, wait_state
 from tests.fixtures import make_app
+
+# the browser and the logged-in page, as the other browser tests have them (with this module's `lite`)
+chromium = shared.chromium
+page = shared.page
 
 WHY = browser.missing()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"browser tests skipped: {WHY}")
