@@ -69,6 +69,9 @@ def test_a_diamond_works_page_turns_green_live(page, lite):
     page.click('g.node[data-name="c"]')   # each entry opens its task
     page.wait_for_url(f"**/ui/#/task/{info['result']['c']['task_id']}")
     page.wait_for_selector('g.node[data-name="third"][data-state="success"]')
+    page.click("#work-link")   # and the task leads back to its work
+    page.wait_for_url(f"**/ui/#/work/{work_id}")
+    page.wait_for_selector('g.node[data-name="d"][data-state="success"]')
 
 
 def test_works_list_filters_and_a_work_stops_and_recovers(page, lite):

@@ -107,3 +107,12 @@ def test_hub_routes_work_events_to_the_work_and_to_the_works_list():
         assert len(hub) == 0
 
     asyncio.run(run())
+
+
+def test_a_task_page_names_its_work():
+    from litepipeline.manager.ui.views import task_page
+
+    row = {"id": 1, "task_id": "t1", "task_name": "nightly/a", "application_id": "A", "create_at": T0,
+           "start_at": None, "end_at": None, "stage": "pending", "status": None, "message": None}
+    assert task_page({**row, "work_id": "w1"}, [], [], lambda _: None)["task"]["work_id"] == "w1"
+    assert task_page(row, [], [], lambda _: None)["task"]["work_id"] is None

@@ -63,6 +63,7 @@ def task_page(row: dict, actions: list[dict], attempts: list[dict],
     task = task_row_view(row)
     task["input_data"] = row.get("input_data")
     task["app_sha1"] = row.get("app_sha1")
+    task["work_id"] = row.get("work_id")   # an entry (or event application) of this work
     return {"task": task, "actions": items, "attempts": history, "layout": drawn}
 
 
