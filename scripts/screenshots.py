@@ -3,7 +3,8 @@
 
 Starts a manager and two nodes on free loopback ports in a temporary directory (as the
 end-to-end tests do), runs a few tasks (a success with generated actions, a failure
-after a retry, one still running), then has headless Chromium (Debian's ``chromium``)
+after a retry, one still running), works of a diamond workflow (finished, failed,
+running), schedules and services, then has headless Chromium (Debian's ``chromium``)
 log in and photograph each page at 1280x800 and at 390 px wide.
 
     .venv/bin/python scripts/screenshots.py [--out docs/img]
@@ -37,10 +38,51 @@ ETL = {"actions": [
 SHARDS = [{"name": f"shard_{i}", "main": "python3 echo.py", "to_action": "load"} for i in range(4)]
 
 
+def work_scene(lite: LiteCluster, etl: str, demo: str) -> dict:
+    """A diamond workflow with a finished, a failed and a running work; schedules; services."""
+    call = lite.api.call
+    apps = [{"name": "ingest", "app_id": demo, "condition": []},
+            {"name": "clean", "app_id": etl, "condition": ["ingest"]},
+            {"name": "enrich", "app_id": demo, "condition": ["ingest"]},
+            {"name": "publish", "app_id": demo, "condition": ["clean", "enrich"]}]
+    workflow = call("POST", "/workflow/create", json={"name": "daily-report", "description": "ingest, clean and "
+                    "enrich side by side, publish", "configuration": {"applications": apps}})["workflow_id"]
+    call("POST", "/workflow/create", json={"name": "archive", "enable": False, "configuration": {
+        "applications": [{"name": "pack", "app_id": demo}]}})
+
+    def work(name: str, data: dict) -> str:
+        return call("POST", "/work/create", json={"workflow_id": workflow, "name": name, "input_data": data})["work_id"]
+
+    def info(work_id: str) -> dict:
+        return call("GET", "/work/info", {"work_id": work_id})["work_info"]
+
+    done = work("report 2026-11-29", {})
+    wait_for(lambda: info(done)["stage"] == "finished", 60, 0.2, "a work to finish")
+    failed = work("report 2026-11-30", {"_second": {"exit": 1}})
+    wait_for(lambda: info(failed)["stage"] == "finished", 60, 0.2, "a work to fail")
+    running = work("report 2026-12-01", {"_extract": {"sleep": 300}})
+    wait_for(lambda: (info(running)["result"]["clean"]["stage"] == "running"
+                      and info(running)["result"]["enrich"]["status"] == "success"), 60, 0.2, "a work to run")
+    for body in ({"schedule_name": "nightly-etl", "source": "application", "source_id": etl, "cron": "0 2 * * *",
+                  "timezone": "Europe/Berlin", "enable": True},
+                 {"schedule_name": "daily-report", "source": "workflow", "source_id": workflow,
+                  "cron": "30 6 * * 1-5", "timezone": "UTC", "enable": True},
+                 {"schedule_name": "year-end", "source": "application", "source_id": demo, "cron": "0 0 31 12 *",
+                  "enable": False}):
+        call("POST", "/schedule/create", json=body)
+    call("POST", "/service/create", json={"name": "rates-feed", "app_id": demo, "enable": True,
+                                          "description": "keeps the rates current",
+                                          "input_data": {"_all": {"sleep": 600}}})
+    call("POST", "/service/create", json={"name": "mail-relay", "app_id": demo, "enable": False})
+    return {"workflow": workflow, "work": running}
+
+
 def scene(lite: LiteCluster, root: str) -> dict:
     etl = lite.api.app_create(make_app(root, ETL, name="etl.tar.gz"), "nightly-etl",
                               "extract, shards generated at run time, load")["app_id"]
-    lite.api.app_create(make_app(root, name="demo.tar.gz"), "multiple_actions", "first and second, then third")
+    demo = lite.api.app_create(make_app(root, name="demo.tar.gz"), "multiple_actions",
+                               "first and second, then third")["app_id"]
+    works = work_scene(lite, etl, demo)
     ok = lite.api.task_create(etl, "nightly 2026-11-29", {"_extract": {"actions": SHARDS}})["task_id"]
     lite.wait_task(ok)
     failed = lite.api.task_create(etl, "nightly 2026-11-30", {"_fetch_rates": {"exit": 2}})["task_id"]
@@ -55,7 +97,7 @@ def scene(lite: LiteCluster, root: str) -> dict:
         return sum(1 for a in info.get("attempts", []) if a["name"].startswith("shard_") and a["status"] is None) >= 3
 
     wait_for(shards_running, 60, 0.2, "shards to run")
-    return {"running": running, "ok": ok, "failed": failed}
+    return {"running": running, "ok": ok, "failed": failed, **works}
 
 
 def shoot(chromium, lite: LiteCluster, ids: dict, out: str) -> list[str]:
@@ -71,7 +113,10 @@ def shoot(chromium, lite: LiteCluster, ids: dict, out: str) -> list[str]:
         page.click("button[type=submit]")
         page.wait_for_url("**/ui/")
         for name, fragment in (("cluster", "#/cluster"), ("apps", "#/apps"), ("tasks", "#/tasks"),
-                               ("task", f"#/task/{ids['running']}"), ("task-failed", f"#/task/{ids['failed']}")):
+                               ("task", f"#/task/{ids['running']}"), ("task-failed", f"#/task/{ids['failed']}"),
+                               ("workflows", "#/workflows"), ("workflow", f"#/workflow/{ids['workflow']}"),
+                               ("works", "#/works"), ("work", f"#/work/{ids['work']}"),
+                               ("schedules", "#/schedules"), ("services", "#/services")):
             page.goto(f"http://{lite.address}/ui/{fragment}")
             page.wait_for_selector("main h1")
             page.wait_for_load_state("networkidle")
@@ -79,6 +124,8 @@ def shoot(chromium, lite: LiteCluster, ids: dict, out: str) -> list[str]:
                 page.wait_for_selector('g.node[data-name="shard_3"]')
                 page.select_option("#log-action", "shard_0")   # a click would scroll the graph
                 page.locator("pre.log", has_text="running").wait_for()
+            if name in ("workflow", "work"):
+                page.wait_for_selector("svg.dag")
             if name == "task-failed":
                 page.wait_for_selector("svg.dag")
                 page.select_option("#log-action", "fetch_rates")

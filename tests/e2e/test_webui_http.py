@@ -248,3 +248,47 @@ def test_nodes_joining_and_leaving_are_pushed_to_the_cluster_page(open_cluster):
         node.stop()
         reader.until(lambda ev: len([e for e in ev if e[1] == {"nodes": True}]) == 2)
     assert requests.get(f"{base(open_cluster)}/ui/api/cluster", timeout=10).json()["nodes"] == []
+
+
+def test_work_reads_and_the_work_event_stream(sec):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    apps = [{"name": "one", "app_id": sec.app_id}, {"name": "two", "app_id": sec.app_id, "condition": ["one"]}]
+    workflow_id = sec.api.call("POST", "/workflow/create", json={"name": "pair", "configuration": {
+        "applications": apps}})["workflow_id"]
+    answer = requests.get(f"{base(sec)}/ui/api/workflow", params={"workflow_id": workflow_id}, headers=headers,
+                          timeout=10).json()
+    assert [e["name"] for e in answer["entries"]] == ["one", "two"]
+    assert [(e["from"], e["to"]) for e in answer["layout"]["edges"]] == [("one", "two")]
+    http, _ = login(sec)
+    with http.get(f"{base(sec)}/ui/events", params={"topic": "work"}, stream=True, timeout=30) as stream:
+        reader = Events(stream)   # every work: the works list's stream
+        reader.until(lambda ev: ev and ev[0][0] == "ready")
+        work_id = sec.api.call("POST", "/work/create", json={"workflow_id": workflow_id, "name": "w",
+                                                             "input_data": {}})["work_id"]
+        events = reader.until(lambda ev: any(e[1].get("work", {}).get("state") == "success" for e in ev))
+    works = [e[1] for e in events[1:]]
+    assert all(w["work_id"] == work_id for w in works)
+    entries = [(x["name"], x["stage"]) for w in works if "work" in w for x in w["work"]["entries"]]
+    assert entries.index(("one", "running")) < entries.index(("two", "running")) < entries.index(("two", "finished"))
+    moved = {(t["task_name"], t["state"]) for w in works for t in w["tasks"]}
+    assert ("w/one", "running") in moved and ("w/two", "success") in moved   # its tasks' moves too
+    page = requests.get(f"{base(sec)}/ui/api/work", params={"work_id": work_id, "direction": "down"},
+                        headers=headers, timeout=10).json()
+    assert [(e["name"], e["state"]) for e in page["entries"]] == [("one", "success"), ("two", "success")]
+    assert page["work"]["state"] == "success" and len(page["tasks"]) == 2
+    tasks = requests.get(f"{base(sec)}/ui/api/tasks", params={"work_id": work_id}, headers=headers,
+                         timeout=10).json()
+    assert sorted(t["task_name"] for t in tasks["tasks"]) == ["w/one", "w/two"] and tasks["total"] == 2
+    for path, params, status, result in [
+            ("/ui/api/work", {"work_id": "nope"}, 404, "WorkNotExists"),
+            ("/ui/api/workflow", {"workflow_id": "nope"}, 404, "WorkflowNotExists"),
+            ("/ui/api/work", {"work_id": work_id, "direction": "up"}, 400, "InvalidParameters"),
+            ("/ui/api/schedules", {"limit": "0"}, 400, "InvalidParameters")]:
+        answer = requests.get(f"{base(sec)}{path}", params=params, headers=headers, timeout=10)
+        assert (answer.status_code, answer.json()["result"]) == (status, result), (path, answer.json())
+    schedule_id = sec.api.call("POST", "/schedule/create", json={
+        "schedule_name": "s", "source": "workflow", "source_id": workflow_id, "cron": "0 4 * * *",
+        "timezone": "UTC", "enable": True})["schedule_id"]
+    listed = requests.get(f"{base(sec)}/ui/api/schedules", headers=headers, timeout=10).json()
+    (mine,) = [s for s in listed["schedules"] if s["schedule_id"] == schedule_id]
+    assert len(mine["next_fire_at"]) == 5 and all(t[11:19] == "04:00:00" for t in mine["next_fire_at"])

@@ -26,7 +26,7 @@ def _like(text: str) -> str:
 
 def task_page(engine: Engine, before: Optional[int], limit: int, stage: Optional[str] = None,
               status: Optional[str] = None, application_id: Optional[str] = None,
-              name: Optional[str] = None) -> dict[str, Any]:
+              name: Optional[str] = None, work_id: Optional[str] = None) -> dict[str, Any]:
     """Newest first: up to ``limit`` tasks with ``id < before``.
 
     Returns ``rows``, ``more`` (whether older tasks follow) and ``total`` (matching
@@ -39,6 +39,8 @@ def task_page(engine: Engine, before: Optional[int], limit: int, stage: Optional
         conditions.append(TASKS.c.status == status)
     if application_id:
         conditions.append(TASKS.c.application_id == application_id)
+    if work_id:
+        conditions.append(TASKS.c.work_id == work_id)
     if name:
         # SQLite's LIKE already ignores ASCII case (and lower() per row doubles the scan's cost)
         column = TASKS.c.task_name if engine.dialect.name == "sqlite" else func.lower(TASKS.c.task_name)

@@ -21,6 +21,7 @@ from litepipeline.manager.ui.push import Hub
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC = os.path.join(HERE, "static")
+WORK_TASKS = 1000   # a work's tasks read for its page (its entries' and event application's)
 
 
 class WebUI:
@@ -44,6 +45,9 @@ class WebUI:
             (r"/ui/api/cluster", handlers.ClusterHandler, args),
             (r"/ui/api/tasks", handlers.TasksHandler, args),
             (r"/ui/api/task", handlers.TaskHandler, args),
+            (r"/ui/api/workflow", handlers.WorkflowPageHandler, args),
+            (r"/ui/api/work", handlers.WorkPageHandler, args),
+            (r"/ui/api/schedules", handlers.SchedulesHandler, args),
             (r"/ui/events", handlers.EventsHandler, args),
             (r"/ui/static/(.*)", handlers.StaticHandler, {"path": STATIC}),
         ]
@@ -85,3 +89,20 @@ class WebUI:
         # the layout of a large DAG takes tens of ms: not on the event loop
         return await asyncio.get_running_loop().run_in_executor(
             None, views.task_page, row, actions, attempts, addresses.get, down)
+
+    async def workflow(self, workflow_id: str, down: bool = False) -> dict:
+        info = await self.manager.works.workflow_info(workflow_id)
+        return await asyncio.get_running_loop().run_in_executor(None, views.workflow_page, info, down)
+
+    async def work(self, work_id: str, down: bool = False) -> dict:
+        info = await self.manager.works.work_info(work_id)
+        page = await self.manager.db(functools.partial(query_task_page, self.manager.store.engine, None,
+                                                       WORK_TASKS, work_id=work_id))
+        return await asyncio.get_running_loop().run_in_executor(None, views.work_page, info, page["rows"], down)
+
+    async def schedules(self, offset: int, limit: int) -> tuple[list, int]:
+        """A page of schedules, each with its next fires (``/schedule/list`` leaves them out)."""
+        driver = self.manager.schedules
+        rows, total = await self.manager.db(functools.partial(
+            self.manager.schedule_store.list_schedules, offset, limit))
+        return [driver.view(row, upcoming=True) for row in rows], total

@@ -127,7 +127,7 @@ class ClusterHandler(UiApiHandler):
 
 
 class TasksHandler(UiApiHandler):
-    """GET ``/ui/api/tasks?before=&limit=&stage=&status=&app_id=&name=``: one keyset page."""
+    """GET ``/ui/api/tasks?before=&limit=&stage=&status=&app_id=&work_id=&name=``: one keyset page."""
 
     async def get(self) -> None:
         before: Optional[int] = self.arg_int("before", 0, minimum=1) or None
@@ -143,7 +143,8 @@ class TasksHandler(UiApiHandler):
         if name is not None and len(name) > 255:
             raise InvalidParameters("parameter 'name' is longer than 255 characters")
         self.reply(**await self.ui.tasks(before, limit, stage=stage, status=status,
-                                         application_id=self.arg_str("app_id", required=False), name=name))
+                                         application_id=self.arg_str("app_id", required=False),
+                                         work_id=self.arg_str("work_id", required=False), name=name))
 
 
 class TaskHandler(UiApiHandler):
@@ -157,8 +158,39 @@ class TaskHandler(UiApiHandler):
         self.reply(**await self.ui.task(self.arg_str("task_id"), direction == "down"))
 
 
+def direction_down(handler: UiApiHandler) -> bool:
+    direction = handler.arg_str("direction", required=False, default="right")
+    if direction not in ("right", "down"):
+        raise InvalidParameters(f"parameter 'direction' must be right or down, got {direction[:40]!r}")
+    return direction == "down"
+
+
+class WorkflowPageHandler(UiApiHandler):
+    """GET ``/ui/api/workflow?workflow_id=&direction=``: the workflow and its applications' layout."""
+
+    async def get(self) -> None:
+        self.reply(**await self.ui.workflow(self.arg_str("workflow_id"), direction_down(self)))
+
+
+class WorkPageHandler(UiApiHandler):
+    """GET ``/ui/api/work?work_id=&direction=``: the work, each entry's state and task, the layout."""
+
+    async def get(self) -> None:
+        self.reply(**await self.ui.work(self.arg_str("work_id"), direction_down(self)))
+
+
+class SchedulesHandler(UiApiHandler):
+    """GET ``/ui/api/schedules?offset=&limit=``: ``/schedule/list`` plus each one's next fires."""
+
+    async def get(self) -> None:
+        offset = self.arg_int("offset", 0, minimum=0)
+        limit = self.arg_int("limit", 50, minimum=1, maximum=PAGE_LIMIT)
+        schedules, total = await self.ui.schedules(offset, limit)
+        self.reply(schedules=schedules, total=total, offset=offset, limit=limit)
+
+
 class EventsHandler(UiApiHandler):
-    """GET ``/ui/events?topic=cluster|tasks|task[&task_id=]``: Server-Sent Events.
+    """GET ``/ui/events?topic=cluster|tasks|task|work[&task_id=][&work_id=]``: Server-Sent Events.
 
     Each event is what one committed round changed; ``resync`` means events were
     dropped (the browser read too slowly) and the page should fetch its state again.
@@ -171,8 +203,11 @@ class EventsHandler(UiApiHandler):
         topic = self.arg_str("topic")
         if topic not in TOPICS:
             raise InvalidParameters(f"parameter 'topic' must be one of {', '.join(TOPICS)}, got {topic[:40]!r}")
-        task_id = self.arg_str("task_id", required=topic == "task")
-        self.sub = sub = self.ui.hub.subscribe(topic, task_id)   # 503 when too many are open
+        if topic == "work":   # without a work id: every work (the works list)
+            key = self.arg_str("work_id", required=False)
+        else:
+            key = self.arg_str("task_id", required=topic == "task")
+        self.sub = sub = self.ui.hub.subscribe(topic, key)   # 503 when too many are open
         self.set_header("Content-Type", "text/event-stream; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Accel-Buffering", "no")

@@ -21,7 +21,8 @@ from litepipeline.manager.ui.states import action_state, task_state
 
 QUEUE_LIMIT = 256   # events a subscriber may have unread before it is told to resync
 MAX_SUBSCRIBERS = 1000   # open event streams, all browsers together
-TOPICS = ("cluster", "tasks", "task")
+TOPICS = ("cluster", "tasks", "task", "work")
+ALL_WORKS = ""   # a ``work`` subscriber without a work id hears every work (the works list)
 
 
 def task_summary(task: Any) -> dict:
@@ -74,6 +75,42 @@ def task_events(batch: Batch, wanted: Optional[Container[str]] = None) -> dict[s
         item = entry(record.task_id)
         if item is not None:
             item["attempts"].append(attempt_summary(record))
+    return out
+
+
+def work_summary(work: Any) -> dict:
+    """A work (``manager.workflows.WorkState``) as the works list and the work page redraw it."""
+    return {"work_id": work.work_id, "name": work.name, "workflow_id": work.workflow_id,
+            "create_at": clock.fmt(work.create_at), "start_at": clock.fmt(work.start_at),
+            "end_at": clock.fmt(work.end_at), "stage": work.stage, "status": work.status,
+            "message": work.message, "event_task_id": work.event_task_id, "state": task_state(work.stage, work.status),
+            "entries": [{"name": e["name"], "task_id": e.get("task_id"), "stage": e.get("stage"),
+                         "status": e.get("status")} for e in work.entries.values()]}
+
+
+def work_events(batch: Batch, wanted: Container[str]) -> dict[str, dict]:
+    """work_id -> ``{work_id, work?, tasks}``: the works the round changed, and their
+    tasks that moved (an entry's task starting is no change to its work). With
+    :data:`ALL_WORKS` in ``wanted`` every work counts, else only the ``wanted`` ones."""
+    every = ALL_WORKS in wanted
+    out: dict[str, dict] = {}
+
+    def entry(work_id: Optional[str]) -> Optional[dict]:
+        if not work_id or not (every or work_id in wanted):
+            return None
+        item = out.get(work_id)
+        if item is None:
+            item = out[work_id] = {"work_id": work_id, "tasks": []}
+        return item
+
+    for work in (*batch.new_works, *batch.works):
+        item = entry(work.work_id)
+        if item is not None:
+            item["work"] = work_summary(work)
+    for task in (*batch.new_tasks, *batch.tasks.values()):
+        item = entry(getattr(task, "work_id", None))
+        if item is not None:
+            item["tasks"].append(task_summary(task))
     return out
 
 
@@ -148,6 +185,7 @@ class Hub:
         self.max_subscribers = max_subscribers
         self._subs: dict[str, set[Subscriber]] = {topic: set() for topic in TOPICS}
         self._by_task: dict[str, set[Subscriber]] = {}
+        self._by_work: dict[str, set[Subscriber]] = {}
         self.published = 0
 
     def subscribe(self, topic: str, task_id: Optional[str] = None, limit: int = QUEUE_LIMIT) -> Subscriber:
@@ -158,17 +196,20 @@ class Hub:
         self._subs[topic].add(sub)
         if topic == "task":
             self._by_task.setdefault(task_id or "", set()).add(sub)
+        elif topic == "work":   # task_id: the work's id here (ALL_WORKS for every work)
+            self._by_work.setdefault(task_id or ALL_WORKS, set()).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         sub.close()
         self._subs[sub.topic].discard(sub)
-        if sub.topic == "task":
-            subs = self._by_task.get(sub.task_id or "")
+        index = {"task": self._by_task, "work": self._by_work}.get(sub.topic)
+        if index is not None:
+            subs = index.get(sub.task_id or "")
             if subs is not None:
                 subs.discard(sub)
                 if not subs:
-                    del self._by_task[sub.task_id or ""]
+                    del index[sub.task_id or ""]
 
     def close(self) -> None:
         for subs in self._subs.values():
@@ -191,6 +232,14 @@ class Hub:
         if self._by_task:
             for task_id, event in task_events(batch, self._by_task).items():
                 subs = self._by_task.get(task_id)
+                if subs:
+                    encoded = json.dumps(event)
+                    for sub in subs:
+                        sub.offer(encoded)
+        if self._by_work and (batch.new_works or batch.works or batch.new_tasks or batch.tasks):
+            everyone = self._by_work.get(ALL_WORKS, ())
+            for work_id, event in work_events(batch, self._by_work).items():
+                subs = [*self._by_work.get(work_id, ()), *everyone]
                 if subs:
                     encoded = json.dumps(event)
                     for sub in subs:

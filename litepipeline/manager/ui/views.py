@@ -63,6 +63,7 @@ def task_page(row: dict, actions: list[dict], attempts: list[dict],
     task = task_row_view(row)
     task["input_data"] = row.get("input_data")
     task["app_sha1"] = row.get("app_sha1")
+    task["work_id"] = row.get("work_id")   # an entry (or event application) of this work
     return {"task": task, "actions": items, "attempts": history, "layout": drawn}
 
 
@@ -77,3 +78,54 @@ def cluster_page(info: dict, slots: dict[str, tuple[int, int]], last_seen: dict[
         node["last_heartbeat_seconds"] = round(seen, 1) if seen is not None else None
         nodes.append(node)
     return {"version": info["version"], "nodes": nodes, "scheduler": info.get("scheduler", {})}
+
+
+# -- workflows and works ------------------------------------------------------------------
+def _entry_layout(entries: list[dict], down: bool) -> dict:
+    """A workflow's applications laid out as the task page lays out actions."""
+    return layout([(e["name"], e["condition"]) for e in entries], down=down).to_json()
+
+
+def entry_state(entry: dict, task: Optional[dict], work_finished: bool) -> str:
+    """An entry's word: its task's while that runs (waiting/running/stopping), else the
+    entry's own (finished, or never started: waiting, or not-run once the work ended)."""
+    stage = entry.get("stage") or Stage.PENDING.value
+    if stage != Stage.FINISHED.value and task is not None:
+        return task_state(task["stage"], task["status"])
+    if stage == Stage.RUNNING.value:   # its task is created in the same round: not read yet
+        return action_state(Stage.PENDING.value, None)
+    return action_state(stage, entry.get("status"), None, work_finished)
+
+
+def workflow_page(workflow: dict, down: bool = False) -> dict:
+    """A workflow (as ``/workflow/info`` shows it) with its applications drawn as a DAG."""
+    config = workflow.get("configuration") or {}
+    entries = [{"name": e["name"], "app_id": e["app_id"], "condition": list(e.get("condition") or []),
+                "kind": "entry", "parent": None, "attempt": 1, "state": "waiting"}
+               for e in config.get("applications", [])]
+    events = [{"outcome": outcome, "app_id": e["app_id"]}
+              for outcome, e in sorted((config.get("event_applications") or {}).items())]
+    return {"workflow": workflow, "entries": entries, "events": events, "layout": _entry_layout(entries, down)}
+
+
+def work_page(work: dict, tasks: list[dict], down: bool = False) -> dict:
+    """A work (as ``/work/info`` shows it) with each entry's state, task and the DAG."""
+    finished = work["stage"] == Stage.FINISHED.value
+    by_id = {t["task_id"]: t for t in tasks}
+    state = dict(work.get("result") or {})   # work_view names the entries' states 'result'
+    entries = []
+    for conf in (work.get("configuration") or {}).get("applications", []):
+        entry = state.get(conf["name"]) or {}
+        task = by_id.get(entry.get("task_id") or "")
+        entries.append({
+            "name": conf["name"], "app_id": conf["app_id"], "condition": list(conf.get("condition") or []),
+            "kind": "entry", "parent": None, "attempt": 1, "task_id": entry.get("task_id"),
+            "stage": entry.get("stage"), "status": entry.get("status"),
+            "state": entry_state(entry, task, finished),
+            "start_at": clock.fmt(task["start_at"]) if task else None,
+            "end_at": clock.fmt(task["end_at"]) if task else None,
+            "message": task.get("message") if task else None})
+    view = {k: v for k, v in work.items() if k not in ("configuration", "result")}
+    view["state"] = task_state(work["stage"], work["status"])
+    return {"work": view, "entries": entries, "tasks": [task_row_view(t) for t in tasks],
+            "layout": _entry_layout(entries, down)}

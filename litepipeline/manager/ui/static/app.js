@@ -8,7 +8,13 @@ const PAGES = [
   {name: "cluster", title: "Cluster", module: "./pages/cluster.js"},
   {name: "apps", title: "Applications", module: "./pages/apps.js"},
   {name: "tasks", title: "Tasks", module: "./pages/tasks.js"},
-  {name: "task", title: "Task", module: "./pages/task.js", hidden: true},
+  {name: "task", title: "Task", module: "./pages/task.js", hidden: true, under: "tasks"},
+  {name: "workflows", title: "Workflows", module: "./pages/workflows.js"},
+  {name: "workflow", title: "Workflow", module: "./pages/workflow.js", hidden: true, under: "workflows"},
+  {name: "works", title: "Works", module: "./pages/works.js"},
+  {name: "work", title: "Work", module: "./pages/work.js", hidden: true, under: "works"},
+  {name: "schedules", title: "Schedules", module: "./pages/schedules.js"},
+  {name: "services", title: "Services", module: "./pages/services.js"},
 ];
 
 let cleanup = null;
@@ -24,12 +30,14 @@ function renderNav(current) {
   const nav = document.getElementById("nav");
   nav.replaceChildren(...PAGES.filter((p) => !p.hidden).map((p) =>
     h("a", {href: `#/${p.name}`, "aria-current": p.name === current ? "page" : null}, p.title)));
+  const active = nav.querySelector("[aria-current]");   // a narrow screen scrolls the bar to it
+  if (active && nav.scrollWidth > nav.clientWidth) nav.scrollLeft = active.offsetLeft - nav.offsetLeft - nav.clientWidth / 3;
 }
 
 async function route() {
   const {name, args, query} = parseHash();
   const page = PAGES.find((p) => p.name === name) || PAGES[0];
-  renderNav(page.name === "task" ? "tasks" : page.name);
+  renderNav(page.under || page.name);
   if (cleanup) {
     try { cleanup(); } catch (e) { console.error(e); }
     cleanup = null;

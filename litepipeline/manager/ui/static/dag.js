@@ -39,11 +39,11 @@ export function detail(action) {
  * Returns {svg, update(action), select(name)}. onSelect(name) runs when a box is
  * clicked or chosen with the keyboard.
  */
-export function drawDag(layout, actions, down, onSelect) {
+export function drawDag(layout, actions, down, onSelect, label = "The task's actions and their dependencies") {
   const w = layout.node_width;
   const hgt = layout.node_height;
   const svg = s("svg", {class: "dag", viewBox: `0 0 ${layout.width} ${layout.height}`, width: layout.width,
-    height: layout.height, role: "group", "aria-label": "The task's actions and their dependencies"});
+    height: layout.height, role: "group", "aria-label": label});
   svg.append(s("defs", {}, s("marker", {id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7",
     markerHeight: "7", orient: "auto-start-reverse"}, s("path", {d: "M0,0 L10,5 L0,10 z", class: "arrowhead"}))));
   const edges = s("g", {class: "edges"});

@@ -87,6 +87,7 @@ export async function mount(main, [taskId]) {
       h("dl", {class: "facts"},
         h("dt", {}, "Task id"), h("dd", {}, h("code", {}, t.task_id)),
         h("dt", {}, "Application"), h("dd", {}, h("code", {}, t.application_id)),
+        t.work_id ? [h("dt", {}, "Work"), h("dd", {}, h("a", {href: `#/work/${t.work_id}`, id: "work-link"}, "its work →"))] : null,
         h("dt", {}, "Created"), h("dd", {}, shortTime(t.create_at)),
         h("dt", {}, "Duration"), h("dd", {}, t.start_at ? duration(span(t.start_at, t.end_at)) : "not started"),
         t.message ? [h("dt", {}, "Message"), h("dd", {class: "message"}, t.message)] : null),

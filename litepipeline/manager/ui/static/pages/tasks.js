@@ -1,4 +1,4 @@
-// Tasks: filters (stage, status, application, name) kept in the URL, keyset pages
+// Tasks: filters (stage, status, application, work, name) kept in the URL, keyset pages
 // (fast at any depth), rows updated in place as rounds commit.
 import {events, get} from "../api.js";
 import {badge, coalesce, duration, errorBox, h, shortTime, span, table} from "../ui.js";
@@ -15,7 +15,7 @@ function select(name, label, options, value) {
 
 export async function mount(main, args, query) {
   const filters = {stage: query.get("stage") || "", status: query.get("status") || "",
-    app_id: query.get("app_id") || "", name: query.get("name") || ""};
+    app_id: query.get("app_id") || "", work_id: query.get("work_id") || "", name: query.get("name") || ""};
   const cursors = [];     // `before` of each newer page, to go back
   let before = null;
   let apps = {};
@@ -32,6 +32,8 @@ export async function mount(main, args, query) {
     select("stage", "Stage", STAGES.map((s) => [s, s]), filters.stage),
     select("status", "Status", STATUSES.map((s) => [s, s]), filters.status),
     select("app_id", "Application", Object.entries(apps), filters.app_id),
+    h("label", {}, "Work", h("input", {name: "work_id", type: "search", value: filters.work_id, placeholder: "work id",
+      size: 12})),
     h("label", {}, "Name", h("input", {name: "name", type: "search", value: filters.name, placeholder: "contains…"})),
     h("button", {type: "submit", class: "primary"}, "Filter"));
   form.addEventListener("submit", (e) => {
