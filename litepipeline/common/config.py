@@ -46,6 +46,8 @@ class ManagerConfig:
     max_input_size: int = _key(MiB, "largest task input_data (JSON bytes)", minimum=1)
     max_output_size: int = _key(16 * MiB, "largest action output.data accepted in a report, bytes", minimum=1)
     max_generated_actions: int = _key(1000, "most actions a task may generate at run time", minimum=0)
+    max_actions: int = _key(10000, "most actions an application may configure and a task may hold, "
+                                   "generated ones included", minimum=1)
     recovery_timeout: float = _key(30, "after a restart, seconds to wait for nodes to come back with "
                                        "their running actions before running those actions again", minimum=0)
     auth_token: Optional[str] = _key(None, "shared secret; when set every API call but GET / needs "

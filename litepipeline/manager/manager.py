@@ -72,8 +72,8 @@ class Manager:
         self.config = config
         self.store = Store(config.database_url or sqlite_url(config.data_path))
         self.db = DbThread()
-        self.apps = AppStore(config.data_path, config.max_unpacked_size)
-        self.core = SchedulerCore(max_generated_actions=config.max_generated_actions,
+        self.apps = AppStore(config.data_path, config.max_unpacked_size, config.max_actions)
+        self.core = SchedulerCore(max_generated_actions=config.max_generated_actions, max_actions=config.max_actions,
                                   recovery_timeout=config.recovery_timeout)
         self.cluster = Cluster(config.auth_token, self._node_up, self._node_down, self.action_update)
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.address, config.auth_token,

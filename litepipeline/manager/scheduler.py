@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 from litepipeline.common import clock
-from litepipeline.common.appspec import check_dag, parse_action
+from litepipeline.common.appspec import MAX_ACTIONS, ActionSpec, check_dag, parse_action
 from litepipeline.common.errors import InvalidApplication, OperationFailed, StaleAttempt, TaskAlreadyFinished, TaskNotExists
 from litepipeline.common.states import Stage, Status
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, AttemptRecord, Batch, TaskState
@@ -65,9 +65,17 @@ class NodeSlots:
 
 
 def upstream_names(task: TaskState, action: ActionState) -> list[str]:
-    """What ``action`` waits for: its condition plus generated actions aimed at it."""
+    """What ``action`` waits for: its condition plus generated actions aimed at it.
+
+    Uses the task's index of ``to_action`` edges, so a round over a DAG of n actions
+    costs O(n + edges), not O(n²).
+    """
+    feeders = task.feeders().get(action.name)
+    if not feeders:
+        return list(action.condition)
     names = list(action.condition)
-    names.extend(a.name for a in task.actions.values() if a.to_action == action.name and a.name not in names)
+    seen = set(names)
+    names.extend(n for n in feeders if n not in seen)
     return names
 
 
@@ -97,9 +105,10 @@ class SchedulerCore:
     """Decides what runs where; owns the in-memory view of unfinished tasks and nodes."""
 
     def __init__(self, clock_fn: Callable[[], dt.datetime] = clock.now, max_generated_actions: int = 1000,
-                 recovery_timeout: float = 30.0, lost_grace: float = 3.0) -> None:
+                 recovery_timeout: float = 30.0, lost_grace: float = 3.0, max_actions: int = MAX_ACTIONS) -> None:
         self.now = clock_fn
         self.max_generated_actions = max_generated_actions
+        self.max_actions = max_actions
         self.recovery_timeout = recovery_timeout
         self.lost_grace = lost_grace
         self.tasks: dict[str, TaskState] = {}
@@ -355,6 +364,9 @@ class SchedulerCore:
         generated = sum(1 for a in task.actions.values() if a.parent is not None)
         if generated + len(specs) > self.max_generated_actions:
             raise InvalidApplication(f"a task may generate at most {self.max_generated_actions} actions")
+        if len(task.actions) + len(specs) > self.max_actions:
+            raise InvalidApplication(f"a task may hold at most {self.max_actions} actions, generated ones "
+                                     f"included ({len(task.actions)} + {len(specs)} generated)")
         existing = {a.name for a in task.actions.values()}
         for spec in specs:
             if spec.name in existing:
@@ -364,8 +376,6 @@ class SchedulerCore:
                 if task.actions[target].stage != PENDING or task.actions[target].kind != DAG:
                     raise InvalidApplication(f"{where}: to_action '{target}' has already started")
         # check the whole task's graph with the new actions: names, conditions, cycles
-        from litepipeline.common.appspec import ActionSpec
-
         current = [ActionSpec(a.name, a.main, list(a.condition), to_action=a.to_action)
                    for a in task.actions.values() if a.kind == DAG]
         check_dag(current + specs, where)

@@ -364,3 +364,39 @@ def test_after_restart_a_node_registering_without_an_attempt_lost_it(clock):
     core.node_up("n1", 1, [], True)
     (d,) = core.schedule()
     assert (d.node_id, d.payload["attempt"]) == ("n1", 2)
+
+
+def test_task_action_limit_counts_generated_actions(clock):
+    core = SchedulerCore(clock_fn=clock, max_generated_actions=100, max_actions=4)
+    core.node_up("n1", 2, [], True)
+    add(core, make_task("t1", ("first", []), ("third", ["first"])))
+    (d1,) = core.schedule()
+    finish(core, d1, actions=[{"name": f"g{i}", "main": "x", "to_action": "third"} for i in range(3)])
+    assert core.take_batch().actions[("t1", "first")].message == (
+        "generated actions rejected: a task may hold at most 4 actions, generated ones included "
+        "(2 + 3 generated)")
+
+
+def test_upstream_names_uses_an_index_kept_current_as_actions_are_generated(core):
+    from litepipeline.manager.scheduler import upstream_names
+
+    add(core, make_task("t1", ("first", []), ("third", ["first"])))
+    task = core.tasks["t1"]
+    assert upstream_names(task, task.actions["third"]) == ["first"]
+    (d1,) = core.schedule()
+    finish(core, d1, actions=[{"name": f"g{i}", "main": "x", "to_action": "third"} for i in range(3)])
+    assert upstream_names(task, task.actions["third"]) == ["first", "g0", "g1", "g2"]
+    assert task.feeders() == {"third": ["g0", "g1", "g2"]}
+
+
+def test_a_long_chain_schedules_in_linear_rounds(clock):
+    # 10,000 actions in a chain: each round used to scan every action for each pending one
+    # (10^8 steps); this test would take minutes before the to_action index
+    core = SchedulerCore(clock_fn=clock, max_actions=10_000)
+    core.node_up("n1", 2, [], True)
+    n = 10_000
+    add(core, make_task("t1", ("a0", []), *[(f"a{i}", [f"a{i - 1}"]) for i in range(1, n)]))
+    for _ in range(3):
+        (d,) = core.schedule()
+        finish(core, d)
+    assert [d.payload["name"] for d in core.schedule()] == ["a3"]
