@@ -26,6 +26,14 @@ from litepipeline.manager.taskstate import Batch
 
 LOG = logging.getLogger(__name__)
 SAVE_RETRY_SECONDS = 30.0
+# rows above which a round is written from the database thread even on SQLite: a task of
+# 10,000 actions takes ~0.4 s to insert, which must not hold the event loop
+INLINE_ROWS = 500
+
+
+def batch_rows(batch: Batch) -> int:
+    return (len(batch.new_tasks) + len(batch.tasks) + len(batch.new_actions) + len(batch.actions)
+            + len(batch.new_attempts) + len(batch.attempts))
 
 
 class Dispatcher:
@@ -128,7 +136,7 @@ class Dispatcher:
         while True:
             try:
                 started = time.perf_counter()
-                if self.store.inline_writes:
+                if self.store.inline_writes and batch_rows(batch) <= INLINE_ROWS:
                     self.store.save(batch)
                 else:
                     await self.db(self.store.save, batch)

@@ -499,12 +499,24 @@ class SchedulerCore:
         if task.stage not in (PENDING, RUNNING):
             return []
         ready = []
-        for action in task.actions.values():
+        actions = task.actions
+        blockers = task.blockers
+        for action in actions.values():
             if action.stage != PENDING or action.kind != DAG:
                 continue
             if action.retry_at is not None and action.retry_at > now:
                 continue
-            if all(task.actions[u].succeeded for u in upstream_names(task, action)):
+            # the upstream that held this action back last time, checked first: a round over
+            # a long chain then costs one lookup per waiting action, not a walk of its upstreams
+            blocker = actions.get(blockers.get(action.name, ""))
+            if blocker is not None and not (blocker.stage == FINISHED and blocker.status == SUCCESS):
+                continue
+            for name in upstream_names(task, action):
+                upstream = actions[name]
+                if not (upstream.stage == FINISHED and upstream.status == SUCCESS):
+                    blockers[action.name] = name
+                    break
+            else:
                 ready.append(action)
         ready.sort(key=lambda a: a.seq)
         return ready

@@ -156,6 +156,8 @@ class TaskState:
     actions: dict = field(default_factory=dict, repr=False)
     #: create order, for FIFO dispatch across tasks
     order: int = 0
+    #: action name -> an upstream it last waited for (a hint for the scheduler, see ``_ready``)
+    blockers: dict = field(default_factory=dict, repr=False, compare=False)
     #: (action count when built, to_action target -> names aimed at it); see :meth:`feeders`
     _feeders: tuple = field(default=(-1, {}), repr=False, compare=False)
 
