@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from litepipeline.common.errors import InvalidApplication
+from litepipeline.common.textcheck import find_poison, poison_message
 
 CONFIG_NAME = "configuration.json"
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
@@ -129,6 +130,9 @@ def parse_action(raw: Any, where: str = "configuration.json") -> ActionSpec:
         raise InvalidApplication(f"{where}: every action must be a JSON object, got {type(raw).__name__}")
     if "name" not in raw:
         raise InvalidApplication(f"{where}: an action has no 'name'")
+    found = find_poison(raw)   # generated actions come here straight from output.data
+    if found:
+        raise InvalidApplication(f"{where}: an action's {poison_message(found)}")
     name = check_plain_name(raw["name"])
     check_keys(raw, KNOWN_ACTION_KEYS, f"{where}: action '{name}'")
     main = raw.get("main")
@@ -226,6 +230,9 @@ def parse_configuration(data: bytes, max_actions: int = MAX_ACTIONS) -> AppSpec:
         raise InvalidApplication(f"configuration.json is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidApplication("configuration.json must be a JSON object with an 'actions' list")
+    found = find_poison(raw)
+    if found:
+        raise InvalidApplication(f"configuration.json: {poison_message(found)}")
     check_keys(raw, KNOWN_TOP_KEYS, "configuration.json")
     actions_raw = raw.get("actions")
     if not isinstance(actions_raw, list):

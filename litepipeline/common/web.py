@@ -14,6 +14,7 @@ from typing import Any, Optional
 import tornado.web
 
 from litepipeline.common.errors import InvalidParameters, LiteError, NotFound, PayloadTooLarge, Unauthorized
+from litepipeline.common.textcheck import check_text, may_hold_poison, text_problem
 
 LOG = logging.getLogger(__name__)
 MAX_INT_ARG = 2 ** 63 - 1   # what SQL integers (and file offsets) hold
@@ -87,6 +88,9 @@ class JsonHandler(tornado.web.RequestHandler):
             if required:
                 raise InvalidParameters(f"missing parameter '{name}'")
             return default
+        problem = text_problem(value)
+        if problem:
+            raise InvalidParameters(f"parameter '{name}' holds {problem}")
         return value
 
     def arg_int(self, name: str, default: int, minimum: int = 0, maximum: int = MAX_INT_ARG) -> int:
@@ -116,7 +120,8 @@ class JsonHandler(tornado.web.RequestHandler):
                                     f"got {value[:60]!r}")
         return number
 
-    def json_body(self, max_size: Optional[int] = None) -> dict:
+    def json_body(self, max_size: Optional[int] = None, check: bool = True) -> dict:
+        """The body as a JSON object; ``check``: refuse text no store can keep (see textcheck)."""
         body = self.request.body
         if max_size is not None and len(body) > max_size:
             raise PayloadTooLarge(f"request body is larger than {max_size} bytes")
@@ -126,6 +131,8 @@ class JsonHandler(tornado.web.RequestHandler):
             raise InvalidParameters(f"request body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise InvalidParameters("request body must be a JSON object")
+        if check and may_hold_poison(body):
+            check_text(data)
         return data
 
 

@@ -27,6 +27,7 @@ from tornado.tcpserver import TCPServer
 
 from litepipeline.common import protocol
 from litepipeline.common.errors import LiteError
+from litepipeline.common.textcheck import find_poison, poison_message
 from litepipeline.common.protocol import FAILURE, FEATURES, HEARTBEAT, REGISTER, REPORT, RUN, SUCCESS, ProtocolError
 
 LOG = logging.getLogger(__name__)
@@ -237,6 +238,9 @@ class Cluster(TCPServer):
             pass   # the node re-sends reports it did not hear back about
 
     def _check_register(self, data: dict) -> Optional[str]:
+        found = find_poison(data)   # first: a token with a lone surrogate cannot even be compared
+        if found:
+            return poison_message(found)
         if self.token:
             given = data.get("token")
             if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self.token.encode()):

@@ -20,6 +20,7 @@ from litepipeline.common.config import ManagerConfig
 from litepipeline.common.errors import (AppNotExists, InvalidParameters, OperationFailed, PayloadTooLarge,
                                         StaleAttempt, TaskAlreadyFinished, TaskNotExists)
 from litepipeline.common.states import UNFINISHED_STAGES, Stage, Status
+from litepipeline.common.textcheck import find_poison, poison_message, scrub
 from litepipeline.manager.appstore import AppStore, remove
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
@@ -400,9 +401,12 @@ class Manager:
         await self.dispatcher.submit(lambda: self.core.recover(task))
         LOG.info("task %s recovered", task_id)
 
-    async def action_update(self, report: dict, body_size: Optional[int] = None) -> None:
-        """Record a node's report (``body_size``: its size when known, a cheap first check)."""
+    async def action_update(self, report: dict, body_size: Optional[int] = None, screen: bool = True) -> None:
+        """Record a node's report (``body_size``: its size when known, a cheap first check;
+        ``screen`` False: its raw JSON was seen to hold no text a store refuses)."""
         check_report(report)
+        if screen:
+            report = storable_report(report)
         if report.get("stage") == Stage.FINISHED.value and (body_size is None
                                                             or body_size > self.config.max_output_size):
             # Accepted as a failure, not refused: a refused report would be dropped by the
@@ -439,3 +443,23 @@ def check_report(data: dict) -> dict:
     if result is not None and not isinstance(result, dict):
         raise InvalidParameters("report field 'result' must be a JSON object")
     return data
+
+
+def storable_report(report: dict) -> dict:
+    """A report whose text every store can keep.
+
+    Unstorable identifiers are refused (400: the node drops the report, which matches no
+    attempt anyway); unstorable text in what the action produced fails the action instead,
+    naming the field: refused, the report would be dropped and the action run again forever.
+    """
+    found = find_poison({k: report.get(k) for k in ("task_id", "name", "attempt_id", "node_id", "stage")})
+    if found:
+        raise InvalidParameters(f"report {poison_message(found)}")
+    found = find_poison({k: v for k, v in report.items() if k not in ("task_id", "name", "attempt_id", "node_id")})
+    if found is None:
+        return report
+    message = f"the action's report {poison_message(found)}"
+    if report.get("stage") != Stage.FINISHED.value:
+        raise InvalidParameters(message)
+    return dict(report, status=Status.FAIL.value, result={}, message=message,
+                start_at=scrub(report.get("start_at")), end_at=scrub(report.get("end_at")))

@@ -453,6 +453,24 @@ class SchedulerCore:
         self._touch_task(task)
         return [Stop(a.node_id, task.task_id, a.name, a.attempt_id, signal) for a in running]
 
+    def fail_unstorable(self, problems: dict) -> list[Stop]:
+        """Tasks whose rows the store refused (task_id -> why): end them ``fail``.
+
+        Their rows were cleaned by the caller; every other task goes on as decided."""
+        stops = []
+        for task_id, message in problems.items():
+            task = self.tasks.get(task_id)
+            if task is None:
+                continue   # already finished and forgotten: the cleaned rows are all there is
+            message = f"cannot be stored: {message}"
+            if task.finished:
+                task.message = message
+                self._touch_task(task)
+            else:
+                stops.extend(self._end_task(task, FAIL, message, signal=-9))
+            self._maybe_forget(task)
+        return stops
+
     def remove_task(self, task_id: str) -> None:
         """Forget a task being deleted; refused while any of its actions runs."""
         task = self.tasks.get(task_id)

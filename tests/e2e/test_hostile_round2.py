@@ -82,3 +82,69 @@ def test_a_dag_of_the_limits_size_keeps_the_manager_responsive(tmp_path):
         reply = cluster.api.app_create(too_many, "too many", "")
         assert (reply["result"], reply["message"]) == (
             "InvalidParameters", "configuration.json has 10001 actions, more than the limit of 10000"), reply
+
+
+COPY_PY = "import shutil, sys\nshutil.copy(sys.argv[1], sys.argv[2] + '/output.data')\n"
+
+
+def _post_json(port: int, path: str, body: bytes, method: str = "POST") -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_poison_text_is_refused_where_it_enters_and_never_stops_the_manager(tmp_path):
+    """A lone surrogate or a NUL in a task name, input, upload field, configuration.json, an
+    action's output or a generated action: refused naming the field, or the action fails
+    naming it; the manager keeps running tasks, also after a restart (the issue: every store
+    write failed, the manager exited after 30 s, and again after each restart)."""
+    with LiteCluster(str(tmp_path)) as cluster:
+        cluster.start_manager()
+        cluster.add_node(slots=2)
+        port = cluster.http_port
+        good = cluster.upload(make_app(str(tmp_path), name="good.tar.gz"))
+        for body, field in [
+            (rb'{"app_id": "%s", "task_name": "x\ud800y", "input_data": {}}', "task_name"),
+            (rb'{"app_id": "%s", "task_name": "n", "input_data": {"k": ["a\u0000"]}}', "input_data.k[0]"),
+            (rb'{"app_id": "%s", "task_name": "n", "input_data": {"k\u0000": 1}}', "input_data.k\\x00"),
+        ]:
+            code, reply = _post_json(port, "/task/create", body.replace(b"%s", good.encode()))
+            assert code == 400 and reply["result"] == "InvalidParameters", reply
+            assert reply["message"].startswith(f"field '{field}' holds "), reply
+        reply = cluster.api.app_create(make_app(str(tmp_path), name="named.tar.gz"), "bad\x00name", "")
+        assert reply.http_status == 400
+        assert reply["message"] == "field 'name' holds a NUL character, which cannot be stored"
+        config = {"actions": [{"name": "a", "main": "python3 echo.py \udc80"}]}
+        poisoned_config = make_app(str(tmp_path), name="config.tar.gz", config=config)
+        reply = cluster.api.app_create(poisoned_config, "config", "")
+        assert reply.http_status == 400
+        assert reply["message"] == ("configuration.json: field 'actions[0].main' holds a lone surrogate (not "
+                                    "valid UTF-8), which cannot be stored")
+
+        files = {"copy.py": COPY_PY,
+                 "surrogate.json": '{"data": {"v": ["ok", "\\ud800"]}}',
+                 "generated.json": '{"data": {}, "actions": [{"name": "g1", "main": "true\\u0000"}]}'}
+        actions = [{"name": "surrogate", "main": "python3 copy.py surrogate.json"},
+                   {"name": "generated", "main": "python3 copy.py generated.json"}]
+        outputs = cluster.upload(make_app(str(tmp_path), {"actions": actions}, files=files, name="out.tar.gz"))
+        info = cluster.run_task(outputs)["task_info"]
+        assert (info["stage"], info["status"]) == ("finished", "fail")
+        messages = {name: r["message"] for name, r in info["result"].items() if r["status"] == "fail"}
+        expected = {
+            "surrogate": ("the action's report field 'result.data.v[1]' holds a lone surrogate (not valid UTF-8), "
+                          "which cannot be stored"),
+            "generated": ("the action's report field 'result.actions[0].main' holds a NUL character, which "
+                          "cannot be stored"),
+        }
+        assert messages and all(messages[n] == expected[n] for n in messages), messages
+
+        assert cluster.run_task(good)["task_info"]["status"] == "success"
+        cluster.manager.stop()
+        cluster.start_manager()
+        wait_for(lambda: cluster.node_ids(), what="the node to register again")
+        assert cluster.run_task(good)["task_info"]["status"] == "success"
+        assert cluster.manager.alive()

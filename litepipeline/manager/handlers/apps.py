@@ -9,6 +9,7 @@ from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import ValueTarget
 
 from litepipeline.common.errors import InvalidParameters, PayloadTooLarge
+from litepipeline.common.textcheck import check_text
 from litepipeline.manager.appstore import HashingFileTarget, remove
 from litepipeline.manager.handlers.base import ManagerHandler
 from litepipeline.manager.manager import NAME_LIMIT
@@ -70,9 +71,11 @@ class UploadHandler(ManagerHandler):
         if not self.fields[key]._started:
             return None
         try:
-            return self.fields[key].value.decode("utf-8")
+            value = self.fields[key].value.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidParameters(f"field '{key}' is not valid UTF-8") from None
+        check_text(value, path=key)
+        return value
 
     def uploaded(self) -> Optional[tuple[str, str]]:
         """(path, sha1) of the uploaded file, or None when no file part was sent."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from litepipeline.common.errors import InvalidParameters
 from litepipeline.common.states import Stage, Status
+from litepipeline.common.textcheck import may_hold_poison
 from litepipeline.common.web import require
 from litepipeline.manager.handlers.base import ManagerHandler
 from litepipeline.manager.manager import MAX_WAIT, NAME_LIMIT
@@ -79,6 +80,7 @@ class TaskStopHandler(ManagerHandler):
 
 class ActionUpdateHandler(ManagerHandler):
     async def put(self) -> None:
-        report = self.json_body()   # validated by Manager.action_update, as over the TCP channel
-        await self.manager.action_update(report, len(self.request.body))
+        # validated by Manager.action_update, as over the TCP channel (its text too)
+        report = self.json_body(check=False)
+        await self.manager.action_update(report, len(self.request.body), may_hold_poison(self.request.body))
         self.reply()
