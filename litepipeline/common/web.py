@@ -18,6 +18,7 @@ from litepipeline.common.textcheck import check_text, may_hold_poison, text_prob
 
 LOG = logging.getLogger(__name__)
 MAX_INT_ARG = 2 ** 63 - 1   # what SQL integers (and file offsets) hold
+DEFAULT_JSON_BODY = 1024 * 1024   # max_json_body's default
 
 
 def bearer_ok(header: Optional[str], token: Optional[str]) -> bool:
@@ -33,17 +34,50 @@ def auth_headers(token: Optional[str]) -> dict:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+@tornado.web.stream_request_body
 class JsonHandler(tornado.web.RequestHandler):
-    """Base handler: JSON envelope for every answer and every error."""
+    """Base handler: JSON envelope for every answer and every error.
+
+    Bodies are streamed (``stream_request_body``) so that :meth:`prepare` runs when the
+    headers have arrived: a request without the token, or announcing a body past the
+    route's limit, is answered before a byte of its body is read or held.
+    """
 
     #: set by subclasses' ``initialize``; None disables auth
     auth_token: Optional[str] = None
     #: paths reachable without a token
     public = False
+    #: largest body a route reads (``max_json_body``), set by subclasses' ``initialize``
+    max_json_body: int = DEFAULT_JSON_BODY
+
+    def body_limit(self) -> Optional[int]:
+        """The largest body this route takes; None: the route limits its body itself."""
+        return self.max_json_body
 
     def prepare(self) -> None:
+        self._chunks: list = []
         if not self.public and not bearer_ok(self.request.headers.get("Authorization"), self.auth_token):
             raise Unauthorized("missing or wrong 'Authorization: Bearer <token>' header")
+        limit = self.body_limit()
+        if limit is None:
+            return
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(f"request body of {length} bytes is larger than the limit of {limit} bytes")
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            # a chunked body past the limit: tornado stops reading and closes the connection
+            self.request.connection.set_max_body_size(limit)
+
+    def data_received(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+
+    def raw_body(self) -> bytes:
+        """The whole request body (the verb method runs once it has all arrived)."""
+        chunks = getattr(self, "_chunks", None)
+        if chunks:
+            self.request.body = b"".join(chunks)
+            self._chunks = []
+        return self.request.body
 
     def reply(self, status: int = 200, **fields: Any) -> None:
         body = {"result": "ok"}
@@ -63,7 +97,7 @@ class JsonHandler(tornado.web.RequestHandler):
         else:
             body = {"result": "ServerException", "message": "internal server error"}
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        if status_code == 413:
+        if status_code in (401, 413):
             # the body was not read: this connection cannot carry another request
             self.set_header("Connection", "close")
         self.finish(json.dumps(body))
@@ -122,7 +156,7 @@ class JsonHandler(tornado.web.RequestHandler):
 
     def json_body(self, max_size: Optional[int] = None, check: bool = True) -> dict:
         """The body as a JSON object; ``check``: refuse text no store can keep (see textcheck)."""
-        body = self.request.body
+        body = self.raw_body()
         if max_size is not None and len(body) > max_size:
             raise PayloadTooLarge(f"request body is larger than {max_size} bytes")
         try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import os
 import threading
 import time
@@ -148,3 +149,70 @@ def test_poison_text_is_refused_where_it_enters_and_never_stops_the_manager(tmp_
         wait_for(lambda: cluster.node_ids(), what="the node to register again")
         assert cluster.run_task(good)["task_info"]["status"] == "success"
         assert cluster.manager.alive()
+
+
+def _rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fp:
+        return next(int(line.split()[1]) for line in fp if line.startswith("VmRSS:"))
+
+
+def _answer_before_body(port: int, path: str, length: int, headers: str = "") -> tuple[int, str]:
+    """Send only a request's headers announcing ``length`` bytes; return the status line's
+    code and the body the server answers with without waiting for the body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall((f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: {length}\r\n{headers}\r\n").encode() + b'{"a": "')
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)   # times out (10 s) when the server waits for the body
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+def _flood(port: int, path: str, size: int) -> None:
+    """Send a whole big JSON body without a token; the server may close on us at any point."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall((f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {size}\r\n\r\n").encode())
+            block = b"x" * (1024 * 1024)
+            for _ in range(size // len(block)):
+                sock.sendall(block)
+    except OSError:
+        pass
+
+
+def test_tokens_and_body_limits_are_checked_before_a_body_is_read(tmp_path):
+    """The issue: 10 clients without a token, 60 MB of JSON each, took the manager from 76 MB
+    to 785 MB. Now the answer (401, or 413 past max_json_body) comes when the headers arrive."""
+    token = "s3cret-token"
+    with LiteCluster(str(tmp_path), token=token) as cluster:
+        cluster.start_manager()
+        node = cluster.add_node(slots=1)
+        node_port = node.config["http_port"]
+        for port, path in [(cluster.http_port, "/task/create"), (cluster.http_port, "/action/update"),
+                           (node_port, "/action/stop"), (node_port, "/action/run")]:
+            code, body = _answer_before_body(port, path, 60 * 1024 * 1024)
+            assert code == 401 and json.loads(body)["result"] == "Unauthorized", (path, body)
+        auth = f"Authorization: Bearer {token}\r\n"
+        for port, path, limit in [(cluster.http_port, "/task/stop", 1024 * 1024),
+                                  (cluster.http_port, "/task/create", 1024 * 1024 + 64 * 1024),
+                                  (node_port, "/action/stop", 1024 * 1024)]:
+            code, body = _answer_before_body(port, path, 5 * 1024 * 1024, auth)
+            assert (code, json.loads(body)) == (413, {
+                "result": "PayloadTooLarge",
+                "message": f"request body of 5242880 bytes is larger than the limit of {limit} bytes"}), path
+        before = _rss_kb(cluster.manager.pid)
+        threads = [threading.Thread(target=_flood, args=(cluster.http_port, "/task/stop", 60 * 1024 * 1024))
+                   for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        grown = (_rss_kb(cluster.manager.pid) - before) / 1024
+        print(f"\nmanager RSS after 10 x 60 MB without a token: +{grown:.1f} MB (was +700 MB)")
+        assert grown < 50
+        assert cluster.api.task_list()["result"] == "ok"   # still serving, token accepted

@@ -11,3 +11,4 @@ class ManagerHandler(JsonHandler):
     def initialize(self, manager: Manager) -> None:
         self.manager = manager
         self.auth_token = manager.config.auth_token
+        self.max_json_body = manager.config.max_json_body

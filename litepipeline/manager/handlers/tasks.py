@@ -11,9 +11,13 @@ from litepipeline.manager.manager import MAX_WAIT, NAME_LIMIT
 STAGES = [s.value for s in Stage]
 STATUSES = [s.value for s in Status]
 SIGNALS = {-9: -9, 9: -9, -15: -15, 15: -15}
+BODY_SLACK = 64 * 1024   # a body's room beyond its largest field
 
 
 class TaskCreateHandler(ManagerHandler):
+    def body_limit(self) -> int:
+        return max(self.max_json_body, self.manager.config.max_input_size + BODY_SLACK)
+
     async def post(self) -> None:
         data = self.json_body()
         app_id = require(data, "app_id", str, "a string")
@@ -79,8 +83,13 @@ class TaskStopHandler(ManagerHandler):
 
 
 class ActionUpdateHandler(ManagerHandler):
+    def body_limit(self) -> int:
+        # a report carries the action's output; one past max_output_size is recorded as a failure
+        return max(self.max_json_body, 2 * self.manager.config.max_output_size + BODY_SLACK)
+
     async def put(self) -> None:
         # validated by Manager.action_update, as over the TCP channel (its text too)
         report = self.json_body(check=False)
-        await self.manager.action_update(report, len(self.request.body), may_hold_poison(self.request.body))
+        body = self.raw_body()
+        await self.manager.action_update(report, len(body), may_hold_poison(body))
         self.reply()
