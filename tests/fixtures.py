@@ -103,3 +103,29 @@ def live_group_members(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
             members.append(int(entry))
     return members
+
+
+def env_tarball(members: list) -> bytes:
+    """A gzip env tarball (no top directory, as venv-pack writes) from ``(TarInfo, bytes-or-None)``."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+def hostile_env_tarball(outside: str) -> bytes:
+    """The issue's env tarball: a symlink to the directory ``outside``, a hard link through
+    it to ``outside/victim``, then a regular file of the hard link's name (written into
+    the victim by a naive extractor)."""
+    return env_tarball([
+        (member("bin/", tarfile.DIRTYPE), None),
+        (member("bin/activate"), b"true\n"),
+        (member("out", tarfile.SYMTYPE, linkname=outside), None),
+        (member("h", tarfile.LNKTYPE, linkname="out/victim"), None),
+        (member("h"), b"overwritten\n"),
+    ])

@@ -15,6 +15,7 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
+from litepipeline.common.envtar import check_env_stream
 from litepipeline.common.errors import InvalidApplication
 from litepipeline.common.textcheck import find_poison, poison_message
 
@@ -408,11 +409,33 @@ def inspect_tarball(path: str, max_unpacked_size: int, max_actions: int = MAX_AC
     if config_bytes is None:
         raise InvalidApplication(f"tarball has no {checker.top}/{CONFIG_NAME}")
     spec = parse_configuration(config_bytes, max_actions)
+    envs = {}
     for action in spec.actions:
         if action.env is not None and f"{checker.top}/{action.env}.tar.gz" not in checker.files:
             raise InvalidApplication(f"action '{action.name}' env tarball '{action.env}.tar.gz' "
                                      "is not in the application")
+        if action.env is not None:
+            envs[f"{checker.top}/{action.env}.tar.gz"] = f"{action.env}.tar.gz"
+    if envs:
+        _check_envs(path, envs, max_unpacked_size)
     return TarballInfo(checker.top, checker.size, spec)
+
+
+def _check_envs(path: str, envs: dict, max_unpacked_size: int) -> None:
+    """Second pass, streaming: every env tarball the actions name obeys the env rules (the
+    node extracts them with the same rules; see :mod:`litepipeline.common.envtar`)."""
+    try:
+        with _open(path, "r|gz") as tar:
+            for member in tar:
+                label = envs.get(_member_path(member))
+                if label is None or not member.isfile():
+                    continue
+                try:
+                    check_env_stream(tar.extractfile(member), max_unpacked_size)
+                except InvalidApplication as exc:
+                    raise InvalidApplication(f"env tarball '{label}': {exc.message}") from None
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise InvalidApplication(f"application file is not a valid gzip tar archive: {exc}") from None
 
 
 def safe_extract(path: str, dest: str, max_unpacked_size: int) -> str:

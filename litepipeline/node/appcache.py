@@ -16,9 +16,7 @@ import hashlib
 import json
 import logging
 import os
-import posixpath
 import shlex
-import tarfile
 import uuid
 from collections import Counter
 from typing import Optional
@@ -27,6 +25,7 @@ from urllib.parse import urlencode
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from litepipeline.common.appspec import CONFIG_NAME, check_relative_path, safe_extract
+from litepipeline.common.envtar import safe_extract_env
 from litepipeline.common.errors import InvalidApplication
 from litepipeline.common.web import auth_headers
 from litepipeline.node.workspace import Trash, read_json, remove_file, write_json_atomic
@@ -318,44 +317,12 @@ async def _run_venv_unpack(env_dir: str) -> None:
 
 
 def extract_env(path: str, dest: str, max_size: int) -> None:
-    """Extract a venv-pack tarball into ``dest`` (blocking; run it in a thread).
-
-    Unlike an application tarball it has no top directory, and its ``bin/python`` links to
-    the interpreter by absolute path, so tarfile's "data" filter (which refuses absolute
-    links) does not fit. Rules: relative, ``..``-free member names; files, dirs and links
-    only; no member below a symlink (writing through one could escape ``dest``); hard links
-    to members inside; total size at most ``max_size``.
-    """
+    """Extract a venv-pack tarball into ``dest`` (blocking; run it in a thread) under the
+    rules the manager checked at upload (:mod:`litepipeline.common.envtar`)."""
     try:
-        with tarfile.open(path, "r:gz") as tar:
-            members, links, size = [], set(), 0
-            for member in tar:
-                parts = [p for p in member.name.split("/") if p not in ("", ".")]
-                name = "/".join(parts) or "."
-                if member.name.startswith("/") or ".." in parts or "\x00" in member.name:
-                    raise AppCacheError(f"env tarball member '{member.name}' escapes the env directory")
-                if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-                    raise AppCacheError(f"env tarball member '{member.name}' has an unsupported type")
-                if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
-                    raise AppCacheError(f"env tarball member '{member.name}' lies below a symlink")
-                if member.islnk():
-                    target = posixpath.normpath(member.linkname)
-                    if target.startswith("/") or target.split("/")[0] == "..":
-                        raise AppCacheError(f"env tarball hard link '{member.name}' points outside")
-                if member.issym():
-                    links.add(name)
-                size += max(member.size, 0)
-                if size > max_size:
-                    raise AppCacheError(f"env tarball unpacks to more than {max_size} bytes")
-                if name != ".":
-                    members.append(member)
-            os.makedirs(dest, exist_ok=True)
-            kwargs = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
-            tar.extractall(dest, members=members, **kwargs)
-    except AppCacheError:
-        raise
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise AppCacheError(f"env tarball {os.path.basename(path)} cannot be extracted: {exc}") from None
+        safe_extract_env(path, dest, max_size)
+    except InvalidApplication as exc:
+        raise AppCacheError(f"env tarball {os.path.basename(path)}: {exc.message}") from None
 
 
 def _configured_envs(top: str) -> list[str]:

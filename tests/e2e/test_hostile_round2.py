@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.e2e.harness import LiteCluster, wait_for
-from tests.fixtures import make_app
+from tests.fixtures import hostile_env_tarball, make_app
 
 
 class LoopProbe:
@@ -216,3 +216,35 @@ def test_tokens_and_body_limits_are_checked_before_a_body_is_read(tmp_path):
         print(f"\nmanager RSS after 10 x 60 MB without a token: +{grown:.1f} MB (was +700 MB)")
         assert grown < 50
         assert cluster.api.task_list()["result"] == "ok"   # still serving, token accepted
+
+
+def test_env_tarballs_are_checked_at_upload_and_extracted_safely_by_the_node(tmp_path):
+    """The issue's env tarball (symlink out, hard link through it, file of the link's name)
+    overwrote a file outside the node's data directory; the manager never looked inside."""
+    from tests.e2e.test_node_e2e import APP_ID, FakeManager, NodeProcess
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("original\n")
+    config = {"actions": [{"name": "a", "main": "true", "env": "venvs/venv"}]}
+    app = make_app(str(tmp_path), config, files={"venvs/venv.tar.gz": hostile_env_tarball(str(outside))})
+    rule = "hard link 'h' does not point to an earlier regular file of the env"
+    (tmp_path / "cluster").mkdir()
+    with LiteCluster(str(tmp_path / "cluster")) as cluster:
+        cluster.start_manager()
+        reply = cluster.api.app_create(app, "hostile env", "")
+        assert (reply.http_status, reply["message"]) == (400, f"env tarball 'venvs/venv.tar.gz': {rule}")
+    # a node never trusts what it downloads: fed the same tarball, it refuses to unpack it
+    with open(app, "rb") as fp:
+        fm = FakeManager({APP_ID: fp.read()}).start()
+    (tmp_path / "node").mkdir()
+    node = NodeProcess(tmp_path / "node", fm)
+    try:
+        node.start()
+        attempt_id = node.run("a", main="true", env="venvs/venv")
+        report = wait_for(lambda: fm.finished(attempt_id), 30, what="the action's report")[0]
+        assert report["status"] == "fail" and rule in report["message"], report
+    finally:
+        node.kill()
+        fm.close()
+    assert (outside / "victim").read_text() == "original\n"

@@ -26,7 +26,7 @@ from litepipeline.common.appspec import (
     safe_extract,
 )
 from litepipeline.common.errors import InvalidApplication
-from tests.fixtures import dag, make_app, member, raw_tar, valid_config_bytes
+from tests.fixtures import dag, env_tarball, hostile_env_tarball, make_app, member, raw_tar, valid_config_bytes
 
 BIG = 10 ** 9
 CFG = valid_config_bytes()  # one action 'a'
@@ -481,8 +481,19 @@ def test_inspect_accepts_symlinks_and_hardlinks_inside(tmp_path):
 
 def test_inspect_accepts_env_tarball_present(tmp_path):
     config = {"actions": [{"name": "a", "main": "x", "env": "venvs/venv"}]}
-    path = make_app(str(tmp_path), config, files={"venvs/venv.tar.gz": b"not checked here"})
+    env = env_tarball([(member("bin/activate"), b"true")])
+    path = make_app(str(tmp_path), config, files={"venvs/venv.tar.gz": env})
     assert inspect_tarball(path, BIG).spec.actions[0].env == "venvs/venv"
+
+
+def test_inspect_checks_env_tarballs_the_actions_name(tmp_path):
+    config = {"actions": [{"name": "a", "main": "x", "env": "venvs/venv"}]}
+    path = make_app(str(tmp_path), config, files={"venvs/venv.tar.gz": hostile_env_tarball("/tmp"),
+                                                  "data/other.tar.gz": b"not an env: not checked"})
+    assert _rejects(path) == ("env tarball 'venvs/venv.tar.gz': hard link 'h' does not point to an earlier "
+                              "regular file of the env")
+    path = make_app(str(tmp_path), config, files={"venvs/venv.tar.gz": b"not gzip"})
+    assert _rejects(path).startswith("env tarball 'venvs/venv.tar.gz': not a valid gzip tar archive")
 
 
 def test_env_tarball_must_be_a_regular_file(tmp_path):
