@@ -12,6 +12,7 @@ from tornado.httpserver import HTTPServer
 from litepipeline.common import netresolve
 from litepipeline.common.config import public_view
 from litepipeline.common.daemon import load_or_exit, on_stop_signals, parse_args, setup_logging
+from litepipeline.common.datalock import lock_or_exit
 from litepipeline.common.web import NotFoundHandler
 from litepipeline.manager.handlers import routes
 from litepipeline.manager.manager import Manager
@@ -80,6 +81,7 @@ async def _sweep(manager: Manager, interval: float) -> None:
 def main(argv: Optional[list] = None) -> int:
     args = parse_args("litemanager", argv)
     config = load_or_exit("litemanager", "manager", args.config)
+    _data_lock = lock_or_exit("litemanager", config.data_path)   # its descriptor stays open until exit
     setup_logging("manager", config)
     return asyncio.run(serve(config))
 

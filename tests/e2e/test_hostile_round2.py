@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.e2e.harness import LiteCluster, wait_for
+from tests.e2e.harness import Daemon, LiteCluster, free_port, wait_for
 from tests.fixtures import hostile_env_tarball, make_app
 
 
@@ -248,3 +248,33 @@ def test_env_tarballs_are_checked_at_upload_and_extracted_safely_by_the_node(tmp
         node.kill()
         fm.close()
     assert (outside / "victim").read_text() == "original\n"
+
+
+def test_a_data_path_serves_one_process_at_a_time(tmp_path):
+    """Two nodes on one data_path knocked each other off the manager; now the second one
+    exits 2 naming the path and the holder's pid. The lock dies with its holder (kill -9)."""
+    with LiteCluster(str(tmp_path)) as cluster:
+        first_manager = cluster.start_manager()
+        node = cluster.add_node(slots=1)
+        data = os.path.abspath(node.config["data_path"])
+        twin = cluster.add_node(slots=1, start=False, data_path=data, log_path=str(tmp_path / "twin-logs"))
+        twin.start()
+        assert twin.proc.wait(30) == 2
+        assert (f"litenode: error: data_path {data} is in use by pid {node.pid} (lock file {data}/.lock)"
+                in twin.output())
+        manager_data = os.path.abspath(first_manager.config["data_path"])
+        other = Daemon("manager", str(tmp_path / "manager2"), dict(first_manager.config, http_port=free_port(),
+                                                                      tcp_port=free_port()))
+        other.start()
+        try:
+            assert other.proc.wait(30) == 2
+            assert (f"litemanager: error: data_path {manager_data} is in use by pid {first_manager.pid}"
+                    in other.output())
+        finally:
+            other.stop()
+        assert len(cluster.node_ids()) == 1   # the first node was never disturbed
+        node.kill()
+        again = cluster.add_node(slots=1, start=False, data_path=data, http_port=free_port(),
+                                 log_path=str(tmp_path / "again-logs"))
+        cluster.start_node(again)   # registers: the lock went with the killed node
+        assert again.alive()
