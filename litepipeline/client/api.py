@@ -223,14 +223,15 @@ class ManagerClient:
             raise ClientError(f"manager at {self.address} answered HTTP {status} with a {kind} body")
         return Reply(data, response.status_code)
 
-    def call(self, method: str, path: str, params: dict | None = None, json: Any = None, held: float = 0) -> Reply:
+    def call(self, method: str, path: str, params: dict | None = None, json: Any = None, held: float = 0,
+             headers: dict | None = None) -> Reply:
         """One JSON request; ``None`` values in ``params`` are left out of the query.
 
         ``held``: seconds the manager may keep the answer back on purpose (a wait), added
         to the read timeout.
         """
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        with self._send(method, path, params=query, json=json, held=held) as response:
+        with self._send(method, path, params=query, json=json, held=held, headers=headers) as response:
             return self._reply(response)
 
     def upload(self, method: str, path: str, fields: dict[str, str | None],
@@ -325,13 +326,15 @@ class ManagerClient:
         return reply
 
     def task_create(self, app_id: str, task_name: str, input_data: dict | None = None,
-                    wait: float | None = None) -> Reply:
+                    wait: float | None = None, idempotency_key: str | None = None) -> Reply:
         """POST ``/task/create``: ``task_id``; with ``wait``, answered once the task has finished
-        (or after ``wait`` seconds), with ``task_info`` too."""
+        (or after ``wait`` seconds), with ``task_info`` too. A repeated ``idempotency_key``
+        (within 24 h) gets the first request's task instead of a new one."""
         body: dict[str, Any] = {"app_id": app_id, "task_name": task_name, "input_data": input_data or {}}
         if wait:
             body["wait"] = wait
-        return self.call("POST", "/task/create", json=body, held=wait or 0)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self.call("POST", "/task/create", json=body, held=wait or 0, headers=headers)
 
     def task_list(self, offset: int = 0, limit: int = 0, stage: str | None = None,
                   app_id: str | None = None, status: str | None = None) -> Reply:
@@ -347,12 +350,13 @@ class ManagerClient:
         return self.call("GET", "/task/info", {"task_id": task_id, "wait": wait}, held=wait or 0)
 
     def task_run(self, app_id: str, task_name: str, input_data: dict | None = None,
-                 timeout: float | None = None, step: float = 60) -> Reply:
+                 timeout: float | None = None, step: float = 60, idempotency_key: str | None = None) -> Reply:
         """Create a task and wait for it like :meth:`task_wait`: one request when it ends
         within ``step`` seconds. The reply has ``task_id`` and ``task_info``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         created = self.task_create(app_id, task_name, input_data,
-                                   wait=step if timeout is None else min(step, timeout) or None)
+                                   wait=step if timeout is None else min(step, timeout) or None,
+                                   idempotency_key=idempotency_key)
         if not created.ok or (created.get("task_info") or {}).get("stage") == "finished":
             return created
         left = None if deadline is None else max(deadline - time.monotonic(), 0)

@@ -25,6 +25,7 @@ from litepipeline.manager.appstore import AppStore, remove
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
+from litepipeline.manager.idempotency import KeyedCreates
 from litepipeline.manager.scheduler import SchedulerCore, action_input
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskState
@@ -80,6 +81,7 @@ class Manager:
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.address, config.auth_token,
                                      on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
+        self.keyed = KeyedCreates(self.db, self.store, self.create_task, self._task_exists)
         self.dispatcher.channel_start = self.cluster.start_run
         self.dispatcher.channel_run = self.cluster.run
         self._closing = False
@@ -242,7 +244,12 @@ class Manager:
                 yield chunk
 
     # -- tasks --------------------------------------------------------------------------
-    async def create_task(self, app_id: str, task_name: str, input_data: dict) -> str:
+    async def create_task(self, app_id: str, task_name: str, input_data: dict, task_id: Optional[str] = None,
+                          idempotency_key: Optional[str] = None) -> str:
+        """A new task (``task_id``: the id to give it); with ``idempotency_key``, the task
+        that key made within 24 h if there is one (see :mod:`~litepipeline.manager.idempotency`)."""
+        if idempotency_key is not None:
+            return await self.keyed.create_task(idempotency_key, app_id, task_name, input_data)
         size = len(json.dumps(input_data))
         if size > self.config.max_input_size:
             raise PayloadTooLarge(f"input_data is {size} bytes, more than the limit of "
@@ -250,7 +257,7 @@ class Manager:
         row = await self.app_row(app_id)
         spec = await self.apps.spec(app_id, row["sha1"])
         now = clock.now()
-        task = TaskState(task_id=str(uuid.uuid4()), task_name=task_name, application_id=app_id,
+        task = TaskState(task_id=task_id or str(uuid.uuid4()), task_name=task_name, application_id=app_id,
                          app_sha1=row["sha1"], input_data=input_data, stage=Stage.PENDING.value, create_at=now,
                          update_at=now, on_success=spec.on_success, on_fail=spec.on_fail)
         events = {spec.on_success, spec.on_fail}
@@ -259,6 +266,9 @@ class Manager:
             task.actions[action_spec.name] = ActionState.from_spec(task.task_id, action_spec, seq, kind)
         await self.dispatcher.submit(lambda: self.core.add_task(task))
         return task.task_id
+
+    async def _task_exists(self, task_id: str) -> bool:
+        return task_id in self.core.tasks or await self.db(self.store.get_task, task_id) is not None
 
     async def task_row(self, task_id: str) -> dict:
         row = await self.db(self.store.get_task, task_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import sqlite3
 import os
 import threading
 import time
@@ -278,3 +279,43 @@ def test_a_data_path_serves_one_process_at_a_time(tmp_path):
                                  log_path=str(tmp_path / "again-logs"))
         cluster.start_node(again)   # registers: the lock went with the killed node
         assert again.alive()
+
+
+def test_a_repeated_idempotency_key_returns_the_first_task(tmp_path):
+    """A retried ``task create`` after a lost answer made a second task. With the same
+    Idempotency-Key (CLI --idempotency-key) it gets the first one, also after a manager
+    restart; a key recorded by a manager that died before storing its task creates it then."""
+    with LiteCluster(str(tmp_path)) as cluster:
+        cluster.start_manager()
+        cluster.add_node(slots=2)
+        app_id = cluster.upload(make_app(str(tmp_path)))
+        first = cluster.cli_json("task", "create", "-a", app_id, "-n", "once", "--idempotency-key", "order-17")
+        again = cluster.cli_json("task", "create", "-a", app_id, "-n", "once", "--idempotency-key", "order-17")
+        assert first["result"] == "ok" and again["task_id"] == first["task_id"]
+        other = cluster.cli_json("task", "create", "-a", app_id, "-n", "once", "--idempotency-key", "order-18")
+        assert other["task_id"] != first["task_id"]
+        plain = [cluster.cli_json("task", "create", "-a", app_id, "-n", "plain")["task_id"] for _ in range(2)]
+        assert plain[0] != plain[1]
+        assert cluster.api.task_list()["total"] == 4
+        other_app = cluster.upload(make_app(str(tmp_path), name="other.tar.gz"))
+        reply = cluster.api.task_create(other_app, "x", {}, idempotency_key="order-17")
+        assert (reply.http_status, reply["result"]) == (409, "OperationFailed"), reply
+        reply = cluster.api.task_create(app_id, "x", {}, idempotency_key="k" * 256)
+        assert (reply.http_status, reply["message"]) == (
+            400, "header 'Idempotency-Key' must be 1 to 255 visible ASCII characters")
+        cluster.wait_task(first["task_id"])
+
+        cluster.manager.stop()
+        # as if a manager had recorded a key and died before its task was stored
+        lost_id = "6b1c0d8e-2f41-4d7a-9c55-0a1b2c3d4e5f"
+        db = os.path.join(cluster.manager.config["data_path"], "litepipeline.db")
+        with sqlite3.connect(db) as conn:
+            conn.execute("INSERT INTO idempotency_keys (key, task_id, application_id, create_at) "
+                         "VALUES (?, ?, ?, ?)", ("order-19", lost_id, app_id, time.strftime("%Y-%m-%d %H:%M:%S")))
+        cluster.start_manager()
+        again = cluster.api.task_create(app_id, "once", {}, idempotency_key="order-17")
+        assert again["task_id"] == first["task_id"]
+        made = cluster.api.task_create(app_id, "once", {}, idempotency_key="order-19")
+        assert made["task_id"] == lost_id
+        assert cluster.wait_task(lost_id)["task_info"]["status"] == "success"
+        assert cluster.api.task_list()["total"] == 5

@@ -5,6 +5,7 @@ from litepipeline.common.errors import InvalidParameters
 from litepipeline.common.states import Stage, Status
 from litepipeline.common.textcheck import may_hold_poison
 from litepipeline.common.web import require
+from litepipeline.manager import idempotency
 from litepipeline.manager.handlers.base import ManagerHandler
 from litepipeline.manager.manager import MAX_WAIT, NAME_LIMIT
 
@@ -36,7 +37,9 @@ class TaskCreateHandler(ManagerHandler):
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_WAIT:
             raise InvalidParameters(f"field 'wait' must be a number of seconds between 0 and {MAX_WAIT:g}, "
                                     f"got {str(wait)[:60]!r}")
-        task_id = await self.manager.create_task(app_id, task_name, input_data)
+        key = self.request.headers.get(idempotency.HEADER)
+        key = idempotency.check_key(key) if key is not None else None
+        task_id = await self.manager.create_task(app_id, task_name, input_data, idempotency_key=key)
         if wait:
             self.reply(task_id=task_id, **await self.manager.task_info(task_id, wait))
         else:

@@ -104,3 +104,8 @@ class Attempt(Base):
     status: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
     returncode: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+
+# models of later features live in modules of their own, on the same Base (imported last:
+# they import Base from here)
+from litepipeline.manager.store import models_idempotency  # noqa: E402,F401
