@@ -31,9 +31,12 @@ from litepipeline.common.textcheck import find_poison, poison_message
 from litepipeline.common.protocol import FAILURE, FEATURES, HEARTBEAT, REGISTER, REPORT, RUN, SUCCESS, ProtocolError
 
 LOG = logging.getLogger(__name__)
-MAX_CONNECTIONS = 1024
-# a connection must REGISTER this soon after opening: idle ones would use up MAX_CONNECTIONS
-REGISTER_TIMEOUT = 10.0
+MAX_CONNECTIONS = 1024   # registered nodes
+# Connections that have not registered (no token is needed to open one) have their own
+# small pool: when it is full the oldest is closed to make room, so idle connections can
+# never lock a real node out, and each must REGISTER this soon after opening.
+MAX_UNREGISTERED = 64
+REGISTER_TIMEOUT = 5.0
 HOST_RE = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
 MAX_INFO_TEXT = 4096
 NODE_FIELDS = ("node_id", "http_host", "http_port", "action_slots", "heartbeat_interval", "heartbeat_timeout",
@@ -79,6 +82,7 @@ class Cluster(TCPServer):
         self._reports: set = set()
         self.nodes: dict[str, NodeInfo] = {}
         self.connections = 0
+        self._unregistered: dict[IOStream, str] = {}   # stream -> peer address, oldest first
 
     def address(self, node_id: str) -> Optional[str]:
         node = self.nodes.get(node_id)
@@ -88,10 +92,12 @@ class Cluster(TCPServer):
         return [n.public() for n in self.nodes.values()]
 
     async def handle_stream(self, stream: IOStream, address: tuple) -> None:
-        if self.connections >= MAX_CONNECTIONS:
-            LOG.warning("refusing node connection from %s: %d connections open", address[0], self.connections)
-            stream.close()
-            return
+        if len(self._unregistered) >= MAX_UNREGISTERED:
+            oldest = next(iter(self._unregistered))
+            LOG.warning("%d node connections have not registered; closing the oldest, from %s",
+                        len(self._unregistered), self._unregistered.pop(oldest))
+            oldest.close()
+        self._unregistered[stream] = address[0]
         self.connections += 1
         # small frames, answered at once: Nagle's algorithm would hold each one back ~40 ms
         stream.set_nodelay(True)
@@ -114,6 +120,8 @@ class Cluster(TCPServer):
                 if command == REGISTER:
                     previous = node
                     node = await self._register(stream, address, data)
+                    if node is not None:
+                        self._unregistered.pop(stream, None)
                     if previous is not None and (node is None or node.node_id != previous.node_id):
                         self._drop(previous, "re-registered", close=False)   # this connection goes on
                 elif command == HEARTBEAT:
@@ -139,6 +147,7 @@ class Cluster(TCPServer):
             LOG.exception("closing node connection from %s after an internal error", address[0])
         finally:
             self.connections -= 1
+            self._unregistered.pop(stream, None)
             stream.close()
             if node is not None:
                 for waiter in node.runs.values():
@@ -156,6 +165,11 @@ class Cluster(TCPServer):
             return None
         # canonical form: uuid.UUID() also reads '{...}', 'urn:uuid:...' and 32 bare hex digits
         node_id = str(uuid.UUID(data["node_id"])) if data.get("node_id") else str(uuid.uuid4())
+        if node_id not in self.nodes and len(self.nodes) >= MAX_CONNECTIONS:
+            refusal = f"the manager holds {MAX_CONNECTIONS} nodes already"
+            LOG.warning("refused REGISTER from %s: %s", address[0], refusal)
+            await stream.write(protocol.reply(REGISTER, FAILURE, refusal, node_id=None))
+            return None
         info = {k: data.get(k) for k in NODE_FIELDS}
         if info["http_host"] in (None, "", "0.0.0.0", "::"):
             info["http_host"] = address[0]

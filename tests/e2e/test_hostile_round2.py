@@ -319,3 +319,28 @@ def test_a_repeated_idempotency_key_returns_the_first_task(tmp_path):
         assert made["task_id"] == lost_id
         assert cluster.wait_task(lost_id)["task_info"]["status"] == "success"
         assert cluster.api.task_list()["total"] == 5
+
+
+def test_idle_tcp_connections_never_lock_a_node_out(tmp_path):
+    """1,100 idle connections to the TCP port (no token needed to open one) locked the real
+    node out. Unregistered connections now have a small pool of their own, oldest closed
+    first, and a short deadline; registered nodes are never refused for them."""
+    with LiteCluster(str(tmp_path)) as cluster:
+        cluster.start_manager()
+        before = cluster.add_node(slots=1)   # registered before the flood
+        idle = [socket.create_connection(("127.0.0.1", cluster.tcp_port), timeout=10) for _ in range(1100)]
+        try:
+            late = cluster.add_node(slots=1)   # start_node waits until it registered
+            assert len(cluster.node_ids()) == 2 and before.alive() and late.alive()
+            # every idle one is closed by the manager: evicted, or past the REGISTER deadline
+            deadline = time.monotonic() + 30
+            for sock in idle:
+                sock.settimeout(max(deadline - time.monotonic(), 0.1))
+                assert sock.recv(1) == b""
+        finally:
+            for sock in idle:
+                sock.close()
+        output = cluster.manager.output()
+        assert "have not registered; closing the oldest" in output
+        assert "refusing node connection" not in output   # before: 1,024 open locked newcomers out
+        assert len(cluster.node_ids()) == 2
