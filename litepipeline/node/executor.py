@@ -23,6 +23,7 @@ from typing import Any, Optional
 from litepipeline.common import clock
 from litepipeline.common.appspec import check_plain_name, check_relative_path
 from litepipeline.common.config import NodeConfig
+from litepipeline.common.diskspace import describe, is_disk_full, no_space, volume_full
 from litepipeline.common.errors import (
     ActionNotExists,
     InvalidApplication,
@@ -479,7 +480,8 @@ class Executor:
                                                message=attempt.kill_reason, end_at=clock.now()))
             return
         except (AppCacheError, OSError) as exc:  # OSError: e.g. the disk is full
-            message = str(exc) if isinstance(exc, AppCacheError) else f"cannot prepare the action: {exc}"
+            message = str(exc) if isinstance(exc, AppCacheError) else \
+                f"cannot prepare the action: {describe(exc) if is_disk_full(exc) else exc}"
             self._release_slot(attempt)
             self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.FAIL, message=message,
                                                end_at=clock.now()))
@@ -580,6 +582,9 @@ class Executor:
             message = f"action exited with code {returncode}"
         else:
             status = Status.SUCCESS
+        if status == Status.FAIL and volume_full(workspace):
+            # its own error message may not even have reached stdout.data: say what happened
+            message = f"{message}; {no_space(workspace)}" if message else no_space(workspace)
         self._finish(attempt, self._report(attempt, Stage.FINISHED, status, returncode, result, message, end_at))
 
     def _finish(self, attempt: Attempt, report: dict) -> None:

@@ -344,3 +344,69 @@ def test_idle_tcp_connections_never_lock_a_node_out(tmp_path):
         assert "have not registered; closing the oldest" in output
         assert "refusing node connection" not in output   # before: 1,024 open locked newcomers out
         assert len(cluster.node_ids()) == 2
+
+
+# Loaded by a litenode through PYTHONPATH: a full disk, simulated where the test asks
+# (a real one would take every other process on this machine down with it).
+FULL_DISK_HOOK = '''
+import builtins, errno, os, sys
+WHERE = os.environ.get("LP_TEST_FULL_DISK")
+if WHERE and os.path.basename(sys.argv[0]) == "litenode":
+    real_open, real_statvfs = builtins.open, os.statvfs
+
+    class FullFile:
+        def __init__(self, path):
+            self.path = path
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+        def close(self):
+            pass
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            pass
+
+    def full_open(file, mode="r", *args, **kwargs):
+        if WHERE == "download" and isinstance(file, str) and os.path.basename(file).startswith(".dl-"):
+            real_open(file, mode, *args, **kwargs).close()
+            return FullFile(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def full_statvfs(path):
+        st = real_statvfs(path)
+        if WHERE == "workspace" and "/workspaces/" in os.fsdecode(path):
+            return os.statvfs_result((st.f_bsize, st.f_frsize, st.f_blocks, 0, 0, st.f_files, st.f_ffree,
+                                      st.f_favail, st.f_flag, st.f_namemax))
+        return st
+
+    builtins.open, os.statvfs = full_open, full_statvfs
+'''
+
+
+def test_a_full_disk_is_named_with_its_path(tmp_path):
+    """ENOSPC during an application download failed the task with "Connection closed" and a
+    traceback; an action that filled the disk failed with an empty log."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FULL_DISK_HOOK)
+    with LiteCluster(str(tmp_path)) as cluster:
+        cluster.start_manager()
+        app_id = cluster.upload(make_app(str(tmp_path), {"actions": [{"name": "a", "main": "exit 1"}]}))
+
+        node = cluster.add_node(slots=1, start=False)
+        node.env = {"PYTHONPATH": str(hook), "LP_TEST_FULL_DISK": "download"}
+        cluster.start_node(node)
+        info = cluster.run_task(app_id)["task_info"]
+        message = info["result"]["a"]["message"]
+        apps = os.path.join(node.config["data_path"], "apps", app_id, ".dl-")
+        assert message.startswith(f"cannot download application {app_id}: no space left on device: {apps}"), \
+            message
+        node.stop()
+        assert "Traceback" not in node.output()
+
+        node = cluster.add_node(slots=1, start=False)
+        node.env = {"PYTHONPATH": str(hook), "LP_TEST_FULL_DISK": "workspace"}
+        cluster.start_node(node)
+        info = cluster.run_task(app_id)["task_info"]
+        workspace = os.path.join(node.config["data_path"], "workspaces", info["task_id"], "a")
+        assert info["result"]["a"]["message"] == f"action exited with code 1; no space left on device: {workspace}"
