@@ -72,7 +72,7 @@ class Cluster(TCPServer):
     """Accepts node connections; keeps the table of live nodes."""
 
     def __init__(self, token: Optional[str], on_up: Callable[[str, int, list, bool], Any],
-                 on_down: Callable[[str, str], Any],
+                 on_down: Callable[[str, str, float], Any],
                  on_report: Optional[Callable[[dict], Any]] = None) -> None:
         super().__init__(max_buffer_size=protocol.MAX_FRAME_SIZE * 2)
         self.token = token
@@ -305,8 +305,10 @@ class Cluster(TCPServer):
     def _drop(self, node: NodeInfo, reason: str, close: bool = True) -> None:
         if self.nodes.get(node.node_id) is node:
             del self.nodes[node.node_id]
-            LOG.warning("node %s dropped: %s", node.node_id, reason)
-            self.on_down(node.node_id, reason)
+            hold = hold_seconds(node.timeout, time.monotonic() - node.last_seen)
+            LOG.warning("node %s dropped: %s; its actions are re-queued in %.1f s unless it comes back",
+                        node.node_id, reason, hold)
+            self.on_down(node.node_id, reason, hold)
         if close and node.stream is not None:
             node.stream.close()
 
@@ -322,6 +324,20 @@ class Cluster(TCPServer):
         for node in list(self.nodes.values()):
             if node.stream is not None:
                 node.stream.close()
+
+
+def hold_seconds(timeout: float, silent_for: float) -> float:
+    """How long a dropped node's actions must wait before running elsewhere.
+
+    The node stops them itself once ``timeout`` has passed since it last heard from us
+    (its lease, node/lease.py, counted from a frame we received no earlier than
+    ``last_seen``); the margin covers the node's reaper waking up and the kill landing.
+    """
+    return max(timeout + lease_margin(timeout) - silent_for, 0.0)
+
+
+def lease_margin(timeout: float) -> float:
+    return max(1.0, 0.1 * timeout)
 
 
 def _stop_list(stops: Any) -> list:

@@ -140,9 +140,9 @@ class Manager:
     async def _node_up(self, node_id: str, slots: int, running: list, registering: bool) -> list:
         return await self.dispatcher.submit(lambda: self.core.node_up(node_id, slots, running, registering))
 
-    def _node_down(self, node_id: str, reason: str) -> None:
+    def _node_down(self, node_id: str, reason: str, hold: float = 0.0) -> None:
         if not self._closing:   # a manager shutting down keeps its nodes' work assigned
-            self.dispatcher.submit(lambda: self.core.node_down(node_id, reason))
+            self.dispatcher.submit(lambda: self.core.node_down(node_id, reason, hold))
 
     # -- applications -------------------------------------------------------------------
     async def _validated(self, upload_path: str) -> TarballInfo:

@@ -121,6 +121,8 @@ class SchedulerCore:
         self._stop_sent: dict[str, dt.datetime] = {}       # task_id -> when its stop was last sent
         # tasks that may hold an action waiting for its retry: next_wakeup() looks at these only
         self._retrying: set[str] = set()
+        # dropped nodes whose actions may still run until then: node_id -> (until, reason)
+        self._held: dict[str, tuple[dt.datetime, str]] = {}
 
     # -- change tracking ----------------------------------------------------------------
     def take_batch(self) -> Batch:
@@ -176,6 +178,7 @@ class SchedulerCore:
         grace period covering dispatches still in flight).
         """
         now = self.now()
+        self._held.pop(node_id, None)   # back: reconciliation below settles its attempts
         node = self.nodes.get(node_id)
         if node is None:
             node = self.nodes[node_id] = NodeSlots(node_id, slots)
@@ -213,9 +216,14 @@ class SchedulerCore:
                 del node.busy[attempt_id]   # an unexpected attempt the node has since dropped
         return stops
 
-    def node_down(self, node_id: str, reason: str) -> None:
-        """A node's connection closed or its heartbeats stopped: re-queue its work."""
+    def node_down(self, node_id: str, reason: str, hold: float = 0.0) -> None:
+        """A node's connection closed or its heartbeats stopped: re-queue its work, after
+        ``hold`` seconds (the time the node may still run it: its lease) unless it is back."""
         self.nodes.pop(node_id, None)
+        if hold > 0:
+            self._held[node_id] = (self.now() + dt.timedelta(seconds=hold), reason)
+            return
+        self._held.pop(node_id, None)
         for action in list(self._expected_on(node_id).values()):
             self._lost(action, f"node {node_id} lost: {reason}")
 
@@ -603,11 +611,16 @@ class SchedulerCore:
                 continue    # the first stop was just sent by stop_task
             stops.extend(Stop(a.node_id, task.task_id, a.name, a.attempt_id, task.signal or -15)
                          for a in self._running(task) if a.kind == DAG and a.node_id in self.nodes)
+        for node_id, (until, reason) in list(self._held.items()):
+            if now >= until:   # its lease has run out: the node has stopped them itself
+                del self._held[node_id]
+                for action in list(self._expected_on(node_id).values()):
+                    self._lost(action, f"node {node_id} lost: {reason}")
         if (now - self.started_at).total_seconds() < self.recovery_timeout:
             return stops
         for task in list(self.tasks.values()):
             for action in list(task.actions.values()):
-                if action.stage == RUNNING and action.node_id not in self.nodes:
+                if action.stage == RUNNING and action.node_id not in self.nodes and action.node_id not in self._held:
                     self._lost(action, f"node {action.node_id} did not come back")
         return stops
 

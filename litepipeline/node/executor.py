@@ -18,7 +18,7 @@ import shlex
 import signal
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from litepipeline.common import clock
 from litepipeline.common.appspec import check_plain_name, check_relative_path
@@ -219,6 +219,8 @@ class Executor:
         self.draining = False
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.reaper = reaper or Reaper()
+        #: True once the node's lease ran out (see node/lease.py): what ends then is not reported
+        self.lease_expired: Callable[[], bool] = lambda: False
         self._env = dict(os.environ, PYTHONUNBUFFERED="1")  # stdout.data fills as the action prints
         self.launcher = Launcher(self._env, config.action_slots)
         self._boot_id = _boot_id()
@@ -582,6 +584,12 @@ class Executor:
             message = f"action exited with code {returncode}"
         else:
             status = Status.SUCCESS
+        if self.lease_expired() and not attempt.abandoned:
+            # the reaper ended it (or it ended) after the lease ran out: the manager re-queues
+            # it on its own, and a report now could only be stale
+            LOG.warning("task %s action %s attempt %s ended after the node's lease ran out; not reported",
+                        req.task_id, req.name, req.attempt_id)
+            attempt.abandoned = True
         if status == Status.FAIL and volume_full(workspace):
             # its own error message may not even have reached stdout.data: say what happened
             message = f"{message}; {no_space(workspace)}" if message else no_space(workspace)

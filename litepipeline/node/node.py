@@ -21,6 +21,7 @@ from litepipeline.node.appcache import AppCache
 from litepipeline.common.errors import LiteError
 from litepipeline.node.executor import ActionRequest, Executor
 from litepipeline.node.handlers import make_app
+from litepipeline.node.lease import Lease
 from litepipeline.node.registrant import Registrant, id_path_for
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import Trash, Workspaces
@@ -54,6 +55,9 @@ class Node:
                                  os.path.join(data, "running"))
         self.reporter.on_rejected = lambda attempt_id, message: self.executor.abandon(
             attempt_id, f"manager refused its report: {message}")
+        self.lease = Lease(config.heartbeat_timeout, self.executor.reaper)   # actions run only while held
+        self.registrant.on_heard = self.lease.renew
+        self.executor.lease_expired = self.lease.expired
         self.reporter.channel = self.registrant
         self.registrant.on_run = self.run_action
         self.http_port = config.http_port

@@ -8,6 +8,12 @@ group still listed, then exits. This costs one pipe write per action instead of 
 reaches the action's own children, which a parent-death signal on bash alone would not.
 Groups left behind anyway (the node died between spawning and writing) are recorded in
 ``data_path/running`` and reaped at the next start.
+
+It also enforces the node's lease (``L`` lines, see :mod:`litepipeline.node.lease`): when
+the node has not heard from the manager for ``heartbeat_timeout`` — a partition, or the
+node process itself frozen — the reaper kills every group it lists, and any group listed
+after that, until a new lease arrives. The reaper runs on its own, so this holds even
+while the node process is stopped.
 """
 from __future__ import annotations
 
@@ -20,13 +26,35 @@ LOG = logging.getLogger(__name__)
 SCRIPT = r"""
 trap '' INT TERM HUP
 declare -A groups
-while IFS=' ' read -r op pgid; do
+deadline=0    # microseconds (EPOCHREALTIME) the lease runs until; 0: no lease yet
+expired=0
+kill_all() {
+  for pgid in "${!groups[@]}"; do kill -KILL -- "-$pgid" 2>/dev/null; done
+  groups=()
+}
+while true; do
+  if (( deadline > 0 )); then
+    now=${EPOCHREALTIME//[!0-9]/}
+    left=$(( deadline - now ))
+    if (( left <= 0 )); then
+      kill_all; deadline=0; expired=1
+      continue
+    fi
+    printf -v wait '%d.%06d' $(( left / 1000000 )) $(( left % 1000000 ))
+    read -r -t "$wait" op arg
+  else
+    read -r op arg
+  fi
+  status=$?
+  (( status > 128 )) && continue      # timed out: the loop checks the lease again
+  (( status != 0 )) && break          # end of input: the node is gone
   case "$op" in
-    +) groups[$pgid]=1 ;;
-    -) unset "groups[$pgid]" ;;
+    +) groups[$arg]=1; (( expired )) && kill_all ;;
+    -) unset "groups[$arg]" ;;
+    L) deadline=$(( ${EPOCHREALTIME//[!0-9]/} + arg )); expired=0 ;;
   esac
 done
-for pgid in "${!groups[@]}"; do kill -KILL -- "-$pgid" 2>/dev/null; done
+kill_all
 exit 0
 """
 
@@ -51,6 +79,10 @@ class Reaper:
 
     def forget(self, pgid: int) -> None:
         self._send(f"- {pgid}\n")
+
+    def lease(self, seconds: float) -> None:
+        """Kill every listed group if no new lease comes within ``seconds`` (see node/lease.py)."""
+        self._send(f"L {max(int(seconds * 1_000_000), 1)}\n")
 
     def _send(self, line: str) -> None:
         if self._proc is None:

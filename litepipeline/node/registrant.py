@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any, Callable, Optional
 
 from tornado.iostream import IOStream, StreamClosedError
@@ -83,6 +84,8 @@ class Registrant:
         self._reports: dict[str, asyncio.Future] = {}           # attempt_id -> pending REPORT answer
         self._reader: Optional[asyncio.Task] = None
         self.manager_features: set = set()
+        #: called with the (monotonic) send time of every frame the manager answered SUCCESS
+        self.on_heard: Callable[[float], None] = lambda sent_at: None
         #: called with a RUN frame's data; returns (HTTP-like status code, envelope dict)
         self.on_run: Callable[[dict], tuple[int, dict]] = lambda data: (503, {"result": "ServiceUnavailable",
                                                                               "message": "not ready"})
@@ -172,8 +175,11 @@ class Registrant:
         data: dict[str, Any] = {"node_id": self.node_id, "features": FEATURES}
         data.update(self.info())
         self._answer = asyncio.get_running_loop().create_future()
+        sent_at = time.monotonic()
         await self._stream.write(protocol.encode(command, data))
         answer = await asyncio.wait_for(self._answer, self.answer_timeout)
+        if answer.get("status") == SUCCESS:
+            self.on_heard(sent_at)
         stop = answer.get("stop")
         if isinstance(stop, list) and stop:
             self.on_stop([entry for entry in stop if isinstance(entry, dict)])

@@ -129,17 +129,19 @@ def test_stale_report_from_a_frozen_node_is_refused(tmp_path):
             assert info["result"]["a"]["attempt"] == 2
             assert read_pids(workspace(survivor, task_id, "a")) is not None
         finally:
-            os.killpg(first["pgid"], signal.SIGCONT)
+            try:
+                os.killpg(first["pgid"], signal.SIGCONT)
+            except ProcessLookupError:
+                pass   # the node's reaper (not frozen here) killed it when the lease ran out
             frozen.signal(signal.SIGCONT)
-        # the old attempt finishes on the thawed node; its report is refused, the result stays
+        # the old attempt ended on the node after its lease ran out: not reported, the result stays
         log = os.path.join(frozen.config["log_path"], "node.log")
-        wait_for(lambda: "abandoned" in open(log).read(), 15, what="the thawed node to hear its attempt is stale")
+        wait_for(lambda: "abandoned" in open(log).read(), 15, what="the thawed node to drop its attempt")
+        assert "ended after the node's lease ran out; not reported" in open(log).read()
         final = cluster.api.task_info(task_id)["task_info"]
         assert final["result"]["a"]["attempt"] == 2 and successes(final) == {"a": 1}
         wait_for(lambda: not pid_alive(first["pid"]) and not pid_alive(first["child"]), 10,
                  what="the stale attempt's group to be gone")
-        manager_log = open(os.path.join(cluster.manager.config["log_path"], "manager.log")).read()
-        assert "refused report from node" in manager_log
 
 
 def frozen_gone(cluster, node) -> bool:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 import socket
 import sqlite3
-import os
 import threading
 import time
 
@@ -410,3 +411,65 @@ def test_a_full_disk_is_named_with_its_path(tmp_path):
         info = cluster.run_task(app_id)["task_info"]
         workspace = os.path.join(node.config["data_path"], "workspaces", info["task_id"], "a")
         assert info["result"]["a"]["message"] == f"action exited with code 1; no space left on device: {workspace}"
+
+
+ONCE_PY = """
+import json, os, sys, time
+ws = sys.argv[1]
+shared = json.load(open(os.path.join(ws, "input.data")))["shared"]
+pids = os.path.join(shared, "pids")
+earlier = open(pids).read().split() if os.path.exists(pids) else []
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fp:
+            return fp.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+running = [pid for pid in earlier if alive(pid)]
+if running:   # an earlier run of this very action is still going: it would run twice at once
+    open(os.path.join(shared, "overlap"), "w").write(" ".join(running))
+with open(pids, "a") as fp:
+    fp.write(f"{os.getpid()}\\n")
+if not earlier:
+    time.sleep(120)
+"""
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as fp:
+        return fp.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_frozen_nodes_action_never_runs_twice_at_once(tmp_path):
+    """A node stopped with SIGSTOP (as a partition would cut it off) had its action re-run
+    elsewhere after 5.7 s while the original kept running. Now the node's reaper kills it
+    once heartbeat_timeout has passed without word from the manager — with the node process
+    still frozen — and the manager runs it elsewhere only after that time plus a margin."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with LiteCluster(str(tmp_path)) as cluster:
+        cluster.start_manager()
+        frozen = cluster.add_node(slots=1, heartbeat_timeout=3)
+        app_id = cluster.upload(make_app(str(tmp_path), {"actions": [{"name": "once", "main": "python3 once.py"}]},
+                                         files={"once.py": ONCE_PY}))
+        task_id = cluster.api.task_create(app_id, "once", {"shared": str(shared)})["task_id"]
+        pids = shared / "pids"
+        wait_for(lambda: pids.exists() and pids.read_text().strip(), what="the action to start")
+        first = int(pids.read_text().split()[0])
+        cluster.add_node(slots=1, heartbeat_timeout=3)
+        os.kill(frozen.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        try:
+            info = cluster.wait_task(task_id, timeout=90)["task_info"]
+            rerun_after = time.monotonic() - stopped_at
+            assert _state(frozen.pid) == "T"   # still frozen all along
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+        runs = pids.read_text().split()
+        print(f"\nfrozen node: the action ran again elsewhere {rerun_after:.1f} s after SIGSTOP "
+              f"(heartbeat_timeout 3 s); runs {runs}")
+        assert info["status"] == "success" and len(runs) == 2
+        assert not (shared / "overlap").exists(), "the action ran twice at once"
+        assert not os.path.exists(f"/proc/{first}") or _state(first) in ("Z", "X")   # killed while frozen

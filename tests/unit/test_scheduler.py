@@ -400,3 +400,28 @@ def test_a_long_chain_schedules_in_linear_rounds(clock):
         (d,) = core.schedule()
         finish(core, d)
     assert [d.payload["name"] for d in core.schedule()] == ["a3"]
+
+
+def test_a_dropped_node_keeps_its_actions_until_its_lease_has_run_out(core, clock):
+    add(core, make_task("t1", ("a", [])))
+    (d,) = core.schedule()
+    core.node_down("n1", "no heartbeat for 3s", hold=4.0)
+    core.node_up("n2", 2, [], True)
+    clock.advance(3.9)
+    core.tick()
+    assert core.schedule() == [] and core.tasks["t1"].actions["a"].stage == "running"
+    clock.advance(0.2)
+    core.tick()
+    (again,) = core.schedule()
+    assert (again.node_id, again.payload["name"], again.payload["attempt"]) == ("n2", "a", 2)
+
+
+def test_a_dropped_node_that_comes_back_in_time_keeps_its_actions(core, clock):
+    add(core, make_task("t1", ("a", [])))
+    (d,) = core.schedule()
+    core.node_down("n1", "connection closed", hold=4.0)
+    clock.advance(1)
+    core.node_up("n1", 2, [{"attempt_id": d.payload["attempt_id"]}], True)
+    clock.advance(10)
+    core.tick()
+    assert core.tasks["t1"].actions["a"].attempt_id == d.payload["attempt_id"]
