@@ -30,7 +30,8 @@ setup(
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],
         "postgres": ["psycopg[binary]>=3.1"],
-        "test": ["pytest>=7", "psycopg[binary]>=3.1", "venv-pack>=0.2"],
+        # cryptography: the TLS tests make their own CA and certificates
+        "test": ["pytest>=7", "psycopg[binary]>=3.1", "venv-pack>=0.2", "cryptography>=41"],
     },
     entry_points={
         "console_scripts": [

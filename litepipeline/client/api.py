@@ -169,22 +169,28 @@ class ManagerClient:
 
     Args:
         address: where the manager listens.
+        tls_ca: a CA certificate file: the manager serves TLS and its certificate is verified
+            against this CA (an ``https://`` address without it uses the system's CAs).
         token: when given, sent as ``Authorization: Bearer <token>`` on every call.
         timeout: seconds to connect and to wait for an answer; uploads and downloads wait
             up to ``max(timeout, TRANSFER_TIMEOUT)`` between bytes, as the manager may hash
             and check a large tarball before it answers.
     """
 
-    def __init__(self, address: str, token: str | None = None, timeout: float = 30) -> None:
+    def __init__(self, address: str, token: str | None = None, timeout: float = 30,
+                 tls_ca: str | None = None) -> None:
         address = address.strip().rstrip("/")
         if address.startswith(("http://", "https://")):
             self.base_url = address
             self.address = address.split("://", 1)[1]
         else:
-            self.base_url = f"http://{address}"
+            # tls_ca: the manager serves TLS, with a certificate signed by that CA
+            self.base_url = f"{'https' if tls_ca else 'http'}://{address}"
             self.address = address
         self.timeout = timeout
         self.session = requests.Session()
+        # given with every request: requests lets $REQUESTS_CA_BUNDLE override session.verify
+        self._verify: Any = tls_ca or True
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
@@ -198,7 +204,7 @@ class ManagerClient:
             read_timeout = None
         try:
             return self.session.request(method, self.base_url + path, timeout=(self.timeout, read_timeout),
-                                        **kwargs)
+                                        verify=self._verify, **kwargs)
         except requests.exceptions.ConnectTimeout:
             raise ClientError(f"cannot reach manager at {self.address}: timed out after {self.timeout:g} s") \
                 from None

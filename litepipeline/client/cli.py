@@ -336,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="cut every table cell to this many characters (default 0: no cut)")
     parser.add_argument("--token", default=os.environ.get("LITEPIPELINE_TOKEN"),
                         help="API token (default: $LITEPIPELINE_TOKEN)")
+    parser.add_argument("--tls-ca", default=os.environ.get("LITEPIPELINE_TLS_CA"), metavar="FILE",
+                        help="the manager serves TLS: verify its certificate against this CA file "
+                             "(default: $LITEPIPELINE_TLS_CA; an https:// address uses the system's CAs)")
     parser.add_argument("--timeout", type=float, default=30,
                         help="seconds to wait for the manager (default 30)")
     parser.add_argument("-v", "--version", action="version", version=f"%(prog)s {__version__}")
@@ -376,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         operation = dataclasses.replace(operation, columns=(*operation.columns, *toolkit.LONG_COLUMNS),
                                         items=toolkit.long_items(operation.items))
     try:
-        with ManagerClient(args.address, token=args.token, timeout=args.timeout) as client:
+        with ManagerClient(args.address, token=args.token, timeout=args.timeout, tls_ca=args.tls_ca) as client:
             reply = operation.run(client, args)
     except UsageError as exc:
         _fail(str(exc))

@@ -53,6 +53,10 @@ class ManagerConfig:
                                    "generated ones included", minimum=1)
     recovery_timeout: float = _key(30, "after a restart, seconds to wait for nodes to come back with "
                                        "their running actions before running those actions again", minimum=0)
+    tls_cert: Optional[str] = _key(None, "TLS certificate (PEM) of the HTTP and TCP ports; empty: no TLS")
+    tls_key: Optional[str] = _key(None, "private key (PEM) of tls_cert", secret=True)
+    tls_ca: Optional[str] = _key(None, "CA certificate (PEM) the nodes' certificates are verified against "
+                                       "(nodes with tls_cert are reached with HTTPS)")
     auth_token: Optional[str] = _key(None, "shared secret; when set every API call but GET / needs "
                                            "'Authorization: Bearer <token>' and nodes must present it",
                                      secret=True)
@@ -89,6 +93,10 @@ class NodeConfig:
     max_json_body: int = _key(MiB, "largest JSON request body, bytes (an action's dispatch may carry up to "
                                    "100 MiB of upstream output); checked with the token before the body is read",
                               minimum=1024)
+    tls_cert: Optional[str] = _key(None, "TLS certificate (PEM) of the node's HTTP port; empty: no TLS")
+    tls_key: Optional[str] = _key(None, "private key (PEM) of tls_cert", secret=True)
+    tls_ca: Optional[str] = _key(None, "CA certificate (PEM) the manager's certificate is verified against; "
+                                       "set: the manager's HTTP and TCP ports are reached with TLS")
     auth_token: Optional[str] = _key(None, "shared secret of the cluster (same as the manager's auth_token)",
                                      secret=True)
 

@@ -40,7 +40,7 @@ REGISTER_TIMEOUT = 5.0
 HOST_RE = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
 MAX_INFO_TEXT = 4096
 NODE_FIELDS = ("node_id", "http_host", "http_port", "action_slots", "heartbeat_interval", "heartbeat_timeout",
-               "data_path", "app_path", "python3", "version")
+               "data_path", "app_path", "python3", "version", "tls")
 
 
 @dataclass
@@ -73,8 +73,8 @@ class Cluster(TCPServer):
 
     def __init__(self, token: Optional[str], on_up: Callable[[str, int, list, bool], Any],
                  on_down: Callable[[str, str, float], Any],
-                 on_report: Optional[Callable[[dict], Any]] = None) -> None:
-        super().__init__(max_buffer_size=protocol.MAX_FRAME_SIZE * 2)
+                 on_report: Optional[Callable[[dict], Any]] = None, ssl_options: Any = None) -> None:
+        super().__init__(max_buffer_size=protocol.MAX_FRAME_SIZE * 2, ssl_options=ssl_options)
         self.token = token
         self.on_up = on_up
         self.on_down = on_down
@@ -87,6 +87,13 @@ class Cluster(TCPServer):
     def address(self, node_id: str) -> Optional[str]:
         node = self.nodes.get(node_id)
         return node.address if node else None
+
+    def url(self, node_id: str) -> Optional[str]:
+        """``http(s)://host:port`` of the node's HTTP API (HTTPS when it registered with tls)."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            return None
+        return f"{'https' if node.info.get('tls') is True else 'http'}://{node.address}"
 
     def public(self) -> list[dict]:
         return [n.public() for n in self.nodes.values()]
@@ -281,6 +288,8 @@ class Cluster(TCPServer):
         running = data.get("running")
         if running is not None and not isinstance(running, list):
             return "running must be a list"
+        if data.get("tls") not in (None, True, False):
+            return "tls must be true or false"
         for key in ("heartbeat_interval", "heartbeat_timeout"):
             value = data.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))

@@ -204,7 +204,7 @@ class Dispatcher:
         address = self.node_address(node_id)
         if address is None:
             return 0, {"result": "NodeGone", "message": f"node {node_id} is not registered"}
-        request = HTTPRequest(f"http://{address}{path}", method=method, body=json.dumps(body),
+        request = HTTPRequest(f"{address}{path}", method=method, body=json.dumps(body),
                               headers={"Content-Type": "application/json", **auth_headers(self.token)},
                               connect_timeout=5, request_timeout=30)
         try:

@@ -70,15 +70,16 @@ def task_view(row: dict, actions: Optional[list] = None) -> dict:
 class Manager:
     """One LitePipeline manager: applications, tasks, nodes, scheduling."""
 
-    def __init__(self, config: ManagerConfig, on_fatal: Callable[[str], None]) -> None:
+    def __init__(self, config: ManagerConfig, on_fatal: Callable[[str], None], tls_server: Any = None) -> None:
         self.config = config
         self.store = Store(config.database_url or sqlite_url(config.data_path))
         self.db = DbThread()
         self.apps = AppStore(config.data_path, config.max_unpacked_size, config.max_actions)
         self.core = SchedulerCore(max_generated_actions=config.max_generated_actions, max_actions=config.max_actions,
                                   recovery_timeout=config.recovery_timeout)
-        self.cluster = Cluster(config.auth_token, self._node_up, self._node_down, self.action_update)
-        self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.address, config.auth_token,
+        self.cluster = Cluster(config.auth_token, self._node_up, self._node_down, self.action_update,
+                               ssl_options=tls_server)
+        self.dispatcher = Dispatcher(self.core, self.store, self.db, self.cluster.url, config.auth_token,
                                      on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
         self.keyed = KeyedCreates(self.db, self.store, self.create_task, self._task_exists)

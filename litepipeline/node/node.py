@@ -17,6 +17,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from litepipeline.common.config import NodeConfig
+from litepipeline.common.tls import Tls
 from litepipeline.node.appcache import AppCache
 from litepipeline.common.errors import LiteError
 from litepipeline.node.executor import ActionRequest, Executor
@@ -43,7 +44,8 @@ class Node:
         self.app_path = os.path.join(data, "apps")
         self.trash = Trash(os.path.join(data, "trash"))
         self.workspaces = Workspaces(os.path.join(data, "workspaces"), self.trash)
-        manager = f"http://{config.manager_http_host}:{config.manager_http_port}"
+        scheme = "https" if config.tls_ca else "http"   # tls_ca: the manager serves TLS
+        manager = f"{scheme}://{config.manager_http_host}:{config.manager_http_port}"
         self.appcache = AppCache(self.app_path, f"{manager}/app/download", config.auth_token,
                                  config.max_unpacked_size, self.trash)
         self.registrant = Registrant(
@@ -56,6 +58,8 @@ class Node:
         self.reporter.on_rejected = lambda attempt_id, message: self.executor.abandon(
             attempt_id, f"manager refused its report: {message}")
         self.lease = Lease(config.heartbeat_timeout, self.executor.reaper)   # actions run only while held
+        self.tls = Tls(config)
+        self.registrant.ssl_options = self.tls.client
         self.registrant.on_heard = self.lease.renew
         self.executor.lease_expired = self.lease.expired
         self.reporter.channel = self.registrant
@@ -78,7 +82,7 @@ class Node:
         self.reporter.start()
         sockets = bind_sockets(self.config.http_port, self.config.http_host)
         self.http_port = sockets[0].getsockname()[1]  # http_port 0 picks a free port
-        self._server = HTTPServer(make_app(self))
+        self._server = HTTPServer(make_app(self), ssl_options=self.tls.server)
         self._server.add_sockets(sockets)
         LOG.info("LitePipeline node %s listening on %s:%d (data in %s)", __version__, self.config.http_host,
                  self.http_port, self.config.data_path)
@@ -142,6 +146,7 @@ class Node:
             "running": self.executor.running_entries(),
             "free_slots": max(config.action_slots - self.executor.slots_used, 0),
             "draining": self.executor.draining,
+            "tls": bool(config.tls_cert),
         }
 
     def on_manager_stop(self, entries: list) -> None:

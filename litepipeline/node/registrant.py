@@ -84,6 +84,8 @@ class Registrant:
         self._reports: dict[str, asyncio.Future] = {}           # attempt_id -> pending REPORT answer
         self._reader: Optional[asyncio.Task] = None
         self.manager_features: set = set()
+        #: the manager's TCP port speaks TLS: verify it with this client context (node's tls_ca)
+        self.ssl_options: Any = None
         #: called with the (monotonic) send time of every frame the manager answered SUCCESS
         self.on_heard: Callable[[float], None] = lambda sent_at: None
         #: called with a RUN frame's data; returns (HTTP-like status code, envelope dict)
@@ -137,7 +139,9 @@ class Registrant:
                 pass
 
     async def _session(self) -> None:
-        self._stream = await TCPClient().connect(self.host, self.port, timeout=CONNECT_TIMEOUT)
+        # with ssl_options tornado verifies the certificate for self.host
+        self._stream = await TCPClient().connect(self.host, self.port, timeout=CONNECT_TIMEOUT,
+                                                 ssl_options=self.ssl_options)
         self._stream.set_nodelay(True)   # small frames on the path of every action: no Nagle delay
         self._reader = asyncio.ensure_future(self._read_frames(self._stream))
         await self._register()

@@ -473,3 +473,55 @@ def test_a_frozen_nodes_action_never_runs_twice_at_once(tmp_path):
         assert info["status"] == "success" and len(runs) == 2
         assert not (shared / "overlap").exists(), "the action ran twice at once"
         assert not os.path.exists(f"/proc/{first}") or _state(first) in ("Z", "X")   # killed while frozen
+
+
+def test_a_cluster_runs_on_tls(tmp_path):
+    """The node's REGISTER carried the token in clear (a replay made a phantom node). With
+    tls_cert/tls_key/tls_ca the manager's HTTP and TCP ports and the node's HTTP port speak
+    TLS only; the CLI and the nodes verify certificates against the CA."""
+    from litepipeline.client.api import ClientError, ManagerClient
+    from litepipeline.common import protocol
+    from tests.fixtures import make_certificates
+
+    certs = make_certificates(str(tmp_path))
+    tls = {"tls_cert": certs["cert"], "tls_key": certs["key"], "tls_ca": certs["ca"]}
+    with LiteCluster(str(tmp_path), token="tls-token", **tls) as cluster:
+        cluster.api = ManagerClient(cluster.address, token="tls-token", tls_ca=certs["ca"])
+        cluster.start_manager()
+        node = cluster.add_node(slots=2, **tls)
+        app_id = cluster.upload(make_app(str(tmp_path)))
+        ran = cluster.cli("--tls-ca", certs["ca"], "task", "run", "-a", app_id, "-n", "over tls",
+                          token="tls-token")
+        assert ran.returncode == 0 and "success" in ran.stdout, ran.stdout + ran.stderr
+        nodes = cluster.api.cluster_info()["info"]["nodes"]
+        assert [n["tls"] for n in nodes] == [True]
+        task_id = cluster.api.task_list()["tasks"][0]["task_id"]
+        log = cluster.cli("--tls-ca", certs["ca"], "task", "log", "-t", task_id, "-a", "third", token="tls-token")
+        assert "running third" in log.stdout, log.stdout + log.stderr   # manager -> node over HTTPS
+
+        # plain HTTP and a plain REGISTER frame get nowhere
+        with pytest.raises(ClientError):
+            ManagerClient(f"http://{cluster.address}", token="tls-token").cluster_info()
+        with socket.create_connection(("127.0.0.1", cluster.tcp_port), timeout=10) as sock:
+            sock.sendall(protocol.encode("REGISTER", {"token": "tls-token", "http_port": 1, "action_slots": 1}))
+            answer = b""
+            try:
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+            except ConnectionResetError:
+                pass
+            assert b"SUCCESS" not in answer
+        with pytest.raises(ClientError):   # the node's HTTP port too
+            ManagerClient(f"http://127.0.0.1:{node.config['http_port']}").cluster_info()
+        # the CLI verifies: another CA's certificate, or none, is refused in one line
+        wrong = cluster.cli("--tls-ca", certs["other_ca"], "cluster", "info", token="tls-token")
+        assert wrong.returncode == 1 and "certificate verify failed" in wrong.stderr, wrong.stderr
+        assert len(wrong.stderr.strip().splitlines()) == 1
+        # and so does a node: one trusting another CA never registers
+        stranger = cluster.add_node(slots=1, start=False, **dict(tls, tls_ca=certs["other_ca"]))
+        cluster.start_node(stranger, wait=False)
+        wait_for(lambda: "CERTIFICATE_VERIFY_FAILED" in stranger.output(), what="the node to refuse the manager")
+        assert len(cluster.node_ids()) == 1
