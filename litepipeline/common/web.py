@@ -69,7 +69,9 @@ class JsonHandler(tornado.web.RequestHandler):
             self.request.connection.set_max_body_size(limit)
 
     def data_received(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
+        if self._finished:
+            return   # answered already (401, 413, 404): nothing of the body is kept
+        self.__dict__.setdefault("_chunks", []).append(chunk)
 
     def raw_body(self) -> bytes:
         """The whole request body (the verb method runs once it has all arrived)."""

@@ -218,6 +218,9 @@ def test_tokens_and_body_limits_are_checked_before_a_body_is_read(tmp_path):
         print(f"\nmanager RSS after 10 x 60 MB without a token: +{grown:.1f} MB (was +700 MB)")
         assert grown < 50
         assert cluster.api.task_list()["result"] == "ok"   # still serving, token accepted
+        code, body = _post_json(cluster.http_port, "/no/such/route", b'{"a": 1}')
+        assert (code, body["result"]) == (404, "NotFound")
+        assert "Traceback" not in cluster.manager.output() and "Traceback" not in node.output()
 
 
 def test_env_tarballs_are_checked_at_upload_and_extracted_safely_by_the_node(tmp_path):
