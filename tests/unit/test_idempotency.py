@@ -8,17 +8,11 @@ import pytest
 from litepipeline.common.errors import InvalidParameters
 from litepipeline.manager.idempotency import check_key
 from litepipeline.manager.store.idempotency import claim, release
-from litepipeline.manager.store.store import Store, sqlite_url
+from tests.unit.test_store import store  # noqa: F401 - the fixture: SQLite and PostgreSQL
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = Store(sqlite_url(str(tmp_path)))
-    store.migrate()
-    yield store
-    store.close()
 
 
 def test_claim_returns_the_first_record_for_24_hours(store):
