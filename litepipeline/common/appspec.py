@@ -240,14 +240,18 @@ def parse_configuration(data: bytes, max_actions: int = MAX_ACTIONS) -> AppSpec:
         raise InvalidApplication("configuration.json: 'actions' must be a list")
     if not actions_raw:
         raise InvalidApplication("configuration.json: 'actions' is empty")
-    if len(actions_raw) > max_actions:
+    if len(actions_raw) > max_actions:   # before parsing them: a huge list costs nothing more
         raise InvalidApplication(f"configuration.json has {len(actions_raw)} actions, more than the limit of "
                                  f"{max_actions}")
     actions = [parse_action(a) for a in actions_raw]
+    events = _event_actions(raw, actions)
+    if len(actions) > max_actions:
+        raise InvalidApplication(f"configuration.json has {len(actions)} actions, more than the limit of "
+                                 f"{max_actions}")
     check_dag(actions)
     spec = AppSpec(actions)
     for key in ("on_success", "on_fail"):
-        name = raw.get(key)
+        name = events.get(key, raw.get(key))
         if name is None:
             continue
         if not isinstance(name, str) or spec.by_name(name) is None:
@@ -263,7 +267,32 @@ def parse_configuration(data: bytes, max_actions: int = MAX_ACTIONS) -> AppSpec:
                     f"configuration.json: action '{action.name}' waits for event action '{upstream}'")
     if not spec.dag_actions():
         raise InvalidApplication("configuration.json: no action to run besides event actions")
+    output = raw.get("output_action")
+    if output is not None and (not isinstance(output, str) or spec.by_name(output) is None):
+        raise InvalidApplication(f"configuration.json: output_action names unknown action {str(output)[:60]!r}")
     return spec
+
+
+def _event_actions(raw: dict, actions: list) -> dict:
+    """0.1.5's ``event_actions: {"success": {action}, "fail": {action}}``: the actions are
+    appended to ``actions``; returns ``{"on_success"|"on_fail": name}`` for them."""
+    events = raw.get("event_actions")
+    if events is None:
+        return {}
+    if not isinstance(events, dict):
+        raise InvalidApplication("configuration.json: 'event_actions' must be an object with 'success' and/or "
+                                 "'fail'")
+    check_keys(events, ("success", "fail"), "configuration.json: event_actions")
+    names = {}
+    for outcome, key in (("success", "on_success"), ("fail", "on_fail")):
+        if events.get(outcome) is None:
+            continue
+        if raw.get(key) is not None:
+            raise InvalidApplication(f"configuration.json: both event_actions.{outcome} and {key} are given")
+        action = parse_action(events[outcome], f"configuration.json: event_actions.{outcome}")
+        actions.append(action)
+        names[key] = action.name
+    return names
 
 
 def _member_path(member: tarfile.TarInfo) -> str:

@@ -672,3 +672,26 @@ def test_check_dag_many_to_action_edges_into_one_action():
     specs = [ActionSpec("t", "run")] + [ActionSpec(f"g{i}", "run", to_action="t") for i in range(20_000)]
     check_dag(specs)
     assert specs[0].condition == []   # the graph works on copies, never on the specs
+
+
+def test_0_1_5_event_actions_form():
+    spec = parse_configuration(json.dumps({
+        "actions": [{"name": "a", "main": "run"}],
+        "event_actions": {"success": {"name": "ok", "main": "notify ok"}, "fail": {"name": "ko", "main": "page"}},
+    }).encode())
+    assert (spec.on_success, spec.on_fail) == ("ok", "ko")
+    assert [a.name for a in spec.dag_actions()] == ["a"]
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"event_actions": {"sucess": {"name": "ok", "main": "x"}}},
+     "configuration.json: event_actions has unknown key 'sucess' (did you mean success?)"),
+    ({"event_actions": ["ok"]}, "configuration.json: 'event_actions' must be an object with 'success' and/or 'fail'"),
+    ({"event_actions": {"success": {"name": "ok", "main": "x"}}, "on_success": "a"},
+     "configuration.json: both event_actions.success and on_success are given"),
+    ({"event_actions": {"fail": {"name": "ko", "main": "x", "condition": ["a"]}}},
+     "configuration.json: event action 'ko' must have no condition"),
+    ({"output_action": "zzz"}, "configuration.json: output_action names unknown action 'zzz'"),
+])
+def test_0_1_5_forms_checked(config, message):
+    assert _config_error({"actions": [{"name": "a", "main": "run"}], **config}) == message
