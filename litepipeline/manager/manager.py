@@ -39,6 +39,7 @@ CHECKPOINT_EVERY = 5.0   # seconds between SQLite WAL checkpoints (each one fsyn
 SHA1_RE = re.compile(r"[0-9a-fA-F]{40}")
 NAME_LIMIT = 255    # the name columns' length
 MAX_WAIT = 600.0    # longest ``GET /task/info?wait=`` a client may ask for, in seconds
+BIG_DAG = 1000      # actions above which a task's objects are built off the event loop
 
 
 def app_view(row: dict) -> dict:
@@ -262,9 +263,16 @@ class Manager:
                          app_sha1=row["sha1"], input_data=input_data, stage=Stage.PENDING.value, create_at=now,
                          update_at=now, on_success=spec.on_success, on_fail=spec.on_fail)
         events = {spec.on_success, spec.on_fail}
-        for seq, action_spec in enumerate(spec.actions):
-            kind = EVENT if action_spec.name in events else DAG
-            task.actions[action_spec.name] = ActionState.from_spec(task.task_id, action_spec, seq, kind)
+
+        def add_actions() -> None:
+            for seq, action_spec in enumerate(spec.actions):
+                kind = EVENT if action_spec.name in events else DAG
+                task.actions[action_spec.name] = ActionState.from_spec(task.task_id, action_spec, seq, kind)
+
+        if len(spec.actions) > BIG_DAG:   # ~5 µs an action: thousands would hold the loop
+            await asyncio.get_running_loop().run_in_executor(None, add_actions)
+        else:
+            add_actions()
         await self.dispatcher.submit(lambda: self.core.add_task(task))
         return task.task_id
 
