@@ -55,7 +55,6 @@ class JsonHandler(tornado.web.RequestHandler):
         return self.max_json_body
 
     def prepare(self) -> None:
-        self._chunks: list = []
         if not self.public and not bearer_ok(self.request.headers.get("Authorization"), self.auth_token):
             raise Unauthorized("missing or wrong 'Authorization: Bearer <token>' header")
         limit = self.body_limit()
@@ -71,14 +70,13 @@ class JsonHandler(tornado.web.RequestHandler):
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
             return   # answered already (401, 413, 404): nothing of the body is kept
-        self.__dict__.setdefault("_chunks", []).append(chunk)
+        # grown in place (linear), and where handlers look for it: request.body
+        if not isinstance(self.request.body, bytearray):
+            self.request.body = bytearray()
+        self.request.body.extend(chunk)
 
     def raw_body(self) -> bytes:
         """The whole request body (the verb method runs once it has all arrived)."""
-        chunks = getattr(self, "_chunks", None)
-        if chunks:
-            self.request.body = b"".join(chunks)
-            self._chunks = []
         return self.request.body
 
     def reply(self, status: int = 200, **fields: Any) -> None:
