@@ -379,7 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         operation = dataclasses.replace(operation, columns=(*operation.columns, *toolkit.LONG_COLUMNS),
                                         items=toolkit.long_items(operation.items))
     try:
-        with ManagerClient(args.address, token=args.token, timeout=args.timeout, tls_ca=args.tls_ca) as client:
+        with ManagerClient(args.address, token=args.token, timeout=args.timeout,
+                           tls_ca=args.tls_ca) as client:
             reply = operation.run(client, args)
     except UsageError as exc:
         _fail(str(exc))

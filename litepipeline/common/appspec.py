@@ -269,7 +269,8 @@ def parse_configuration(data: bytes, max_actions: int = MAX_ACTIONS) -> AppSpec:
         raise InvalidApplication("configuration.json: no action to run besides event actions")
     output = raw.get("output_action")
     if output is not None and (not isinstance(output, str) or spec.by_name(output) is None):
-        raise InvalidApplication(f"configuration.json: output_action names unknown action {str(output)[:60]!r}")
+        raise InvalidApplication(
+            f"configuration.json: output_action names unknown action {str(output)[:60]!r}")
     return spec
 
 
@@ -280,8 +281,8 @@ def _event_actions(raw: dict, actions: list) -> dict:
     if events is None:
         return {}
     if not isinstance(events, dict):
-        raise InvalidApplication("configuration.json: 'event_actions' must be an object with 'success' and/or "
-                                 "'fail'")
+        raise InvalidApplication(
+            "configuration.json: 'event_actions' must be an object with 'success' and/or 'fail'")
     check_keys(events, ("success", "fail"), "configuration.json: event_actions")
     names = {}
     for outcome, key in (("success", "on_success"), ("fail", "on_fail")):

@@ -30,7 +30,8 @@ def lock_data_path(data_path: str) -> int:
         holder = _read_pid(fd)
         os.close(fd)
         who = f"pid {holder}" if holder else "another process"
-        raise DataPathLocked(f"data_path {os.path.dirname(path)} is in use by {who} (lock file {path})") from None
+        raise DataPathLocked(
+            f"data_path {os.path.dirname(path)} is in use by {who} (lock file {path})") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd

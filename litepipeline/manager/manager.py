@@ -71,12 +71,14 @@ def task_view(row: dict, actions: Optional[list] = None) -> dict:
 class Manager:
     """One LitePipeline manager: applications, tasks, nodes, scheduling."""
 
-    def __init__(self, config: ManagerConfig, on_fatal: Callable[[str], None], tls_server: Any = None) -> None:
+    def __init__(self, config: ManagerConfig, on_fatal: Callable[[str], None],
+                 tls_server: Any = None) -> None:
         self.config = config
         self.store = Store(config.database_url or sqlite_url(config.data_path))
         self.db = DbThread()
         self.apps = AppStore(config.data_path, config.max_unpacked_size, config.max_actions)
-        self.core = SchedulerCore(max_generated_actions=config.max_generated_actions, max_actions=config.max_actions,
+        self.core = SchedulerCore(max_generated_actions=config.max_generated_actions,
+                                  max_actions=config.max_actions,
                                   recovery_timeout=config.recovery_timeout)
         self.cluster = Cluster(config.auth_token, self._node_up, self._node_down, self.action_update,
                                ssl_options=tls_server)
@@ -474,7 +476,8 @@ def storable_report(report: dict) -> dict:
     found = find_poison({k: report.get(k) for k in ("task_id", "name", "attempt_id", "node_id", "stage")})
     if found:
         raise InvalidParameters(f"report {poison_message(found)}")
-    found = find_poison({k: v for k, v in report.items() if k not in ("task_id", "name", "attempt_id", "node_id")})
+    found = find_poison({k: v for k, v in report.items()
+                         if k not in ("task_id", "name", "attempt_id", "node_id")})
     if found is None:
         return report
     message = f"the action's report {poison_message(found)}"

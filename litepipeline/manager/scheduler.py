@@ -105,7 +105,8 @@ class SchedulerCore:
     """Decides what runs where; owns the in-memory view of unfinished tasks and nodes."""
 
     def __init__(self, clock_fn: Callable[[], dt.datetime] = clock.now, max_generated_actions: int = 1000,
-                 recovery_timeout: float = 30.0, lost_grace: float = 3.0, max_actions: int = MAX_ACTIONS) -> None:
+                 recovery_timeout: float = 30.0, lost_grace: float = 3.0,
+                 max_actions: int = MAX_ACTIONS) -> None:
         self.now = clock_fn
         self.max_generated_actions = max_generated_actions
         self.max_actions = max_actions
@@ -620,7 +621,8 @@ class SchedulerCore:
             return stops
         for task in list(self.tasks.values()):
             for action in list(task.actions.values()):
-                if action.stage == RUNNING and action.node_id not in self.nodes and action.node_id not in self._held:
+                if action.stage == RUNNING and action.node_id not in self.nodes \
+                        and action.node_id not in self._held:
                     self._lost(action, f"node {action.node_id} did not come back")
         return stops
 

@@ -271,7 +271,8 @@ class AppCache:
                 except Exception as exc:  # connection refused, reset, timeout
                     code, error = 599, str(exc) or type(exc).__name__
             if write_errors:
-                raise AppCacheError(f"cannot download application {app_id}: {describe(write_errors[0], dest)}")
+                raise AppCacheError(
+                    f"cannot download application {app_id}: {describe(write_errors[0], dest)}")
             if code == 200:
                 return digest.hexdigest()
             if error is None:
