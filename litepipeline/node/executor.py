@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import signal
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -190,6 +191,7 @@ class Attempt:
     kill_signal: Optional[int] = None
     timed_out: bool = False
     abandoned: bool = False  # the manager no longer expects it: no report
+    launched_at: float = 0.0   # time.monotonic() just before its process was started
     holds_slot: bool = True
     reported: bool = False  # its finished report was handed to the reporter (or dropped on purpose)
     journal_record: Optional[dict] = None  # what the journal lists while its group runs
@@ -219,8 +221,9 @@ class Executor:
         self.draining = False
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.reaper = reaper or Reaper()
-        #: True once the node's lease ran out (see node/lease.py): what ends then is not reported
-        self.lease_expired: Callable[[], bool] = lambda: False
+        #: whether the node's lease was out at any moment since a time.monotonic() mark (see
+        #: node/lease.py): an action running then is not reported
+        self.lease_lapsed: Callable[[float], bool] = lambda mark: False
         self._env = dict(os.environ, PYTHONUNBUFFERED="1")  # stdout.data fills as the action prints
         self.launcher = Launcher(self._env, config.action_slots)
         self._boot_id = _boot_id()
@@ -501,6 +504,7 @@ class Executor:
             self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.KILL,
                                                message=attempt.kill_reason, end_at=clock.now()))
             return
+        attempt.launched_at = time.monotonic()
         try:
             proc = await self.launcher.launch(build_script(top, req.main, workspace, env_dir),
                                               os.path.join(workspace, STDOUT_FILE))
@@ -584,7 +588,7 @@ class Executor:
             message = f"action exited with code {returncode}"
         else:
             status = Status.SUCCESS
-        if self.lease_expired() and not attempt.abandoned:
+        if self.lease_lapsed(attempt.launched_at) and not attempt.abandoned:
             # the reaper ended it (or it ended) after the lease ran out: the manager re-queues
             # it on its own, and a report now could only be stale
             LOG.warning("task %s action %s attempt %s ended after the node's lease ran out; not reported",

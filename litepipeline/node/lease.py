@@ -27,6 +27,9 @@ class Lease:
         self.reaper = reaper
         self.clock = clock
         self.until: Optional[float] = None   # None: never held (nothing can have run yet)
+        #: when the last time the lease had run out ended (a renewal came): the reaper may
+        #: have killed anything that ran up to then
+        self.lapse_ended_at: Optional[float] = None
 
     def renew(self, sent_at: float) -> None:
         """The manager answered a frame sent at ``sent_at`` (this clock)."""
@@ -34,9 +37,15 @@ class Lease:
         if self.until is not None and until <= self.until:
             return
         if self.expired():
+            self.lapse_ended_at = self.clock()
             LOG.warning("heard from the manager again; actions may run again")
         self.until = until
         self.reaper.lease(until - self.clock())
 
     def expired(self) -> bool:
         return self.until is not None and self.clock() >= self.until
+
+    def lapsed_since(self, mark: float) -> bool:
+        """Whether the lease was out at any moment from ``mark`` (this clock) until now: an
+        action running then may have been killed by the reaper, and is not reported."""
+        return self.expired() or (self.lapse_ended_at is not None and self.lapse_ended_at >= mark)

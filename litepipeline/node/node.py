@@ -61,7 +61,7 @@ class Node:
         self.tls = Tls(config)
         self.registrant.ssl_options = self.tls.client
         self.registrant.on_heard = self.lease.renew
-        self.executor.lease_expired = self.lease.expired
+        self.executor.lease_lapsed = self.lease.lapsed_since
         self.reporter.channel = self.registrant
         self.registrant.on_run = self.run_action
         self.http_port = config.http_port

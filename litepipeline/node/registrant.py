@@ -88,6 +88,7 @@ class Registrant:
         self.ssl_options: Any = None
         #: called with the (monotonic) send time of every frame the manager answered SUCCESS
         self.on_heard: Callable[[float], None] = lambda sent_at: None
+        self._register_sent_at: Optional[float] = None   # when this connection's REGISTER went out
         #: called with a RUN frame's data; returns (HTTP-like status code, envelope dict)
         self.on_run: Callable[[dict], tuple[int, dict]] = lambda data: (503, {"result": "ServiceUnavailable",
                                                                               "message": "not ready"})
@@ -140,6 +141,7 @@ class Registrant:
 
     async def _session(self) -> None:
         # with ssl_options tornado verifies the certificate for self.host
+        self._register_sent_at = None   # a new connection: nothing registered on it yet
         self._stream = await TCPClient().connect(self.host, self.port, timeout=CONNECT_TIMEOUT,
                                                  ssl_options=self.ssl_options)
         self._stream.set_nodelay(True)   # small frames on the path of every action: no Nagle delay
@@ -180,6 +182,8 @@ class Registrant:
         data.update(self.info())
         self._answer = asyncio.get_running_loop().create_future()
         sent_at = time.monotonic()
+        if command == REGISTER and self._register_sent_at is None:   # the connection's first
+            self._register_sent_at = sent_at
         await self._stream.write(protocol.encode(command, data))
         answer = await asyncio.wait_for(self._answer, self.answer_timeout)
         if answer.get("status") == SUCCESS:
@@ -199,6 +203,11 @@ class Registrant:
                     if self._answer is not None and not self._answer.done():
                         self._answer.set_result(data)
                 elif command == RUN:
+                    if self._register_sent_at is not None:
+                        # the manager sends RUN only on the connection a node registered on: it
+                        # has seen our REGISTER, even if its answer is still on the way (a
+                        # registration's first dispatches are written before the answer)
+                        self.on_heard(self._register_sent_at)
                     code, envelope = self.on_run(data)
                     reply = {"attempt_id": data.get("attempt_id"), "code": code, **envelope}
                     await stream.write(protocol.encode(RUN, reply))

@@ -71,3 +71,20 @@ def test_reaper_kills_the_groups_when_the_lease_runs_out_even_with_the_node_sile
         for proc in (first, later):
             if proc is not None:
                 proc.wait(5)
+
+
+def test_a_lapse_is_remembered_after_the_renewal():
+    """The reaper killed an action while the lease was out; the manager's answer came just
+    before the node saw the action end: it must still not be reported (it was, as a failure)."""
+    now = [100.0]
+    lease = Lease(3.0, FakeReaper(), clock=lambda: now[0])
+    lease.renew(100.0)
+    started = 101.0
+    assert not lease.lapsed_since(started)
+    now[0] = 104.0          # out since 103
+    assert lease.lapsed_since(started)
+    lease.renew(103.9)      # a late answer renews it
+    now[0] = 104.1
+    assert not lease.expired() and lease.lapsed_since(started)
+    assert lease.lapsed_since(103.5)          # started while out: killed at once by the reaper
+    assert not lease.lapsed_since(104.05)     # started after the renewal
