@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from typing import Optional
 
-from litepipeline.common.appspec import AppSpec, TarballInfo, inspect_tarball
+from litepipeline.common.appspec import MAX_ACTIONS, AppSpec, TarballInfo, inspect_tarball
 
 LOG = logging.getLogger(__name__)
 
@@ -21,10 +21,11 @@ LOG = logging.getLogger(__name__)
 class AppStore:
     """Owns ``data_path/applications`` and the upload area ``data_path/tmp``."""
 
-    def __init__(self, data_path: str, max_unpacked_size: int) -> None:
+    def __init__(self, data_path: str, max_unpacked_size: int, max_actions: int = MAX_ACTIONS) -> None:
         self.root = os.path.join(data_path, "applications")
         self.tmp = os.path.join(data_path, "tmp")
         self.max_unpacked_size = max_unpacked_size
+        self.max_actions = max_actions
         os.makedirs(self.root, exist_ok=True)
         os.makedirs(self.tmp, exist_ok=True)
         self._specs: dict[str, AppSpec] = {}
@@ -43,7 +44,7 @@ class AppStore:
     async def inspect(self, path: str) -> TarballInfo:
         """Validate an uploaded tarball (in a thread: it reads the whole archive)."""
         return await asyncio.get_running_loop().run_in_executor(None, inspect_tarball, path,
-                                                                self.max_unpacked_size)
+                                                                self.max_unpacked_size, self.max_actions)
 
     def adopt(self, upload_path: str, app_id: str, sha1: str, info: TarballInfo) -> str:
         """Move a validated upload into place; returns its final path."""

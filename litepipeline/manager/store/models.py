@@ -110,3 +110,4 @@ class Attempt(Base):
 # other concepts' models, on this Base (imported last: they import Base from here)
 from litepipeline.manager.store import models_schedules  # noqa: E402,F401
 from litepipeline.manager.store import models_workflows  # noqa: E402,F401
+from litepipeline.manager.store import models_idempotency  # noqa: E402,F401
