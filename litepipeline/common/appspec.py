@@ -15,7 +15,7 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from litepipeline.common.envtar import check_env_stream
+from litepipeline.common.envtar import EnvChecker, check_env_stream
 from litepipeline.common.errors import InvalidApplication
 from litepipeline.common.textcheck import find_poison, poison_message
 
@@ -332,7 +332,10 @@ class MemberRules:
     member inside a symlink (writing through one could escape); hard links to members
     inside; at most ``max_unpacked_size`` bytes. An application (``one_top``) also holds
     one top directory, and its symlinks stay inside it. A venv-pack env tarball has no top
-    directory, and its ``bin/python`` links to the interpreter by absolute path.
+    directory, and its ``bin/python`` links to the interpreter by absolute path: its
+    members are judged by the stricter env rules of :mod:`litepipeline.common.envtar`
+    (hard links only to earlier regular files, nothing written over a link), the rules
+    the manager checks at upload and the node applies when extracting.
     """
 
     def __init__(self, max_unpacked_size: int, one_top: bool = True) -> None:
@@ -344,6 +347,7 @@ class MemberRules:
         self.files: set[str] = set()
         self.paths: set[str] = set()
         self.links: dict[str, str] = {}   # symlink path -> its target joined to the link's directory
+        self._env = None if one_top else EnvChecker(max_unpacked_size)
 
     def _inside(self, path: Optional[str]) -> bool:
         if not self.one_top:
@@ -374,6 +378,8 @@ class MemberRules:
 
     def finish(self) -> None:
         """Checks that need the whole archive: links through links, members under links."""
+        if self._env is not None:
+            return   # the env rules are all checked member by member
         for path, target in self.links.items():
             if self.one_top and not self._inside(self._resolve(target)):
                 raise InvalidApplication(f"tarball link '{path}' points outside the top directory")
@@ -386,6 +392,13 @@ class MemberRules:
 
     def check(self, member: tarfile.TarInfo) -> Optional[str]:
         """Return the member's normalized path ('' for the archive root), or raise."""
+        if self._env is not None:
+            self.top = ""
+            path = self._env.check(member)
+            self.size = self._env.size
+            if path and (member.isfile() or member.islnk()):
+                self.files.add(path)
+            return path
         path = _member_path(member)
         self.count += 1
         if self.count > MAX_MEMBERS:

@@ -20,9 +20,8 @@ inside the destination is that nothing is ever written *through* a link:
 """
 from __future__ import annotations
 
-import os
 import tarfile
-from typing import IO, Optional
+from typing import IO
 
 from litepipeline.common.errors import InvalidApplication
 
@@ -105,24 +104,10 @@ def check_env_stream(fileobj: IO[bytes], max_size: int) -> None:
 def safe_extract_env(path: str, dest: str, max_size: int) -> None:
     """Check every member of the env tarball at ``path``, then extract it into ``dest``.
 
-    Blocking (run it in a thread). Nothing is written unless every member passes.
+    Blocking (run it in a thread). Nothing is written unless every member passes. This is
+    :func:`~litepipeline.common.appspec.safe_extract` of an env (``one_top=False``), whose
+    :class:`~litepipeline.common.appspec.MemberRules` apply :class:`EnvChecker`.
     """
-    checker = EnvChecker(max_size)
-    try:
-        with tarfile.open(path, "r:gz") as tar:
-            members = []
-            for member in tar:
-                name: Optional[str] = checker.check(member)
-                if name:
-                    member.name = name
-                    if member.islnk():
-                        member.linkname = _name(member.linkname)
-                    members.append(member)
-            os.makedirs(dest, exist_ok=True)
-            # "tar" filter: drops setuid bits and device nodes; absolute symlinks (bin/python) stay
-            kwargs = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
-            tar.extractall(dest, members=members, **kwargs)
-    except InvalidApplication:
-        raise
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise InvalidApplication(f"cannot be extracted: {exc}") from None
+    from litepipeline.common.appspec import safe_extract   # (appspec imports this module)
+
+    safe_extract(path, dest, max_size, one_top=False)

@@ -26,7 +26,6 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from litepipeline.common.appspec import CONFIG_NAME, check_relative_path, safe_extract
 from litepipeline.common.diskspace import describe, is_disk_full
-from litepipeline.common.envtar import safe_extract_env
 from litepipeline.common.errors import InvalidApplication
 from litepipeline.common.web import auth_headers
 from litepipeline.node.workspace import Trash, read_json, remove_file, write_json_atomic
@@ -340,9 +339,10 @@ async def _run_venv_unpack(env_dir: str) -> None:
 
 def extract_env(path: str, dest: str, max_size: int) -> None:
     """Extract a venv-pack tarball into ``dest`` (blocking; run it in a thread) under the
-    env rules the manager checked at upload (:mod:`litepipeline.common.envtar`)."""
+    env rules the manager checked at upload (:mod:`litepipeline.common.envtar`, applied by
+    :class:`~litepipeline.common.appspec.MemberRules`)."""
     try:
-        safe_extract_env(path, dest, max_size)
+        safe_extract(path, dest, max_size, one_top=False)
     except InvalidApplication as exc:
         raise AppCacheError(f"env tarball {os.path.basename(path)}: {exc.message}") from None
     except OSError as exc:

@@ -918,7 +918,8 @@ CLI_CASES = {
                           ("litepipeline HOST:PORT app: error: argument OPERATION: "
                            "invalid choice: 'frobnicate'")),
     "unknown_object": (["robot", "list"], 2,
-                       "litepipeline: error: argument {app,task,cluster}: invalid choice: 'robot'"),
+                       "litepipeline: error: argument {app,task,cluster,workflow,work,schedule,service}: "
+                       "invalid choice: 'robot'"),
     "bad_signal": (["task", "stop", "-t", "T", "-g", "-3"], 2,
                    "litepipeline HOST:PORT task stop: error: argument -g/--signal: invalid signal '-3'"),
     "negative_limit": (["task", "list", "-l", "-1"], 2,

@@ -399,7 +399,9 @@ def test_a_full_disk_is_named_with_its_path(tmp_path):
     (hook / "sitecustomize.py").write_text(FULL_DISK_HOOK)
     with LiteCluster(str(tmp_path)) as cluster:
         cluster.start_manager()
-        app_id = cluster.upload(make_app(str(tmp_path), {"actions": [{"name": "a", "main": "exit 1"}]}))
+        # silent: a failed action's message would also end with its last output lines
+        app_id = cluster.upload(make_app(str(tmp_path), {"actions": [{"name": "a",
+                                                                      "main": "python3 -c 'raise SystemExit(1)'"}]}))
 
         node = cluster.add_node(slots=1, start=False)
         node.env = {"PYTHONPATH": str(hook), "LP_TEST_FULL_DISK": "download"}
