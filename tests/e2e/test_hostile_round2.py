@@ -505,7 +505,8 @@ def test_a_cluster_runs_on_tls(tmp_path):
         nodes = cluster.api.cluster_info()["info"]["nodes"]
         assert [n["tls"] for n in nodes] == [True]
         task_id = cluster.api.task_list()["tasks"][0]["task_id"]
-        log = cluster.cli("--tls-ca", certs["ca"], "task", "log", "-t", task_id, "-a", "third", token="tls-token")
+        # a global option: after the operation too
+        log = cluster.cli("task", "log", "-t", task_id, "-a", "third", "--tls-ca", certs["ca"], token="tls-token")
         assert "running third" in log.stdout, log.stdout + log.stderr   # manager -> node over HTTPS
 
         # plain HTTP and a plain REGISTER frame get nowhere
