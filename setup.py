@@ -47,9 +47,11 @@ setup(
         "postgres": ["psycopg[binary]>=3.1"],
         # pytest-xdist: scripts/test.sh runs the suite on two workers (most tests wait on processes)
         # ruff: tests/unit/test_lint.py holds the repository to pyproject.toml's lint rules
+        # cryptography: the TLS tests make their own CA and certificates
         # playwright drives Debian's chromium in the web interface's browser tests
         "test": ["pytest>=7", "pytest-xdist>=3.0", "ruff>=0.4", "psycopg[binary]>=3.1", "venv-pack>=0.2",
-                 "playwright>=1.40"],
+                 "playwright>=1.40",
+                 "cryptography>=41"],
     },
     entry_points={
         "console_scripts": [

@@ -103,3 +103,82 @@ def live_group_members(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
             members.append(int(entry))
     return members
+
+
+def env_tarball(members: list) -> bytes:
+    """A gzip env tarball (no top directory, as venv-pack writes) from ``(TarInfo, bytes-or-None)``."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+def hostile_env_tarball(outside: str) -> bytes:
+    """The issue's env tarball: a symlink to the directory ``outside``, a hard link through
+    it to ``outside/victim``, then a regular file of the hard link's name (written into
+    the victim by a naive extractor)."""
+    return env_tarball([
+        (member("bin/", tarfile.DIRTYPE), None),
+        (member("bin/activate"), b"true\n"),
+        (member("out", tarfile.SYMTYPE, linkname=outside), None),
+        (member("h", tarfile.LNKTYPE, linkname="out/victim"), None),
+        (member("h"), b"overwritten\n"),
+    ])
+
+
+def make_certificates(directory: str) -> dict:
+    """A test CA and a certificate it signs for 127.0.0.1/localhost, as PEM files in
+    ``directory``; plus a second CA that signed nothing (for refusals). Needs ``cryptography``."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    def ca(label: str) -> tuple:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder().subject_name(name(label)).issuer_name(name(label))
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                             content_commitment=False, key_encipherment=False,
+                                             data_encipherment=False, key_agreement=False, encipher_only=False,
+                                             decipher_only=False), critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                .sign(key, hashes.SHA256()))
+        return key, cert
+
+    ca_key, ca_cert = ca("LitePipeline test CA")
+    _, other_cert = ca("another CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca_cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = {k: os.path.join(directory, f"{k}.pem") for k in ("ca", "cert", "key", "other_ca")}
+    pem = serialization.Encoding.PEM
+    for label, obj in (("ca", ca_cert), ("cert", cert), ("other_ca", other_cert)):
+        with open(paths[label], "wb") as fp:
+            fp.write(obj.public_bytes(pem))
+    with open(paths["key"], "wb") as fp:
+        fp.write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    os.chmod(paths["key"], 0o600)
+    return paths

@@ -111,22 +111,28 @@ class ManagerClient:
 
     Args:
         address: where the manager listens.
+        tls_ca: a CA certificate file: the manager serves TLS and its certificate is verified
+            against this CA (an ``https://`` address without it uses the system's CAs).
         token: when given, sent as ``Authorization: Bearer <token>`` on every call.
         timeout: seconds to connect and to wait for an answer; uploads and downloads wait
             up to ``max(timeout, TRANSFER_TIMEOUT)`` between bytes, as the manager may hash
             and check a large tarball before it answers.
     """
 
-    def __init__(self, address: str, token: str | None = None, timeout: float = 30) -> None:
+    def __init__(self, address: str, token: str | None = None, timeout: float = 30,
+                 tls_ca: str | None = None) -> None:
         address = address.strip().rstrip("/")
         if address.startswith(("http://", "https://")):
             self.base_url = address
             self.address = address.split("://", 1)[1]
         else:
-            self.base_url = f"http://{address}"
+            # tls_ca: the manager serves TLS, with a certificate signed by that CA
+            self.base_url = f"{'https' if tls_ca else 'http'}://{address}"
             self.address = address
         self.timeout = timeout
         self.session = requests.Session()
+        # given with every request: requests lets $REQUESTS_CA_BUNDLE override session.verify
+        self._verify: Any = tls_ca or True
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
@@ -140,7 +146,7 @@ class ManagerClient:
             read_timeout = None
         try:
             return self.session.request(method, self.base_url + path, timeout=(self.timeout, read_timeout),
-                                        **kwargs)
+                                        verify=self._verify, **kwargs)
         except requests.exceptions.ConnectTimeout:
             raise ClientError(f"cannot reach manager at {self.address}: timed out after {self.timeout:g} s") \
                 from None
@@ -161,14 +167,15 @@ class ManagerClient:
                               f"non-JSON body")
         return Reply(data, response.status_code)
 
-    def call(self, method: str, path: str, params: dict | None = None, json: Any = None, held: float = 0) -> Reply:
+    def call(self, method: str, path: str, params: dict | None = None, json: Any = None, held: float = 0,
+             headers: dict | None = None) -> Reply:
         """One JSON request; ``None`` values in ``params`` are left out of the query.
 
         ``held``: seconds the manager may keep the answer back on purpose (a wait), added
         to the read timeout.
         """
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        with self._send(method, path, params=query, json=json, held=held) as response:
+        with self._send(method, path, params=query, json=json, held=held, headers=headers) as response:
             return self._reply(response)
 
     def upload(self, method: str, path: str, fields: dict[str, str | None],
@@ -263,13 +270,15 @@ class ManagerClient:
         return reply
 
     def task_create(self, app_id: str, task_name: str, input_data: dict | None = None,
-                    wait: float | None = None) -> Reply:
+                    wait: float | None = None, idempotency_key: str | None = None) -> Reply:
         """POST ``/task/create``: ``task_id``; with ``wait``, answered once the task has finished
-        (or after ``wait`` seconds), with ``task_info`` too."""
+        (or after ``wait`` seconds), with ``task_info`` too. A repeated ``idempotency_key``
+        (within 24 h) gets the first request's task instead of a new one."""
         body: dict[str, Any] = {"app_id": app_id, "task_name": task_name, "input_data": input_data or {}}
         if wait:
             body["wait"] = wait
-        return self.call("POST", "/task/create", json=body, held=wait or 0)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self.call("POST", "/task/create", json=body, held=wait or 0, headers=headers)
 
     def task_list(self, offset: int = 0, limit: int = 0, stage: str | None = None,
                   app_id: str | None = None, status: str | None = None, work_id: str | None = None) -> Reply:
@@ -286,12 +295,13 @@ class ManagerClient:
         return self.call("GET", "/task/info", {"task_id": task_id, "wait": wait}, held=wait or 0)
 
     def task_run(self, app_id: str, task_name: str, input_data: dict | None = None,
-                 timeout: float | None = None, step: float = 60) -> Reply:
+                 timeout: float | None = None, step: float = 60, idempotency_key: str | None = None) -> Reply:
         """Create a task and wait for it like :meth:`task_wait`: one request when it ends
         within ``step`` seconds. The reply has ``task_id`` and ``task_info``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         created = self.task_create(app_id, task_name, input_data,
-                                   wait=step if timeout is None else min(step, timeout) or None)
+                                   wait=step if timeout is None else min(step, timeout) or None,
+                                   idempotency_key=idempotency_key)
         if not created.ok or (created.get("task_info") or {}).get("stage") == "finished":
             return created
         left = None if deadline is None else max(deadline - time.monotonic(), 0)

@@ -211,10 +211,14 @@ def _task_create_args(p: argparse.ArgumentParser) -> None:
     # --input is the original client's spelling; scripts may still use it.
     p.add_argument("-i", "--input_data", "--input-data", "--input", dest="input_data", default="{}",
                    help="task's input data, a JSON object (default {})")
+    p.add_argument("--idempotency-key", default=None, metavar="KEY",
+                   help="repeating a create with the same KEY within 24 h returns the first task, "
+                        "never a second one (safe to retry after a lost answer)")
 
 
 def _task_create(client: ManagerClient, args: argparse.Namespace) -> Reply:
-    return client.task_create(args.app_id, args.name, _input_data(args.input_data))
+    return client.task_create(args.app_id, args.name, _input_data(args.input_data),
+                              idempotency_key=args.idempotency_key)
 
 
 def _task_run_args(p: argparse.ArgumentParser) -> None:
@@ -225,7 +229,8 @@ def _task_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _task_run(client: ManagerClient, args: argparse.Namespace) -> Reply:
-    return client.task_run(args.app_id, args.name, _input_data(args.input_data), args.wait)
+    return client.task_run(args.app_id, args.name, _input_data(args.input_data), args.wait,
+                           idempotency_key=args.idempotency_key)
 
 
 def _task_succeeded(reply: Reply) -> bool:
@@ -438,7 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "long", False):
         operation = _with_long(operation)
     try:
-        with ManagerClient(args.address, token=args.token, timeout=args.timeout) as client:
+        with ManagerClient(args.address, token=args.token, timeout=args.timeout,
+                           tls_ca=args.tls_ca) as client:
             reply = operation.run(client, args)
     except (UsageError, schedules.CliUsageError, workflows.ConfigFileError) as exc:
         _fail(str(exc))

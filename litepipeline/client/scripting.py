@@ -43,6 +43,9 @@ def add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
                                                         "(default 0: no cut)")),
         (("--token",), dict(default=default(os.environ.get("LITEPIPELINE_TOKEN")),
                             help="API token (default: $LITEPIPELINE_TOKEN)")),
+        (("--tls-ca",), dict(dest="tls_ca", metavar="FILE", default=default(os.environ.get("LITEPIPELINE_TLS_CA")),
+                             help="the manager serves TLS: verify its certificate against this CA file "
+                                  "(default: $LITEPIPELINE_TLS_CA; an https:// address uses the system's CAs)")),
         (("--timeout",), dict(type=float, default=default(30.0),
                               help="seconds to wait for the manager (default 30)")),
     ]

@@ -7,6 +7,7 @@ never trusts bytes just because the manager accepted them). Every rejection is a
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import posixpath
@@ -15,7 +16,9 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
+from litepipeline.common.envtar import EnvChecker, check_env_stream
 from litepipeline.common.errors import InvalidApplication
+from litepipeline.common.textcheck import find_poison, poison_message
 
 CONFIG_NAME = "configuration.json"
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
@@ -27,6 +30,13 @@ MAX_PATH_LENGTH = 1024
 VENV_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ACTION_KEYS = ("name", "main", "condition", "env", "input_data", "to_action", "timeout", "retries",
                "retry_delay")
+# keys an action may carry: ours, plus 0.1.5's placement keys (SPEC §14), which its
+# applications already use; anything else is a typo and refused (it would change what runs)
+KNOWN_ACTION_KEYS = ACTION_KEYS + ("target", "target_env")
+# configuration.json's top level: ours plus 0.1.5's forms (SPEC §10, §13a)
+KNOWN_TOP_KEYS = ("actions", "on_success", "on_fail", "event_actions", "output_action")
+#: default limit on the actions of one application and of one task (generated ones included)
+MAX_ACTIONS = 10_000
 
 
 @dataclass
@@ -108,6 +118,16 @@ def check_relative_path(path: Any, what: str) -> str:
     return norm
 
 
+def check_keys(raw: dict, known: tuple, what: str) -> None:
+    """Refuse a key of ``raw`` that is not in ``known``, naming the nearest known key."""
+    for key in raw:
+        if key in known:
+            continue
+        hint = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        suggestion = f" (did you mean {hint[0]}?)" if hint else f" (known keys: {', '.join(known)})"
+        raise InvalidApplication(f"{what} has unknown key {str(key)[:60]!r}{suggestion}")
+
+
 def _number(value: Any, what: str, minimum: float, integer: bool = False) -> Any:
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
         kind = "an integer" if integer else "a number"
@@ -123,7 +143,11 @@ def parse_action(raw: Any, where: str = "configuration.json") -> ActionSpec:
         raise InvalidApplication(f"{where}: every action must be a JSON object, got {type(raw).__name__}")
     if "name" not in raw:
         raise InvalidApplication(f"{where}: an action has no 'name'")
+    found = find_poison(raw)   # generated actions come here straight from output.data
+    if found:
+        raise InvalidApplication(f"{where}: an action's {poison_message(found)}")
     name = check_plain_name(raw["name"])
+    check_keys(raw, KNOWN_ACTION_KEYS, f"{where}: action '{name}'")
     main = raw.get("main")
     if not isinstance(main, str) or not main.strip():
         raise InvalidApplication(f"{where}: action '{name}' has no 'main' command")
@@ -199,14 +223,13 @@ def check_dag(actions: Iterable[ActionSpec], where: str = "configuration.json") 
             if upstream not in names:
                 raise InvalidApplication(
                     f"{where}: action '{action.name}' condition names unknown action '{upstream}'")
-        waits = list(action.condition)
-        graph[action.name] = waits
+        graph[action.name] = list(action.condition)   # a copy: to_action edges are appended below
     for action in actions:
         if action.to_action is not None:
             if action.to_action not in names:
                 raise InvalidApplication(
                     f"{where}: action '{action.name}' to_action names unknown action '{action.to_action}'")
-            graph[action.to_action] = graph[action.to_action] + [action.name]
+            graph[action.to_action].append(action.name)
     cycle = find_cycle(graph)
     if cycle:
         raise InvalidApplication(f"{where}: actions form a cycle: {' -> '.join(cycle)}")
@@ -225,10 +248,7 @@ def _event_actions(raw: dict) -> dict:
     if not isinstance(block, dict):
         raise InvalidApplication("configuration.json: 'event_actions' must be an object "
                                  "{\"success\": {action}, \"fail\": {action}}")
-    unknown = sorted(set(block) - {"success", "fail"})
-    if unknown:
-        raise InvalidApplication(f"configuration.json: 'event_actions' takes 'success' and 'fail', "
-                                 f"not {', '.join(map(repr, unknown))}")
+    check_keys(block, ("success", "fail"), "configuration.json: event_actions")
     out = {}
     for event, key in (("success", "on_success"), ("fail", "on_fail")):
         item = block.get(event)
@@ -243,7 +263,7 @@ def _event_actions(raw: dict) -> dict:
     return out
 
 
-def parse_configuration(data: bytes) -> AppSpec:
+def parse_configuration(data: bytes, max_actions: int = MAX_ACTIONS) -> AppSpec:
     """Parse and validate configuration.json's bytes into an :class:`AppSpec`."""
     try:
         raw = json.loads(data.decode("utf-8"))
@@ -251,14 +271,24 @@ def parse_configuration(data: bytes) -> AppSpec:
         raise InvalidApplication(f"configuration.json is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidApplication("configuration.json must be a JSON object with an 'actions' list")
+    found = find_poison(raw)
+    if found:
+        raise InvalidApplication(f"configuration.json: {poison_message(found)}")
+    check_keys(raw, KNOWN_TOP_KEYS, "configuration.json")
     actions_raw = raw.get("actions")
     if not isinstance(actions_raw, list):
         raise InvalidApplication("configuration.json: 'actions' must be a list")
     if not actions_raw:
         raise InvalidApplication("configuration.json: 'actions' is empty")
+    if len(actions_raw) > max_actions:   # before parsing them: a huge list costs nothing more
+        raise InvalidApplication(f"configuration.json has {len(actions_raw)} actions, more than the limit of "
+                                 f"{max_actions}")
     actions = [parse_action(a) for a in actions_raw]
     events = _event_actions(raw)
     actions += list(events.values())
+    if len(actions) > max_actions:
+        raise InvalidApplication(f"configuration.json has {len(actions)} actions, more than the limit of "
+                                 f"{max_actions}")
     check_dag(actions)
     spec = AppSpec(actions)
     for key in ("on_success", "on_fail"):
@@ -284,7 +314,8 @@ def parse_configuration(data: bytes) -> AppSpec:
     output_action = raw.get("output_action")
     if output_action is not None:
         if not isinstance(output_action, str) or spec.by_name(output_action) is None or output_action in events:
-            raise InvalidApplication(f"configuration.json: output_action names unknown action {output_action!r}")
+            raise InvalidApplication(
+                f"configuration.json: output_action names unknown action {str(output_action)[:60]!r}")
         spec.output_action = output_action
     return spec
 
@@ -310,7 +341,10 @@ class MemberRules:
     member inside a symlink (writing through one could escape); hard links to members
     inside; at most ``max_unpacked_size`` bytes. An application (``one_top``) also holds
     one top directory, and its symlinks stay inside it. A venv-pack env tarball has no top
-    directory, and its ``bin/python`` links to the interpreter by absolute path.
+    directory, and its ``bin/python`` links to the interpreter by absolute path: its
+    members are judged by the stricter env rules of :mod:`litepipeline.common.envtar`
+    (hard links only to earlier regular files, nothing written over a link), the rules
+    the manager checks at upload and the node applies when extracting.
     """
 
     def __init__(self, max_unpacked_size: int, one_top: bool = True) -> None:
@@ -322,6 +356,7 @@ class MemberRules:
         self.files: set[str] = set()
         self.paths: set[str] = set()
         self.links: dict[str, str] = {}   # symlink path -> its target joined to the link's directory
+        self._env = None if one_top else EnvChecker(max_unpacked_size)
 
     def _inside(self, path: Optional[str]) -> bool:
         if not self.one_top:
@@ -352,6 +387,8 @@ class MemberRules:
 
     def finish(self) -> None:
         """Checks that need the whole archive: links through links, members under links."""
+        if self._env is not None:
+            return   # the env rules are all checked member by member
         for path, target in self.links.items():
             if self.one_top and not self._inside(self._resolve(target)):
                 raise InvalidApplication(f"tarball link '{path}' points outside the top directory")
@@ -364,6 +401,14 @@ class MemberRules:
 
     def check(self, member: tarfile.TarInfo) -> Optional[str]:
         """Return the member's normalized path ('' for the archive root), or raise."""
+        if self._env is not None:
+            self.top = ""
+            path = self._env.check(member)
+            self.size = self._env.size
+            self.count = self._env.count
+            if path and (member.isfile() or member.islnk()):
+                self.files.add(path)
+            return path
         path = _member_path(member)
         self.count += 1
         if self.count > MAX_MEMBERS:
@@ -423,7 +468,7 @@ def _open(path: str, mode: str) -> tarfile.TarFile:
         raise InvalidApplication(f"application file is not a gzip tar archive: {exc}") from None
 
 
-def inspect_tarball(path: str, max_unpacked_size: int) -> TarballInfo:
+def inspect_tarball(path: str, max_unpacked_size: int, max_actions: int = MAX_ACTIONS) -> TarballInfo:
     """Validate the tarball at ``path`` without extracting it; blocking, run it in a thread.
 
     Streams through the archive once: member rules, one top directory, the unpacked-size
@@ -450,14 +495,36 @@ def inspect_tarball(path: str, max_unpacked_size: int) -> TarballInfo:
     checker.finish()
     if config_bytes is None:
         raise InvalidApplication(f"tarball has no {checker.top}/{CONFIG_NAME}")
-    spec = parse_configuration(config_bytes)
+    spec = parse_configuration(config_bytes, max_actions)
+    envs = {}
     for action in spec.actions:
         if is_venv_id(action.env):
             continue   # a venv of its own: the manager checks that it exists
         if action.env is not None and f"{checker.top}/{action.env}.tar.gz" not in checker.files:
             raise InvalidApplication(f"action '{action.name}' env tarball '{action.env}.tar.gz' "
                                      "is not in the application")
+        if action.env is not None:
+            envs[f"{checker.top}/{action.env}.tar.gz"] = f"{action.env}.tar.gz"
+    if envs:
+        _check_envs(path, envs, max_unpacked_size)
     return TarballInfo(checker.top, checker.size, spec)
+
+
+def _check_envs(path: str, envs: dict, max_unpacked_size: int) -> None:
+    """Second pass, streaming: every env tarball the actions name obeys the env rules (the
+    node extracts them with the same rules; see :mod:`litepipeline.common.envtar`)."""
+    try:
+        with _open(path, "r|gz") as tar:
+            for member in tar:
+                label = envs.get(_member_path(member))
+                if label is None or not member.isfile():
+                    continue
+                try:
+                    check_env_stream(tar.extractfile(member), max_unpacked_size)
+                except InvalidApplication as exc:
+                    raise InvalidApplication(f"env tarball '{label}': {exc.message}") from None
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise InvalidApplication(f"application file is not a valid gzip tar archive: {exc}") from None
 
 
 def safe_extract(path: str, dest: str, max_unpacked_size: int, one_top: bool = True) -> str:

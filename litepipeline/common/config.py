@@ -49,8 +49,17 @@ class ManagerConfig:
     max_input_size: int = _key(MiB, "largest task input_data (JSON bytes)", minimum=1)
     max_output_size: int = _key(16 * MiB, "largest action output.data accepted in a report, bytes", minimum=1)
     max_generated_actions: int = _key(1000, "most actions a task may generate at run time", minimum=0)
+    max_json_body: int = _key(MiB, "largest JSON request body, bytes (task create takes max_input_size, "
+                                   "reports twice max_output_size); checked with the token before the body "
+                                   "is read", minimum=1024)
+    max_actions: int = _key(10000, "most actions an application may configure and a task may hold, "
+                                   "generated ones included", minimum=1)
     recovery_timeout: float = _key(30, "after a restart, seconds to wait for nodes to come back with "
                                        "their running actions before running those actions again", minimum=0)
+    tls_cert: Optional[str] = _key(None, "TLS certificate (PEM) of the HTTP and TCP ports; empty: no TLS")
+    tls_key: Optional[str] = _key(None, "private key (PEM) of tls_cert", secret=True)
+    tls_ca: Optional[str] = _key(None, "CA certificate (PEM) the nodes' certificates are verified against "
+                                       "(nodes with tls_cert are reached with HTTPS)")
     auth_token: Optional[str] = _key(None, "shared secret; when set every API call but GET / needs "
                                            "'Authorization: Bearer <token>' and nodes must present it",
                                      secret=True)
@@ -92,6 +101,13 @@ class NodeConfig:
     max_unpacked_size: int = _key(4 * GiB, "largest total unpacked size of an application tarball, bytes",
                                   minimum=1)
     max_output_size: int = _key(16 * MiB, "largest output.data an action may write, bytes", minimum=1)
+    max_json_body: int = _key(MiB, "largest JSON request body, bytes (an action's dispatch may carry up to "
+                                   "100 MiB of upstream output); checked with the token before the body "
+                                   "is read", minimum=1024)
+    tls_cert: Optional[str] = _key(None, "TLS certificate (PEM) of the node's HTTP port; empty: no TLS")
+    tls_key: Optional[str] = _key(None, "private key (PEM) of tls_cert", secret=True)
+    tls_ca: Optional[str] = _key(None, "CA certificate (PEM) the manager's certificate is verified against; "
+                                       "set: the manager's HTTP and TCP ports are reached with TLS")
     auth_token: Optional[str] = _key(None, "shared secret of the cluster (same as the manager's auth_token)",
                                      secret=True)
 

@@ -191,6 +191,12 @@ def flag(value: Any, label: str) -> bool:
     return value is True
 
 
+def strict_bool(value: Any, label: str) -> bool:
+    if not isinstance(value, bool):
+        raise Bad(f"{label} must be true or false")
+    return value
+
+
 def held_list(value: Any, label: str) -> list:
     """Attempts a node holds, or the manager's stop list: malformed entries are left out."""
     if not isinstance(value, list):
@@ -379,6 +385,7 @@ class Register(Message):
                          nested=True)
     free_slots: Optional[int] = wire(lenient_int)
     draining: bool = wire(flag, False)
+    tls: Optional[bool] = wire(optional(strict_bool))   # the node's HTTP port serves TLS
 
 
 @dataclass

@@ -14,9 +14,11 @@ from typing import Any, Optional
 import tornado.web
 
 from litepipeline.common.errors import InvalidParameters, LiteError, NotFound, PayloadTooLarge, Unauthorized
+from litepipeline.common.textcheck import check_text, may_hold_poison, text_problem
 
 LOG = logging.getLogger(__name__)
 MAX_INT_ARG = 2 ** 63 - 1   # what SQL integers (and file offsets) hold
+DEFAULT_JSON_BODY = 1024 * 1024   # max_json_body's default
 
 
 def bearer_ok(header: Optional[str], token: Optional[str]) -> bool:
@@ -32,17 +34,54 @@ def auth_headers(token: Optional[str]) -> dict:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+@tornado.web.stream_request_body
 class JsonHandler(tornado.web.RequestHandler):
-    """Base handler: JSON envelope for every answer and every error."""
+    """Base handler: JSON envelope for every answer and every error.
+
+    Bodies are streamed (``stream_request_body``) so that :meth:`prepare` runs when the
+    headers have arrived: a request without the token, or announcing a body past the
+    route's limit, is answered before a byte of its body is read or held.
+    """
 
     #: set by subclasses' ``initialize``; None disables auth
     auth_token: Optional[str] = None
     #: paths reachable without a token
     public = False
+    #: largest body a route reads (``max_json_body``), set by subclasses' ``initialize``
+    max_json_body: int = DEFAULT_JSON_BODY
+
+    def body_limit(self) -> Optional[int]:
+        """The largest body this route takes; None: the route limits its body itself."""
+        return self.max_json_body
+
+    def authorized(self) -> bool:
+        """Whether the request may go on (subclasses add other credentials than the token)."""
+        return self.public or bearer_ok(self.request.headers.get("Authorization"), self.auth_token)
 
     def prepare(self) -> None:
-        if not self.public and not bearer_ok(self.request.headers.get("Authorization"), self.auth_token):
+        if not self.authorized():
             raise Unauthorized("missing or wrong 'Authorization: Bearer <token>' header")
+        limit = self.body_limit()
+        if limit is None:
+            return
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(f"request body of {length} bytes is larger than the limit of {limit} bytes")
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            # a chunked body past the limit: tornado stops reading and closes the connection
+            self.request.connection.set_max_body_size(limit)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return   # answered already (401, 413, 404): nothing of the body is kept
+        # grown in place (linear), and where handlers look for it: request.body
+        if not isinstance(self.request.body, bytearray):
+            self.request.body = bytearray()
+        self.request.body.extend(chunk)
+
+    def raw_body(self) -> bytes:
+        """The whole request body (the verb method runs once it has all arrived)."""
+        return self.request.body
 
     def reply(self, status: int = 200, **fields: Any) -> None:
         body = {"result": "ok"}
@@ -62,7 +101,7 @@ class JsonHandler(tornado.web.RequestHandler):
         else:
             body = {"result": "ServerException", "message": "internal server error"}
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        if status_code == 413:
+        if status_code in (401, 413):
             # the body was not read: this connection cannot carry another request
             self.set_header("Connection", "close")
         self.finish(json.dumps(body))
@@ -87,6 +126,9 @@ class JsonHandler(tornado.web.RequestHandler):
             if required:
                 raise InvalidParameters(f"missing parameter '{name}'")
             return default
+        problem = text_problem(value)
+        if problem:
+            raise InvalidParameters(f"parameter '{name}' holds {problem}")
         return value
 
     def arg_int(self, name: str, default: int, minimum: int = 0, maximum: int = MAX_INT_ARG) -> int:
@@ -116,8 +158,9 @@ class JsonHandler(tornado.web.RequestHandler):
                                     f"got {value[:60]!r}")
         return number
 
-    def json_body(self, max_size: Optional[int] = None) -> dict:
-        body = self.request.body
+    def json_body(self, max_size: Optional[int] = None, check: bool = True) -> dict:
+        """The body as a JSON object; ``check``: refuse text no store can keep (see textcheck)."""
+        body = self.raw_body()
         if max_size is not None and len(body) > max_size:
             raise PayloadTooLarge(f"request body is larger than {max_size} bytes")
         try:
@@ -126,6 +169,8 @@ class JsonHandler(tornado.web.RequestHandler):
             raise InvalidParameters(f"request body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise InvalidParameters("request body must be a JSON object")
+        if check and may_hold_poison(body):
+            check_text(data)
         return data
 
 

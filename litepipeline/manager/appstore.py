@@ -7,13 +7,14 @@ reader never sees a half-written tarball. Parsed configurations are cached by SH
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shutil
 import tempfile
 from typing import Any, Callable, Optional
 
-from litepipeline.common.appspec import AppSpec, TarballInfo, inspect_tarball
+from litepipeline.common.appspec import MAX_ACTIONS, AppSpec, TarballInfo, inspect_tarball
 
 LOG = logging.getLogger(__name__)
 
@@ -25,12 +26,12 @@ class AppStore:
     tarballs by owner id and SHA-1 either way.
     """
 
-    def __init__(self, data_path: str, max_unpacked_size: int, folder: str = "applications",
-                 inspector: Callable[[str, int], Any] = inspect_tarball) -> None:
+    def __init__(self, data_path: str, max_unpacked_size: int, max_actions: int = MAX_ACTIONS,
+                 folder: str = "applications", inspector: Optional[Callable[[str, int], Any]] = None) -> None:
         self.root = os.path.join(data_path, folder)
         self.tmp = os.path.join(data_path, "tmp")
         self.max_unpacked_size = max_unpacked_size
-        self.inspector = inspector
+        self.inspector = inspector or functools.partial(inspect_tarball, max_actions=max_actions)
         os.makedirs(self.root, exist_ok=True)
         os.makedirs(self.tmp, exist_ok=True)
         self._specs: dict[str, AppSpec] = {}

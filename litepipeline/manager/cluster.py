@@ -26,20 +26,26 @@ from tornado.tcpserver import TCPServer
 from litepipeline.common import protocol
 from litepipeline.common.errors import LiteError
 from litepipeline.common.messages import Answer, Heartbeat, HeldAttempt, Register, RegisterAnswer, Report
+from litepipeline.common.textcheck import find_poison, poison_message
 from litepipeline.common.protocol import FAILURE, FEATURES, HEARTBEAT, REGISTER, REPORT, RUN, SUCCESS, ProtocolError
 from litepipeline.manager.nodes import NODE_FIELDS, NodeInfo
 
 LOG = logging.getLogger(__name__)
-MAX_CONNECTIONS = 1024
-# a connection must REGISTER this soon after opening: idle ones would use up MAX_CONNECTIONS
-REGISTER_TIMEOUT = 10.0
+MAX_CONNECTIONS = 1024   # registered nodes
+# Connections that have not registered (no token is needed to open one) have their own
+# small pool: when it is full the oldest is closed to make room, so idle connections can
+# never lock a real node out, and each must REGISTER this soon after opening.
+MAX_UNREGISTERED = 64
+REGISTER_TIMEOUT = 5.0
+
+
 class Cluster(TCPServer):
     """Accepts node connections; keeps the table of live nodes."""
 
     def __init__(self, token: Optional[str], on_up: Callable[[str, Any, bool], Any],
-                 on_down: Callable[[str, str], Any],
-                 on_report: Optional[Callable[[Report], Any]] = None) -> None:
-        super().__init__(max_buffer_size=protocol.MAX_FRAME_SIZE * 2)
+                 on_down: Callable[[str, str, float], Any],
+                 on_report: Optional[Callable[[Report], Any]] = None, ssl_options: Any = None) -> None:
+        super().__init__(max_buffer_size=protocol.MAX_FRAME_SIZE * 2, ssl_options=ssl_options)
         self.token = token
         self.on_up = on_up
         self.on_down = on_down
@@ -49,19 +55,27 @@ class Cluster(TCPServer):
         self.connections = 0
         #: called with no argument once a node has joined or left (the web interface's push)
         self.listeners: list[Callable[[], None]] = []
+        self._unregistered: dict[IOStream, str] = {}   # stream -> peer address, oldest first
 
     def address(self, node_id: str) -> Optional[str]:
         node = self.nodes.get(node_id)
         return node.address if node else None
 
+    def url(self, node_id: str) -> Optional[str]:
+        """``http(s)://host:port`` of the node's HTTP API (HTTPS when it registered with tls)."""
+        node = self.nodes.get(node_id)
+        return node.url if node else None
+
     def public(self) -> list[dict]:
         return [n.public() for n in self.nodes.values()]
 
     async def handle_stream(self, stream: IOStream, address: tuple) -> None:
-        if self.connections >= MAX_CONNECTIONS:
-            LOG.warning("refusing node connection from %s: %d connections open", address[0], self.connections)
-            stream.close()
-            return
+        if len(self._unregistered) >= MAX_UNREGISTERED:
+            oldest = next(iter(self._unregistered))
+            LOG.warning("%d node connections have not registered; closing the oldest, from %s",
+                        len(self._unregistered), self._unregistered.pop(oldest))
+            oldest.close()
+        self._unregistered[stream] = address[0]
         self.connections += 1
         # small frames, answered at once: Nagle's algorithm would hold each one back ~40 ms
         stream.set_nodelay(True)
@@ -84,6 +98,8 @@ class Cluster(TCPServer):
                 if command == REGISTER:
                     previous = node
                     node = await self._register(stream, address, data)
+                    if node is not None:
+                        self._unregistered.pop(stream, None)
                     if previous is not None and (node is None or node.node_id != previous.node_id):
                         self._drop(previous, "re-registered", close=False)   # this connection goes on
                 elif command == HEARTBEAT:
@@ -111,6 +127,7 @@ class Cluster(TCPServer):
             LOG.exception("closing node connection from %s after an internal error", address[0])
         finally:
             self.connections -= 1
+            self._unregistered.pop(stream, None)
             stream.close()
             if node is not None:
                 node.fail_runs(reason)
@@ -118,7 +135,9 @@ class Cluster(TCPServer):
                 self._drop(node, reason)
 
     async def _register(self, stream: IOStream, address: tuple, data: dict) -> Optional[NodeInfo]:
-        refusal = self._check_token(data.get("token"))
+        # poison first: a token with a lone surrogate cannot even be compared
+        found = find_poison(data)
+        refusal = poison_message(found) if found else self._check_token(data.get("token"))
         try:
             message = Register.parse(data)
         except LiteError as exc:
@@ -128,6 +147,11 @@ class Cluster(TCPServer):
             await stream.write(RegisterAnswer(FAILURE, refusal).frame(REGISTER, node_id=None))
             return None
         node_id = message.node_id or str(uuid.uuid4())
+        if node_id not in self.nodes and len(self.nodes) >= MAX_CONNECTIONS:
+            refusal = f"the manager holds {MAX_CONNECTIONS} nodes already"
+            LOG.warning("refused REGISTER from %s: %s", address[0], refusal)
+            await stream.write(RegisterAnswer(FAILURE, refusal).frame(REGISTER, node_id=None))
+            return None
         info = {k: getattr(message, k) for k in NODE_FIELDS}
         info["node_id"] = node_id
         if info["http_host"] in (None, "", "0.0.0.0", "::"):
@@ -178,8 +202,10 @@ class Cluster(TCPServer):
     def _drop(self, node: NodeInfo, reason: str, close: bool = True) -> None:
         if self.nodes.get(node.node_id) is node:
             del self.nodes[node.node_id]
-            LOG.warning("node %s dropped: %s", node.node_id, reason)
-            self.on_down(node.node_id, reason)
+            hold = hold_seconds(node.timeout, time.monotonic() - node.last_seen)
+            LOG.warning("node %s dropped: %s; its actions are re-queued in %.1f s unless it comes back",
+                        node.node_id, reason, hold)
+            self.on_down(node.node_id, reason, hold)
             self._changed()
         if close and node.stream is not None:
             node.stream.close()
@@ -203,6 +229,20 @@ class Cluster(TCPServer):
         for node in list(self.nodes.values()):
             if node.stream is not None:
                 node.stream.close()
+
+
+def hold_seconds(timeout: float, silent_for: float) -> float:
+    """How long a dropped node's actions must wait before running elsewhere.
+
+    The node stops them itself once ``timeout`` has passed since it last heard from us
+    (its lease, node/lease.py, counted from a frame we received no earlier than
+    ``last_seen``); the margin covers the node's reaper waking up and the kill landing.
+    """
+    return max(timeout + lease_margin(timeout) - silent_for, 0.0)
+
+
+def lease_margin(timeout: float) -> float:
+    return max(1.0, 0.1 * timeout)
 
 
 def _stop_list(stops: Any) -> list:

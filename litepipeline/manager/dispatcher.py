@@ -17,12 +17,34 @@ from typing import Any, Awaitable, Callable, Optional
 from litepipeline.common.messages import Answer, StopAction
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.nodelink import NodeLink
+from litepipeline.manager.quarantine import merge, scrub_tasks, unstorable_tasks
 from litepipeline.manager.scheduler import Dispatch, SchedulerCore, Stop
 from litepipeline.manager.store.store import Store
 from litepipeline.manager.taskstate import Batch
 
 LOG = logging.getLogger(__name__)
 SAVE_RETRY_SECONDS = 30.0
+# rows above which a round is written from the database thread even on SQLite: a task of
+# 10,000 actions takes ~0.4 s to insert, which must not hold the event loop
+INLINE_ROWS = 500
+
+
+def batch_rows(batch: Batch) -> int:
+    return (len(batch.new_tasks) + len(batch.tasks) + len(batch.new_actions) + len(batch.actions)
+            + len(batch.new_attempts) + len(batch.attempts))
+
+
+def _task_of(instruction: Any) -> str:
+    return instruction.message.task_id if isinstance(instruction, Dispatch) else instruction.task_id
+
+
+class FailedTasks(dict):
+    """task_id -> why, for tasks failed in a round because the store refused their text;
+    ``stops`` are what failing them decided."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stops: list = []
 
 
 class Dispatcher:
@@ -109,7 +131,9 @@ class Dispatcher:
         if batch and self.before_save is not None:
             self.before_save(batch)
         if batch:
-            await self._save(batch)
+            failed = await self._save(batch)
+            if failed:   # tasks failed for unstorable text: what they were about to start, doesn't
+                actions = [a for a in actions if _task_of(a) not in failed] + failed.stops
             if self.on_saved is not None:
                 self.on_saved(batch)
             for listener in self.saved_listeners:
@@ -134,20 +158,32 @@ class Dispatcher:
                 future.set_exception(value)
         self._arm_timer()
 
-    async def _save(self, batch: Any) -> None:
+    async def _save(self, batch: Any) -> Optional["FailedTasks"]:
+        """Write ``batch``; returns the tasks failed because their text could not be stored."""
         deadline = time.monotonic() + SAVE_RETRY_SECONDS
         delay = 0.1
+        failed: Optional[FailedTasks] = None
         while True:
             try:
                 started = time.perf_counter()
-                if self.store.inline_writes:
+                if self.store.inline_writes and batch_rows(batch) <= INLINE_ROWS:
                     self.store.save(batch)
                 else:
                     await self.db(self.store.save, batch)
                 self.commits += 1
                 self.commit_seconds += time.perf_counter() - started
-                return
+                return failed
             except Exception as exc:  # noqa: BLE001
+                problems = unstorable_tasks(batch)
+                if problems:
+                    # one task's text must not stop the others: fail it and write the round again
+                    LOG.error("store refused a round (%s); failing task(s) %s", exc, problems)
+                    failed = failed or FailedTasks()
+                    failed.update(problems)
+                    scrub_tasks(batch, set(problems))
+                    failed.stops.extend(self.core.fail_unstorable(problems))
+                    merge(batch, self.core.take_batch())
+                    continue
                 if time.monotonic() > deadline:
                     # memory and store disagree now; restarting rebuilds memory from the store
                     self.on_fatal(f"cannot write to the store: {exc}")

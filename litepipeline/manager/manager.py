@@ -20,10 +20,12 @@ from litepipeline.common.errors import (AppNotExists, InvalidParameters, Operati
                                         StaleAttempt, TaskAlreadyFinished, TaskNotExists)
 from litepipeline.common.messages import Register, Report
 from litepipeline.common.states import UNFINISHED_STAGES, Stage, Status
+from litepipeline.common.textcheck import find_poison, poison_message, scrub
 from litepipeline.manager.appstore import AppStore
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
+from litepipeline.manager.idempotency import KeyedCreates
 from litepipeline.manager.nodelink import NodeLink
 from litepipeline.manager.scheduledriver import ApplicationSource, DriverClock, ScheduleDriver, WorkflowSource
 from litepipeline.manager.scheduler import SchedulerCore
@@ -48,19 +50,23 @@ DOWNLOAD_CHUNK = 1024 * 1024
 SHA1_RE = re.compile(r"[0-9a-fA-F]{40}")
 NAME_LIMIT = 255    # the name columns' length
 MAX_WAIT = 600.0    # longest ``GET /task/info?wait=`` a client may ask for, in seconds
+BIG_DAG = 1000      # actions above which a task's objects are built off the event loop
 
 
 class Manager:
     """One LitePipeline manager: applications, tasks, nodes, scheduling."""
 
-    def __init__(self, config: ManagerConfig, on_fatal: Callable[[str], None]) -> None:
+    def __init__(self, config: ManagerConfig, on_fatal: Callable[[str], None],
+                 tls_server: Any = None) -> None:
         self.config = config
         self.store = Store(config.database_url or sqlite_url(config.data_path))
         self.db = DbThread()
-        self.apps = AppStore(config.data_path, config.max_unpacked_size)
+        self.apps = AppStore(config.data_path, config.max_unpacked_size, config.max_actions)
         self.core = SchedulerCore(max_generated_actions=config.max_generated_actions,
+                                  max_actions=config.max_actions,
                                   recovery_timeout=config.recovery_timeout)
-        self.cluster = Cluster(config.auth_token, self._node_up, self._node_down, self.action_update)
+        self.cluster = Cluster(config.auth_token, self._node_up, self._node_down, self.action_update,
+                               ssl_options=tls_server)
         self.link = NodeLink(self.cluster.nodes.get, config.auth_token)
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.link, on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
@@ -71,6 +77,7 @@ class Manager:
         self.versions.pinned_by_work = self.works.pins_version   # history delete keeps a work's versions
         self.core.venv_sha1 = self.versions.active_venv   # generated actions naming a venv
         self._task_pins: dict = {}   # task_id -> Pins, held until the task is stored
+        self.keyed = KeyedCreates(self.db, self.store, self.create_task, self._task_exists)
         self._closing = False
         self._app_rows: dict[str, dict] = {}
         self.waiters = FinishWaiters()
@@ -130,9 +137,9 @@ class Manager:
         return await self.dispatcher.submit(lambda: self.core.node_up(
             node_id, message.running, registering, slots, message.draining))
 
-    def _node_down(self, node_id: str, reason: str) -> None:
+    def _node_down(self, node_id: str, reason: str, hold: float = 0.0) -> None:
         if not self._closing:   # a manager shutting down keeps its nodes' work assigned
-            self.dispatcher.submit(lambda: self.core.node_down(node_id, reason))
+            self.dispatcher.submit(lambda: self.core.node_down(node_id, reason, hold))
 
     # -- applications -------------------------------------------------------------------
     async def create_app(self, upload_path: str, sha1: str, name: str, description: str) -> str:
@@ -195,15 +202,24 @@ class Manager:
                 yield chunk
 
     # -- tasks --------------------------------------------------------------------------
-    async def create_task(self, app_id: str, task_name: str, input_data: dict) -> str:
-        task = await self.build_task(app_id, task_name, input_data)
+    async def create_task(self, app_id: str, task_name: str, input_data: dict, task_id: Optional[str] = None,
+                          idempotency_key: Optional[str] = None) -> str:
+        """A new task (``task_id``: the id to give it); with ``idempotency_key``, the task
+        that key made within 24 h if there is one (see :mod:`~litepipeline.manager.idempotency`)."""
+        if idempotency_key is not None:
+            return await self.keyed.create_task(idempotency_key, app_id, task_name, input_data)
+        task = await self.build_task(app_id, task_name, input_data, task_id)
         try:
             await self.dispatcher.submit(lambda: self.core.add_task(task))
         finally:
             self.unpin_task(task)
         return task.task_id
 
-    async def build_task(self, app_id: str, task_name: str, input_data: dict) -> TaskState:
+    async def _task_exists(self, task_id: str) -> bool:
+        return task_id in self.core.tasks or await self.db(self.store.get_task, task_id) is not None
+
+    async def build_task(self, app_id: str, task_name: str, input_data: dict,
+                         task_id: Optional[str] = None) -> TaskState:
         """A new task of the application's active version, ready for ``core.add_task`` in a round."""
         size = len(json.dumps(input_data))
         if size > self.config.max_input_size:
@@ -215,15 +231,26 @@ class Manager:
         # pins hold until the task is stored (see _saved) or its creation is given up (unpin_task)
         pins = self.versions.pin(app_id, row["sha1"], spec)
         now = clock.now()
-        task = TaskState(task_id=str(uuid.uuid4()), task_name=task_name, application_id=app_id,
+        task = TaskState(task_id=task_id or str(uuid.uuid4()), task_name=task_name, application_id=app_id,
                          app_sha1=row["sha1"], input_data=input_data, stage=Stage.PENDING.value, create_at=now,
                          update_at=now, on_success=spec.on_success, on_fail=spec.on_fail)
         events = {spec.on_success, spec.on_fail}
-        for seq, action_spec in enumerate(spec.actions):
-            kind = EVENT if action_spec.name in events else DAG
-            action = ActionState.from_spec(task.task_id, action_spec, seq, kind)
-            action.env_sha1 = pins.venvs.get(action.env)
-            task.actions[action_spec.name] = action
+
+        def add_actions() -> None:
+            for seq, action_spec in enumerate(spec.actions):
+                kind = EVENT if action_spec.name in events else DAG
+                action = ActionState.from_spec(task.task_id, action_spec, seq, kind)
+                action.env_sha1 = pins.venvs.get(action.env)
+                task.actions[action_spec.name] = action
+
+        try:
+            if len(spec.actions) > BIG_DAG:   # ~5 µs an action: thousands would hold the loop
+                await asyncio.get_running_loop().run_in_executor(None, add_actions)
+            else:
+                add_actions()
+        except BaseException:
+            self.versions.unpin(pins)
+            raise
         self._task_pins[task.task_id] = pins
         return task
 
@@ -338,8 +365,11 @@ class Manager:
         await self.dispatcher.submit(lambda: self.core.recover(task))
         LOG.info("task %s recovered", task_id)
 
-    async def action_update(self, report: Report, body_size: Optional[int] = None) -> None:
-        """Record a node's report (``body_size``: its size when known, a cheap first check)."""
+    async def action_update(self, report: Report, body_size: Optional[int] = None, screen: bool = True) -> None:
+        """Record a node's report (``body_size``: its size when known, a cheap first check;
+        ``screen`` False: its raw JSON was seen to hold no text a store refuses)."""
+        if screen:
+            report = storable_report(report)
         if report.stage == Stage.FINISHED.value and (body_size is None or body_size > self.config.max_output_size):
             # Accepted as a failure, not refused: a refused report would be dropped by the
             # node, the attempt would look lost, and the action would run again forever.
@@ -364,3 +394,24 @@ class Manager:
         info = {"number_of_nodes": len(nodes), "nodes": nodes, "manager": manager}
         return {"version": __version__, "info": info, "scheduler": self.dispatcher.stats()}
 
+
+
+def storable_report(report: Report) -> Report:
+    """A report whose text every store can keep.
+
+    Unstorable identifiers are refused (400: the node drops the report, which matches no
+    attempt anyway); unstorable text in what the action produced fails the action instead,
+    naming the field: refused, the report would be dropped and the action run again forever.
+    """
+    ids = ("task_id", "name", "attempt_id", "node_id")
+    found = find_poison({k: getattr(report, k) for k in (*ids, "stage")})
+    if found:
+        raise InvalidParameters(f"report {poison_message(found)}")
+    found = find_poison({f.name: getattr(report, f.name) for f in dataclasses.fields(report) if f.name not in ids})
+    if found is None:
+        return report
+    message = f"the action's report {poison_message(found)}"
+    if report.stage != Stage.FINISHED.value:
+        raise InvalidParameters(message)
+    return dataclasses.replace(report, status=Status.FAIL.value, result={}, message=message,
+                               start_at=scrub(report.start_at), end_at=scrub(report.end_at))

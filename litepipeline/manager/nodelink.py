@@ -72,7 +72,7 @@ class NodeLink:
         node = self.lookup(node_id)
         if node is None:
             return Answer(body.get("attempt_id"), 0, "NodeGone", f"node {node_id} is not registered")
-        request = HTTPRequest(f"http://{node.address}{path}", method=method, body=json.dumps(body),
+        request = HTTPRequest(f"{node.url}{path}", method=method, body=json.dumps(body),
                               headers={"Content-Type": "application/json", **auth_headers(self.token)},
                               connect_timeout=5, request_timeout=self.timeout)
         if self._client is None:

@@ -13,7 +13,7 @@ from typing import Any
 from litepipeline.common.messages import Answer
 
 NODE_FIELDS = ("node_id", "http_host", "http_port", "action_slots", "heartbeat_interval", "heartbeat_timeout",
-               "data_path", "app_path", "python3", "version")
+               "data_path", "app_path", "python3", "version", "tls")
 
 
 @dataclass
@@ -30,6 +30,11 @@ class NodeInfo:
     @property
     def address(self) -> str:
         return f"{self.info['http_host']}:{self.info['http_port']}"
+
+    @property
+    def url(self) -> str:
+        """``http(s)://host:port`` of the node's HTTP API (HTTPS when it registered with tls)."""
+        return f"{'https' if self.info.get('tls') is True else 'http'}://{self.address}"
 
     @property
     def timeout(self) -> float:

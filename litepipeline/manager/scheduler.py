@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 from litepipeline.common import clock
-from litepipeline.common.appspec import check_dag, is_venv_id, parse_action
+from litepipeline.common.appspec import MAX_ACTIONS, ActionSpec, check_dag, is_venv_id, parse_action
 from litepipeline.common.errors import InvalidApplication, OperationFailed, StaleAttempt, TaskAlreadyFinished, TaskNotExists
 from litepipeline.common.messages import HeldAttempt, Report, RunAction
 from litepipeline.common.states import Stage, Status
@@ -71,9 +71,17 @@ class NodeSlots:
 
 
 def upstream_names(task: TaskState, action: ActionState) -> list[str]:
-    """What ``action`` waits for: its condition plus generated actions aimed at it."""
+    """What ``action`` waits for: its condition plus generated actions aimed at it.
+
+    Uses the task's index of ``to_action`` edges, so a round over a DAG of n actions
+    costs O(n + edges), not O(n²).
+    """
+    feeders = task.feeders().get(action.name)
+    if not feeders:
+        return list(action.condition)
     names = list(action.condition)
-    names.extend(a.name for a in task.actions.values() if a.to_action == action.name and a.name not in names)
+    seen = set(names)
+    names.extend(n for n in feeders if n not in seen)
     return names
 
 
@@ -105,13 +113,14 @@ class SchedulerCore:
 
     def __init__(self, clock_fn: Callable[[], dt.datetime] = clock.now, max_generated_actions: int = 1000,
                  recovery_timeout: float = 30.0, lost_grace: float = 3.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, max_actions: int = MAX_ACTIONS) -> None:
         # two clocks: wall time only for the timestamps shown and stored; every duration
         # (retry delays, grace periods, the recovery timeout) on the monotonic one, which
         # an NTP step or a DST change does not move
         self.now = clock_fn
         self.mono = monotonic
         self.max_generated_actions = max_generated_actions
+        self.max_actions = max_actions
         self.recovery_timeout = recovery_timeout
         self.lost_grace = lost_grace
         self.tasks: dict[str, TaskState] = {}
@@ -135,6 +144,8 @@ class SchedulerCore:
         #: the active SHA-1 of a venv id, or None (set by the manager's Versions): pins a
         #: generated action whose env names a venv
         self.venv_sha1: Callable[[str], Optional[str]] = lambda venv_id: None
+        # dropped nodes whose actions may still run until then: node_id -> (until (monotonic), reason)
+        self._held: dict[str, tuple[float, str]] = {}
 
     # -- change tracking ----------------------------------------------------------------
     def take_batch(self) -> Batch:
@@ -198,6 +209,7 @@ class SchedulerCore:
         grace period covering dispatches still in flight).
         """
         mono = self.mono()
+        self._held.pop(node_id, None)   # back: reconciliation below settles its attempts
         node = self.nodes.get(node_id)
         if node is None:
             if slots is None:   # a heartbeat of a node dropped meanwhile: its REGISTER comes next
@@ -234,9 +246,14 @@ class SchedulerCore:
                 del node.busy[attempt_id]   # an unexpected attempt the node has since dropped
         return stops
 
-    def node_down(self, node_id: str, reason: str) -> None:
-        """A node's connection closed or its heartbeats stopped: re-queue its work."""
+    def node_down(self, node_id: str, reason: str, hold: float = 0.0) -> None:
+        """A node's connection closed or its heartbeats stopped: re-queue its work, after
+        ``hold`` seconds (the time the node may still run it: its lease) unless it is back."""
         self.nodes.pop(node_id, None)
+        if hold > 0:
+            self._held[node_id] = (self.mono() + hold, reason)
+            return
+        self._held.pop(node_id, None)
         for action in list(self._expected_on(node_id).values()):
             self._lost(action, f"node {node_id} lost: {reason}")
 
@@ -389,6 +406,9 @@ class SchedulerCore:
         generated = sum(1 for a in task.actions.values() if a.parent is not None)
         if generated + len(specs) > self.max_generated_actions:
             raise InvalidApplication(f"a task may generate at most {self.max_generated_actions} actions")
+        if len(task.actions) + len(specs) > self.max_actions:
+            raise InvalidApplication(f"a task may hold at most {self.max_actions} actions, generated ones "
+                                     f"included ({len(task.actions)} + {len(specs)} generated)")
         existing = {a.name for a in task.actions.values()}
         for spec in specs:
             if spec.name in existing:
@@ -398,8 +418,6 @@ class SchedulerCore:
                 if task.actions[target].stage != PENDING or task.actions[target].kind != DAG:
                     raise InvalidApplication(f"{where}: to_action '{target}' has already started")
         # check the whole task's graph with the new actions: names, conditions, cycles
-        from litepipeline.common.appspec import ActionSpec
-
         current = [ActionSpec(a.name, a.main, list(a.condition), to_action=a.to_action)
                    for a in task.actions.values() if a.kind == DAG]
         check_dag(current + specs, where)
@@ -494,6 +512,24 @@ class SchedulerCore:
         self._touch_task(task)
         return [Stop(a.node_id, task.task_id, a.name, a.attempt_id, signal) for a in running]
 
+    def fail_unstorable(self, problems: dict) -> list[Stop]:
+        """Tasks whose rows the store refused (task_id -> why): end them ``fail``.
+
+        Their rows were cleaned by the caller; every other task goes on as decided."""
+        stops = []
+        for task_id, message in problems.items():
+            task = self.tasks.get(task_id)
+            if task is None:
+                continue   # already finished and forgotten: the cleaned rows are all there is
+            message = f"cannot be stored: {message}"
+            if task.finished:
+                task.message = message
+                self._touch_task(task)
+            else:
+                stops.extend(self._end_task(task, FAIL, message, signal=-9))
+            self._maybe_forget(task)
+        return stops
+
     def remove_task(self, task_id: str) -> None:
         """Forget a task being deleted; refused while any of its actions runs."""
         task = self.tasks.get(task_id)
@@ -550,12 +586,24 @@ class SchedulerCore:
         if task.stage not in (PENDING, RUNNING):
             return []
         ready = []
-        for action in task.actions.values():
+        actions = task.actions
+        blockers = task.blockers
+        for action in actions.values():
             if action.stage != PENDING or action.kind != DAG:
                 continue
             if action.retry_at is not None and self._retry_wait(action, mono) > 0:
                 continue
-            if all(task.actions[u].succeeded for u in upstream_names(task, action)):
+            # the upstream that held this action back last time, checked first: a round over
+            # a long chain then costs one lookup per waiting action, not a walk of its upstreams
+            blocker = actions.get(blockers.get(action.name, ""))
+            if blocker is not None and not (blocker.stage == FINISHED and blocker.status == SUCCESS):
+                continue
+            for name in upstream_names(task, action):
+                upstream = actions[name]
+                if not (upstream.stage == FINISHED and upstream.status == SUCCESS):
+                    blockers[action.name] = name
+                    break
+            else:
                 ready.append(action)
         ready.sort(key=lambda a: a.seq)
         return ready
@@ -631,9 +679,14 @@ class SchedulerCore:
                 continue    # the first stop was just sent by stop_task
             stops.extend(Stop(a.node_id, task.task_id, a.name, a.attempt_id, task.signal or -15)
                          for a in self._running(task) if a.kind == DAG and a.node_id in self.nodes)
+        for node_id, (until, reason) in list(self._held.items()):
+            if mono >= until:   # its lease has run out: the node has stopped them itself
+                del self._held[node_id]
+                for action in list(self._expected_on(node_id).values()):
+                    self._lost(action, f"node {node_id} lost: {reason}")
         if mono - self.started_mono < self.recovery_timeout:
             return stops
-        for node_id in [n for n in self._on_node if n not in self.nodes]:
+        for node_id in [n for n in self._on_node if n not in self.nodes and n not in self._held]:
             for action in list(self._expected_on(node_id).values()):
                 self._lost(action, f"node {node_id} did not come back")
         return stops

@@ -13,6 +13,8 @@ from litepipeline.common import netresolve
 from litepipeline.common.config import public_view
 from litepipeline.common.daemon import (listen_failure, load_or_exit, on_stop_signals, parse_args,
                                        setup_logging)
+from litepipeline.common.datalock import lock_or_exit
+from litepipeline.common.tls import Tls, tls_or_exit
 from litepipeline.common.web import NotFoundHandler
 from litepipeline.manager.handlers import routes
 from litepipeline.manager.manager import Manager
@@ -35,8 +37,10 @@ async def serve(config) -> int:  # noqa: ANN001
         stopping.set()
 
     netresolve.install()
+    tls = Tls(config)   # checked in main()
+    tls.configure_http_clients()
     try:
-        manager = Manager(config, fatal)
+        manager = Manager(config, fatal, tls.server)
         await manager.start()
     except Exception as exc:  # noqa: BLE001 - a start-up failure is one clear line, exit 2
         LOG.critical("cannot start: %s", exc)
@@ -45,7 +49,7 @@ async def serve(config) -> int:  # noqa: ANN001
     app = tornado.web.Application(routes(manager) + ui.routes(), default_handler_class=NotFoundHandler,
                                   **ui.settings())
     http = HTTPServer(app, max_body_size=max(JSON_BODY_LIMIT, config.max_output_size * 2),
-                      max_buffer_size=JSON_BODY_LIMIT, idle_connection_timeout=300)
+                      max_buffer_size=JSON_BODY_LIMIT, idle_connection_timeout=300, ssl_options=tls.server)
     for listen, host_key, port_key in ((http.listen, "http_host", "http_port"),
                                        (manager.cluster.listen, "tcp_host", "tcp_port")):
         host, port = getattr(config, host_key), getattr(config, port_key)
@@ -88,6 +92,8 @@ async def _sweep(manager: Manager, interval: float) -> None:
 def main(argv: Optional[list] = None) -> int:
     args = parse_args("litemanager", argv)
     config = load_or_exit("litemanager", "manager", args.config)
+    _data_lock = lock_or_exit("litemanager", config.data_path)   # its descriptor stays open until exit
+    tls_or_exit("litemanager", config)   # files and keys checked before anything starts
     setup_logging("manager", config)
     return asyncio.run(serve(config))
 

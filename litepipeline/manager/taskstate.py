@@ -106,8 +106,8 @@ class ActionState:
 
     @classmethod
     def from_row(cls, row: dict) -> "ActionState":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in row.items() if k in names})
+        names = _field_names(cls)   # cached: a task may have 10,000 rows to read
+        return cls(**{k: row[k] for k in names if k in row})
 
 
 @dataclass
@@ -159,6 +159,10 @@ class TaskState:
     actions: dict = field(default_factory=dict, repr=False)
     #: create order, for FIFO dispatch across tasks
     order: int = 0
+    #: action name -> an upstream it last waited for (a hint for the scheduler, see ``_ready``)
+    blockers: dict = field(default_factory=dict, repr=False, compare=False)
+    #: (action count when built, to_action target -> names aimed at it); see :meth:`feeders`
+    _feeders: tuple = field(default=(-1, {}), repr=False, compare=False)
 
     _ROW_FIELDS = ("task_id", "task_name", "application_id", "app_sha1", "input_data", "stage", "status",
                    "signal", "message", "on_success", "on_fail", "create_at", "start_at", "update_at",
@@ -176,6 +180,21 @@ class TaskState:
     @property
     def finished(self) -> bool:
         return self.stage == Stage.FINISHED.value
+
+    def feeders(self) -> dict:
+        """``to_action`` target -> the names of the actions aimed at it, in creation order.
+
+        Rebuilt only when the action count changed: actions are only ever added to a task
+        (never removed or renamed) and ``to_action`` never changes once created.
+        """
+        count, index = self._feeders
+        if count != len(self.actions):
+            index = {}
+            for action in self.actions.values():
+                if action.to_action is not None:
+                    index.setdefault(action.to_action, []).append(action.name)
+            self._feeders = (len(self.actions), index)
+        return index
 
 
 @dataclass

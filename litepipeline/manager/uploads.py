@@ -15,6 +15,7 @@ from streaming_form_data import StreamingFormDataParser
 from streaming_form_data.targets import BaseTarget, ValueTarget
 
 from litepipeline.common.errors import InvalidParameters, PayloadTooLarge
+from litepipeline.common.textcheck import check_text
 from litepipeline.manager.appstore import remove
 
 FIELD_LIMIT = 64 * 1024
@@ -104,9 +105,11 @@ class Upload:
         if not target.present:
             return None
         try:
-            return target.value.decode("utf-8")
+            value = target.value.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidParameters(f"field '{key}' is not valid UTF-8") from None
+        check_text(value, path=key)
+        return value
 
     def uploaded(self) -> Optional[tuple[str, str]]:
         """(path, sha1) of the uploaded file, or None when no file part was sent."""

@@ -101,7 +101,7 @@ class Versions:
                  forget_app: Callable[[str], None]) -> None:
         self.store = VersionStore(engine)
         self.db = db
-        self.venv_files = AppStore(data_path, max_unpacked_size, "venvs", inspect_env_tarball)
+        self.venv_files = AppStore(data_path, max_unpacked_size, folder="venvs", inspector=inspect_env_tarball)
         self.apps = Owner(APPS, apps, "application", AppNotExists)
         self.venvs = Owner(VENVS, self.venv_files, "venv", VenvNotExists)
         self.forget_app = forget_app

@@ -6,7 +6,7 @@ from typing import Callable, Optional
 from litepipeline.common import clock
 from litepipeline.common.states import Stage
 from litepipeline.manager.scheduler import action_input
-from litepipeline.manager.taskstate import ActionState, TaskState
+from litepipeline.manager.taskstate import EVENT, ActionState, TaskState
 
 
 def app_view(row: dict) -> dict:
@@ -45,10 +45,23 @@ def attempt_view(attempt: dict) -> dict:
 
 def running_view(row: dict, actions: list, node_address: Callable[[str], Optional[str]]) -> list:
     """``task_running_info``: each running action as it was dispatched, and where."""
+    running = [a for a in actions if a["stage"] == Stage.RUNNING.value]
+    if not running:
+        return []
+    # only the rows the running actions' inputs need: a task may hold 10,000 actions
+    names = {a["name"] for a in running}
+    if any(a["kind"] == EVENT for a in running):
+        needed = None   # an event action's input holds every action's result
+    else:
+        needed = set(names)
+        for a in running:
+            needed.update(a["condition"] or ())
+        needed.update(a["name"] for a in actions if a["to_action"] in names)
     task = TaskState.from_row(row)
     for a in actions:
-        state = ActionState.from_row(a)
-        task.actions[state.name] = state
+        if needed is None or a["name"] in needed:
+            state = ActionState.from_row(a)
+            task.actions[state.name] = state
     out = []
     for action in task.actions.values():
         if action.stage != Stage.RUNNING.value:

@@ -199,7 +199,8 @@ class NodeStreams:
                 state["downstream"] = exc   # re-raised below, once tornado has closed the connection
                 raise DownstreamGone() from None
 
-        request = HTTPRequest(f"http://{address}{path}?{urlencode(params)}", headers=auth_headers(
+        base = self.manager.cluster.url(node_id) or f"http://{address}"
+        request = HTTPRequest(f"{base}{path}?{urlencode(params)}", headers=auth_headers(
             self.manager.config.auth_token), connect_timeout=5, request_timeout=timeout,
             header_callback=on_header, streaming_callback=on_body)
         try:
@@ -315,7 +316,8 @@ class NodeStreams:
             address = self.manager.cluster.address(node_id)
             if address is None:
                 return f"node {node_id}: not registered"
-            request = HTTPRequest(f"http://{address}/workspace/delete?{urlencode({'task_id': task_id})}",
+            base = self.manager.cluster.url(node_id) or f"http://{address}"
+            request = HTTPRequest(f"{base}/workspace/delete?{urlencode({'task_id': task_id})}",
                                   method="DELETE", headers=auth_headers(self.manager.config.auth_token),
                                   connect_timeout=5, request_timeout=CALL_TIMEOUT)
             try:

@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from litepipeline.common.appspec import CONFIG_NAME, check_relative_path, is_venv_id, safe_extract
+from litepipeline.common.diskspace import describe, is_disk_full
 from litepipeline.common.errors import InvalidApplication
 from litepipeline.common.web import auth_headers
 from litepipeline.node.workspace import Trash, read_json, remove_file, write_json_atomic
@@ -200,16 +201,25 @@ class VersionCache:
             write_json_atomic(os.path.join(final, READY), {"top": top_name})
             self._latest[app_id] = sha1
             LOG.info("%s %s (sha1 %s) ready in %s", self.label, app_id, sha1, final)
-        except BaseException:
-            remove_file(tarball)
-            for path in (tmp_dir, final) if renamed else (tmp_dir,):
-                if os.path.lexists(path):
-                    self.trash.discard(path)
-            try:
-                os.rmdir(app_dir)  # only if empty: another copy may live there
-            except OSError:
-                pass
+        except OSError as exc:
+            self._discard(tarball, tmp_dir, final, renamed, app_dir)
+            if is_disk_full(exc):
+                raise AppCacheError(f"cannot unpack {self.label} {app_id}: {describe(exc, tmp_dir)}") from None
             raise
+        except BaseException:
+            self._discard(tarball, tmp_dir, final, renamed, app_dir)
+            raise
+
+    def _discard(self, tarball: str, tmp_dir: str, final: str, renamed: bool, app_dir: str) -> None:
+        """What a failed fetch leaves: gone (the download, the half-made copy)."""
+        remove_file(tarball)
+        for path in (tmp_dir, final) if renamed else (tmp_dir,):
+            if os.path.lexists(path):
+                self.trash.discard(path)
+        try:
+            os.rmdir(app_dir)  # only if empty: another copy may live there
+        except OSError:
+            pass
 
     async def _download(self, app_id: str, sha1: str, dest: str) -> str:
         """Stream the application to ``dest``; return the SHA-1 of what was received."""
@@ -217,10 +227,19 @@ class VersionCache:
         delay = 0.5
         for attempt in range(1, DOWNLOAD_TRIES + 1):
             digest = hashlib.sha1()
+            write_errors: list = []
             with open(dest, "wb") as fp:
-                def on_chunk(chunk: bytes, fp: Any = fp, digest: Any = digest) -> None:
+                def on_chunk(chunk: bytes, fp: Any = fp, digest: Any = digest, write_errors: list = write_errors) -> None:
                     # chunks are small (tornado reads 64 KiB at a time): cheap enough inline
-                    fp.write(chunk)
+                    if write_errors:
+                        return   # the rest of the answer is read and dropped
+                    try:
+                        fp.write(chunk)
+                    except OSError as exc:
+                        # e.g. the disk is full: reported as such once the answer ends (raised
+                        # here, it would surface as "Connection closed" and a logged traceback)
+                        write_errors.append(exc)
+                        return
                     digest.update(chunk)
 
                 request = HTTPRequest(f"{self.download_url}?{query}", headers=auth_headers(self.token),
@@ -231,6 +250,9 @@ class VersionCache:
                     code, error = response.code, None
                 except Exception as exc:  # noqa: BLE001 - connection refused, reset, timeout
                     code, error = 599, str(exc) or type(exc).__name__
+            if write_errors:
+                raise AppCacheError(
+                    f"cannot download application {app_id}: {describe(write_errors[0], dest)}")
             if code == 200:
                 return digest.hexdigest()
             if error is None:
@@ -357,8 +379,9 @@ class VenvCache(VersionCache):
 
 
 def extract_env(path: str, dest: str, max_size: int) -> None:
-    """Extract a venv-pack tarball into ``dest`` under the common member rules for envs
-    (see :class:`~litepipeline.common.appspec.MemberRules`); blocking, run it in a thread."""
+    """Extract a venv-pack tarball into ``dest`` (blocking; run it in a thread) under the
+    env rules the manager checked at upload (:mod:`litepipeline.common.envtar`, applied by
+    :class:`~litepipeline.common.appspec.MemberRules`)."""
     try:
         safe_extract(path, dest, max_size, one_top=False)
     except InvalidApplication as exc:

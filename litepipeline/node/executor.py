@@ -13,12 +13,14 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from litepipeline.common import clock
 from litepipeline.common.config import NodeConfig
+from litepipeline.common.diskspace import describe, is_disk_full, no_space, volume_full
 from litepipeline.common.errors import ActionNotExists, InvalidParameters, OperationFailed, ServiceUnavailable
 from litepipeline.common.messages import HeldAttempt, Report, RunAction
 from litepipeline.common.states import AttemptState, Stage, Status
@@ -71,6 +73,7 @@ class Attempt:
     kill_signal: Optional[int] = None
     timed_out: bool = False
     abandoned: bool = False  # the manager no longer expects it: no report
+    launched_at: float = 0.0   # time.monotonic() just before its process was started
     holds_slot: bool = True
     reported: bool = False  # its finished report was handed to the reporter (or dropped on purpose)
 
@@ -99,6 +102,9 @@ class Executor:
         self.slots_used = 0
         self.draining = False
         self._recent: OrderedDict[str, None] = OrderedDict()
+        #: whether the node's lease was out at any moment since a time.monotonic() mark (see
+        #: node/lease.py): an action running then is not reported
+        self.lease_lapsed: Callable[[float], bool] = lambda mark: False
         self._env = dict(os.environ, PYTHONUNBUFFERED="1")  # stdout.data fills as the action prints
         self.launcher = Launcher(self._env, config.action_slots)
         self._hurry = asyncio.Event()
@@ -330,7 +336,8 @@ class Executor:
                                                message=attempt.kill_reason, end_at=clock.now()))
             return
         except (AppCacheError, OSError) as exc:  # OSError: e.g. the disk is full
-            message = str(exc) if isinstance(exc, AppCacheError) else f"cannot prepare the action: {exc}"
+            message = str(exc) if isinstance(exc, AppCacheError) else \
+                f"cannot prepare the action: {describe(exc) if is_disk_full(exc) else exc}"
             self._release_slot(attempt)
             self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.FAIL, message=message,
                                                end_at=clock.now()))
@@ -350,6 +357,7 @@ class Executor:
             self._finish(attempt, self._report(attempt, Stage.FINISHED, Status.KILL,
                                                message=attempt.kill_reason, end_at=clock.now()))
             return
+        attempt.launched_at = time.monotonic()
         try:
             proc = await self.launcher.launch(build_script(top, req.main, workspace, env_dir),
                                               os.path.join(workspace, STDOUT_FILE))
@@ -427,6 +435,15 @@ class Executor:
             message = await self._with_output_tail(f"action exited with code {returncode}", workspace)
         else:
             status = Status.SUCCESS
+        if self.lease_lapsed(attempt.launched_at) and not attempt.abandoned:
+            # the reaper ended it (or it ended) after the lease ran out: the manager re-queues
+            # it on its own, and a report now could only be stale
+            LOG.warning("task %s action %s attempt %s ended after the node's lease ran out; not reported",
+                        req.task_id, req.name, req.attempt_id)
+            attempt.abandoned = True
+        if status == Status.FAIL and volume_full(workspace):
+            # its own error message may not even have reached stdout.data: say what happened
+            message = f"{message}; {no_space(workspace)}" if message else no_space(workspace)
         self._finish(attempt, self._report(attempt, Stage.FINISHED, status, returncode, result, message, end_at))
 
     @staticmethod

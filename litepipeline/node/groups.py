@@ -8,7 +8,12 @@ Three nets, owned by :class:`ProcessGroups`:
   the reaper kills every group still listed, then exits. This costs one pipe write per
   action instead of a ``preexec_fn`` (which forces a full fork of the node per action),
   and it reaches the action's own children, which a parent-death signal on bash would
-  not. A reaper that died is started again and told every group still running.
+  not. A reaper that died is started again and told every group still running (and the
+  lease). It also enforces the node's lease (``L <microseconds>`` lines, see
+  :mod:`litepipeline.node.lease`): when the node has not heard from the manager for
+  ``heartbeat_timeout`` (a partition, or the node process itself frozen by SIGSTOP) the
+  reaper kills every group it lists, and any group listed after that, until a new lease
+  arrives. The reaper runs on its own, so this holds even while the node is stopped.
 - The **journal**, ``data_path/running/journal``, the net under the reaper (should it die
   with the node): one append-only file, a JSON line when a group starts (``pgid``,
   ``start_time``, ``boot_id``, ``task_id``, ``name``, ``attempt_id``) and
@@ -24,6 +29,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from typing import Any, Optional
 
 LOG = logging.getLogger(__name__)
@@ -34,13 +40,35 @@ COMPACT_AT = 256 * 1024   # bytes: the journal is rewritten past this
 SCRIPT = r"""
 trap '' INT TERM HUP
 declare -A groups
-while IFS=' ' read -r op pgid; do
+deadline=0    # microseconds (EPOCHREALTIME) the lease runs until; 0: no lease yet
+expired=0
+kill_all() {
+  for pgid in "${!groups[@]}"; do kill -KILL -- "-$pgid" 2>/dev/null; done
+  groups=()
+}
+while true; do
+  if (( deadline > 0 )); then
+    now=${EPOCHREALTIME//[!0-9]/}
+    left=$(( deadline - now ))
+    if (( left <= 0 )); then
+      kill_all; deadline=0; expired=1
+      continue
+    fi
+    printf -v wait '%d.%06d' $(( left / 1000000 )) $(( left % 1000000 ))
+    read -r -t "$wait" op arg
+  else
+    read -r op arg
+  fi
+  status=$?
+  (( status > 128 )) && continue      # timed out: the loop checks the lease again
+  (( status != 0 )) && break          # end of input: the node is gone
   case "$op" in
-    +) groups[$pgid]=1 ;;
-    -) unset "groups[$pgid]" ;;
+    +) groups[$arg]=1; (( expired )) && kill_all ;;
+    -) unset "groups[$arg]" ;;
+    L) deadline=$(( ${EPOCHREALTIME//[!0-9]/} + arg )); expired=0 ;;
   esac
 done
-for pgid in "${!groups[@]}"; do kill -KILL -- "-$pgid" 2>/dev/null; done
+kill_all
 exit 0
 """
 
@@ -63,12 +91,17 @@ def process_start_time(pid: int) -> Optional[int]:
         return None
 
 
+def _lease_line(seconds: float) -> str:
+    return f"L {max(int(seconds * 1_000_000), 1)}\n"
+
+
 class Reaper:
     """The node's side of the reaper process; it knows the groups it was told of."""
 
     def __init__(self) -> None:
         self._proc: Optional[subprocess.Popen] = None
         self.groups: set[int] = set()
+        self._lease_until: Optional[float] = None   # time.monotonic() the last lease runs until
 
     def start(self) -> None:
         # blocking, once, at start-up: the reaper must exist before any action does
@@ -82,6 +115,11 @@ class Reaper:
     def forget(self, pgid: int) -> None:
         self.groups.discard(pgid)
         self._send(f"- {pgid}\n")
+
+    def lease(self, seconds: float) -> None:
+        """Kill every listed group if no new lease comes within ``seconds`` (see node/lease.py)."""
+        self._lease_until = time.monotonic() + seconds
+        self._send(_lease_line(seconds))
 
     def _send(self, line: str) -> None:
         if self._proc is None:
@@ -97,7 +135,10 @@ class Reaper:
             self._proc.wait()
             self.start()
             try:
-                self._proc.stdin.write("".join(f"+ {pgid}\n" for pgid in self.groups).encode())
+                lines = "".join(f"+ {pgid}\n" for pgid in self.groups)
+                if self._lease_until is not None:   # the lease first: it may have run out meanwhile
+                    lines = _lease_line(self._lease_until - time.monotonic()) + lines
+                self._proc.stdin.write(lines.encode())
                 self._proc.stdin.flush()
             except OSError:
                 LOG.error("cannot talk to the process-group reaper")

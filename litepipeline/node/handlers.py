@@ -11,12 +11,14 @@ from litepipeline.common.messages import RunAction, StopAction
 from litepipeline.common.web import JsonHandler, NotFoundHandler
 
 STOP_SIGNALS = {-9: signal.SIGKILL, -15: signal.SIGTERM}
+DISPATCH_BODY_LIMIT = 100 * 1024 * 1024   # what the node's HTTP server took before limits per route
 
 
 class NodeHandler(JsonHandler):
     def initialize(self, node: Any) -> None:
         self.node = node
         self.auth_token = node.config.auth_token
+        self.max_json_body = node.config.max_json_body
 
 
 class InfoHandler(NodeHandler):
@@ -29,6 +31,11 @@ class InfoHandler(NodeHandler):
 
 
 class RunHandler(NodeHandler):
+    def body_limit(self) -> int:
+        # an action's input carries its upstreams' outputs (each up to max_output_size);
+        # the token is checked first, so only the manager can send this much
+        return max(self.max_json_body, DISPATCH_BODY_LIMIT)
+
     def post(self) -> None:
         request = RunAction.parse(self.json_body())
         if self.node.executor.accept(request):

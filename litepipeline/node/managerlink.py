@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from typing import Any, Callable, Optional
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -99,6 +100,11 @@ class ManagerLink:
         self._reports: dict[str, asyncio.Future] = {}           # attempt_id -> pending REPORT answer
         self._reader: Optional[asyncio.Task] = None
         self.manager_features: set = set()
+        #: the manager's TCP port speaks TLS: verify it with this client context (node's tls_ca)
+        self.ssl_options: Any = None
+        #: called with the (monotonic) send time of every frame the manager answered SUCCESS
+        self.on_heard: Callable[[float], None] = lambda sent_at: None
+        self._register_sent_at: Optional[float] = None   # when this connection's REGISTER went out
         #: called with a RUN frame's message; returns (HTTP-like status code, envelope dict)
         self.on_run: Callable[[RunAction], tuple[int, dict]] = lambda message: (
             503, {"result": "ServiceUnavailable", "message": "not ready"})
@@ -169,7 +175,10 @@ class ManagerLink:
                 pass
 
     async def _session(self) -> None:
-        self._stream = await TCPClient().connect(self.host, self.port, timeout=CONNECT_TIMEOUT)
+        # with ssl_options tornado verifies the certificate for self.host
+        self._register_sent_at = None   # a new connection: nothing registered on it yet
+        self._stream = await TCPClient().connect(self.host, self.port, timeout=CONNECT_TIMEOUT,
+                                                 ssl_options=self.ssl_options)
         self._stream.set_nodelay(True)   # small frames on the path of every action: no Nagle delay
         self._reader = asyncio.ensure_future(self._read_frames(self._stream))
         await self._register()
@@ -213,8 +222,13 @@ class ManagerLink:
         info.node_id = self.node_id
         info.features = list(FEATURES)
         self._answer = asyncio.get_running_loop().create_future()
+        sent_at = time.monotonic()
+        if command == REGISTER and self._register_sent_at is None:   # the connection's first
+            self._register_sent_at = sent_at
         await self._stream.write(protocol.encode(command, info.to_dict()))
         answer = RegisterAnswer.parse(await asyncio.wait_for(self._answer, self.answer_timeout))
+        if answer.ok:
+            self.on_heard(sent_at)
         if answer.stop:
             self.on_stop(answer.stop)
         return answer
@@ -229,6 +243,11 @@ class ManagerLink:
                     if self._answer is not None and not self._answer.done():
                         self._answer.set_result(data)
                 elif command == RUN:
+                    if self._register_sent_at is not None:
+                        # the manager sends RUN only on the connection a node registered on: it
+                        # has seen our REGISTER, even if its answer is still on the way (a
+                        # registration's first dispatches are written before the answer)
+                        self.on_heard(self._register_sent_at)
                     try:
                         code, envelope = self.on_run(RunAction.parse(data))
                     except LiteError as exc:

@@ -18,11 +18,13 @@ from tornado.netutil import bind_sockets
 
 from litepipeline.common.config import NodeConfig
 from litepipeline.common.daemon import ListenError, listen_failure
+from litepipeline.common.tls import Tls
 from litepipeline.common.errors import LiteError
 from litepipeline.common.messages import Register, RunAction
 from litepipeline.node.appcache import AppCache, VenvCache
 from litepipeline.node.executor import Executor
 from litepipeline.node.handlers import make_app
+from litepipeline.node.lease import Lease
 from litepipeline.node.managerlink import ManagerLink, id_path_for
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import Trash, Workspaces
@@ -44,7 +46,8 @@ class Node:
         self.app_path = os.path.join(data, "apps")
         self.trash = Trash(os.path.join(data, "trash"))
         self.workspaces = Workspaces(os.path.join(data, "workspaces"), self.trash)
-        manager = f"http://{config.manager_http_host}:{config.manager_http_port}"
+        scheme = "https" if config.tls_ca else "http"   # tls_ca: the manager serves TLS
+        manager = f"{scheme}://{config.manager_http_host}:{config.manager_http_port}"
         self.appcache = AppCache(self.app_path, f"{manager}/app/download", config.auth_token,
                                  config.max_unpacked_size, self.trash)
         self.venvcache = VenvCache(os.path.join(data, "venvs"), f"{manager}/venv/download", config.auth_token,
@@ -60,6 +63,11 @@ class Node:
                                  os.path.join(data, "running"), venvcache=self.venvcache)
         self.reporter.on_rejected = lambda attempt_id, message: self.executor.abandon(
             attempt_id, f"manager refused its report: {message}")
+        self.lease = Lease(config.heartbeat_timeout, self.executor.groups.reaper)   # actions run only while held
+        self.tls = Tls(config)
+        self.link.ssl_options = self.tls.client   # the manager's TCP port: verified against tls_ca
+        self.link.on_heard = self.lease.renew
+        self.executor.lease_lapsed = self.lease.lapsed_since
         self.http_port = config.http_port
         self._server: Optional[HTTPServer] = None
         self._sweeper: Optional[asyncio.Task] = None
@@ -83,7 +91,7 @@ class Node:
             raise ListenError(exc.errno, listen_failure(exc, self.config.http_host, self.config.http_port,
                                                         "http_host", "http_port")) from None
         self.http_port = sockets[0].getsockname()[1]  # http_port 0 picks a free port
-        self._server = HTTPServer(make_app(self))
+        self._server = HTTPServer(make_app(self), ssl_options=self.tls.server)
         self._server.add_sockets(sockets)
         LOG.info("LitePipeline node %s listening on %s:%d (data in %s)", __version__, self.config.http_host,
                  self.http_port, self.config.data_path)
@@ -141,7 +149,8 @@ class Node:
             data_path=config.data_path, app_path=self.app_path, python3=sys.version.split()[0],
             python3_executable=sys.executable, version=__version__, token=config.auth_token,
             running=self.executor.running_entries(),
-            free_slots=max(config.action_slots - self.executor.slots_used, 0), draining=self.executor.draining)
+            free_slots=max(config.action_slots - self.executor.slots_used, 0), draining=self.executor.draining,
+            tls=bool(config.tls_cert))
 
     def on_manager_stop(self, entries: list) -> None:
         for entry in entries:

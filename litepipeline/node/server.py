@@ -9,6 +9,8 @@ from typing import Optional
 from litepipeline.common import netresolve
 from litepipeline.common.config import NodeConfig
 from litepipeline.common.daemon import load_or_exit, on_stop_signals, parse_args, setup_logging
+from litepipeline.common.datalock import lock_or_exit
+from litepipeline.common.tls import Tls, tls_or_exit
 
 LOG = logging.getLogger("litepipeline.node")
 
@@ -38,6 +40,7 @@ async def serve(config: NodeConfig) -> None:
 
     use_pidfd_child_watcher()
     netresolve.install()
+    Tls(config).configure_http_clients()   # checked in main()
 
     node = Node(config)
     stop = asyncio.Event()
@@ -59,6 +62,8 @@ async def serve(config: NodeConfig) -> None:
 def main(argv: Optional[list] = None) -> None:
     args = parse_args("litenode", argv)
     config = load_or_exit("litenode", "node", args.config)
+    _data_lock = lock_or_exit("litenode", config.data_path)   # its descriptor stays open until exit
+    tls_or_exit("litenode", config)   # files and keys checked before anything starts
     setup_logging("node", config)
     try:
         asyncio.run(serve(config))

@@ -48,6 +48,7 @@ class Daemon:
         self.directory = directory
         self.config = config
         self.proc: Optional[subprocess.Popen] = None
+        self.env: Optional[dict] = None   # extra environment variables of the process
         os.makedirs(directory, exist_ok=True)
         self.config_path = os.path.join(directory, "configuration.yml")
         with open(self.config_path, "w") as fp:
@@ -56,7 +57,8 @@ class Daemon:
     def start(self) -> "Daemon":
         command = "litemanager" if self.kind == "manager" else "litenode"
         self.log = open(os.path.join(self.directory, "stderr.log"), "ab")  # noqa: SIM115 - closed by stop()
-        self.proc = subprocess.Popen([os.path.join(BIN, command), "-c", self.config_path], stdout=self.log,
+        env = {**os.environ, **self.env} if self.env else None
+        self.proc = subprocess.Popen([os.path.join(BIN, command), "-c", self.config_path], stdout=self.log, env=env,
                                      stderr=subprocess.STDOUT, cwd=self.directory)
         return self
 

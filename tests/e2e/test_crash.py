@@ -129,21 +129,19 @@ def test_stale_report_from_a_frozen_node_is_refused(tmp_path):
             assert info["result"]["a"]["attempt"] == 2
             assert read_pids(workspace(survivor, task_id, "a")) is not None
         finally:
-            os.killpg(first["pgid"], signal.SIGCONT)
+            try:
+                os.killpg(first["pgid"], signal.SIGCONT)
+            except ProcessLookupError:
+                pass   # the node's reaper (not frozen here) killed it when the lease ran out
             frozen.signal(signal.SIGCONT)
-        # the old attempt finishes on the thawed node; its report is refused, the result stays.
-        # The node hears it either before the attempt ends (its running report, or the stop
-        # list of its REGISTER, refused: it abandons the attempt) or after (its finished
-        # report refused: dropped), whichever comes first on a loaded machine
+        # the old attempt ended on the node after its lease ran out: not reported, the result stays
         log = os.path.join(frozen.config["log_path"], "node.log")
-        wait_for(lambda: any(line in Path(log).read_text() for line in ("abandoned", "refused report of task")), 15,
-                 what="the thawed node to hear its attempt is stale")
+        wait_for(lambda: "abandoned" in Path(log).read_text(), 15, what="the thawed node to drop its attempt")
+        assert "ended after the node's lease ran out; not reported" in Path(log).read_text()
         final = cluster.api.task_info(task_id)["task_info"]
         assert final["result"]["a"]["attempt"] == 2 and successes(final) == {"a": 1}
         wait_for(lambda: not pid_alive(first["pid"]) and not pid_alive(first["child"]), 10,
                  what="the stale attempt's group to be gone")
-        manager_log = Path(cluster.manager.config["log_path"], "manager.log").read_text()
-        assert "refused report from node" in manager_log
 
 
 def frozen_gone(cluster, node) -> bool:

@@ -23,6 +23,7 @@ import tornado.web
 import yaml
 
 from litepipeline.client.api import ManagerClient
+from litepipeline.manager.handlers.apps import UploadHandler
 from tests.e2e.harness import BIN, LiteCluster, free_port, wait_for
 from tests.e2e.test_manager_api import db_rows, table
 from tests.fixtures import dag, make_app
@@ -164,7 +165,7 @@ def _request(cluster: LiteCluster, base: str, method: str, path: str, handler: t
     params = {"app_id": cluster.app_id, "task_id": cluster.task_id, "name": "first", "offset": "0",
               "limit": "5"}
     kwargs: dict[str, Any] = {"params": params, "headers": headers, "timeout": 10}
-    if getattr(handler, "_stream_request_body", False):   # multipart uploads
+    if issubclass(handler, UploadHandler):   # multipart uploads
         kwargs["data"] = {"app_id": cluster.app_id, "name": "replaced", "description": "replaced"}
         with open(cluster.tarball, "rb") as fp:
             kwargs["files"] = {"up_file": ("app.tar.gz", fp.read())}

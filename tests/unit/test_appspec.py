@@ -16,6 +16,7 @@ from typing import Callable
 import pytest
 
 from litepipeline.common.appspec import (
+    ActionSpec,
     MAX_NAME_LENGTH,
     check_dag,
     check_plain_name,
@@ -26,7 +27,7 @@ from litepipeline.common.appspec import (
     safe_extract,
 )
 from litepipeline.common.errors import InvalidApplication
-from tests.fixtures import dag, make_app, member, raw_tar, valid_config_bytes
+from tests.fixtures import dag, env_tarball, hostile_env_tarball, make_app, member, raw_tar, valid_config_bytes
 
 BIG = 10 ** 9
 CFG = valid_config_bytes()  # one action 'a'
@@ -368,8 +369,8 @@ def test_event_actions_block_of_0_1_5():
 @pytest.mark.parametrize("extra, message", [
     ({"event_actions": []}, "configuration.json: 'event_actions' must be an object "
                             '{"success": {action}, "fail": {action}}'),
-    ({"event_actions": {"done": {"main": "x"}}}, "configuration.json: 'event_actions' takes 'success' and "
-                                                 "'fail', not 'done'"),
+    ({"event_actions": {"done": {"main": "x"}}}, "configuration.json: event_actions has unknown key 'done' "
+                                                 "(known keys: success, fail)"),
     ({"event_actions": {"fail": {"name": "a", "main": "x"}}}, "configuration.json: duplicate action name 'a'"),
     ({"event_actions": {"fail": {"main": ""}}}, "configuration.json event_actions.fail: action 'fail' has no "
                                                 "'main' command"),
@@ -512,8 +513,19 @@ def test_inspect_accepts_symlinks_and_hardlinks_inside(tmp_path):
 
 def test_inspect_accepts_env_tarball_present(tmp_path):
     config = {"actions": [{"name": "a", "main": "x", "env": "venvs/venv"}]}
-    path = make_app(str(tmp_path), config, files={"venvs/venv.tar.gz": b"not checked here"})
+    env = env_tarball([(member("bin/activate"), b"true")])
+    path = make_app(str(tmp_path), config, files={"venvs/venv.tar.gz": env})
     assert inspect_tarball(path, BIG).spec.actions[0].env == "venvs/venv"
+
+
+def test_inspect_checks_env_tarballs_the_actions_name(tmp_path):
+    config = {"actions": [{"name": "a", "main": "x", "env": "venvs/venv"}]}
+    path = make_app(str(tmp_path), config, files={"venvs/venv.tar.gz": hostile_env_tarball("/tmp"),
+                                                  "data/other.tar.gz": b"not an env: not checked"})
+    assert _rejects(path) == ("env tarball 'venvs/venv.tar.gz': hard link 'h' does not point to an earlier "
+                              "regular file of the env")
+    path = make_app(str(tmp_path), config, files={"venvs/venv.tar.gz": b"not gzip"})
+    assert _rejects(path).startswith("env tarball 'venvs/venv.tar.gz': not a valid gzip tar archive")
 
 
 def test_env_tarball_must_be_a_regular_file(tmp_path):
@@ -634,3 +646,85 @@ def test_safe_extract_refuses_missing_config_tarball_only_by_member_rules(tmp_pa
     dest.mkdir()
     assert safe_extract(path, str(dest), BIG) == str(dest / "app")
     assert (dest / "app" / "f").read_bytes() == b"1"
+
+
+# -- unknown keys (a typo must not change what runs) ---------------------------------------
+
+@pytest.mark.parametrize("config, message", [
+    ({"actions": [{"name": "a", "main": "run"}, {"name": "b", "main": "run", "conditon": ["a"]}]},
+     "configuration.json: action 'b' has unknown key 'conditon' (did you mean condition?)"),
+    ({"actions": [{"name": "a", "main": "run", "timout": 5}]},
+     "configuration.json: action 'a' has unknown key 'timout' (did you mean timeout?)"),
+    ({"actions": [{"name": "a", "main": "run", "zzz": 1}]},
+     "configuration.json: action 'a' has unknown key 'zzz' (known keys: name, main, condition, env, input_data, "
+     "to_action, timeout, retries, retry_delay, target, target_env)"),
+    ({"actions": [{"name": "a", "main": "run"}], "on_sucess": "a"},
+     "configuration.json has unknown key 'on_sucess' (did you mean on_success?)"),
+    ({"action": [{"name": "a", "main": "run"}], "actions": [{"name": "a", "main": "run"}]},
+     "configuration.json has unknown key 'action' (did you mean actions?)"),
+])
+def test_unknown_keys_refused_with_the_nearest_known_key(config, message):
+    assert _config_error(config) == message
+
+
+def test_generated_action_with_unknown_key_names_its_source():
+    with pytest.raises(InvalidApplication) as info:
+        parse_action({"name": "g1", "main": "run", "to_actoin": "third"}, "output.data of 'first'")
+    assert info.value.message == \
+        "output.data of 'first': action 'g1' has unknown key 'to_actoin' (did you mean to_action?)"
+
+
+def test_known_0_1_5_keys_accepted():
+    spec = parse_configuration(json.dumps({"actions": [{"name": "a", "main": "run", "target_env": {}}],
+                                           "output_action": "a"}).encode())
+    assert [a.name for a in spec.actions] == ["a"]
+
+
+# -- action limit and linear DAG checks ----------------------------------------------------
+
+def test_action_limit():
+    config = json.dumps({"actions": [{"name": f"a{i}", "main": "run"} for i in range(11)]}).encode()
+    assert len(parse_configuration(config, max_actions=11).actions) == 11
+    with pytest.raises(InvalidApplication) as info:
+        parse_configuration(config, max_actions=10)
+    assert info.value.message == "configuration.json has 11 actions, more than the limit of 10"
+
+
+def test_default_action_limit_is_10000():
+    chain = [{"name": "a0", "main": "run"}] + [{"name": f"a{i}", "main": "run", "condition": [f"a{i - 1}"]}
+                                               for i in range(1, 10_001)]
+    with pytest.raises(InvalidApplication) as info:
+        parse_configuration(json.dumps({"actions": chain}).encode())
+    assert info.value.message == "configuration.json has 10001 actions, more than the limit of 10000"
+    assert len(parse_configuration(json.dumps({"actions": chain[:10_000]}).encode()).actions) == 10_000
+
+
+def test_check_dag_many_to_action_edges_into_one_action():
+    # each to_action edge used to copy the target's list: quadratic in the number of feeders
+    specs = [ActionSpec("t", "run")] + [ActionSpec(f"g{i}", "run", to_action="t") for i in range(20_000)]
+    check_dag(specs)
+    assert specs[0].condition == []   # the graph works on copies, never on the specs
+
+
+def test_0_1_5_event_actions_form():
+    spec = parse_configuration(json.dumps({
+        "actions": [{"name": "a", "main": "run"}],
+        "event_actions": {"success": {"name": "ok", "main": "notify ok"}, "fail": {"name": "ko", "main": "page"}},
+    }).encode())
+    assert (spec.on_success, spec.on_fail) == ("ok", "ko")
+    assert [a.name for a in spec.dag_actions()] == ["a"]
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"event_actions": {"sucess": {"name": "ok", "main": "x"}}},
+     "configuration.json: event_actions has unknown key 'sucess' (did you mean success?)"),
+    ({"event_actions": ["ok"]}, "configuration.json: 'event_actions' must be an object "
+                                '{"success": {action}, "fail": {action}}'),
+    ({"event_actions": {"success": {"name": "ok", "main": "x"}}, "on_success": "a"},
+     "configuration.json: both 'on_success' and 'event_actions.success' are given; keep one"),
+    ({"event_actions": {"fail": {"name": "ko", "main": "x", "condition": ["a"]}}},
+     "configuration.json: event action 'ko' must have no condition"),
+    ({"output_action": "zzz"}, "configuration.json: output_action names unknown action 'zzz'"),
+])
+def test_0_1_5_forms_checked(config, message):
+    assert _config_error({"actions": [{"name": "a", "main": "run"}], **config}) == message

@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from litepipeline.node.launcher import RUNNERS_MAX, Launcher, build_script, shell_returncode
-from tests.fixtures import live_group_members
 
 GLIBC_INTERNAL = (1 << 31) | (1 << 32)   # signals 32 and 33, as SigIgn bits
 # what an action can observe of how it was started
@@ -44,15 +43,21 @@ def _run(coro):
     return asyncio.run(main())
 
 
-def _commands(pgid: int) -> list[str]:
-    names = []
-    for pid in live_group_members(pgid):
+def _group_runs(pgid: int, command: bytes) -> bool:
+    """Whether a live process of group ``pgid`` runs ``command``."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            with open(f"/proc/{pid}/comm", encoding="utf-8") as fp:
-                names.append(fp.read().strip())
+            with open(f"/proc/{entry}/stat", "rb") as fp:
+                stat = fp.read()
         except OSError:
-            pass
-    return names
+            continue
+        name = stat[stat.index(b"(") + 1:stat.rindex(b")")]
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if name == command and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 async def _until(predicate, timeout: float = 5.0) -> None:
@@ -115,9 +120,10 @@ def test_an_action_is_a_process_group_of_its_own(tmp_path, pidfds):
         launcher = await _started(1, pidfds)
         proc = await launcher.launch(build_script(str(app), "touch started; sleep 30 #", str(ws)), str(ws / "out"))
         assert os.getpgid(proc.pid) == proc.pid and os.getsid(proc.pid) != os.getsid(0)
-        # once MAIN's sleep runs: a SIGTERM between `touch` and `sleep` would only be noted
-        # by the script's trap (MAIN has started), and the sleep would run its 30 s
-        await _until(lambda: "sleep" in _commands(proc.pid))
+        await _until(lambda: (app / "started").exists())
+        # sleep itself must be running: a SIGTERM between touch and sleep goes to bash alone,
+        # whose trap lets MAIN go on (sleep then ran its 30 s and the test failed now and then)
+        await _until(lambda: _group_runs(proc.pid, b"sleep"))
         os.killpg(proc.pid, signal.SIGTERM)   # the whole group, as a stop does
         assert shell_returncode(await proc.wait()) == 143
         # the runner lives on and takes the next action

@@ -470,3 +470,66 @@ def test_only_a_register_says_how_many_slots_a_node_has(core):
     node_up(core, "n1", 3, [], True)
     core.node_up("n1", [], False)                        # heartbeats leave the slots alone
     assert core.nodes["n1"].slots == 3
+
+
+
+
+def test_task_action_limit_counts_generated_actions(clock):
+    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, max_generated_actions=100, max_actions=4)
+    node_up(core, "n1", 2, [], True)
+    add(core, make_task("t1", ("first", []), ("third", ["first"])))
+    (d1,) = core.schedule()
+    finish(core, d1, actions=[{"name": f"g{i}", "main": "x", "to_action": "third"} for i in range(3)])
+    assert core.take_batch().actions[("t1", "first")].message == (
+        "generated actions rejected: a task may hold at most 4 actions, generated ones included "
+        "(2 + 3 generated)")
+
+
+def test_upstream_names_uses_an_index_kept_current_as_actions_are_generated(core):
+    from litepipeline.manager.scheduler import upstream_names
+
+    add(core, make_task("t1", ("first", []), ("third", ["first"])))
+    task = core.tasks["t1"]
+    assert upstream_names(task, task.actions["third"]) == ["first"]
+    (d1,) = core.schedule()
+    finish(core, d1, actions=[{"name": f"g{i}", "main": "x", "to_action": "third"} for i in range(3)])
+    assert upstream_names(task, task.actions["third"]) == ["first", "g0", "g1", "g2"]
+    assert task.feeders() == {"third": ["g0", "g1", "g2"]}
+
+
+def test_a_long_chain_schedules_in_linear_rounds(clock):
+    # 10,000 actions in a chain: each round used to scan every action for each pending one
+    # (10^8 steps); this test would take minutes before the to_action index
+    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, max_actions=10_000)
+    node_up(core, "n1", 2, [], True)
+    n = 10_000
+    add(core, make_task("t1", ("a0", []), *[(f"a{i}", [f"a{i - 1}"]) for i in range(1, n)]))
+    for _ in range(3):
+        (d,) = core.schedule()
+        finish(core, d)
+    assert [d.message.name for d in core.schedule()] == ["a3"]
+
+
+def test_a_dropped_node_keeps_its_actions_until_its_lease_has_run_out(core, clock):
+    add(core, make_task("t1", ("a", [])))
+    (d,) = core.schedule()
+    core.node_down("n1", "no heartbeat for 3s", hold=4.0)
+    node_up(core, "n2", 2, [], True)
+    clock.advance(3.9)
+    core.tick()
+    assert core.schedule() == [] and core.tasks["t1"].actions["a"].stage == "running"
+    clock.advance(0.2)
+    core.tick()
+    (again,) = core.schedule()
+    assert (again.node_id, again.message.name, again.message.attempt) == ("n2", "a", 2)
+
+
+def test_a_dropped_node_that_comes_back_in_time_keeps_its_actions(core, clock):
+    add(core, make_task("t1", ("a", [])))
+    (d,) = core.schedule()
+    core.node_down("n1", "connection closed", hold=4.0)
+    clock.advance(1)
+    node_up(core, "n1", 2, [{"task_id": "t1", "name": "a", "attempt_id": d.message.attempt_id}], True)
+    clock.advance(10)
+    core.tick()
+    assert core.tasks["t1"].actions["a"].attempt_id == d.message.attempt_id

@@ -29,6 +29,9 @@ class UploadHandler(ManagerHandler):
     id_field = "app_id"
     what = "application"
 
+    def body_limit(self) -> None:
+        return None   # uploads have their own limit, max_buffer_size (below)
+
     def prepare(self) -> None:
         super().prepare()
         limit = self.manager.config.max_buffer_size

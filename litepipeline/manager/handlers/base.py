@@ -11,12 +11,14 @@ class ManagerHandler(JsonHandler):
     def initialize(self, manager: Manager) -> None:
         self.manager = manager
         self.auth_token = manager.config.auth_token
+        self.max_json_body = manager.config.max_json_body
 
-    def prepare(self) -> None:
+    def authorized(self) -> bool:
         # the web interface's session cookie (with its CSRF header for changes) stands in
-        # for the token; a request with an Authorization header is judged by that alone
+        # for the token; a request with an Authorization header is judged by that alone.
+        # The route's body limit is checked after this, whichever credential was used.
         sessions = self.settings.get("ui_sessions")
         if (sessions is not None and self.auth_token and "Authorization" not in self.request.headers
                 and sessions.allows(self.request)):
-            return
-        super().prepare()
+            return True
+        return super().authorized()

@@ -4,15 +4,21 @@ from __future__ import annotations
 from litepipeline.common.errors import InvalidParameters
 from litepipeline.common.messages import Report, signal_value
 from litepipeline.common.states import Stage, Status
+from litepipeline.common.textcheck import may_hold_poison
 from litepipeline.common.web import require
+from litepipeline.manager import idempotency
 from litepipeline.manager.handlers.base import ManagerHandler
 from litepipeline.manager.manager import MAX_WAIT, NAME_LIMIT
 
 STAGES = [s.value for s in Stage]
 STATUSES = [s.value for s in Status]
+BODY_SLACK = 64 * 1024   # a body's room beyond its largest field
 
 
 class TaskCreateHandler(ManagerHandler):
+    def body_limit(self) -> int:
+        return max(self.max_json_body, self.manager.config.max_input_size + BODY_SLACK)
+
     async def post(self) -> None:
         data = self.json_body()
         app_id = require(data, "app_id", str, "a string")
@@ -31,7 +37,9 @@ class TaskCreateHandler(ManagerHandler):
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_WAIT:
             raise InvalidParameters(f"field 'wait' must be a number of seconds between 0 and {MAX_WAIT:g}, "
                                     f"got {str(wait)[:60]!r}")
-        task_id = await self.manager.create_task(app_id, task_name, input_data)
+        key = self.request.headers.get(idempotency.HEADER)
+        key = idempotency.check_key(key) if key is not None else None
+        task_id = await self.manager.create_task(app_id, task_name, input_data, idempotency_key=key)
         if wait:
             self.reply(task_id=task_id, **await self.manager.task_info(task_id, wait))
         else:
@@ -74,7 +82,14 @@ class TaskStopHandler(ManagerHandler):
 
 
 class ActionUpdateHandler(ManagerHandler):
+    def body_limit(self) -> int:
+        # a report carries the action's output; one past max_output_size is recorded as a failure
+        return max(self.max_json_body, 2 * self.manager.config.max_output_size + BODY_SLACK)
+
     async def put(self) -> None:
-        report = Report.parse(self.json_body())   # as over the TCP channel
-        await self.manager.action_update(report, len(self.request.body))
+        # validated as over the TCP channel; its text by Manager.action_update (unless the
+        # raw JSON was seen to hold none a store refuses)
+        report = Report.parse(self.json_body(check=False))
+        body = self.raw_body()
+        await self.manager.action_update(report, len(body), may_hold_poison(body))
         self.reply()

@@ -1,7 +1,7 @@
 """Workflows and works; ``tasks.work_id`` ties a task to its work.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0004
 """
 import sqlalchemy as sa
 from alembic import op

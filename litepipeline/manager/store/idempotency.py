@@ -1,0 +1,39 @@
+"""Queries of ``idempotency_keys`` (blocking: the manager runs them on its database thread)."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from litepipeline.manager.store.models_idempotency import IdempotencyKey
+
+KEYS = IdempotencyKey.__table__
+KEEP = dt.timedelta(hours=24)
+
+
+def claim(engine: Any, key: str, task_id: str, application_id: str, now: dt.datetime) -> Optional[dict]:
+    """Record ``key`` -> ``task_id``, or return the live record the key already has.
+
+    Records older than 24 hours are removed first, so an old key starts afresh.
+    """
+    for _ in range(2):   # a concurrent claim of the same key wins: read what it wrote
+        try:
+            with engine.begin() as conn:
+                conn.execute(delete(KEYS).where(KEYS.c.create_at < now - KEEP))
+                row = conn.execute(select(KEYS).where(KEYS.c.key == key)).first()
+                if row is not None:
+                    return dict(row._mapping)
+                conn.execute(insert(KEYS).values(key=key, task_id=task_id, application_id=application_id,
+                                                 create_at=now))
+                return None
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"idempotency key {key!r} could not be claimed")
+
+
+def release(engine: Any, key: str) -> None:
+    """Forget ``key`` (its create was refused: a retry must be able to succeed)."""
+    with engine.begin() as conn:
+        conn.execute(delete(KEYS).where(KEYS.c.key == key))
