@@ -55,6 +55,32 @@ class UploadHandler(ManagerHandler):
     def uploaded(self) -> Optional[tuple[str, str]]:
         return self.upload.uploaded()
 
+    def create_fields(self) -> tuple[tuple[str, str], str, str]:
+        """A create's (upload path, sha1), name and description: the file and a name are required."""
+        upload = self.uploaded()
+        if upload is None:
+            raise InvalidParameters("missing file field 'up_file'")
+        name = self.field("name")
+        if not name or not name.strip():
+            raise InvalidParameters("missing field 'name'")
+        check_name_length(name)
+        return upload, name, self.field("description") or ""
+
+    def update_fields(self) -> tuple[str, Optional[tuple[str, str]], Optional[str], Optional[str]]:
+        """An update's owner id, optional upload, name and description (None: unchanged)."""
+        owner_id = self.field(self.id_field)
+        if not owner_id:
+            raise InvalidParameters(f"missing field '{self.id_field}'")
+        upload = self.uploaded()
+        # empty fields change nothing: the 0.1.5 client sends "" for what it leaves alone
+        name = self.field("name") or None
+        description = self.field("description") or None
+        if name is not None and not name.strip():
+            raise InvalidParameters("field 'name' must not be blank")
+        if name is not None:
+            check_name_length(name)
+        return owner_id, upload, name, description
+
     def on_finish(self) -> None:
         self._cleanup()
 
@@ -70,30 +96,14 @@ class UploadHandler(ManagerHandler):
 
 class AppCreateHandler(UploadHandler):
     async def post(self) -> None:
-        upload = self.uploaded()
-        if upload is None:
-            raise InvalidParameters("missing file field 'up_file'")
-        name = self.field("name")
-        if not name or not name.strip():
-            raise InvalidParameters("missing field 'name'")
-        check_name_length(name)
-        app_id = await self.manager.create_app(upload[0], upload[1], name, self.field("description") or "")
+        upload, name, description = self.create_fields()
+        app_id = await self.manager.create_app(upload[0], upload[1], name, description)
         self.reply(app_id=app_id)
 
 
 class AppUpdateHandler(UploadHandler):
     async def put(self) -> None:
-        app_id = self.field("app_id")
-        if not app_id:
-            raise InvalidParameters("missing field 'app_id'")
-        upload = self.uploaded()
-        # empty fields change nothing: the 0.1.5 client sends "" for what it leaves alone
-        name = self.field("name") or None
-        description = self.field("description") or None
-        if name is not None and not name.strip():
-            raise InvalidParameters("field 'name' must not be blank")
-        if name is not None:
-            check_name_length(name)
+        app_id, upload, name, description = self.update_fields()
         await self.manager.update_app(app_id, upload, name, description)
         self.reply(app_id=app_id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from litepipeline.common.errors import InvalidParameters
-from litepipeline.manager.handlers.apps import TRUE, UploadHandler, check_name_length
+from litepipeline.manager.handlers.apps import TRUE, UploadHandler
 from litepipeline.manager.handlers.base import ManagerHandler
 from litepipeline.manager.versions import Owner, history_view, parse_history_id, venv_view
 
@@ -109,32 +109,15 @@ class VenvUpload(UploadHandler):
 
 class VenvCreateHandler(VenvUpload):
     async def post(self) -> None:
-        upload = self.uploaded()
-        if upload is None:
-            raise InvalidParameters("missing file field 'up_file'")
-        name = self.field("name")
-        if not name or not name.strip():
-            raise InvalidParameters("missing field 'name'")
-        check_name_length(name)
+        upload, name, description = self.create_fields()
         versions = self.manager.versions
-        description = self.field("description") or ""
         venv_id = await versions.create(versions.venvs, upload[0], upload[1], name, description)
         self.reply(venv_id=venv_id)
 
 
 class VenvUpdateHandler(VenvUpload):
     async def put(self) -> None:
-        venv_id = self.field("venv_id")
-        if not venv_id:
-            raise InvalidParameters("missing field 'venv_id'")
-        upload = self.uploaded()
-        # empty fields change nothing: the 0.1.5 client sends "" for what it leaves alone
-        name = self.field("name") or None
-        description = self.field("description") or None
-        if name is not None and not name.strip():
-            raise InvalidParameters("field 'name' must not be blank")
-        if name is not None:
-            check_name_length(name)
+        venv_id, upload, name, description = self.update_fields()
         versions = self.manager.versions
         await versions.update(versions.venvs, venv_id, upload, name, description)
         self.reply(venv_id=venv_id)
