@@ -233,7 +233,21 @@ def test_legacy_cli_schedules_and_services(cluster, tmp_path):
     assert all((t.isoweekday(), t.hour, t.minute) == (6, 3, 30) for t in nexts), nexts
     assert column(legacy(cluster, "schedule", "list"), "schedule_id") == [schedule_id]
     assert column(legacy(cluster, "schedule", "list", "-a", app_id, "-e", "true"), "schedule_id") == [schedule_id]
-    assert legacy(cluster, "schedule", "delete", "-s", schedule_id)[1][1] == "ok"
+    # -w: a schedule of a workflow, created and switched to with its flags
+    reply = cluster.api.call("POST", "/workflow/create", json={
+        "name": "wf", "description": "", "enable": True,
+        "configuration": {"applications": [{"name": "only", "app_id": app_id, "condition": []}]}})
+    workflow_id = reply["workflow_id"]
+    rows = legacy(cluster, "schedule", "create", "-n", "of-workflow", "-w", workflow_id, "-d", "1", "-D", "7")
+    of_workflow = rows[1][1]
+    rows = legacy(cluster, "schedule", "info", "-s", of_workflow)
+    assert column(rows, "source") == ["workflow"] and column(rows, "source_id") == [workflow_id]
+    assert legacy(cluster, "schedule", "update", "-s", schedule_id, "-w", workflow_id)[1][2] == "ok"
+    rows = legacy(cluster, "schedule", "list", "-w", workflow_id)
+    assert sorted(column(rows, "schedule_id")) == sorted([schedule_id, of_workflow])
+    assert set(column(rows, "source")) == {"workflow"}
+    for sid in (schedule_id, of_workflow):
+        assert legacy(cluster, "schedule", "delete", "-s", sid)[1][1] == "ok"
     assert legacy(cluster, "schedule", "list")[1:] == []
 
     rows = legacy(cluster, "service", "create", "-n", "svc", "-a", app_id, "-i", '{"k": 1}', "-d", "kept")
@@ -243,7 +257,7 @@ def test_legacy_cli_schedules_and_services(cluster, tmp_path):
     assert rows[1][2] == "ok", rows    # no signal sent: 0.1.5 required one, its CLI never sent it
     rows = legacy(cluster, "service", "info", "-s", service_id)
     assert column(rows, "service_id") == [service_id] and column(rows, "name") == ["svc2"]
-    assert column(rows, "enable") == ["False"]
+    assert column(rows, "enable") == ["False"] and column(rows, "application_id") == [app_id]
     info = cluster.api.call("GET", "/service/info", {"service_id": service_id})["service_info"]
     assert (info["input_data"], info["description"]) == ({"k": 2}, "kept2")
     assert column(legacy(cluster, "service", "list", "-a", app_id), "service_id") == [service_id]
