@@ -7,6 +7,7 @@ a Python exception's text instead of failing, so each answer is checked by its t
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from tests.e2e.harness import wait_for
 from tests.e2e.test_versions import fake_venv, histories, sha1_of, versioned_app
+from tests.fixtures import dag, make_app
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LEGACY = os.path.join(REPO, ".venv-legacy")
@@ -130,3 +132,134 @@ def test_legacy_client_library(cluster, tmp_path):
     assert out["info"]["actions"][0]["name"] == "a"
     assert [h["application_id"] for h in out["histories"]] == [app_id]
     assert out["manager"]["http_port"] == cluster.http_port
+
+
+HOLD = (
+    "import json, os, sys, time\n"
+    "ws = sys.argv[1]\n"
+    "data = json.load(open(os.path.join(ws, 'input.data')))\n"
+    "while data.get('hold') and os.path.exists(data['hold']):\n"
+    "    time.sleep(0.05)\n"
+    "with open(os.path.join(ws, 'output.data'), 'w') as fp:\n"
+    "    json.dump({'data': {'k': data.get('k')}}, fp)\n")
+
+
+def test_legacy_cli_workflows_and_works(cluster, tmp_path):
+    """workflow create/update/list/info/delete and work create/list/info/stop/rerun/recover/delete,
+    each with the 0.1.5 CLI's own flags; an entry is held while a file exists so stop is seen."""
+    cluster.add_node(slots=4)
+    app_id = cluster.upload(make_app(str(tmp_path), {"actions": [{"name": "main", "main": "python3 hold.py"}]},
+                                     files={"hold.py": HOLD}, name="hold.tar.gz"))
+    config = tmp_path / "workflow.json"
+    config.write_text(json.dumps({"applications": [{"name": "one", "app_id": app_id, "condition": []},
+                                                   {"name": "two", "app_id": app_id, "condition": ["one"]}]}))
+    rows = legacy(cluster, "workflow", "create", "-n", "etl", "-c", str(config), "-d", "old", "-e", "true")
+    assert rows[0] == ["#", "workflow_id", "result", "message"] and rows[1][2] == "ok", rows
+    workflow_id = rows[1][1]
+    # PUT /workflow/update?workflow_id=… with a body; its -e defaults to "false", so say true
+    rows = legacy(cluster, "workflow", "update", "-w", workflow_id, "-n", "etl2", "-d", "new", "-e", "true")
+    assert rows[1][2] == "ok", rows
+    rows = legacy(cluster, "workflow", "info", "-w", workflow_id)
+    assert column(rows, "workflow_id") == [workflow_id] and column(rows, "name") == ["etl2"]
+    assert column(rows, "description") == ["new"] and column(rows, "enable") == ["True"]
+    info = cluster.api.call("GET", "/workflow/info", {"workflow_id": workflow_id})["workflow_info"]
+    assert [a["name"] for a in info["configuration"]["applications"]] == ["one", "two"]
+    assert column(legacy(cluster, "workflow", "list"), "workflow_id") == [workflow_id]
+    assert column(legacy(cluster, "workflow", "list", "-n", "etl2"), "workflow_id") == [workflow_id]
+
+    def wait_work(work_id: str) -> list:
+        def finished():
+            rows = legacy(cluster, "work", "info", "-w", work_id)
+            return rows if column(rows, "stage") == ["finished"] else None
+        return wait_for(finished, 60, 0.2, f"work {work_id} to finish")
+
+    rows = legacy(cluster, "work", "create", "-w", workflow_id, "-n", "nightly", "-i", '{"k": 5}')
+    assert rows[0] == ["#", "work_id", "result", "message"] and rows[1][2] == "ok", rows
+    quick = rows[1][1]
+    rows = wait_work(quick)
+    assert column(rows, "status") == ["success"] and column(rows, "workflow_id") == [workflow_id]
+    result = cluster.api.call("GET", "/work/info", {"work_id": quick})["work_info"]["result"]
+    assert result["two"]["result"] == {"main": {"k": 5}} and result["two"]["status"] == "success"
+
+    hold = tmp_path / "hold"
+    hold.write_text("")
+    rows = legacy(cluster, "work", "create", "-w", workflow_id, "-n", "held", "-i", json.dumps({"hold": str(hold)}))
+    held = rows[1][1]
+    wait_for(lambda: column(legacy(cluster, "work", "info", "-w", held), "stage") == ["running"], 30, 0.2,
+             "held work running")
+    assert legacy(cluster, "work", "stop", "-w", held)[1][1] == "ok"     # PUT /work/stop, signal -9
+    assert column(wait_work(held), "status") == ["kill"]
+    assert column(legacy(cluster, "work", "list", "-S", "kill"), "work_id") == [held]
+    assert column(legacy(cluster, "work", "list", "-W", workflow_id, "-s", "finished"), "work_id") == [held, quick]
+    assert column(legacy(cluster, "work", "list", "-w", quick), "work_id") == [quick]
+    hold.unlink()
+    assert legacy(cluster, "work", "recover", "-w", held)[1][1] == "ok"   # PUT /work/recover
+    assert column(wait_work(held), "status") == ["success"]
+    assert legacy(cluster, "work", "rerun", "-w", quick)[1][1] == "ok"    # PUT /work/rerun: a new work
+    works = column(legacy(cluster, "work", "list", "-W", workflow_id), "work_id")
+    (rerun,) = set(works) - {quick, held}
+    assert column(wait_work(rerun), "status") == ["success"]
+
+    for work_id in (quick, held, rerun):
+        assert legacy(cluster, "work", "delete", "-w", work_id)[1][1] == "ok"
+    assert legacy(cluster, "work", "list")[1:] == []
+    assert legacy(cluster, "workflow", "delete", "-w", workflow_id)[1][1] == "ok"
+    assert legacy(cluster, "workflow", "list")[1:] == []
+
+
+def test_legacy_cli_schedules_and_services(cluster, tmp_path):
+    """schedule create/update/list/info/delete with 0.1.5's minute/hour/day fields, and service
+    create/update (without a signal)/list/info/delete, each with the 0.1.5 CLI's flags."""
+    app_id = cluster.upload(make_app(str(tmp_path), dag(("only", []))))
+    rows = legacy(cluster, "schedule", "create", "-n", "nightly", "-a", app_id, "-i", '{"k": 1}',
+                  "-m", "30", "-H", "2", "-D", "0")    # Sunday as its help says: 0
+    assert rows[0] == ["#", "schedule_id", "result", "message"] and rows[1][2] == "ok", rows
+    schedule_id = rows[1][1]
+    rows = legacy(cluster, "schedule", "info", "-s", schedule_id)
+    assert column(rows, "schedule_name") == ["nightly"] and column(rows, "source") == ["application"]
+    assert column(rows, "source_id") == [app_id] and column(rows, "enable") == ["False"]
+    assert [column(rows, f)[0] for f in ("minute", "hour", "day_of_week")] == ["30", "2", "0"]
+    info = cluster.api.call("GET", "/schedule/info", {"schedule_id": schedule_id})["schedule_info"]
+    nexts = [dt.datetime.fromisoformat(t) for t in info["next_fire_at"]]
+    assert all((t.isoweekday(), t.hour, t.minute) == (7, 2, 30) for t in nexts), nexts
+    # PUT /schedule/update?schedule_id=… with input_data as a JSON string and enable a boolean
+    rows = legacy(cluster, "schedule", "update", "-s", schedule_id, "-n", "weekly", "-i", '{"k": 2}',
+                  "-H", "3", "-D", "6", "-e", "true")
+    assert rows[1][2] == "ok", rows
+    info = cluster.api.call("GET", "/schedule/info", {"schedule_id": schedule_id})["schedule_info"]
+    assert (info["schedule_name"], info["input_data"], info["enable"]) == ("weekly", {"k": 2}, True)
+    assert (info["minute"], info["hour"], info["day_of_week"]) == (30, 3, 6)
+    nexts = [dt.datetime.fromisoformat(t) for t in info["next_fire_at"]]
+    assert all((t.isoweekday(), t.hour, t.minute) == (6, 3, 30) for t in nexts), nexts
+    assert column(legacy(cluster, "schedule", "list"), "schedule_id") == [schedule_id]
+    assert column(legacy(cluster, "schedule", "list", "-a", app_id, "-e", "true"), "schedule_id") == [schedule_id]
+    # -w: a schedule of a workflow, created and switched to with its flags
+    reply = cluster.api.call("POST", "/workflow/create", json={
+        "name": "wf", "description": "", "enable": True,
+        "configuration": {"applications": [{"name": "only", "app_id": app_id, "condition": []}]}})
+    workflow_id = reply["workflow_id"]
+    rows = legacy(cluster, "schedule", "create", "-n", "of-workflow", "-w", workflow_id, "-d", "1", "-D", "7")
+    of_workflow = rows[1][1]
+    rows = legacy(cluster, "schedule", "info", "-s", of_workflow)
+    assert column(rows, "source") == ["workflow"] and column(rows, "source_id") == [workflow_id]
+    assert legacy(cluster, "schedule", "update", "-s", schedule_id, "-w", workflow_id)[1][2] == "ok"
+    rows = legacy(cluster, "schedule", "list", "-w", workflow_id)
+    assert sorted(column(rows, "schedule_id")) == sorted([schedule_id, of_workflow])
+    assert set(column(rows, "source")) == {"workflow"}
+    for sid in (schedule_id, of_workflow):
+        assert legacy(cluster, "schedule", "delete", "-s", sid)[1][1] == "ok"
+    assert legacy(cluster, "schedule", "list")[1:] == []
+
+    rows = legacy(cluster, "service", "create", "-n", "svc", "-a", app_id, "-i", '{"k": 1}', "-d", "kept")
+    assert rows[0] == ["#", "service_id", "result", "message"] and rows[1][2] == "ok", rows
+    service_id = rows[1][1]
+    rows = legacy(cluster, "service", "update", "-s", service_id, "-n", "svc2", "-i", '{"k": 2}', "-d", "kept2")
+    assert rows[1][2] == "ok", rows    # no signal sent: 0.1.5 required one, its CLI never sent it
+    rows = legacy(cluster, "service", "info", "-s", service_id)
+    assert column(rows, "service_id") == [service_id] and column(rows, "name") == ["svc2"]
+    assert column(rows, "enable") == ["False"] and column(rows, "application_id") == [app_id]
+    info = cluster.api.call("GET", "/service/info", {"service_id": service_id})["service_info"]
+    assert (info["input_data"], info["description"]) == ({"k": 2}, "kept2")
+    assert column(legacy(cluster, "service", "list", "-a", app_id), "service_id") == [service_id]
+    assert legacy(cluster, "service", "delete", "-s", service_id)[1][1] == "ok"
+    assert legacy(cluster, "service", "list")[1:] == []

@@ -347,3 +347,55 @@ def test_overlap_skip_skips_fires_while_the_last_task_runs(fast, tmp_path):
         assert end is not None and dt.datetime.fromisoformat(end) <= dt.datetime.fromisoformat(start)
     tasks = fast.api.task_list(app_id=app_id)["tasks"]
     assert sorted(f["target_id"] for f in created) == sorted(t["task_id"] for t in tasks)
+
+
+HOLD = ("import json, os, sys, time\n"
+        "data = json.load(open(os.path.join(sys.argv[1], 'input.data')))\n"
+        "while os.path.exists(data['hold']):\n"
+        "    time.sleep(0.05)\n")
+
+
+def work_info(cluster, work_id: str) -> dict:
+    reply = cluster.api.call("GET", "/work/info", params={"work_id": work_id})
+    assert reply["result"] == "ok", reply
+    return reply["work_info"]
+
+
+def test_workflow_schedule_fires_works_and_overlap_skip_waits_for_the_last_one(fast, tmp_path):
+    """``source: "workflow"``: each fire is a work of the workflow, run to success; with
+    ``overlap: skip`` no fire creates a work while the previous one is held unfinished."""
+    fast.add_node(slots=4)
+    app_id = fast.upload(make_app(str(tmp_path), {"actions": [{"name": "main", "main": "python3 hold.py"}]},
+                                  files={"hold.py": HOLD}))
+    reply = fast.api.call("POST", "/workflow/create", json={
+        "name": "nightly", "description": "", "enable": True,
+        "configuration": {"applications": [{"name": "only", "app_id": app_id, "condition": []}]}})
+    assert reply["result"] == "ok", reply
+    workflow_id = reply["workflow_id"]
+    hold = tmp_path / "hold"
+    hold.write_text("")
+    schedule_id = create_schedule(fast, workflow_id, source="workflow", overlap="skip",
+                                  input_data={"hold": str(hold)})
+    first = wait_fires(fast, schedule_id, 1)[0]
+    assert first["outcome"] == "created"
+    held = work_info(fast, first["target_id"])
+    assert (held["workflow_id"], held["name"], held["input_data"]) == (workflow_id, "every-minute", {"hold": str(hold)})
+    got = wait_fires(fast, schedule_id, 4)
+    assert [f["outcome"] for f in got[1:4]] == ["skipped"] * 3      # the held work is still running
+    assert work_info(fast, first["target_id"])["stage"] != "finished"
+    hold.unlink()
+    assert wait_for(lambda: (lambda w: w if w["stage"] == "finished" else None)(
+        work_info(fast, first["target_id"])), 30, 0.1, "the held work to finish")["status"] == "success"
+    created = wait_for(lambda: (lambda c: c if len(c) >= 2 else None)(
+        [f for f in fires(fast, schedule_id) if f["outcome"] == "created"]), 30, 0.1, "a second work")
+    assert fast.api.call("PUT", "/schedule/update", json={"schedule_id": schedule_id, "enable": False})["result"] == "ok"
+    second = wait_for(lambda: (lambda w: w if w["stage"] == "finished" else None)(
+        work_info(fast, created[1]["target_id"])), 30, 0.1, "the second work to finish")
+    assert second["status"] == "success" and second["workflow_id"] == workflow_id
+    assert second["result"]["only"]["status"] == "success"
+    # the second work was created only after the first had ended
+    first_end = dt.datetime.fromisoformat(work_info(fast, first["target_id"])["end_at"])
+    assert first_end <= dt.datetime.fromisoformat(second["create_at"])
+    works = fast.api.call("GET", "/work/list", params={"workflow_id": workflow_id})
+    assert sorted(w["work_id"] for w in works["works"]) == sorted(f["target_id"] for f in fires(fast, schedule_id)
+                                                                  if f["outcome"] == "created")
