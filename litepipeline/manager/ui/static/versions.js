@@ -15,7 +15,7 @@ export function newVersionForm(kind, ownerId, onDone) {
   const status = h("p", {class: "form-status", "aria-live": "polite"});
   const progress = h("progress", {max: "1", value: "0", hidden: true});
   const form = h("form", {class: "card form-grid", id: "version-form"},
-    h("h2", {}, "Upload a new version"),
+    h("h2", {}, "Upload a new version (active at once)"),
     h("label", {for: "version-file"}, "Tarball (.tar.gz)"),
     h("input", {id: "version-file", name: "up_file", type: "file", accept: ".gz,.tgz,application/gzip", required: true}),
     h("div", {class: "form-actions"}, h("button", {type: "submit", class: "primary"}, "Upload version"), progress),
@@ -64,7 +64,7 @@ export function versionsTable(kind, ownerId, histories, active, notice, onChange
   }
   if (!histories.length) return h("p", {class: "empty"}, "No version.");
   return table([
-    {title: "Version", cell: (v) => h("b", {}, String(v.history_id))},
+    {title: "History id", cell: (v) => h("b", {}, String(v.history_id))},
     {title: "State", cell: (v) => (v.sha1 === active
       ? h("span", {class: "badge st-success"}, h("span", {class: "icon", "aria-hidden": "true"}, "★"), "active")
       : h("span", {class: "muted"}, "stored"))},
