@@ -4,7 +4,7 @@
 Starts a manager and two nodes on free loopback ports in a temporary directory (as the
 end-to-end tests do), runs a few tasks (a success with generated actions, a failure
 after a retry, one still running), works of a diamond workflow (finished, failed,
-running), schedules and services, then has headless Chromium (Debian's ``chromium``)
+running), schedules and services, application and venv versions, then has headless Chromium (Debian's ``chromium``)
 log in and photograph each page at 1280x800 and at 390 px wide.
 
     .venv/bin/python scripts/screenshots.py [--out docs/img]
@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from tests.e2e import browser  # noqa: E402
 from tests.e2e.harness import LiteCluster, wait_for  # noqa: E402
+from tests.e2e.test_versions import fake_venv  # noqa: E402
 from tests.fixtures import make_app  # noqa: E402
 
 TOKEN = "screenshot-token"
@@ -97,7 +98,20 @@ def scene(lite: LiteCluster, root: str) -> dict:
         return sum(1 for a in info.get("attempts", []) if a["name"].startswith("shard_") and a["status"] is None) >= 3
 
     wait_for(shards_running, 60, 0.2, "shards to run")
-    return {"running": running, "ok": ok, "failed": failed, **works}
+    return {"running": running, "ok": ok, "failed": failed, **works, **version_scene(lite, root, etl)}
+
+
+def version_scene(lite: LiteCluster, root: str, etl: str) -> dict:
+    """A second and third version of the ETL application, rolled back to the second; a venv
+    with two versions."""
+    for n in (2, 3):
+        lite.api.app_update(etl, make_app(root, ETL, files={"VERSION": str(n)}, name=f"etl-{n}.tar.gz"))
+    second = lite.api.history_list("app", etl)["app_histories"][1]["history_id"]
+    lite.api.history_activate("app", etl, second)
+    venv = lite.api.venv_create(fake_venv(root, "one"), "py311-pandas", "pandas, numpy, requests")["venv_id"]
+    lite.api.venv_create(fake_venv(root, "tools"), "py311-tools", "")
+    lite.api.venv_update(venv, fake_venv(root, "two"))
+    return {"app": etl, "venv": venv}
 
 
 def shoot(chromium, lite: LiteCluster, ids: dict, out: str) -> list[str]:
@@ -116,7 +130,8 @@ def shoot(chromium, lite: LiteCluster, ids: dict, out: str) -> list[str]:
                                ("task", f"#/task/{ids['running']}"), ("task-failed", f"#/task/{ids['failed']}"),
                                ("workflows", "#/workflows"), ("workflow", f"#/workflow/{ids['workflow']}"),
                                ("works", "#/works"), ("work", f"#/work/{ids['work']}"),
-                               ("schedules", "#/schedules"), ("services", "#/services")):
+                               ("schedules", "#/schedules"), ("services", "#/services"),
+                               ("app", f"#/app/{ids['app']}"), ("venvs", "#/venvs"), ("venv", f"#/venv/{ids['venv']}")):
             page.goto(f"http://{lite.address}/ui/{fragment}")
             page.wait_for_selector("main h1")
             page.wait_for_load_state("networkidle")
@@ -124,6 +139,8 @@ def shoot(chromium, lite: LiteCluster, ids: dict, out: str) -> list[str]:
                 page.wait_for_selector('g.node[data-name="shard_3"]')
                 page.select_option("#log-action", "shard_0")   # a click would scroll the graph
                 page.locator("pre.log", has_text="running").wait_for()
+            if name in ("app", "venv"):
+                page.wait_for_selector("#versions tr[data-history]")
             if name in ("workflow", "work"):
                 page.wait_for_selector("svg.dag")
             if name == "task-failed":

@@ -7,6 +7,9 @@ import {errorBox, h} from "./ui.js";
 const PAGES = [
   {name: "cluster", title: "Cluster", module: "./pages/cluster.js"},
   {name: "apps", title: "Applications", module: "./pages/apps.js"},
+  {name: "app", title: "Application", module: "./pages/app.js", hidden: true, under: "apps"},
+  {name: "venvs", title: "Venvs", module: "./pages/venvs.js"},
+  {name: "venv", title: "Venv", module: "./pages/venv.js", hidden: true, under: "venvs"},
   {name: "tasks", title: "Tasks", module: "./pages/tasks.js"},
   {name: "task", title: "Task", module: "./pages/task.js", hidden: true, under: "tasks"},
   {name: "workflows", title: "Workflows", module: "./pages/workflows.js"},

@@ -86,7 +86,7 @@ export async function mount(main) {
       h("button", {type: "button", disabled: offset + data.apps.length >= data.total, onclick: () => { offset += PAGE; load(); }}, "Older →"));
     list.replaceChildren(
       data.apps.length ? table([
-        {title: "Name", cell: (a) => h("b", {}, a.name)},
+        {title: "Name", cell: (a) => h("a", {href: `#/app/${encodeURIComponent(a.application_id)}`}, h("b", {}, a.name))},
         {title: "Application id", cell: (a) => h("code", {title: a.application_id}, a.application_id)},
         {title: "Version (sha1)", cell: (a) => h("code", {title: a.sha1}, a.sha1.slice(0, 10))},
         {title: "Updated", cell: (a) => shortTime(a.update_at)},
