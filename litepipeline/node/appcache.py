@@ -118,6 +118,10 @@ class VersionCache:
                 flight.add_done_callback(lambda f, key=key: self._flight_done(key, f))
             # shield: a waiter cancelled by a stop request must not cancel the others' download
             await asyncio.shield(flight)
+            if self._flights.get(key) is flight:
+                # awaiting a finished flight does not yield, so its clean-up callback may not
+                # have run yet: without this the loop would find the same flight forever
+                del self._flights[key]
 
     def acquire_ready(self, app_id: str, sha1: str) -> Optional[str]:
         """:meth:`ensure` without waiting: the top directory, with a reference held, when the

@@ -108,6 +108,39 @@ def test_concurrent_ensure_downloads_once(tmp_path):
     asyncio.run(run())
 
 
+class CountingFlights(dict):
+    """The cache's in-flight table, failing loudly where the ensure loop would spin forever."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    def get(self, key, default=None):  # noqa: ANN001
+        self.gets += 1
+        if self.gets > 1000:
+            raise AssertionError("ensure() keeps finding the same finished download")
+        return super().get(key, default)
+
+
+def test_ensure_right_after_a_download_finished_does_not_spin(tmp_path):
+    """An action asking for a copy in the loop turn its download finishes (the flight is done,
+    its clean-up callback not yet run) gets the copy; awaiting a done future never yields."""
+    app = tarball({"configuration.json": CONFIG, "run.sh": "echo hi"})
+
+    async def run() -> None:
+        async with Harness(tmp_path, {"app1": app}) as h:
+            h.cache._flights = CountingFlights()
+            top = await h.cache.ensure("app1", sha1(app))
+            h.cache.release("app1", sha1(app))
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            h.cache._flights[("app1", sha1(app))] = done   # finished, not yet cleaned up
+            assert await h.cache.ensure("app1", sha1(app)) == top
+            assert h.counts == {"app1": 1}
+
+    asyncio.run(run())
+
+
 def test_sha1_mismatch_fails_and_leaves_nothing(tmp_path):
     app = tarball({"configuration.json": CONFIG})
     wanted = "0" * 40
