@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from contextlib import closing
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Table, and_, bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Engine, make_url
 
 from litepipeline.common.states import UNFINISHED_STAGES
@@ -35,6 +35,15 @@ ATTEMPTS: Table = Attempt.__table__
 WORKS: Table = Work.__table__
 UNFINISHED = [s.value for s in UNFINISHED_STAGES]
 MAX_LIMIT = 10000
+# PostgreSQL ends a session left inside a transaction this long (a manager frozen by
+# SIGSTOP mid-write): its locks must not stop the next leader for ever
+IDLE_IN_TRANSACTION_MS = 5000
+MIGRATION_LOCK = 0x4C697465   # the advisory lock two managers starting together migrate under
+FENCE = "SELECT epoch FROM leadership WHERE id = 1 FOR SHARE"
+
+
+class Deposed(Exception):
+    """A write of a manager whose leadership epoch is over: refused, nothing written."""
 
 
 def sqlite_url(data_path: str) -> str:
@@ -81,6 +90,8 @@ class Store:
             kwargs["connect_args"] = {"check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
+        if make_url(url).get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {"options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"}
         self.engine: Engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -92,14 +103,47 @@ class Store:
         # checkpoints, which do fsync, run on the database thread (see checkpoint()). A
         # server database is always written from the database thread.
         self.inline_writes = self.engine.dialect.name == "sqlite"
+        self.epoch: Optional[int] = None   # fenced: every commit checks the lease still has it
+        self._on_deposed: Callable[[Optional[int]], None] = lambda found: None
 
     def migrate(self) -> None:
-        """Create or upgrade the schema to the newest Alembic revision."""
+        """Create or upgrade the schema to the newest Alembic revision (on PostgreSQL under
+        an advisory lock: managers starting together migrate one after the other)."""
         cfg = AlembicConfig(os.path.join(HERE, "alembic.ini"))
         cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    # -- fencing (fail-over on PostgreSQL) ----------------------------------------------
+    def fence(self, epoch: int, on_deposed: Callable[[Optional[int]], None]) -> None:
+        """From now on every transaction commits only while the lease row holds ``epoch``.
+
+        The check runs just before each commit and locks the row (``FOR SHARE``) until the
+        commit is done, so a take-over (which updates the row) comes either before the
+        check, which then fails and rolls the transaction back, or after the commit.
+        ``on_deposed(found_epoch)`` is called (on the calling thread) when a check fails.
+        """
+        self.epoch = epoch
+        self._on_deposed = on_deposed
+        event.listen(self.engine, "commit", self._check_commit)
+
+    def _check_commit(self, conn: Any) -> None:
+        self.check_epoch(conn.connection)
+
+    def check_epoch(self, dbapi_conn: Any) -> None:
+        """Raise :class:`Deposed` unless the lease row holds our epoch (fenced stores only)."""
+        if self.epoch is None:
+            return
+        with closing(dbapi_conn.cursor()) as cursor:
+            cursor.execute(FENCE)
+            row = cursor.fetchone()
+        found = None if row is None else row[0]
+        if found != self.epoch:
+            self._on_deposed(found)
+            raise Deposed(f"this manager's leadership (epoch {self.epoch}) is over: the lease holds epoch {found}")
 
     def close(self) -> None:
         if self._writer is not None:
@@ -228,6 +272,7 @@ class Store:
                     if objects:
                         write = writes[name]
                         cursor.executemany(write.sql, [write.params(o.to_row()) for o in objects])
+            self.check_epoch(conn)
             conn.commit()
         except BaseException:
             try:
