@@ -38,6 +38,9 @@ class ManagerConfig:
     http_port: int = _key(8000, "manager's http port", minimum=0)
     tcp_host: str = _key("0.0.0.0", "manager's tcp host, where nodes register")
     tcp_port: int = _key(6001, "manager's tcp port", minimum=0)
+    advertise_host: Optional[str] = _key(None, "fail-over: the host other managers, nodes and the CLI are told "
+                                               "to use for this manager; empty: http_host, or this machine's "
+                                               "address when that is 0.0.0.0 or ::")
     max_buffer_size: int = _key(GiB, "largest accepted application upload in bytes (1073741824 = 1G)", minimum=1)
     scheduler_interval: float = _key(1, "seconds between repair sweeps (lost reports, dead nodes); "
                                         "scheduling itself is event driven", minimum=0.01)
@@ -85,6 +88,9 @@ class NodeConfig:
     manager_http_port: int = _key(8000, "manager's http port", minimum=1)
     manager_tcp_host: str = _key("127.0.0.1", "manager's tcp host")
     manager_tcp_port: int = _key(6001, "manager's tcp port", minimum=1)
+    managers: Optional[list] = _key(None, "fail-over: every manager as \"host:http_port:tcp_port\"; the node "
+                                          "registers with whichever leads; empty: the manager_* keys above",
+                                    kind="managers")
     heartbeat_interval: float = _key(1, "seconds between heartbeats", minimum=0.01)
     heartbeat_timeout: float = _key(30, "seconds of silence after which the manager drops this node",
                                     minimum=0.01)
@@ -119,7 +125,7 @@ _PATH_KEYS = ("log_path", "data_path")
 
 def _base_type(annotation: str) -> type:
     # Annotations are strings (from __future__ import annotations); map the few we use.
-    return {"str": str, "int": int, "float": float, "Optional[str]": str}[annotation]
+    return {"str": str, "int": int, "float": float, "Optional[str]": str, "Optional[list]": list}[annotation]
 
 
 def _check(cls: type, name: str, value: Any) -> Any:
@@ -131,7 +137,7 @@ def _check(cls: type, name: str, value: Any) -> Any:
             return None
         raise ConfigError(f"configuration key '{name}' must not be empty")
     if isinstance(value, bool) or not isinstance(value, (int, float) if want is float else want):
-        kind = {str: "a string", int: "an integer", float: "a number"}[want]
+        kind = {str: "a string", int: "an integer", float: "a number", list: "a list"}[want]
         raise ConfigError(f"configuration key '{name}' must be {kind}, got {type(value).__name__} {value!r}")
     if want is float:
         value = float(value)
@@ -145,9 +151,36 @@ def _check(cls: type, name: str, value: Any) -> Any:
                           f"got {value!r}")
     if name == "database_url":
         _check_database_url(value)
+    if name == "managers":
+        parse_managers(value)
     if name == "timezone" and value is not None:
         _check_zone(value)
     return value
+
+
+def parse_managers(entries: list) -> list[tuple[str, int, int]]:
+    """The node's ``managers`` as (host, http_port, tcp_port); a malformed entry is a
+    :class:`ConfigError` naming it."""
+    if not entries:
+        raise ConfigError("configuration key 'managers' must list at least one \"host:http_port:tcp_port\"")
+    out = []
+    for entry in entries:
+        parts = entry.rsplit(":", 2) if isinstance(entry, str) else []
+        host = parts[0].strip("[]") if len(parts) == 3 else ""
+        ports = [int(p) for p in parts[1:] if p.isdigit() and 0 < int(p) < 65536]
+        if not host or len(ports) != 2:
+            raise ConfigError(f"configuration key 'managers': entry {entry!r} is not \"host:http_port:tcp_port\" "
+                              f"(e.g. \"10.0.0.5:8000:6001\")")
+        out.append((host, ports[0], ports[1]))
+    return out
+
+
+def node_managers(config: "NodeConfig") -> list[tuple[str, int, str, int]]:
+    """Every manager a node may register with, as (http_host, http_port, tcp_host, tcp_port):
+    ``managers``, else the single ``manager_*`` keys."""
+    if config.managers:
+        return [(host, http, host, tcp) for host, http, tcp in parse_managers(config.managers)]
+    return [(config.manager_http_host, config.manager_http_port, config.manager_tcp_host, config.manager_tcp_port)]
 
 
 def _check_zone(name: str) -> None:

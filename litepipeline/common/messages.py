@@ -408,6 +408,7 @@ class RegisterAnswer(Message):
     node_id: Optional[str] = wire(anything, omit_none=True)
     stop: Optional[list] = wire(held_list, omit_none=True, nested=True)   # absent from a FAILURE
     features: Optional[list] = wire(lambda v, label: v if isinstance(v, list) else None, omit_none=True)
+    leader: Optional[dict] = wire(anything, omit_none=True)   # a standby names the leader
 
     @property
     def ok(self) -> bool:

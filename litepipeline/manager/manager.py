@@ -57,9 +57,14 @@ class Manager:
     """One LitePipeline manager: applications, tasks, nodes, scheduling."""
 
     def __init__(self, config: ManagerConfig, on_fatal: Callable[[str], None],
-                 tls_server: Any = None) -> None:
+                 tls_server: Any = None, leadership: Any = None) -> None:
         self.config = config
         self.store = Store(config.database_url or sqlite_url(config.data_path))
+        #: the lease this manager leads under (fail-over on PostgreSQL), or None: the only manager
+        self.leadership = leadership
+        if leadership is not None:
+            # fencing: no write commits, and no dispatch leaves, once the lease is not ours
+            self.store.fence(leadership.epoch, leadership.fence_failed)
         self.db = DbThread()
         self.apps = AppStore(config.data_path, config.max_unpacked_size, config.max_actions)
         self.core = SchedulerCore(max_generated_actions=config.max_generated_actions,
@@ -68,6 +73,8 @@ class Manager:
         self.cluster = Cluster(config.auth_token, self._node_up, self._node_down, self.action_update,
                                ssl_options=tls_server)
         self.link = NodeLink(self.cluster.nodes.get, config.auth_token)
+        if leadership is not None:
+            self.link.may_send = leadership.lease.holds
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.link, on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
         self.works = WorkService(self.core, self.dispatcher, self.db, WorkflowStore(self.store.engine), self.app_row,
@@ -392,7 +399,13 @@ class Manager:
                    "tcp_host": self.config.tcp_host, "tcp_port": self.config.tcp_port, "version": __version__,
                    "data_path": self.config.data_path}
         info = {"number_of_nodes": len(nodes), "nodes": nodes, "manager": manager}
-        return {"version": __version__, "info": info, "scheduler": self.dispatcher.stats()}
+        return {"version": __version__, "info": info, "scheduler": self.dispatcher.stats(), **self.role()}
+
+    def role(self) -> dict:
+        """``role`` and ``leader`` (fail-over): "single" without leadership (SQLite)."""
+        if self.leadership is None:
+            return {"role": "single", "leader": None}
+        return self.leadership.view()
 
 
 

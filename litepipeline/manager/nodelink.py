@@ -35,9 +35,14 @@ class NodeLink:
         self.token = token
         self.timeout = timeout
         self._client: Optional[AsyncHTTPClient] = None   # made on first use, in the running loop
+        #: whether this manager may send now (fail-over: only while it holds the lease; a
+        #: leader frozen past its lease, then resumed, must not send what it decided before)
+        self.may_send: Callable[[], bool] = lambda: True
 
     def run(self, node_id: str, message: RunAction) -> Awaitable[Answer]:
         """Send one attempt to the node: the frame (if any) is written before this returns."""
+        if not self.may_send():
+            return self._not_leader(message.attempt_id)
         node = self.lookup(node_id)
         if node is None or protocol.RUN not in node.features:
             return self._http(node_id, "POST", "/action/run", message.to_dict())
@@ -54,7 +59,12 @@ class NodeLink:
         return self._channel_answer(node, message.attempt_id, waiter, written)
 
     async def stop(self, node_id: str, message: StopAction) -> Answer:
+        if not self.may_send():
+            return await self._not_leader(message.attempt_id)
         return await self._http(node_id, "PUT", "/action/stop", message.to_dict())
+
+    async def _not_leader(self, attempt_id: Optional[str]) -> Answer:
+        return Answer(attempt_id, 0, "NotLeader", "this manager no longer holds the leadership lease")
 
     async def _channel_answer(self, node: Any, attempt_id: str, waiter: asyncio.Future, written: Any) -> Answer:
         try:

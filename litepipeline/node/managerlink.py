@@ -14,6 +14,13 @@ connection that is already open and authenticated, instead of a new HTTP connect
 message on the path of every action. A reader task routes incoming frames. A report the
 channel can't carry (not connected, an original manager, a big one) goes as
 ``PUT /action/update``: :meth:`ManagerLink.report` chooses.
+
+Fail-over: given several managers (the node's ``managers``), the link finds the leader
+before each connection (``GET /`` of each in turn: a leader or a standby naming it), and
+follows a standby's refused REGISTER to the ``leader`` it names. A connection that drops,
+or a heartbeat the leader leaves unanswered for :data:`FOLLOW_ANSWER_TIMEOUT`, sends it
+looking again; the node's actions keep running meanwhile (its lease is longer than a
+take-over) and its next REGISTER reports them to the new leader, which adopts them.
 """
 from __future__ import annotations
 
@@ -39,10 +46,19 @@ LOG = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10
 REQUEST_TIMEOUT = 30
+# with several managers: a leader silent this long (frozen, partitioned) is left for another
+FOLLOW_ANSWER_TIMEOUT = 3.0
+FOLLOW_RETRY = 1.0       # the longest wait between rounds of the managers' list
+LOOKUP_TIMEOUT = 2.0     # each manager's GET / while looking for the leader
 
 
 class RegisterRefused(Exception):
-    """The manager answered REGISTER with something other than SUCCESS."""
+    """The manager answered REGISTER with something other than SUCCESS (``leader``: the
+    leader a standby named)."""
+
+    def __init__(self, message: str, leader: Optional[dict] = None) -> None:
+        super().__init__(message)
+        self.leader = leader
 
 
 class ChannelUnavailable(Exception):
@@ -76,8 +92,14 @@ class ManagerLink:
     def __init__(self, update_url: str, token: Optional[str], host: Optional[str] = None, port: int = 0,
                  id_path: Optional[str] = None, info: Optional[Callable[[], Register]] = None,
                  heartbeat_interval: float = 1.0, heartbeat_timeout: float = 30.0,
-                 retry_interval: float = 5.0) -> None:
+                 retry_interval: float = 5.0, managers: Optional[list] = None, scheme: str = "http") -> None:
         self.update_url = update_url
+        #: fail-over: every manager as (http_host, http_port, tcp_host, tcp_port); the leader is looked for
+        self.managers = list(managers or [])
+        self.scheme = scheme
+        self._next = 0   # where the next look for the leader starts in ``managers``
+        #: called with the leader's ``scheme://host:port`` whenever the link turns to another manager
+        self.on_manager: Callable[[str], None] = lambda base: None
         self.token = token
         self.host = host
         self.port = port
@@ -88,6 +110,10 @@ class ManagerLink:
         self.heartbeat_interval = heartbeat_interval
         self.answer_timeout = max(heartbeat_timeout, 5.0)
         self.retry_interval = retry_interval
+        self.heartbeat_answer_timeout = self.answer_timeout
+        if len(self.managers) > 1:   # a silent leader is left for the next one well within the node's lease
+            self.heartbeat_answer_timeout = min(self.answer_timeout, max(FOLLOW_ANSWER_TIMEOUT, 5 * heartbeat_interval))
+            self.retry_interval = min(retry_interval, FOLLOW_RETRY)
         self.node_id: Optional[str] = load_node_id(id_path) if id_path else None
         self._client: Optional[AsyncHTTPClient] = None
         self._beat = asyncio.Event()
@@ -142,12 +168,17 @@ class ManagerLink:
     # -- internals -----------------------------------------------------------------------------
     async def _run(self) -> None:
         while not self._stopping.is_set():
+            follow = None
             try:
+                if len(self.managers) > 1 or (self.managers and (self.host, self.port) != self.managers[0][2:]):
+                    await self._find_leader()   # several managers, or one that named another as leader
                 await self._session()
             except (StreamClosedError, OSError, ProtocolError, asyncio.TimeoutError, RegisterRefused) as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 if isinstance(exc, StreamClosedError) and exc.real_error is not None:
                     error = f"{type(exc.real_error).__name__}: {exc.real_error}"
+                if isinstance(exc, RegisterRefused) and exc.leader and self.managers:
+                    follow = exc.leader
                 # one line per change of trouble, not one per retry
                 if error != self._last_error:
                     if isinstance(exc, RegisterRefused):
@@ -169,6 +200,8 @@ class ManagerLink:
                     self._reader.cancel()
                     self._reader = None
                 self._fail_waiters()
+            if follow is not None and self._follow(follow):
+                continue   # a standby named the leader: go there at once
             try:
                 await asyncio.wait_for(self._stopping.wait(), self.retry_interval)
             except asyncio.TimeoutError:
@@ -200,10 +233,61 @@ class ManagerLink:
         finally:
             stopping.cancel()
 
+    async def _find_leader(self) -> None:
+        """Point the link at the leader: ask each manager's ``GET /`` in turn, from where the
+        last look ended; a leader answers for itself, a standby names the leader."""
+        errors = []
+        count = len(self.managers)
+        for step in range(count):
+            index = (self._next + step) % count
+            http_host, http_port, tcp_host, tcp_port = self.managers[index]
+            url = f"{self.scheme}://{http_host}:{http_port}/"
+            try:
+                response = await self._client.fetch(HTTPRequest(url, headers=auth_headers(self.token),
+                                                                 connect_timeout=LOOKUP_TIMEOUT,
+                                                                 request_timeout=LOOKUP_TIMEOUT), raise_error=False)
+                answer = json.loads(response.body or b"{}") if response.code == 200 else {}
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - refused, timed out, not JSON: the next one
+                errors.append(f"{http_host}:{http_port}: {type(exc).__name__}")
+                continue
+            role, leader = answer.get("role"), answer.get("leader")
+            if role in ("leader", "single"):
+                self._next = index
+                self._point(http_host, http_port, tcp_host, tcp_port, answer.get("leader"))
+                return
+            if role == "standby" and isinstance(leader, dict) and self._follow(leader):
+                self._next = (index + 1) % count
+                return
+            errors.append(f"{http_host}:{http_port}: {role or response.code}, no leader named")
+        self._next = (self._next + 1) % count
+        raise OSError("no manager leads right now (" + "; ".join(errors) + ")")
+
+    def _follow(self, leader: dict) -> bool:
+        """Point the link at the ``leader`` a standby named; False when it names none usable."""
+        try:
+            http_host, http_port = str(leader["http_host"]), int(leader["http_port"])
+            tcp_host, tcp_port = str(leader["tcp_host"]), int(leader["tcp_port"])
+        except (KeyError, TypeError, ValueError):
+            return False
+        self._point(http_host, http_port, tcp_host, tcp_port, leader)
+        return True
+
+    def _point(self, http_host: str, http_port: int, tcp_host: str, tcp_port: int, leader: Optional[dict]) -> None:
+        base = f"{self.scheme}://{http_host}:{http_port}"
+        if (tcp_host, tcp_port) != (self.host, self.port) or self.update_url != f"{base}/action/update":
+            epoch = leader.get("epoch") if isinstance(leader, dict) else None
+            LOG.info("following the leader at %s:%d:%d%s", http_host, http_port, tcp_port,
+                     f" (epoch {epoch})" if epoch is not None else "")
+            self.host, self.port = tcp_host, tcp_port
+            self.update_url = f"{base}/action/update"
+            self.on_manager(base)
+
     async def _register(self) -> None:
         answer = await self._call(REGISTER)
         if not answer.ok:
-            raise RegisterRefused(str(answer.message or answer.status))
+            raise RegisterRefused(str(answer.message or answer.status), answer.leader)
         self.manager_features = set(answer.features or ())
         node_id = answer.node_id
         if isinstance(node_id, str) and node_id and node_id != self.node_id:
@@ -226,7 +310,8 @@ class ManagerLink:
         if command == REGISTER and self._register_sent_at is None:   # the connection's first
             self._register_sent_at = sent_at
         await self._stream.write(protocol.encode(command, info.to_dict()))
-        answer = RegisterAnswer.parse(await asyncio.wait_for(self._answer, self.answer_timeout))
+        timeout = self.heartbeat_answer_timeout if command == HEARTBEAT else self.answer_timeout
+        answer = RegisterAnswer.parse(await asyncio.wait_for(self._answer, timeout))
         if answer.ok:
             self.on_heard(sent_at)
         if answer.stop:

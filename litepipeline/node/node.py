@@ -16,7 +16,7 @@ from typing import Optional
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from litepipeline.common.config import NodeConfig
+from litepipeline.common.config import NodeConfig, node_managers
 from litepipeline.common.daemon import ListenError, listen_failure
 from litepipeline.common.tls import Tls
 from litepipeline.common.errors import LiteError
@@ -47,14 +47,18 @@ class Node:
         self.trash = Trash(os.path.join(data, "trash"))
         self.workspaces = Workspaces(os.path.join(data, "workspaces"), self.trash)
         scheme = "https" if config.tls_ca else "http"   # tls_ca: the manager serves TLS
-        manager = f"{scheme}://{config.manager_http_host}:{config.manager_http_port}"
+        first = node_managers(config)[0]
+        manager = f"{scheme}://{first[0]}:{first[1]}"
         self.appcache = AppCache(self.app_path, f"{manager}/app/download", config.auth_token,
                                  config.max_unpacked_size, self.trash)
         self.venvcache = VenvCache(os.path.join(data, "venvs"), f"{manager}/venv/download", config.auth_token,
                                    config.max_unpacked_size, self.trash)
+        managers = node_managers(config)   # fail-over: the link registers with whichever leads
         self.link = ManagerLink(
-            f"{manager}/action/update", config.auth_token, config.manager_tcp_host, config.manager_tcp_port,
-            id_path_for(data), self.info, config.heartbeat_interval, config.heartbeat_timeout, config.retry_interval)
+            f"{manager}/action/update", config.auth_token, managers[0][2], managers[0][3],
+            id_path_for(data), self.info, config.heartbeat_interval, config.heartbeat_timeout, config.retry_interval,
+            managers=managers, scheme=scheme)
+        self.link.on_manager = self._follow_manager
         self.link.on_stop = self.on_manager_stop
         self.link.on_registered = self._on_registered
         self.link.on_run = self.run_action
@@ -155,6 +159,11 @@ class Node:
     def on_manager_stop(self, entries: list) -> None:
         for entry in entries:
             self.executor.abandon_matching(entry)
+
+    def _follow_manager(self, base: str) -> None:
+        """The link turned to another manager (fail-over): downloads go to it as well."""
+        self.appcache.download_url = f"{base}/app/download"
+        self.venvcache.download_url = f"{base}/venv/download"
 
     def _on_registered(self) -> None:
         self.reporter.kick()

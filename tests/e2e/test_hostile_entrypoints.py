@@ -95,7 +95,7 @@ def tree(root: str, transient: bool = True) -> set:
 def manager_serving(cluster: LiteCluster) -> None:
     assert cluster.manager.alive(), cluster.manager.output()
     answer = requests.get(f"http://{cluster.address}/", timeout=5)
-    assert (answer.status_code, answer.json()) == (200, {"message": "LitePipeline manager service"})
+    assert (answer.status_code, answer.json()) == (200, {"message": "LitePipeline manager service", "role": "single", "leader": None})
 
 
 def real_node_registered(cluster: LiteCluster) -> None:

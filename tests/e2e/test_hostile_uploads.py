@@ -65,7 +65,7 @@ def _tmp_empty(cluster: LiteCluster) -> None:
 def _serving(cluster: LiteCluster) -> None:
     # a fresh connection: the manager may have closed the pooled one after refusing a body
     with ManagerClient(cluster.address) as client:
-        assert client.service_info() == {"message": "LitePipeline manager service"}
+        assert client.service_info() == {"message": "LitePipeline manager service", "role": "single", "leader": None}
     assert cluster.manager.alive()
 
 

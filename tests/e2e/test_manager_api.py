@@ -174,7 +174,7 @@ def test_bad_requests_get_envelopes(cluster, tmp_path):
     # a refused upload's temp file is removed as the request ends, just after the answer
     wait_for(lambda: app_files(cluster) == [], 5, what="no application files")
     # still serving
-    assert requests.get(base + "/", timeout=10).json() == {"message": "LitePipeline manager service"}
+    assert requests.get(base + "/", timeout=10).json() == {"message": "LitePipeline manager service", "role": "single", "leader": None}
 
 
 def test_cli_errors(cluster, tmp_path):

@@ -195,7 +195,7 @@ def test_manager_route_refuses_without_the_token(sec, route):
 
 def test_manager_index_and_unknown_paths_need_no_token(sec):
     answer = requests.get(f"http://{sec.address}/", timeout=5)
-    assert (answer.status_code, answer.json()) == (200, {"message": "LitePipeline manager service"})
+    assert (answer.status_code, answer.json()) == (200, {"message": "LitePipeline manager service", "role": "single", "leader": None})
     answer = requests.get(f"http://{sec.address}/no/such/route", timeout=5)
     assert (answer.status_code, answer.json()) == (
         404, {"result": "NotFound", "message": "no such endpoint: GET /no/such/route"})

@@ -8,7 +8,7 @@ class IndexHandler(ManagerHandler):
     public = True
 
     def get(self) -> None:
-        self.finish({"message": "LitePipeline manager service"})
+        self.finish({"message": "LitePipeline manager service", **self.manager.role()})
 
 
 class ClusterInfoHandler(ManagerHandler):
