@@ -222,3 +222,91 @@ class LiteCluster:
             node.stop()
         self.manager.stop()
         self.api.close()
+
+
+class FailoverCluster:
+    """Several ``litemanager`` processes on one PostgreSQL ``database_url`` (fail-over) and
+    nodes that list them all in ``managers``; use as a context manager."""
+
+    def __init__(self, root: str, database_url: str, managers: int = 2, **manager_overrides: Any) -> None:
+        self.root = root
+        self.managers: list[Daemon] = []
+        for index in range(managers):
+            directory = os.path.join(root, f"manager{index}")
+            config = {"log_level": "INFO", "log_path": os.path.join(directory, "logs"),
+                      "data_path": os.path.join(directory, "data"), "http_host": "127.0.0.1",
+                      "http_port": free_port(), "tcp_host": "127.0.0.1", "tcp_port": free_port(),
+                      "scheduler_interval": 0.2, "recovery_timeout": 10, "database_url": database_url,
+                      **manager_overrides}
+            self.managers.append(Daemon("manager", directory, config))
+        self.nodes: list[Daemon] = []
+        self._apis: dict[int, ManagerClient] = {}
+
+    def __enter__(self) -> "FailoverCluster":  # noqa: PYI034 (typing.Self needs 3.11)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for daemon in [*self.nodes, *self.managers]:
+            if daemon.proc is not None:
+                daemon.signal(signal.SIGCONT)   # a stopped process cannot end on SIGTERM
+                daemon.stop()
+        for api in self._apis.values():
+            api.close()
+
+    @staticmethod
+    def entry(manager: Daemon) -> str:
+        """The manager as a node's ``managers`` entry."""
+        return f"127.0.0.1:{manager.config['http_port']}:{manager.config['tcp_port']}"
+
+    def api(self, manager: Daemon) -> ManagerClient:
+        index = self.managers.index(manager)
+        if index not in self._apis:
+            self._apis[index] = ManagerClient(f"127.0.0.1:{manager.config['http_port']}", timeout=5)
+        return self._apis[index]
+
+    def start_manager(self, manager: Daemon) -> Daemon:
+        manager.start()
+        wait_for(lambda: self.role(manager), what="manager to answer")
+        return manager
+
+    def role(self, manager: Daemon) -> Optional[dict]:
+        """``GET /`` of ``manager`` (role and leader), or None while it does not answer."""
+        if not manager.alive():
+            raise AssertionError(f"manager exited:\n{manager.output()}")
+        try:
+            reply = self.api(manager).service_info()
+        except Exception:  # noqa: BLE001 - starting, stopped or gone
+            return None
+        return reply if "role" in reply else None
+
+    def wait_leader(self, manager: Daemon, timeout: float = 20.0) -> dict:
+        """Wait until ``manager`` leads (and serves as the leader); its ``GET /``."""
+        def leads() -> Optional[dict]:
+            answer = self.role(manager)
+            if not answer or answer["role"] != "leader":
+                return None
+            try:
+                return answer if self.api(manager).cluster_info().ok else None
+            except Exception:  # noqa: BLE001 - still switching over
+                return None
+
+        return wait_for(leads, timeout, 0.05, f"manager {manager.directory} to lead")
+
+    def add_node(self, managers: list, slots: int = 2, **overrides: Any) -> Daemon:
+        directory = os.path.join(self.root, f"node{len(self.nodes)}")
+        config = {"log_level": "INFO", "log_path": os.path.join(directory, "logs"),
+                  "data_path": os.path.join(directory, "data"), "http_host": "127.0.0.1",
+                  "http_port": free_port(), "managers": [self.entry(m) for m in managers],
+                  "heartbeat_interval": 0.2, "heartbeat_timeout": 20, "retry_interval": 0.2,
+                  "executor_interval": 0.2, "action_slots": slots, "drain_timeout": 5, **overrides}
+        node = Daemon("node", directory, config)
+        self.nodes.append(node)
+        return node.start()
+
+    def node_ports(self, manager: Daemon) -> set:
+        """The HTTP ports of the nodes registered with ``manager`` (empty when it answers nothing)."""
+        try:
+            reply = self.api(manager).cluster_info()
+        except Exception:  # noqa: BLE001
+            return set()
+        return {n.get("http_port") for n in reply.get("info", {}).get("nodes", [])}
