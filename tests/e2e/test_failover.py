@@ -69,8 +69,8 @@ def _create(cluster, leader, app_id: str, count: int, marks: str, sleep: float) 
 def _share_apps(source, target) -> None:
     """The application files, copied as shared storage would hold them (the new leader
     serves downloads to nodes that do not have the version yet)."""
-    shutil.copytree(os.path.join(source.config["data_path"], "apps"),
-                    os.path.join(target.config["data_path"], "apps"), dirs_exist_ok=True)
+    shutil.copytree(source.config["data_path"], target.config["data_path"], dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".lock", "*.db*"))
 
 
 def _marks(path: str) -> list:
