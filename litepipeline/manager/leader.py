@@ -106,6 +106,8 @@ class Leadership:
         self._last_error: Optional[str] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._reported = False
+        #: set once this manager, holding the lease, serves as the leader (its start is done)
+        self.serving = False
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
@@ -115,8 +117,12 @@ class Leadership:
         return self.lease.epoch
 
     def view(self) -> dict:
-        """``role`` and ``leader`` as ``GET /`` and ``/cluster/info`` show them."""
-        return {"role": "leader" if self.lease.leading else "standby", "leader": self.lease.leader}
+        """``role`` and ``leader`` as ``GET /`` and ``/cluster/info`` show them (while the new
+        leader starts, before it serves, nobody leads yet as far as others can tell)."""
+        if self.lease.leading:
+            return {"role": "leader", "leader": self.lease.leader} if self.serving else {"role": "standby",
+                                                                                          "leader": None}
+        return {"role": "standby", "leader": None if self.lease.deposed else self.lease.leader}
 
     async def wait_to_lead(self) -> int:
         """Poll as a standby until this manager holds the lease; returns its epoch."""

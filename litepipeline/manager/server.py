@@ -106,6 +106,8 @@ async def serve(config) -> int:  # noqa: ANN001
     gate.app = tornado.web.Application(routes(manager) + ui.routes(), default_handler_class=NotFoundHandler,
                                        **ui.settings())
     tcp.handler = manager.cluster.handle_stream
+    if leadership is not None:
+        leadership.serving = True
     if leadership is None:
         http.add_sockets(sockets["http_port"])
         tcp.add_sockets(sockets["tcp_port"])

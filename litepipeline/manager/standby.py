@@ -141,8 +141,9 @@ class NotLeaderHandler(_StandbyHandler):
     def prepare(self) -> None:
         self.set_status(503)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
-            self.set_header("Connection", "close")   # its body is not read
+        # answered before the request is read to its end, which makes tornado close the
+        # connection: say so, or a client would send its next request on it
+        self.set_header("Connection", "close")
         self.finish(json.dumps({"result": "NotLeader", "message": self.standby.message(),
                                 "leader": self.standby.view().get("leader")}))
 
@@ -154,6 +155,7 @@ class PageHandler(_StandbyHandler):
 
     def prepare(self) -> None:
         leader = self.standby.view().get("leader")
+        self.set_header("Connection", "close")   # answered in prepare (see NotLeaderHandler)
         if leader:
             self.redirect(f"{self.standby.scheme}://{leader['address']}/ui/")
             return

@@ -98,6 +98,7 @@ class ManagerLink:
         self.managers = list(managers or [])
         self.scheme = scheme
         self._next = 0   # where the next look for the leader starts in ``managers``
+        self._moved: Optional[asyncio.Future] = None   # done when the link turns to another manager
         #: called with the leader's ``scheme://host:port`` whenever the link turns to another manager
         self.on_manager: Callable[[str], None] = lambda base: None
         self.token = token
@@ -283,6 +284,9 @@ class ManagerLink:
             self.host, self.port = tcp_host, tcp_port
             self.update_url = f"{base}/action/update"
             self.on_manager(base)
+            if self._moved is not None and not self._moved.done():
+                self._moved.set_result(None)   # reports on their way to the old manager: sent again
+            self._moved = None
 
     async def _register(self) -> None:
         answer = await self._call(REGISTER)
@@ -400,9 +404,18 @@ class ManagerLink:
         headers = {"Content-Type": "application/json", **auth_headers(self.token)}
         request = HTTPRequest(self.update_url, method="PUT", body=json.dumps(report.to_dict()), headers=headers,
                               connect_timeout=5, request_timeout=REQUEST_TIMEOUT)
+        if self._moved is None:
+            self._moved = asyncio.get_running_loop().create_future()
+        moved, fetch = self._moved, asyncio.ensure_future(self._client.fetch(request, raise_error=False))
         try:
-            response = await self._client.fetch(request, raise_error=False)
+            # a report to a manager that stopped leading (frozen, say) must not wait out its timeout
+            await asyncio.wait([fetch, moved], return_when=asyncio.FIRST_COMPLETED)
+            if not fetch.done():
+                fetch.cancel()
+                return Answer(report.attempt_id, 599, None, "the leader changed")
+            response = fetch.result()
         except asyncio.CancelledError:
+            fetch.cancel()
             raise
         except Exception as exc:  # noqa: BLE001 - refused, reset, timed out: the manager is away
             return Answer(report.attempt_id, 599, None, str(exc) or type(exc).__name__)

@@ -283,12 +283,7 @@ class FailoverCluster:
         """Wait until ``manager`` leads (and serves as the leader); its ``GET /``."""
         def leads() -> Optional[dict]:
             answer = self.role(manager)
-            if not answer or answer["role"] != "leader":
-                return None
-            try:
-                return answer if self.api(manager).cluster_info().ok else None
-            except Exception:  # noqa: BLE001 - still switching over
-                return None
+            return answer if answer and answer["role"] == "leader" else None
 
         return wait_for(leads, timeout, 0.05, f"manager {manager.directory} to lead")
 
