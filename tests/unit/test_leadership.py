@@ -177,3 +177,19 @@ def test_a_write_with_an_old_epoch_is_refused_and_nothing_is_written(pg):
         assert store.get_task("t-ok") is not None                     # reads still work
     finally:
         sql.close()
+
+
+# -- the node's list of managers -------------------------------------------------------------
+def test_node_managers_parse_and_default_to_the_single_manager_keys():
+    from litepipeline.common.config import config_from_dict, node_managers
+    from litepipeline.common.errors import ConfigError
+
+    config, _ = config_from_dict("node", {"managers": ["10.0.0.5:8000:6001", "[::1]:8001:6002"]})
+    assert node_managers(config) == [("10.0.0.5", 8000, "10.0.0.5", 6001), ("::1", 8001, "::1", 6002)]
+    single, _ = config_from_dict("node", {"manager_http_host": "h", "manager_tcp_host": "t"})
+    assert node_managers(single) == [("h", 8000, "t", 6001)]
+    for bad in (["10.0.0.5:8000"], ["h:x:6001"], ["h:8000:70000"], [":8000:6001"], [5], []):
+        with pytest.raises(ConfigError, match="managers"):
+            config_from_dict("node", {"managers": bad})
+    with pytest.raises(ConfigError, match="must be a list"):
+        config_from_dict("node", {"managers": "h:1:2"})
