@@ -120,6 +120,7 @@ def test_a_leader_stopped_past_its_lease_writes_and_sends_nothing_and_returns_as
         led = cluster.wait_leader(second, timeout=30)
         wait_for(lambda: _finished(cluster, second, ids), timeout=60, interval=0.2, what="24 tasks finished")
         before = _snapshot(database_url), sorted(_marks(marks))
+        node_log = len(cluster.nodes[0].output())
         first.signal(signal.SIGCONT)
         came_back = wait_for(lambda: _standby_naming(cluster, first), timeout=20,
                              what="the old leader back as a standby naming the leader")
@@ -128,6 +129,7 @@ def test_a_leader_stopped_past_its_lease_writes_and_sends_nothing_and_returns_as
         time.sleep(1)   # anything it might still send or write would land by now
         assert (_snapshot(database_url), sorted(_marks(marks))) == before   # no row written, no action run
         assert before[1] == sorted(f"tag-{i}" for i in range(24))
+        assert "action accepted" not in cluster.nodes[0].output()[node_log:]   # no dispatch reached the node
         assert "stepping down as leader" in first.output()
         reply = cluster.api(second).task_list(limit=100)
         assert sorted(t["status"] for t in reply["tasks"]) == ["success"] * 24
