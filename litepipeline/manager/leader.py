@@ -4,7 +4,7 @@
 engine of its own, so a renewal never queues behind the scheduler's writes on the
 database thread. :class:`Leadership` drives them: :meth:`Leadership.wait_to_lead` polls
 as a standby until it holds the lease; :meth:`Leadership.start_renewing` keeps it, and
-calls ``on_deposed`` with one line of why the moment it is lost. Every decision is
+calls ``on_deposed`` (in the event loop) with one line of why the moment it is lost. Every decision is
 :class:`~litepipeline.manager.leadership.Lease`'s; the database's ``now()`` is the only
 clock the managers share.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
@@ -102,7 +103,8 @@ class Leadership:
         self.on_deposed = on_deposed
         self.poll_interval = poll_interval
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="litepipeline-lease")
-        self._renewing: Optional[asyncio.Task] = None
+        self._renewer: Optional[threading.Thread] = None
+        self._stop = threading.Event()
         self._last_error: Optional[str] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._reported = False
@@ -145,22 +147,24 @@ class Leadership:
             await asyncio.sleep(self.poll_interval)
 
     def start_renewing(self) -> None:
-        self._renewing = asyncio.get_running_loop().create_task(self._renew_loop())
+        """Keep the lease from a thread of its own: a busy event loop (a big task being
+        loaded, say) must not cost the lease."""
+        self._renewer = threading.Thread(target=self._renew_loop, name="litepipeline-lease-renewal", daemon=True)
+        self._renewer.start()
 
-    async def _renew_loop(self) -> None:
+    def _renew_loop(self) -> None:
         lease = self.lease
-        while lease.leading:
-            await asyncio.sleep(lease.next_renewal())
+        while lease.leading and not self._stop.wait(lease.next_renewal()):
             sent_at = lease.clock()
             if sent_at >= lease.deadline:   # e.g. this process was stopped (SIGSTOP) past its lease
-                self._deposed(lease.renewal_failed("the lease ran out before it could be renewed"))
+                self._deposed_soon(lease.renewal_failed("the lease ran out before it could be renewed"))
                 return
             try:
-                ours = await self._call(self.sql.renew, lease.epoch, lease.manager_id)
+                ours = self.sql.renew(lease.epoch, lease.manager_id)
             except Exception as exc:  # noqa: BLE001 - one failed renewal is retried while the lease lasts
                 reason = lease.renewal_failed(f"{type(exc).__name__}: {exc}")
                 if reason:
-                    self._deposed(reason)
+                    self._deposed_soon(reason)
                     return
                 LOG.warning("lease renewal failed, retrying: %s", exc)
                 continue
@@ -168,17 +172,21 @@ class Leadership:
                 lease.renewed(sent_at)
                 continue
             try:
-                row = await self._call(self.sql.read)
+                row = self.sql.read()
             except Exception:  # noqa: BLE001 - who leads now is only for the log line
                 row = None
-            self._deposed(lease.renewal_refused(row))
+            self._deposed_soon(lease.renewal_refused(row))
             return
 
     def fence_failed(self, found_epoch: Optional[int]) -> None:
         """The store's epoch check refused a write (called from the database thread)."""
-        reason = self.lease.fence_failed(found_epoch)
+        self._deposed_soon(self.lease.fence_failed(found_epoch))
+
+    def _deposed_soon(self, reason: Optional[str]) -> None:
+        """From another thread: step down in the event loop (``holds()`` is already False,
+        so nothing is written or sent meanwhile)."""
         loop = self._loop
-        if loop is not None:
+        if loop is not None and reason:
             loop.call_soon_threadsafe(self._deposed, reason)
 
     def _deposed(self, reason: Optional[str]) -> None:
@@ -188,8 +196,7 @@ class Leadership:
 
     async def release(self) -> None:
         """A clean shutdown of the leader: the lease ends now, so a standby takes over at once."""
-        if self._renewing is not None:
-            self._renewing.cancel()
+        self._stop_renewing()
         if self.lease.leading:
             try:
                 await self._call(self.sql.release, self.lease.epoch, self.lease.manager_id)
@@ -197,9 +204,14 @@ class Leadership:
             except Exception as exc:  # noqa: BLE001 - the lease then simply expires
                 LOG.warning("could not release the leadership lease: %s", exc)
 
+    def _stop_renewing(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=STATEMENT_TIMEOUT_MS / 1000 + 1)
+            self._renewer = None
+
     def close(self) -> None:
-        if self._renewing is not None:
-            self._renewing.cancel()
+        self._stop_renewing()
         self._thread.shutdown(wait=False)
         self.sql.close()
 

@@ -193,3 +193,42 @@ def test_node_managers_parse_and_default_to_the_single_manager_keys():
             config_from_dict("node", {"managers": bad})
     with pytest.raises(ConfigError, match="must be a list"):
         config_from_dict("node", {"managers": "h:1:2"})
+
+
+def test_the_driver_takes_over_a_dead_leaders_lease_and_deposes_a_leader_that_lost_it(pg):
+    import asyncio
+
+    from litepipeline.manager.leader import Leadership
+
+    url, _store = pg
+
+    async def scenario() -> tuple:
+        deposed_a, deposed_b = [], []
+        a = Leadership(url, ME, deposed_a.append, ttl=1.0, poll_interval=0.05)
+        b = Leadership(url, OTHER, deposed_b.append, ttl=1.0, poll_interval=0.05)
+        try:
+            assert await a.wait_to_lead() == 1
+            a.start_renewing()
+            a.serving = True
+            waiting = asyncio.ensure_future(b.wait_to_lead())
+            await asyncio.sleep(2.5)                     # more than the ttl: renewals keep it a's
+            assert not waiting.done() and a.lease.holds()
+            assert b.view() == {"role": "standby", "leader": {**ME, "epoch": 1}}
+            a._stop_renewing()                           # a dies without releasing
+            assert await asyncio.wait_for(waiting, 5) == 2
+            b.start_renewing()
+            await asyncio.sleep(1.5)                     # a's own deadline has passed: it holds nothing
+            assert not a.lease.holds() and deposed_a == []
+            with b.sql.engine.connect() as conn:         # a third manager takes b's lease
+                conn.execute(text("UPDATE leadership SET epoch = 3, manager_id = 'c' WHERE id = 1"))
+            for _ in range(100):
+                if deposed_b:
+                    break
+                await asyncio.sleep(0.05)
+            return deposed_b, b.lease.holds()
+        finally:
+            a.close()
+            b.close()
+
+    deposed, holds = asyncio.run(scenario())
+    assert len(deposed) == 1 and "epoch 2 is over" in deposed[0] and not holds
