@@ -114,6 +114,7 @@ class ManagerLink:
         self.heartbeat_answer_timeout = self.answer_timeout
         if len(self.managers) > 1:   # a silent leader is left for the next one well within the node's lease
             self.heartbeat_answer_timeout = min(self.answer_timeout, max(FOLLOW_ANSWER_TIMEOUT, 5 * heartbeat_interval))
+            self.answer_timeout = min(self.answer_timeout, 2 * self.heartbeat_answer_timeout)
             self.retry_interval = min(retry_interval, FOLLOW_RETRY)
         self.node_id: Optional[str] = load_node_id(id_path) if id_path else None
         self._client: Optional[AsyncHTTPClient] = None
@@ -236,34 +237,50 @@ class ManagerLink:
 
     async def _find_leader(self) -> None:
         """Point the link at the leader: ask each manager's ``GET /`` in turn, from where the
-        last look ended; a leader answers for itself, a standby names the leader."""
-        errors = []
+        last look ended. A manager answering as the leader wins; the leaders standbys name
+        are asked themselves after (a standby may name one that has just stopped)."""
+        errors, named = [], {}
         count = len(self.managers)
         for step in range(count):
             index = (self._next + step) % count
             http_host, http_port, tcp_host, tcp_port = self.managers[index]
-            url = f"{self.scheme}://{http_host}:{http_port}/"
-            try:
-                response = await self._client.fetch(HTTPRequest(url, headers=auth_headers(self.token),
-                                                                 connect_timeout=LOOKUP_TIMEOUT,
-                                                                 request_timeout=LOOKUP_TIMEOUT), raise_error=False)
-                answer = json.loads(response.body or b"{}") if response.code == 200 else {}
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - refused, timed out, not JSON: the next one
-                errors.append(f"{http_host}:{http_port}: {type(exc).__name__}")
-                continue
-            role, leader = answer.get("role"), answer.get("leader")
-            if role in ("leader", "single"):
+            answer = await self._lookup(http_host, http_port, errors)
+            if answer.get("role") in ("leader", "single"):
                 self._next = index
                 self._point(http_host, http_port, tcp_host, tcp_port, answer.get("leader"))
                 return
-            if role == "standby" and isinstance(leader, dict) and self._follow(leader):
-                self._next = (index + 1) % count
+            leader = answer.get("leader")
+            if isinstance(leader, dict) and isinstance(leader.get("address"), str):
+                named.setdefault(leader["address"], leader)
+        for leader in named.values():
+            try:
+                answer = await self._lookup(str(leader["http_host"]), int(leader["http_port"]), errors)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if answer.get("role") == "leader" and self._follow(leader):
                 return
-            errors.append(f"{http_host}:{http_port}: {role or response.code}, no leader named")
         self._next = (self._next + 1) % count
         raise OSError("no manager leads right now (" + "; ".join(errors) + ")")
+
+    async def _lookup(self, http_host: str, http_port: int, errors: list) -> dict:
+        """``GET /`` of one manager (its ``role`` and ``leader``); {} when it does not answer."""
+        url = f"{self.scheme}://{http_host}:{http_port}/"
+        try:
+            response = await self._client.fetch(HTTPRequest(url, headers=auth_headers(self.token),
+                                                             connect_timeout=LOOKUP_TIMEOUT,
+                                                             request_timeout=LOOKUP_TIMEOUT), raise_error=False)
+            answer = json.loads(response.body or b"{}") if response.code == 200 else {}
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - refused, timed out, not JSON: the next one
+            errors.append(f"{http_host}:{http_port}: {type(exc).__name__}")
+            return {}
+        if not isinstance(answer, dict) or answer.get("role") not in ("leader", "single", "standby"):
+            errors.append(f"{http_host}:{http_port}: HTTP {response.code}, not a manager's answer")
+            return {}
+        if answer["role"] == "standby":
+            errors.append(f"{http_host}:{http_port}: standby")
+        return answer
 
     def _follow(self, leader: dict) -> bool:
         """Point the link at the ``leader`` a standby named; False when it names none usable."""

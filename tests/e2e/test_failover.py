@@ -46,13 +46,17 @@ def database_url():
         admin.dispose()
 
 
-def _start_pair(cluster: FailoverCluster):
+def _start_pair(cluster: FailoverCluster, nodes: int = 0, slots: int = 2):
+    """The first manager leads; the second (a standby) and ``nodes`` nodes start together."""
     first, second = cluster.managers
     cluster.start_manager(first)
     led = cluster.wait_leader(first)
-    cluster.start_manager(second)
+    second.start()
+    for _ in range(nodes):
+        cluster.add_node([first, second], slots=slots)
     wait_for(lambda: (cluster.role(second) or {}).get("leader"), what="the standby to name the leader")
     assert cluster.role(second)["role"] == "standby"
+    wait_for(lambda: len(cluster.node_ports(first)) == nodes, what="the nodes registered with the leader")
     return first, second, led
 
 
@@ -86,10 +90,7 @@ def _finished(cluster, manager, ids: list) -> bool:
 def test_kill_9_of_the_leader_the_standby_leads_and_every_task_runs_once(database_url, tmp_path):
     marks = str(tmp_path / "marks.txt")
     with FailoverCluster(str(tmp_path), database_url) as cluster:
-        first, second, _ = _start_pair(cluster)
-        for _ in range(2):
-            cluster.add_node([first, second], slots=8)
-        wait_for(lambda: len(cluster.node_ports(first)) == 2, what="both nodes registered")
+        first, second, _ = _start_pair(cluster, nodes=2, slots=8)
         app_id = cluster.api(first).app_create(make_app(str(tmp_path), APP, {"mark.py": MARK}), "mark", "")["app_id"]
         ids = _create(cluster, first, app_id, 200, marks, 0.3)
         _share_apps(first, second)
@@ -109,9 +110,7 @@ def test_kill_9_of_the_leader_the_standby_leads_and_every_task_runs_once(databas
 def test_a_leader_stopped_past_its_lease_writes_and_sends_nothing_and_returns_as_standby(database_url, tmp_path):
     marks = str(tmp_path / "marks.txt")
     with FailoverCluster(str(tmp_path), database_url) as cluster:
-        first, second, _ = _start_pair(cluster)
-        cluster.add_node([first, second], slots=4)
-        wait_for(lambda: cluster.node_ports(first), what="node registered")
+        first, second, _ = _start_pair(cluster, nodes=1, slots=4)
         app_id = cluster.api(first).app_create(make_app(str(tmp_path), APP, {"mark.py": MARK}), "mark", "")["app_id"]
         ids = _create(cluster, first, app_id, 24, marks, 0.5)
         _share_apps(first, second)
