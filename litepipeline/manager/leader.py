@@ -157,7 +157,8 @@ class Leadership:
         while lease.leading and not self._stop.wait(lease.next_renewal()):
             sent_at = lease.clock()
             if sent_at >= lease.deadline:   # e.g. this process was stopped (SIGSTOP) past its lease
-                self._deposed_soon(lease.renewal_failed("the lease ran out before it could be renewed"))
+                self._deposed_soon(lease.renewal_failed("this process did not run for longer than the lease: "
+                                                        "stopped, or starved of CPU"))
                 return
             try:
                 ours = self.sql.renew(lease.epoch, lease.manager_id)
