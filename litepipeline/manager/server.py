@@ -53,17 +53,11 @@ async def serve(config) -> int:  # noqa: ANN001
     netresolve.install()
     tls = Tls(config)   # checked in main()
     tls.configure_http_clients()
-    sockets = {}
-    for host_key, port_key in (("http_host", "http_port"), ("tcp_host", "tcp_port")):
-        host, port = getattr(config, host_key), getattr(config, port_key)
-        try:
-            sockets[port_key] = bind_sockets(port, host)
-        except OSError as exc:
-            LOG.critical("%s", listen_failure(exc, host, port, host_key, port_key))
-            for bound in sockets.values():
-                for sock in bound:
-                    sock.close()
-            return 2
+    failover = is_postgres(config.database_url)
+    # a standby listens from the start; a single manager once it has started (as it always did)
+    sockets = _bind(config) if failover else {}
+    if sockets is None:
+        return 2
     gate = HttpGate()
     http = HTTPServer(gate, max_body_size=max(JSON_BODY_LIMIT, config.max_output_size * 2),
                       max_buffer_size=JSON_BODY_LIMIT, idle_connection_timeout=300, ssl_options=tls.server)
@@ -75,7 +69,7 @@ async def serve(config) -> int:  # noqa: ANN001
 
     on_stop_signals(on_signal)
     leadership = None
-    if is_postgres(config.database_url):
+    if failover:
         try:
             leadership = await _standby(config, tls, gate, tcp, http, sockets)
         except Exception as exc:  # noqa: BLE001 - a start-up failure is one clear line, exit 2
@@ -108,7 +102,11 @@ async def serve(config) -> int:  # noqa: ANN001
     tcp.handler = manager.cluster.handle_stream
     if leadership is not None:
         leadership.serving = True
-    if leadership is None:
+    else:
+        sockets = _bind(config)
+        if sockets is None:
+            await manager.close()
+            return 2
         http.add_sockets(sockets["http_port"])
         tcp.add_sockets(sockets["tcp_port"])
     LOG.info("LitePipeline manager %s: http %s:%s, tcp %s:%s%s", __version__, config.http_host, config.http_port,
@@ -128,6 +126,22 @@ async def serve(config) -> int:  # noqa: ANN001
     await http.close_all_connections()
     LOG.info("manager stopped")
     return exit_code
+
+
+def _bind(config) -> Optional[dict]:  # noqa: ANN001
+    """The listening sockets of ``http_port`` and ``tcp_port``; None (logged) when one cannot listen."""
+    sockets: dict = {}
+    for host_key, port_key in (("http_host", "http_port"), ("tcp_host", "tcp_port")):
+        host, port = getattr(config, host_key), getattr(config, port_key)
+        try:
+            sockets[port_key] = bind_sockets(port, host)
+        except OSError as exc:
+            LOG.critical("%s", listen_failure(exc, host, port, host_key, port_key))
+            for bound in sockets.values():
+                for sock in bound:
+                    sock.close()
+            return None
+    return sockets
 
 
 async def _standby(config, tls: Tls, gate: HttpGate, tcp: TcpGate, http: HTTPServer,  # noqa: ANN001
