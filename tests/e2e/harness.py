@@ -133,8 +133,14 @@ class LiteCluster:
             raise AssertionError(f"manager exited:\n{self.manager.output()}")
         try:
             with socket.create_connection(("127.0.0.1", self.http_port), timeout=0.2):
-                return True
+                pass
         except OSError:
+            return False
+        if not self.manager.config.get("database_url"):
+            return True
+        try:   # PostgreSQL: a manager listens as a standby until it holds the leadership lease
+            return self.api.service_info().get("role") == "leader"
+        except Exception:  # noqa: BLE001 - still starting
             return False
 
     def add_node(self, slots: int = 2, start: bool = True, **overrides: Any) -> Daemon:
