@@ -137,20 +137,19 @@ def test_a_leader_stopped_past_its_lease_writes_and_sends_nothing_and_returns_as
 def test_a_node_listing_the_standby_first_registers_with_the_leader(database_url, tmp_path):
     with FailoverCluster(str(tmp_path), database_url) as cluster:
         first, second, led = _start_pair(cluster)
-        standby = cluster.api(second)
-        answer = standby.service_info()
+        answer = cluster.role(second)
         assert answer["role"] == "standby" and answer["leader"] == led["leader"]
-        info = standby.cluster_info()
-        assert (info.http_status, info["role"], info["leader"]["address"]) == (
+        status, info = cluster.get(second, "/cluster/info")
+        assert (status, info["role"], info["leader"]["address"]) == (
             200, "standby", f"127.0.0.1:{first.config['http_port']}")
-        refused = standby.task_list()
-        assert refused.http_status == 503 and refused["result"] == "NotLeader"
+        status, refused = cluster.get(second, "/task/list")
+        assert status == 503 and refused["result"] == "NotLeader"
         assert refused["leader"] == led["leader"] and f"http://127.0.0.1:{first.config['http_port']}" in refused["message"]
         assert _register_answer(second)["leader"]["manager_id"] == led["leader"]["manager_id"]
         node = cluster.add_node([second, first])
         wait_for(lambda: node.config["http_port"] in cluster.node_ports(first), what="node registered with the leader")
         assert "following the leader" in node.output()
-        assert cluster.api(first).service_info()["role"] == "leader"
+        assert cluster.role(first)["role"] == "leader"
 
 
 def _standby_naming(cluster, manager):
