@@ -107,12 +107,11 @@ class Store:
         self._on_deposed: Callable[[Optional[int]], None] = lambda found: None
 
     def migrate(self) -> None:
-        """Create or upgrade the schema to the newest Alembic revision (on PostgreSQL under
-        an advisory lock: managers starting together migrate one after the other)."""
+        """Create or upgrade the schema to the newest Alembic revision."""
         cfg = AlembicConfig(os.path.join(HERE, "alembic.ini"))
         cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
         with self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":
+            if self.engine.dialect.name == "postgresql":   # managers starting together: one at a time
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
