@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Table, and_, bindparam, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import Table, and_, bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine, make_url
 
 from litepipeline.common.states import UNFINISHED_STAGES
@@ -112,9 +112,21 @@ class Store:
         cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
         with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":   # managers starting together: one at a time
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.engine.dispose()
+
+    def checkpoint(self) -> None:
+        """Copy the SQLite WAL into the database file (PASSIVE: never blocks a writer)."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- fencing (fail-over on PostgreSQL) ----------------------------------------------
     def fence(self, epoch: int, on_deposed: Callable[[Optional[int]], None]) -> None:
@@ -143,18 +155,6 @@ class Store:
         if found != self.epoch:
             self._on_deposed(found)
             raise Deposed(f"this manager's leadership (epoch {self.epoch}) is over: the lease holds epoch {found}")
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self.engine.dispose()
-
-    def checkpoint(self) -> None:
-        """Copy the SQLite WAL into the database file (PASSIVE: never blocks a writer)."""
-        if self.engine.dialect.name == "sqlite":
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- applications -------------------------------------------------------------------
     def insert_app(self, row: dict) -> None:
