@@ -268,7 +268,7 @@ class FailoverCluster:
     def api(self, manager: Daemon) -> ManagerClient:
         index = self.managers.index(manager)
         if index not in self._apis:
-            self._apis[index] = ManagerClient(f"127.0.0.1:{manager.config['http_port']}", timeout=5)
+            self._apis[index] = ManagerClient(f"127.0.0.1:{manager.config['http_port']}")
         return self._apis[index]
 
     def start_manager(self, manager: Daemon) -> Daemon:
