@@ -35,8 +35,17 @@ TAKE_OVER = text(
     "WHERE id = 1 AND epoch = :seen AND (manager_id IS NULL OR expires_at <= now()) RETURNING epoch")
 RENEW = text("UPDATE leadership SET expires_at = now() + make_interval(secs => :ttl) "
              "WHERE id = 1 AND epoch = :epoch AND manager_id = :manager_id RETURNING epoch")
+# the deposed leader's sessions: a leader frozen in the middle of a pipelined write holds
+# its row locks for as long as its connection lives (no timeout of the server ends it)
+END_SESSIONS = text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = :name AND pid <> pg_backend_pid()")
 RELEASE = text("UPDATE leadership SET expires_at = now(), manager_id = NULL "
                "WHERE id = 1 AND epoch = :epoch AND manager_id = :manager_id")
+
+
+def application_name(manager_id: str) -> str:
+    """The PostgreSQL ``application_name`` of every connection of one manager process."""
+    return f"litepipeline {manager_id}"
 
 
 def is_postgres(url: Optional[str]) -> bool:
@@ -52,12 +61,14 @@ def is_postgres(url: Optional[str]) -> bool:
 class LeaseSql:
     """The lease's statements (blocking; one autocommit statement each)."""
 
-    def __init__(self, url: str, ttl: float = TTL) -> None:
+    def __init__(self, url: str, ttl: float = TTL, name: Optional[str] = None) -> None:
         self.ttl = ttl
         options = f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
+        connect_args: dict = {"options": options, "connect_timeout": 2}
+        if name:
+            connect_args["application_name"] = name
         self.engine = create_engine(url, pool_size=1, max_overflow=1, pool_pre_ping=True,
-                                    isolation_level="AUTOCOMMIT",
-                                    connect_args={"options": options, "connect_timeout": 2})
+                                    isolation_level="AUTOCOMMIT", connect_args=connect_args)
 
     def read(self) -> LeaseRow:
         with self.engine.connect() as conn:
@@ -71,6 +82,12 @@ class LeaseSql:
             row = conn.execute(TAKE_OVER, {"manager_id": manager_id, "leader": json.dumps(leader),
                                            "ttl": self.ttl, "seen": seen_epoch}).first()
         return None if row is None else int(row[0])
+
+    def end_sessions(self, manager_id: str) -> int:
+        """End every database session of the manager ``manager_id`` (a deposed leader): its
+        open transactions roll back and their locks go. Returns how many were ended."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(END_SESSIONS, {"name": application_name(manager_id)}).scalar_one())
 
     def renew(self, epoch: int, manager_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -99,7 +116,8 @@ class Leadership:
                  poll_interval: float = POLL_INTERVAL) -> None:
         self.identity = identity
         self.lease = Lease(identity["manager_id"], ttl)
-        self.sql = LeaseSql(url, ttl)
+        self.application_name = application_name(identity["manager_id"])
+        self.sql = LeaseSql(url, ttl, self.application_name)
         self.on_deposed = on_deposed
         self.poll_interval = poll_interval
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="litepipeline-lease")
@@ -140,11 +158,24 @@ class Leadership:
                         self.lease.acquired(epoch, sent_at, self.identity)
                         LOG.info("this manager leads now (epoch %d; the lease of epoch %d had expired)",
                                  epoch, row.epoch)
+                        if row.manager_id:
+                            await self._end_sessions(row.manager_id)
                         return epoch
                 self._trouble(None)
             except Exception as exc:  # noqa: BLE001 - the database away: keep looking
                 self._trouble(f"cannot read the leadership lease: {type(exc).__name__}: {exc}")
             await asyncio.sleep(self.poll_interval)
+
+    async def _end_sessions(self, manager_id: str) -> None:
+        """Fencing's last step: the deposed leader's sessions end, so no transaction it left
+        open (frozen mid-write) keeps locks the new leader's writes would wait on for ever."""
+        try:
+            ended = await self._call(self.sql.end_sessions, manager_id)
+        except Exception as exc:  # noqa: BLE001 - e.g. no right to; its sessions then end with it
+            LOG.warning("could not end the database sessions of the previous leader %s: %s", manager_id, exc)
+            return
+        if ended:
+            LOG.info("ended %d database session(s) of the previous leader %s", ended, manager_id)
 
     def start_renewing(self) -> None:
         """Keep the lease from a thread of its own: a busy event loop (a big task being

@@ -59,7 +59,8 @@ class Manager:
     def __init__(self, config: ManagerConfig, on_fatal: Callable[[str], None],
                  tls_server: Any = None, leadership: Any = None) -> None:
         self.config = config
-        self.store = Store(config.database_url or sqlite_url(config.data_path))
+        self.store = Store(config.database_url or sqlite_url(config.data_path),
+                           leadership.application_name if leadership is not None else None)
         #: the lease this manager leads under (fail-over on PostgreSQL), or None: the only manager
         self.leadership = leadership
         if leadership is not None:

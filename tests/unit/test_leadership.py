@@ -232,3 +232,30 @@ def test_the_driver_takes_over_a_dead_leaders_lease_and_deposes_a_leader_that_lo
 
     deposed, holds = asyncio.run(scenario())
     assert len(deposed) == 1 and "epoch 2 is over" in deposed[0] and not holds
+
+
+def test_the_new_leader_ends_the_deposed_leaders_sessions_and_their_locks(pg):
+    from litepipeline.manager.leader import application_name
+
+    url, store = pg
+    old = Store(url, application_name("old"))
+    sql = LeaseSql(url, ttl=30, name=application_name("new"))
+    try:
+        batch = Batch()
+        batch.new_tasks.append(task("t-1"))
+        store.save(batch)
+        frozen = old.engine.connect()                     # a write left open, as a frozen leader leaves it
+        frozen.execute(TASKS.update().where(TASKS.c.task_id == "t-1").values(task_name="never"))
+        assert sql.end_sessions("old") == 1
+        assert sql.end_sessions("old") == 0
+        with store.engine.begin() as conn:                # the row is free again at once
+            conn.execute(text("SET LOCAL lock_timeout = 2000"))
+            conn.execute(TASKS.update().where(TASKS.c.task_id == "t-1").values(task_name="new leader"))
+        assert store.get_task("t-1")["task_name"] == "new leader"
+        try:
+            frozen.close()
+        except Exception:  # noqa: BLE001 - its session was ended under it
+            pass
+    finally:
+        old.close()
+        sql.close()

@@ -83,7 +83,7 @@ def _limit(query: Any, offset: int, limit: int) -> Any:
 class Store:
     """One database; every query of the manager."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, application_name: Optional[str] = None) -> None:
         self.url = url
         kwargs: dict[str, Any] = {"future": True}
         if url.startswith("sqlite"):
@@ -92,6 +92,8 @@ class Store:
             kwargs["pool_pre_ping"] = True
         if make_url(url).get_backend_name() == "postgresql":
             kwargs["connect_args"] = {"options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"}
+            if application_name:   # fail-over: the next leader ends this manager's sessions by this name
+                kwargs["connect_args"]["application_name"] = application_name
         self.engine: Engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
