@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from contextlib import closing
 from itertools import groupby
@@ -39,7 +40,11 @@ MAX_LIMIT = 10000
 # SIGSTOP mid-write): its locks must not stop the next leader for ever
 IDLE_IN_TRANSACTION_MS = 5000
 MIGRATION_LOCK = 0x4C697465   # the advisory lock two managers starting together migrate under
-FENCE = "SELECT epoch FROM leadership WHERE id = 1 FOR SHARE"
+# fails (a cast error naming the lease's epoch) unless the lease holds ours: the check needs
+# no answer read back, so it can go in a pipeline with the writes and the commit
+FENCE = ("SELECT CAST(CASE WHEN epoch = {epoch} THEN '0' ELSE 'deposed: the lease holds epoch ' || epoch END "
+         "AS integer) FROM leadership WHERE id = 1 FOR SHARE")
+DEPOSED_RE = re.compile(r"deposed: the lease holds epoch (\d+)")
 
 
 class Deposed(Exception):
@@ -150,13 +155,27 @@ class Store:
         """Raise :class:`Deposed` unless the lease row holds our epoch (fenced stores only)."""
         if self.epoch is None:
             return
-        with closing(dbapi_conn.cursor()) as cursor:
-            cursor.execute(FENCE)
-            row = cursor.fetchone()
-        found = None if row is None else row[0]
-        if found != self.epoch:
-            self._on_deposed(found)
-            raise Deposed(f"this manager's leadership (epoch {self.epoch}) is over: the lease holds epoch {found}")
+        try:
+            with closing(dbapi_conn.cursor()) as cursor:
+                cursor.execute(self.fence_sql())
+        except Exception as exc:
+            deposed = self.deposed_from(exc)
+            if deposed is None:
+                raise
+            raise deposed from None
+
+    def fence_sql(self) -> str:
+        """The epoch check as one statement (it fails the transaction when the epoch is not ours)."""
+        return FENCE.format(epoch=int(self.epoch))
+
+    def deposed_from(self, exc: BaseException) -> Optional[Deposed]:
+        """The :class:`Deposed` an error of :meth:`fence_sql` stands for (``on_deposed`` told), or None."""
+        found = DEPOSED_RE.search(str(exc))
+        if self.epoch is None or found is None:
+            return None
+        self._on_deposed(int(found.group(1)))
+        return Deposed(f"this manager's leadership (epoch {self.epoch}) is over: the lease holds epoch "
+                       f"{found.group(1)}")
 
     # -- applications -------------------------------------------------------------------
     def insert_app(self, row: dict) -> None:
