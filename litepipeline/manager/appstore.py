@@ -35,6 +35,10 @@ class AppStore:
         os.makedirs(self.root, exist_ok=True)
         os.makedirs(self.tmp, exist_ok=True)
         self._specs: dict[str, AppSpec] = {}
+        #: fetches a version missing here from a shared store: ``fetch(sha1, dest, tmp_dir)``
+        #: -> found (blocking; PostgreSQL's blobs). None: this directory is the only copy.
+        self.fetcher: Optional[Callable[[str, str, str], bool]] = None
+        self._fetching: dict[str, asyncio.Future] = {}
         # leftovers of uploads interrupted by a crash
         for name in os.listdir(self.tmp):
             _remove(os.path.join(self.tmp, name))
@@ -66,9 +70,28 @@ class AppStore:
         _remove(self.path(app_id, sha1))
         self._specs.pop(sha1, None)
 
+    async def ensure(self, app_id: str, sha1: str) -> bool:
+        """True when the version's tarball is here, fetched first from the shared store when
+        it is missing (one fetch per file however many ask; on a thread)."""
+        path = self.path(app_id, sha1)
+        if os.path.isfile(path):
+            return True
+        if self.fetcher is None:
+            return False
+        pending = self._fetching.get(path)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(self.fetcher, sha1, path, self.tmp))
+            self._fetching[path] = pending
+            pending.add_done_callback(lambda _: self._fetching.pop(path, None))
+        found = await asyncio.shield(pending)
+        if found:
+            LOG.info("version %s of %s fetched from the database into %s", sha1, app_id, path)
+        return bool(found) and os.path.isfile(path)
+
     async def spec(self, app_id: str, sha1: str) -> AppSpec:
         spec = self._specs.get(sha1)
         if spec is None:
+            await self.ensure(app_id, sha1)
             spec = (await self.inspect(self.path(app_id, sha1))).spec
             self._specs[sha1] = spec
         return spec
