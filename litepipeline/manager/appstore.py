@@ -3,6 +3,8 @@
 ``data_path/applications/<app_id>/<sha1>.tar.gz`` holds every version a task may still
 need; uploads arrive in ``data_path/tmp`` and are moved into place with one rename, so a
 reader never sees a half-written tarball. Parsed configurations are cached by SHA-1.
+With PostgreSQL the database holds every tarball too (``store/blobs.py``) and this
+directory is a cache: :meth:`AppStore.ensure` fetches a missing version into it.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import tempfile
 from typing import Any, Callable, Optional
 
 from litepipeline.common.appspec import MAX_ACTIONS, AppSpec, TarballInfo, inspect_tarball
+from litepipeline.common.errors import OperationFailed
 
 LOG = logging.getLogger(__name__)
 
@@ -83,7 +86,12 @@ class AppStore:
             pending = asyncio.ensure_future(asyncio.to_thread(self.fetcher, sha1, path, self.tmp))
             self._fetching[path] = pending
             pending.add_done_callback(lambda _: self._fetching.pop(path, None))
-        found = await asyncio.shield(pending)
+        try:
+            found = await asyncio.shield(pending)
+        except Exception as exc:  # noqa: BLE001 - a database error, or bytes not matching their SHA-1
+            LOG.error("cannot fetch version %s of %s from the database: %s", sha1, app_id, exc)
+            raise OperationFailed(f"cannot fetch version {sha1} of {app_id} from the database: "
+                                  f"{type(exc).__name__}") from None
         if found:
             LOG.info("version %s of %s fetched from the database into %s", sha1, app_id, path)
         return bool(found) and os.path.isfile(path)
