@@ -208,6 +208,7 @@ class ManagerClient:
             read_timeout = None
         order = self.managers.order()
         tried: list[tuple[str, str]] = []
+        unreached: set[str] = set()   # addresses that could not be reached in this request
         followed = False
         while order:
             target = order.pop(0)
@@ -219,6 +220,7 @@ class ManagerClient:
                 if not self.fails_over and not tried:   # one manager: the error as it always was
                     raise ClientError(exc.message) from None
                 tried.append((target.address, exc.reason))
+                unreached.add(target.address)
                 continue
             standby = standby_answer(response.status_code, path, _small_body(response, path))
             if standby is None:
@@ -229,7 +231,7 @@ class ManagerClient:
             self._standby_seen = True
             tried.append((target.address, standby["message"]))
             leader = None if followed else self.managers.leader_target(standby["leader"], target)
-            if leader is not None:
+            if leader is not None and leader.address not in unreached:   # no second wait on a dead address
                 followed = True
                 order = [leader, *(t for t in order if t.address != leader.address)]
         raise ClientError(none_leads(tried))

@@ -289,3 +289,13 @@ def test_a_wait_gives_up_after_failover_wait(fakes, monkeypatch):
 def test_one_manager_errors_are_unchanged(free_port):
     with pytest.raises(ClientError, match=f"^cannot reach manager at 127.0.0.1:{free_port}: connection refused$"):
         ManagerClient(f"127.0.0.1:{free_port}").task_wait(TASK_ID)
+
+
+def test_a_leader_found_unreachable_is_not_tried_twice(fakes, free_port):
+    standby = fakes("standby")
+    dead = f"127.0.0.1:{free_port}"
+    standby.leader = {"manager_id": "m", "http_host": "127.0.0.1", "http_port": free_port, "tcp_host": "127.0.0.1",
+                      "tcp_port": 1, "address": dead, "epoch": 3}
+    with pytest.raises(ClientError) as caught:
+        ManagerClient(f"{dead},{standby.address}").app_list()
+    assert str(caught.value).count(f"{dead}: connection refused") == 1
