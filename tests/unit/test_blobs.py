@@ -74,11 +74,7 @@ def test_version_row_and_blob_round_trip(pg_store, tmp_path, monkeypatch):
     assert sorted(os.listdir(cache)) == ["app-1"]   # no temporary file left
     assert not versions.blobs.fetch("0" * 40, str(cache / "x.tar.gz"), str(cache))
     assert sorted(os.listdir(cache)) == ["app-1"]
-
-
-def test_empty_and_exact_chunk_files(pg_store, tmp_path, monkeypatch):
-    monkeypatch.setattr(blobs_module, "CHUNK", 1000)
-    versions = VersionStore(pg_store.engine)
+    # an empty file and files of whole chunks
     for index, size in enumerate((0, 1000, 2000)):
         path, sha1 = tarball(tmp_path, f"f{index}", size)
         versions.create(VENVS, owner(VENVS, f"venv-{index}", sha1), path)
@@ -88,7 +84,7 @@ def test_empty_and_exact_chunk_files(pg_store, tmp_path, monkeypatch):
         assert os.path.getsize(dest) == size
 
 
-def test_corrupt_blob_is_refused_and_nothing_is_left(pg_store, tmp_path):
+def test_corrupt_blob_is_refused_and_a_failed_write_leaves_none(pg_store, tmp_path):
     versions = VersionStore(pg_store.engine)
     path, sha1 = tarball(tmp_path, "app.tar.gz", 100)
     versions.create(APPS, owner(APPS, "app-1", sha1), path)
@@ -99,12 +95,7 @@ def test_corrupt_blob_is_refused_and_nothing_is_left(pg_store, tmp_path):
     with pytest.raises(BlobMismatch):
         versions.blobs.fetch(sha1, str(cache / "a.tar.gz"), str(cache))
     assert os.listdir(cache) == []
-
-
-def test_a_failed_version_write_leaves_no_blob(pg_store, tmp_path):
-    versions = VersionStore(pg_store.engine)
-    path, sha1 = tarball(tmp_path, "app.tar.gz", 100)
-    versions.create(APPS, owner(APPS, "app-1", sha1), path)
+    # a version write that fails leaves no blob
     other, other_sha1 = tarball(tmp_path, "other.tar.gz", 100)
     with pytest.raises(Exception):   # noqa: B017,PT011 - the same application id again: the insert fails
         versions.create(APPS, {**owner(APPS, "app-1", other_sha1), "id": 1}, other)
