@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from litepipeline.manager.store.blobs import BLOBS
-from tests.e2e.harness import LiteCluster
+from tests.e2e.harness import LiteCluster, free_port
 from tests.e2e.test_versions import fake_venv, outputs, sha1_of, versioned_app
 
 PG_ADMIN = os.environ.get("LITEPIPELINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -69,6 +69,7 @@ def test_second_manager_serves_what_the_first_stored(pg_database, tmp_path):
         data_path = second.manager.config["data_path"]
         assert not os.path.exists(os.path.join(data_path, "applications", app_id))
 
+        second.address = f"127.0.0.1:{free_port()},{second.address}"   # the CLI passes over a dead manager
         done = second.cli("app", "download", "-a", app_id, check=True)
         assert app_id in done.stdout
         assert sha1_of(os.path.join(second.root, f"{app_id}.tar.gz")) == sha1_of(app)
