@@ -3,13 +3,17 @@ cache atomically and checked, deleted with the last version naming them. Each te
 a database of its own (skipped, with the reason, where no server answers)."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import os
+import threading
 
 import pytest
 from sqlalchemy import func, select, text, update
 
+from litepipeline.common.errors import OperationFailed
+from litepipeline.manager.appstore import AppStore
 from litepipeline.manager.store import blobs as blobs_module
 from litepipeline.manager.store.blobs import BLOBS, BlobMismatch
 from litepipeline.manager.store.store import Store, sqlite_url
@@ -129,3 +133,42 @@ def test_backfill_stores_older_tarballs(pg_store, tmp_path):
     assert versions.blobs.backfill([(sha1, path)]) == 1
     assert versions.blobs.backfill([(sha1, path)]) == 0
     assert versions.blobs.missing(versions.all_sha1s()) == set()
+
+
+# -- the cache side (no database: a fake fetcher) -------------------------------------------
+
+
+def test_cache_fetches_a_missing_version_once(tmp_path):
+    apps = AppStore(str(tmp_path), 1 << 20)
+    calls = []
+    release = threading.Event()
+
+    def fetch(sha1: str, dest: str, tmp_dir: str) -> bool:
+        calls.append(sha1)
+        release.wait(5)
+        if sha1 == "b" * 40:
+            raise BlobMismatch("corrupt")
+        if sha1 != "a" * 40:
+            return False
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest, "wb") as fp:
+            fp.write(b"bytes")
+        return True
+
+    async def run() -> None:
+        assert not await apps.ensure("app-1", "a" * 40)   # no fetcher: data_path is all there is
+        apps.fetcher = fetch
+        waiters = [asyncio.ensure_future(apps.ensure("app-1", "a" * 40)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        release.set()
+        assert await asyncio.gather(*waiters) == [True, True, True]
+        assert calls == ["a" * 40]                         # one fetch for the three
+        assert await apps.ensure("app-1", "a" * 40)        # now a cache hit
+        assert calls == ["a" * 40]
+        assert not await apps.ensure("app-1", "c" * 40)   # in neither place
+        with pytest.raises(OperationFailed, match="cannot fetch version b+ of app-1 from the database"):
+            await apps.ensure("app-1", "b" * 40)
+
+    asyncio.run(run())
+    with open(apps.path("app-1", "a" * 40), "rb") as fp:
+        assert fp.read() == b"bytes"
