@@ -14,10 +14,12 @@ from sqlalchemy import func, select, text, update
 
 from litepipeline.common.errors import OperationFailed
 from litepipeline.manager.appstore import AppStore
+from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.store import blobs as blobs_module
 from litepipeline.manager.store.blobs import BLOBS, BlobMismatch
 from litepipeline.manager.store.store import Store, sqlite_url
 from litepipeline.manager.store.versions_store import APPS, VENVS, VersionStore
+from litepipeline.manager.versions import Versions
 from tests.unit.test_store import _postgres_url
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5)
@@ -133,6 +135,33 @@ def test_backfill_stores_older_tarballs(pg_store, tmp_path):
     assert versions.blobs.backfill([(sha1, path)]) == 1
     assert versions.blobs.backfill([(sha1, path)]) == 0
     assert versions.blobs.missing(versions.all_sha1s()) == set()
+
+
+def test_manager_start_backfills_from_its_data_path(pg_store, tmp_path):
+    """Versions.start stores the tarballs of versions recorded before blobs were kept,
+    from this manager's data_path (those it does not hold stay missing)."""
+    data_path = tmp_path / "data"
+    apps = AppStore(str(data_path), 1 << 20)
+    held, held_sha1 = tarball(tmp_path, "held.tar.gz", 300)
+    _, gone_sha1 = tarball(tmp_path, "gone.tar.gz", 300)
+    store = VersionStore(pg_store.engine)
+    store.create(APPS, owner(APPS, "app-1", held_sha1))
+    store.create(VENVS, owner(VENVS, "venv-1", gone_sha1))
+    os.makedirs(os.path.dirname(apps.path("app-1", held_sha1)))
+    os.replace(held, apps.path("app-1", held_sha1))
+    db = DbThread()
+
+    async def run() -> None:
+        versions = Versions(pg_store.engine, db, apps, str(data_path), 1 << 20, lambda app_id: None)
+        await versions.start()
+        await versions._backfill
+
+    try:
+        asyncio.run(run())
+    finally:
+        db.shutdown()
+    assert chunks(pg_store, held_sha1) == 1
+    assert store.blobs.missing({held_sha1, gone_sha1}) == {gone_sha1}
 
 
 # -- the cache side (no database: a fake fetcher) -------------------------------------------
