@@ -22,7 +22,6 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncod
 from urllib3.exceptions import NewConnectionError
 
 from litepipeline.client.managers import ROLE_ROUTES, ManagerAddresses, Target, none_leads, standby_answer
-
 from litepipeline.common.errors import parse_envelope
 
 Progress = Callable[[int, Optional[int]], None]
