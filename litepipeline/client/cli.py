@@ -370,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     scripting.add_global_options(parser, top=True)
     parser.add_argument("-v", "--version", action="version", version=f"%(prog)s {__version__}")
-    address = parser.add_argument("address", metavar="HOST:PORT", help="the manager's HTTP address")
+    address = parser.add_argument("address", metavar="HOST:PORT", help="the manager's HTTP address; with fail-over, every manager's, "
+                                                                   "comma-separated (HOST:PORT,HOST:PORT): the one that "
+                                                                   "leads answers")
     address.completer = scripting.no_completion   # not a file name
     objects = parser.add_subparsers(dest="object", metavar="{" + ",".join(objects_names) + "}", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}

@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
 import re
 import uuid
 from typing import Any, AsyncIterator, Callable, Optional
@@ -71,7 +70,7 @@ class Manager:
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.link, on_fatal)
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
         self.works = WorkService(self.core, self.dispatcher, self.db, WorkflowStore(self.store.engine), self.app_row,
-                                 self.apps.spec, config.max_input_size, self.apps.exists)
+                                 self.apps.spec, config.max_input_size, self.apps.ensure)
         self.versions = Versions(self.store.engine, self.db, self.apps, config.data_path,
                                  config.max_unpacked_size, lambda app_id: self._app_rows.pop(app_id, None))
         self.versions.pinned_by_work = self.works.pins_version   # history delete keeps a work's versions
@@ -188,7 +187,7 @@ class Manager:
         row = await self.app_row(app_id)
         sha1 = sha1 or row["sha1"]
         path = self.apps.path(app_id, sha1)
-        if not os.path.isfile(path):
+        if not await self.apps.ensure(app_id, sha1):   # with PostgreSQL, fetched from the database
             raise AppNotExists(f"application {app_id} has no version with sha1 {sha1}")
         return path, sha1
 
@@ -354,14 +353,14 @@ class Manager:
             raise OperationFailed(f"task {task_id} ended {row['status']}; only a failed or killed task can "
                                   f"be recovered (rerun makes a new task)")
         self.works.check_task_change(row, "recover")
-        if not self.apps.exists(row["application_id"], row["app_sha1"]):
+        if not await self.apps.ensure(row["application_id"], row["app_sha1"]):
             raise OperationFailed(f"the application version task {task_id} ran (sha1 {row['app_sha1']}) "
                                   f"is no longer stored; rerun makes a new task with the current version")
         task = TaskState.from_row(row)
         for action_row in await self.db(self.store.get_actions, task_id):
             action = ActionState.from_row(action_row)
             task.actions[action.name] = action
-        self.versions.check_recoverable(task)
+        await self.versions.check_recoverable(task)
         await self.dispatcher.submit(lambda: self.core.recover(task))
         LOG.info("task %s recovered", task_id)
 

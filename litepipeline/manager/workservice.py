@@ -81,7 +81,7 @@ class WorkService:
 
     def __init__(self, core: SchedulerCore, dispatcher: Dispatcher, db: DbThread, store: WorkflowStore,
                  app_row: Callable[[str], Awaitable[dict]], app_spec: Callable[[str, str], Awaitable[AppSpec]],
-                 max_input_size: int, version_exists: Callable[[str, str], bool] = lambda app_id, sha1: True) -> None:
+                 max_input_size: int, version_exists: Optional[Callable[[str, str], Awaitable[bool]]] = None) -> None:
         self.core = core
         self.dispatcher = dispatcher
         self.db = db
@@ -279,7 +279,8 @@ class WorkService:
             raise OperationFailed(f"work {work_id} succeeded; nothing to recover (rerun makes a new work)")
         for entry in work.entries.values():
             sha1 = work.pinned[entry["app_id"]]["sha1"]
-            if entry["status"] != Status.SUCCESS.value and not self.version_exists(entry["app_id"], sha1):
+            if entry["status"] != Status.SUCCESS.value and self.version_exists is not None \
+                    and not await self.version_exists(entry["app_id"], sha1):
                 raise OperationFailed(f"the version of application {entry['app_id']} work {work_id} pinned "
                                       f"(sha1 {sha1}) is no longer stored; rerun makes a new work")
         await self.dispatcher.submit(lambda: self._apply(self.wcore.recover(work)))

@@ -114,3 +114,4 @@ from litepipeline.manager.store import models_schedules  # noqa: E402,F401
 from litepipeline.manager.store import models_workflows  # noqa: E402,F401
 from litepipeline.manager.store import models_versions  # noqa: E402,F401
 from litepipeline.manager.store import models_idempotency  # noqa: E402,F401
+from litepipeline.manager.store import models_blobs  # noqa: E402,F401
