@@ -99,7 +99,9 @@ class BacklogCore:
         self._stops[task_id] = signal
 
     def take_stops(self) -> dict[str, int]:
-        stops, self._stops = self._stops, {}
+        """The deferred stops whose tasks have left the backlog (admitted); the others wait."""
+        stops = {t: s for t, s in self._stops.items() if t not in self._ids}
+        self._stops = {t: s for t, s in self._stops.items() if t in self._ids}
         return stops
 
     def discard(self, task_id: str) -> None:
@@ -208,6 +210,15 @@ class Backlog:
                 except Exception:  # noqa: BLE001 - it ended meanwhile: nothing to stop
                     pass
         return stops
+
+    def adopt(self, tasks: Iterable[TaskState], task_ids: Iterable[str]) -> None:
+        """Tasks of this round's batch (``tasks``) that the store refused (``task_ids``): taken
+        into the core, so it fails them as it fails the others (see Dispatcher._save)."""
+        wanted = {t for t in task_ids if t in self.state}
+        for task in tasks:
+            if task.task_id in wanted:
+                self.state.discard(task.task_id)
+                self.core.load(task)
 
     def load(self, task_ids: Iterable[str]) -> None:
         """At start: the pending tasks beyond the window, oldest first."""

@@ -190,6 +190,8 @@ class Dispatcher:
                     failed = failed or FailedTasks()
                     failed.update(problems)
                     scrub_tasks(batch, set(problems))
+                    if self.backlog is not None:   # new tasks of this round that went to the backlog
+                        self.backlog.adopt(batch.new_tasks, problems)
                     failed.stops.extend(self.core.fail_unstorable(problems))
                     merge(batch, self.core.take_batch())
                     continue

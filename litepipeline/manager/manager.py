@@ -115,7 +115,7 @@ class Manager:
         await self.services.load()
         await self.works.load()
         self.dispatcher.start()
-        self.dispatcher.poke()
+        self.dispatcher.submit(self.works.restop)
         await self.services.start()
         await self.schedules.start()
 
