@@ -182,3 +182,52 @@ def test_a_stop_decided_inside_a_round_is_applied_in_the_next(tmp_path):
         await dispatcher.stop()
 
     run_cluster(tmp_path, 1, scenario)
+
+
+# -- what a round writes for a backlogged task ---------------------------------------------
+def test_a_backlogged_task_is_written_whole_in_its_round_and_not_held():
+    core = SchedulerCore()
+    Backlog(core, store=None, db=None, window=1)
+    core.add_task(make_task("kept", ("a", [])))
+    core.add_task(make_task("queued", ("a", []), ("b", ["a"])))
+    batch = core.take_batch()
+    # both tasks' rows are in the round's one transaction: a crash after it loses neither
+    assert [t.task_id for t in batch.new_tasks] == ["kept", "queued"]
+    assert sorted((a.task_id, a.name) for a in batch.new_actions) == [
+        ("kept", "a"), ("queued", "a"), ("queued", "b")]
+    assert list(core.tasks) == ["kept"] and "queued" in core.backlog
+    # a stop inside a round writes nothing yet: it is applied once the task is admitted
+    assert core.stop_task("queued", -15) == [] and not core.take_batch()
+    assert core.unfinished("queued")
+
+
+def test_a_backlogged_task_the_store_refuses_is_failed_like_the_others():
+    class RefusingStore:
+        inline_writes = True
+
+        def __init__(self) -> None:
+            self.saved: list = []
+
+        def save(self, batch) -> None:
+            if any("\x00" in t.task_name for t in batch.new_tasks):
+                raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+            self.saved.append(batch)
+
+    async def main() -> None:
+        core = SchedulerCore()
+        store = RefusingStore()
+        dispatcher = Dispatcher(core, store, None, FakeLink(type("Saved", (), {"batches": []})()),
+                                lambda message: None)
+        dispatcher.backlog = Backlog(core, store, None, window=1)
+        dispatcher.start()
+        await dispatcher.submit(lambda: core.add_task(make_task("t1", ("a", []))))
+        bad = make_task("t2", ("a", []))
+        bad.task_name = "bad\x00name"
+        await dispatcher.submit(lambda: core.add_task(bad))
+        await dispatcher.stop()
+        (batch,) = [b for b in store.saved if any(t.task_id == "t2" for t in b.new_tasks)]
+        (update,) = [t for t in batch.tasks.values() if t.task_id == "t2"]
+        assert (update.stage, update.status, update.task_name) == ("finished", "fail", "badname")
+        assert "t2" not in core.backlog and "t2" not in core.tasks
+
+    asyncio.run(main())
