@@ -33,6 +33,7 @@ from typing import Any, Optional
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from litepipeline.common.appspec import ActionSpec  # noqa: E402
+from litepipeline.common.config import ManagerConfig  # noqa: E402
 from litepipeline.manager.store.store import Store, sqlite_url  # noqa: E402
 from litepipeline.manager.taskstate import ActionState, Batch, TaskState  # noqa: E402
 from tests.e2e.harness import LiteCluster  # noqa: E402
@@ -123,7 +124,7 @@ def queue_figures(n: int = 100000, window: Optional[int] = None, slots: int = 2,
             time.sleep(5)
             after = cluster.api.cluster_info()["scheduler"]
             rss_running = rss_mb(pid)
-            return {"tasks": n, "actions_per_task": len(app["config"]["actions"]), "queue_window": window,
+            return {"tasks": n, "actions_per_task": len(app["config"]["actions"]), "queue_window": window or ManagerConfig().queue_window,
                     "node_slots": slots, "fill_seconds": round(fill_s, 1),
                     "rss_mb_empty_manager": rss_empty, "start_seconds": round(start_s, 2),
                     "rss_mb_after_start": rss_start, "in_memory_after_start": stats["unfinished_tasks"],
@@ -181,7 +182,8 @@ def creation_figures(n: int = 20000, window: Optional[int] = None, clients: int 
             # the second half's growth per task: past the window, what each backlogged task costs
             half = next(((count, rss) for count, rss in samples if count >= n // 2), samples[-1])
             per_task_tail = (rss_after - half[1]) * 1024 * 1024 / max(1, n - half[0])
-            return {"created": n, "clients": clients, "queue_window": window, "seconds": round(elapsed, 1),
+            return {"created": n, "clients": clients,
+                    "queue_window": window or ManagerConfig().queue_window, "seconds": round(elapsed, 1),
                     "rss_mb_before": rss_before, "rss_mb_after": rss_after, "rss_mb_peak": peak,
                     "bytes_per_task": round(per_task), "bytes_per_task_second_half": round(per_task_tail),
                     "in_memory": stats["unfinished_tasks"], "backlog": stats["backlog_tasks"],
