@@ -36,7 +36,7 @@ from litepipeline.common.appspec import ActionSpec  # noqa: E402
 from litepipeline.common.config import ManagerConfig  # noqa: E402
 from litepipeline.manager.store.store import Store, sqlite_url  # noqa: E402
 from litepipeline.manager.taskstate import ActionState, Batch, TaskState  # noqa: E402
-from tests.e2e.harness import LiteCluster  # noqa: E402
+from tests.e2e.harness import LiteCluster, wait_for  # noqa: E402
 from tests.fixtures import make_app  # noqa: E402
 
 CHUNK = 5000
@@ -52,6 +52,12 @@ def rss_mb(pid: int) -> float:
 
 def _manager_pid(cluster: LiteCluster) -> int:
     return cluster.manager.proc.pid
+
+
+def start_manager(cluster: LiteCluster, timeout: float = 900) -> None:
+    """Start the manager; wait until its HTTP port answers (the store is loaded by then)."""
+    cluster.manager.start()
+    wait_for(cluster._manager_up, timeout, 0.01, "manager to answer")
 
 
 def fill(data_path: str, app: dict, n: int) -> list[str]:
@@ -100,7 +106,7 @@ def queue_figures(n: int = 100000, window: Optional[int] = None, slots: int = 2,
             fill_s = time.perf_counter() - started
 
             started = time.perf_counter()
-            cluster.start_manager()
+            start_manager(cluster)
             start_s = time.perf_counter() - started
             pid = _manager_pid(cluster)
             rss_start = rss_mb(pid)

@@ -25,6 +25,7 @@ import asyncio
 import logging
 from typing import Any, Iterable, Optional
 
+from litepipeline.common.errors import TaskAlreadyFinished, TaskNotExists
 from litepipeline.manager.taskstate import ActionState, TaskState
 
 LOG = logging.getLogger(__name__)
@@ -207,8 +208,8 @@ class Backlog:
             if task_id in self.core.tasks:
                 try:
                     stops.extend(self.core.stop_task(task_id, signal))
-                except Exception:  # noqa: BLE001 - it ended meanwhile: nothing to stop
-                    pass
+                except (TaskNotExists, TaskAlreadyFinished):
+                    pass   # it ended meanwhile: nothing to stop
         return stops
 
     def adopt(self, tasks: Iterable[TaskState], task_ids: Iterable[str]) -> None:
