@@ -231,3 +231,38 @@ def test_a_backlogged_task_the_store_refuses_is_failed_like_the_others():
         assert "t2" not in core.backlog and "t2" not in core.tasks
 
     asyncio.run(main())
+
+
+def test_a_stopping_works_backlogged_task_is_stopped_again_after_a_restart():
+    from types import SimpleNamespace
+
+    from litepipeline.manager.workservice import WorkService
+    from tests.unit.test_workflows import T0, config, make_work
+
+    def manager_parts(window):
+        core = SchedulerCore(clock_fn=lambda: T0)   # no node: tasks stay pending
+        backlog = Backlog(core, store=None, db=None, window=window)
+        return core, backlog, WorkService(core, SimpleNamespace(controllers=[]), None, None, None, None, 1 << 20)
+
+    core, backlog, works = manager_parts(window=1)
+    work = make_work(config(("a", "A", []), ("b", "B", [])))
+    works.create_in_round(work)
+    batch = core.take_batch()
+    first, second = (t.task_id for t in batch.new_tasks)
+    assert list(core.tasks) == [first] and second in backlog
+    rows = {t.task_id: (t.to_row(), [a.to_row() for a in t.actions.values()]) for t in batch.new_tasks}
+    # the work's stop is committed in this round; its backlogged task's stop waits for the next
+    works._apply(works.wcore.stop(work.work_id, -15))
+    works.step()
+    assert work.stage == "stopping" and second in backlog
+    # a crash here; the restarted manager finds the work stopping and the task pending
+    core, backlog, works = manager_parts(window=1)
+    backlog.load([second])
+    works.wcore.load(work)
+    assert works.restop() == [] and backlog.state.busy()
+    backlog._asked, backlog._read = [second], [rows[second]]   # what prepare() reads in the next round
+    backlog.apply()
+    works.step()
+    batch = core.take_batch()
+    assert batch.tasks[second].status == "kill" and work.stage == "finished" and work.status == "kill"
+    assert not core.unfinished(second)
