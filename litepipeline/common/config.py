@@ -54,6 +54,8 @@ class ManagerConfig:
                                    "is read", minimum=1024)
     max_actions: int = _key(10000, "most actions an application may configure and a task may hold, "
                                    "generated ones included", minimum=1)
+    queue_window: int = _key(2000, "pending tasks the scheduler holds in memory (at least 4 per action slot); "
+                                   "older ones first, the rest wait in the store", minimum=1)
     recovery_timeout: float = _key(30, "after a restart, seconds to wait for nodes to come back with "
                                        "their running actions before running those actions again", minimum=0)
     tls_cert: Optional[str] = _key(None, "TLS certificate (PEM) of the HTTP and TCP ports; empty: no TLS")

@@ -21,6 +21,7 @@ from litepipeline.common.messages import Register, Report
 from litepipeline.common.states import UNFINISHED_STAGES, Stage, Status
 from litepipeline.common.textcheck import find_poison, poison_message, scrub
 from litepipeline.manager.appstore import AppStore
+from litepipeline.manager.backlog import Backlog
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
@@ -37,7 +38,7 @@ from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskS
 from litepipeline.manager.versions import Versions
 from litepipeline.manager.views import app_view, attempt_view, running_view, task_view
 from litepipeline.manager.waiters import FinishWaiters
-from litepipeline.manager.waiting import waiting_for
+from litepipeline.manager.waiting import NO_NODE, waiting_for
 from litepipeline.manager.workservice import WorkService
 from litepipeline.manager.workspaces import NodeStreams
 from litepipeline.manager.checkpoints import Checkpoints
@@ -68,6 +69,9 @@ class Manager:
                                ssl_options=tls_server)
         self.link = NodeLink(self.cluster.nodes.get, config.auth_token)
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.link, on_fatal)
+        # pending tasks beyond the window wait in the store, not in memory (see backlog.py)
+        self.backlog = Backlog(self.core, self.store, self.db, config.queue_window)
+        self.dispatcher.backlog = self.backlog
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
         self.works = WorkService(self.core, self.dispatcher, self.db, WorkflowStore(self.store.engine), self.app_row,
                                  self.apps.spec, config.max_input_size, self.apps.ensure)
@@ -97,7 +101,7 @@ class Manager:
         LOG.info("store: %s", safe_url(self.store.url))
         await self.db(self.store.migrate)
         await self.versions.start()
-        loaded = await self.db(self.store.load_unfinished)
+        loaded, backlogged = await self.db(self.store.load_start, self.backlog.state.window)
         for task_row, action_rows in loaded:
             task = TaskState.from_row(task_row)
             for row in action_rows:
@@ -106,10 +110,11 @@ class Manager:
             self.core.load(task)
         if loaded:
             LOG.info("resuming %d unfinished task(s) from the store", len(loaded))
+        self.backlog.load(backlogged)
         await self.services.load()
         await self.works.load()
         self.dispatcher.start()
-        self.dispatcher.poke()
+        self.dispatcher.submit(self.works.restop)
         await self.services.start()
         await self.schedules.start()
 
@@ -293,6 +298,8 @@ class Manager:
         info = task_view(row, actions)
         if row["stage"] in (Stage.PENDING.value, Stage.RUNNING.value):
             reason = waiting_for(self.core.tasks.get(task_id), self.core.nodes, self.core.now(), self.core.mono())
+            if task_id in self.backlog:
+                reason = NO_NODE if not self.core.nodes else self.backlog.waiting(task_id)
             if reason:
                 info["waiting_for"] = reason
         info["attempts"] = [attempt_view(a) for a in attempts]
@@ -334,6 +341,7 @@ class Manager:
         row = await self.task_row(task_id)
         if row["stage"] == Stage.FINISHED.value:
             raise TaskAlreadyFinished(f"task {task_id} is already finished ({row['status']})")
+        self.backlog.want(task_id)   # if it waits in the store: admitted first in the round below
         await self.dispatcher.submit(lambda: self.core.stop_task(task_id, signal))
 
     async def rerun_task(self, task_id: str) -> str:

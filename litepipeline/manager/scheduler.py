@@ -146,6 +146,8 @@ class SchedulerCore:
         self.venv_sha1: Callable[[str], Optional[str]] = lambda venv_id: None
         # dropped nodes whose actions may still run until then: node_id -> (until (monotonic), reason)
         self._held: dict[str, tuple[float, str]] = {}
+        #: the pending tasks kept in the store beyond the window (manager/backlog.py), or None
+        self.backlog: Optional[Any] = None
 
     # -- change tracking ----------------------------------------------------------------
     def take_batch(self) -> Batch:
@@ -191,7 +193,14 @@ class SchedulerCore:
                 self._index(action)
 
     def add_task(self, task: TaskState) -> None:
-        """A newly created task (with its actions) — recorded as new rows."""
+        """A newly created task (with its actions) — recorded as new rows; kept in memory
+        unless the backlog takes it (then only its rows are written)."""
+        if self.backlog is not None and self.backlog.takes_new(task):
+            self._new_ids.add(id(task))
+            self._batch.new_tasks.append(task)
+            for action in task.actions.values():
+                self._new_action(action)
+            return
         self.load(task)
         self._new_ids.add(id(task))
         self._batch.new_tasks.append(task)
@@ -256,6 +265,17 @@ class SchedulerCore:
         self._held.pop(node_id, None)
         for action in list(self._expected_on(node_id).values()):
             self._lost(action, f"node {node_id} lost: {reason}")
+
+    def running_count(self) -> int:
+        """Attempts running now (all nodes)."""
+        return len(self._running_ids)
+
+    def unfinished(self, task_id: Optional[str]) -> bool:
+        """Whether ``task_id`` is unfinished: in memory, or waiting in the backlog."""
+        task = self.tasks.get(task_id) if task_id else None
+        if task is not None:
+            return not task.finished
+        return bool(task_id) and self.backlog is not None and task_id in self.backlog
 
     def _expected_on(self, node_id: str) -> dict[str, ActionState]:
         """The running attempts the manager placed on ``node_id`` (a copy)."""
@@ -493,6 +513,9 @@ class SchedulerCore:
     def stop_task(self, task_id: str, signal: int) -> list[Stop]:
         """A user's ``task stop``: signal every running action; finish when they are gone."""
         task = self.tasks.get(task_id)
+        if task is None and self.backlog is not None and task_id in self.backlog:
+            self.backlog.defer_stop(task_id, signal)   # admitted and stopped in the next round
+            return []
         if task is None:
             raise TaskNotExists(f"task {task_id} is not running")
         if task.finished:
@@ -534,6 +557,8 @@ class SchedulerCore:
         """Forget a task being deleted; refused while any of its actions runs."""
         task = self.tasks.get(task_id)
         if task is None:
+            if self.backlog is not None:
+                self.backlog.discard(task_id)
             return
         if task.stage in (RUNNING, STOPPING) or self._running(task):
             raise OperationFailed(f"task {task_id} is {task.stage}; stop it first")

@@ -103,6 +103,15 @@ class WorkService:
         if rows:
             LOG.info("resuming %d unfinished work(s) from the store", len(rows))
 
+    def restop(self) -> list:
+        """At start, in the first round: stop again the unfinished tasks of stopping works. A
+        stop of a task waiting in the backlog is applied a round after the work's own (see
+        manager/backlog.py); a crash between the two must not let that task run."""
+        items = [StopTask(entry["task_id"], work.signal or -15) for work in self.wcore.works.values()
+                 if work.stage == Stage.STOPPING.value for entry in work.entries.values()
+                 if entry.get("task_id") and entry["stage"] == Stage.RUNNING.value]
+        return self._apply(items)
+
     # -- the round controller ------------------------------------------------------------
     def step(self) -> list:
         """In a round, after its events: what the works do about the entry tasks that ended."""

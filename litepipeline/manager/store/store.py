@@ -19,7 +19,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Table, and_, bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine, make_url
 
-from litepipeline.common.states import UNFINISHED_STAGES
+from litepipeline.common.states import UNFINISHED_STAGES, Stage
 from litepipeline.manager.store import writes as extra_writes
 from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task
 from litepipeline.manager.store.models_workflows import Work
@@ -203,6 +203,36 @@ class Store:
                                               .order_by(ACTIONS.c.seq, ACTIONS.c.id))):
                     actions[row["task_id"]].append(row)
         return [(t, actions[t["task_id"]]) for t in tasks]
+
+    def load_start(self, window: int) -> tuple[list[tuple[dict, list[dict]]], list[str]]:
+        """The scheduler's start state with a bounded window of pending tasks: every running
+        or stopping task and the oldest ``window`` pending ones, each with its actions (oldest
+        first), and the ids of the other pending tasks, oldest first (the backlog)."""
+        pending = Stage.PENDING.value
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(select(TASKS.c.task_id).where(TASKS.c.stage == pending)
+                                              .order_by(TASKS.c.id))]
+            active = [r[0] for r in conn.execute(select(TASKS.c.task_id).where(
+                TASKS.c.stage.in_([s for s in UNFINISHED if s != pending])).order_by(TASKS.c.id))]
+            loaded = self._load_tasks(conn, active + ids[:window])
+        return loaded, ids[window:]
+
+    def load_tasks(self, task_ids: list[str]) -> list[tuple[dict, list[dict]]]:
+        """These tasks (the ones that exist) with their actions, oldest first."""
+        with self.engine.connect() as conn:
+            return self._load_tasks(conn, task_ids)
+
+    @staticmethod
+    def _load_tasks(conn: Any, task_ids: list[str]) -> list[tuple[dict, list[dict]]]:
+        tasks: list[dict] = []
+        actions: dict[str, list[dict]] = {}
+        for chunk in _chunks(task_ids, 500):
+            tasks.extend(_rows(conn.execute(select(TASKS).where(TASKS.c.task_id.in_(chunk)))))
+            for row in _rows(conn.execute(select(ACTIONS).where(ACTIONS.c.task_id.in_(chunk))
+                                          .order_by(ACTIONS.c.seq, ACTIONS.c.id))):
+                actions.setdefault(row["task_id"], []).append(row)
+        tasks.sort(key=itemgetter("id"))
+        return [(t, actions.get(t["task_id"], [])) for t in tasks]
 
     # -- the scheduler's writes ---------------------------------------------------------
     def save(self, batch: Batch) -> None:
