@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from litepipeline.common.states import UNFINISHED_STAGES
 from litepipeline.manager.store import writes as extra_writes
-from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task
+from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task, TaskCount
 from litepipeline.manager.store.models_workflows import Work
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
 from litepipeline.manager.workflows import WorkState
@@ -33,6 +33,7 @@ TASKS: Table = Task.__table__
 ACTIONS: Table = ActionRow.__table__
 ATTEMPTS: Table = Attempt.__table__
 WORKS: Table = Work.__table__
+COUNTS: Table = TaskCount.__table__
 UNFINISHED = [s.value for s in UNFINISHED_STAGES]
 MAX_LIMIT = 10000
 
@@ -157,23 +158,27 @@ class Store:
 
     def list_tasks(self, offset: int, limit: int, stage: Optional[str] = None, application_id: Optional[str] = None,
                    status: Optional[str] = None, work_id: Optional[str] = None) -> tuple[list[dict], int]:
-        conditions = []
-        if work_id:
-            conditions.append(TASKS.c.work_id == work_id)
-        if stage:
-            conditions.append(TASKS.c.stage == stage)
-        if application_id:
-            conditions.append(TASKS.c.application_id == application_id)
-        if status:
-            conditions.append(TASKS.c.status == status)
-        where = and_(*conditions) if conditions else None
+        """Newest first, with the number of matching tasks.
+
+        Every filter has an index ending in ``id``, so a page is one index range read. The
+        count comes from ``task_counts`` (a few rows per application) unless ``work_id`` is
+        given, whose tasks are few and counted through their index.
+        """
+        filters = {"stage": stage, "application_id": application_id, "status": status, "work_id": work_id}
+        conditions = [TASKS.c[k] == v for k, v in filters.items() if v]
         query = select(TASKS).order_by(TASKS.c.id.desc())
-        count = select(func.count()).select_from(TASKS)
-        if where is not None:
-            query, count = query.where(where), count.where(where)
+        if conditions:
+            query = query.where(and_(*conditions))
+        if work_id:
+            count = select(func.count()).select_from(TASKS).where(and_(*conditions))
+        else:
+            kept = [COUNTS.c[k] == v for k, v in filters.items() if v and k != "work_id"]
+            count = select(func.coalesce(func.sum(COUNTS.c.n), 0))
+            if kept:
+                count = count.where(and_(*kept))
         with self.engine.connect() as conn:
             rows = _rows(conn.execute(_limit(query, offset, limit)))
-            total = conn.execute(count).scalar_one()
+            total = int(conn.execute(count).scalar_one())
         return rows, total
 
     def get_actions(self, task_id: str) -> list[dict]:
