@@ -352,3 +352,18 @@ def test_sqlite_checkpoint_moves_the_wal_into_the_database(tmp_path):
         busy, log, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
     assert (busy, log) == (0, done)            # every WAL frame is in the database file now
     store.close()
+
+
+def test_head_revision_read_from_the_files_is_alembics(store):
+    """migrate() skips Alembic at start when the store is at this revision."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from litepipeline.manager.store.store import HERE, head_revision
+    cfg = Config(os.path.join(HERE, "alembic.ini"))
+    cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+    assert store.at_head()
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+    assert not store.at_head()
