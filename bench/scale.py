@@ -27,6 +27,7 @@ import argparse
 import datetime as dt
 import http.client
 import importlib.util
+import inspect
 import json
 import os
 import random
@@ -257,14 +258,20 @@ def heartbeat_figures(port: int, runs: int, pid: int) -> dict:
 
 
 def queue_figures_hook(args: argparse.Namespace) -> Optional[dict]:
-    """The queue helper's 100,000-pending measurement, when bench/queue_bench.py is here."""
+    """The queue helper's 100,000-pending measurement, when bench/queue_bench.py is here:
+    ``queue_figures`` gets those of ``tasks``, ``database_url`` and ``requests`` it takes
+    and returns a JSON-able dict, printed under ``"queue"``."""
     path = os.path.join(HERE, "queue_bench.py")
     if not os.path.exists(path):
         return None
     spec = importlib.util.spec_from_file_location("queue_bench", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.queue_figures(tasks=args.tasks, database_url=args.database_url)
+    offered = {"tasks": args.tasks, "database_url": args.database_url, "requests": args.requests}
+    params = inspect.signature(module.queue_figures).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return module.queue_figures(**offered)
+    return module.queue_figures(**{k: v for k, v in offered.items() if k in params})
 
 
 # -- the run ----------------------------------------------------------------------------
