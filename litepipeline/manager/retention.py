@@ -13,8 +13,9 @@ A finished work keeps its row: its ``result`` holds each entry's status and resu
 schedule's fires keep the ids of what they created, as history.
 
 The driver is a timer, not a poll: after a pass it sleeps until the oldest finished task
-left reaches the age (or ``task_retention`` when none is finished, at most an hour so a
-wall clock step is caught up). A pass deletes :data:`BATCH` tasks per transaction on the
+left reaches the age (or ``task_retention`` when none is finished), at least 1 % of the
+age (so a steady stream of ending tasks does not mean a pass a second) and at most an
+hour (so a wall-clock step is caught up). A pass deletes :data:`BATCH` tasks per transaction on the
 database thread and yields to the event loop between batches; the claim of each batch
 runs in a scheduling round, so a recovery and a deletion of one task never interleave.
 Workspaces are deleted first (a crash leaves rows whose workspaces are gone, which the
@@ -34,6 +35,7 @@ BATCH = 500           # tasks per transaction
 WORKSPACE_CALLS = 16  # workspace deletes in flight at once
 MIN_DELAY = 1.0       # seconds: the shortest sleep between passes that found nothing more
 MAX_DELAY = 3600.0    # seconds: the longest (a wall-clock step is noticed within it)
+LATENESS = 0.01       # of the age: the shortest sleep between passes for long ages
 
 
 class RetentionPolicy:
@@ -64,7 +66,10 @@ class RetentionPolicy:
             seconds = self.age.total_seconds()
         else:
             seconds = (next_end + self.age - now).total_seconds()
-        return min(max(seconds, MIN_DELAY), MAX_DELAY)
+        # tasks finishing every second would otherwise mean a pass every second (each one
+        # reading the old tasks kept back again): a task may go up to 1 % of the age late
+        shortest = max(MIN_DELAY, self.age.total_seconds() * LATENESS)
+        return min(max(seconds, shortest), MAX_DELAY)
 
 
 class Retention:

@@ -33,10 +33,14 @@ def test_only_finished_tasks_past_the_age_and_not_kept_go():
 
 def test_the_next_pass_waits_for_the_oldest_task_left_to_reach_the_age():
     policy = RetentionPolicy(days=1)
-    assert policy.next_delay(NOW, NOW - dt.timedelta(hours=23, minutes=59)) == 60
-    assert policy.next_delay(NOW, NOW - dt.timedelta(days=3)) == retention.MIN_DELAY   # never spins
+    assert policy.next_delay(NOW, NOW - dt.timedelta(hours=23)) == 3600
+    assert policy.next_delay(NOW, NOW - dt.timedelta(hours=23, minutes=50)) == 864   # at most 1 % late
+    assert policy.next_delay(NOW, NOW - dt.timedelta(days=3)) == 864   # never spins
     assert policy.next_delay(NOW, None) == retention.MAX_DELAY     # a whole day, capped at an hour
-    assert RetentionPolicy(days=10 / 86400).next_delay(NOW, None) == 10
+    tiny = RetentionPolicy(days=10 / 86400)
+    assert tiny.next_delay(NOW, None) == pytest.approx(10)
+    assert tiny.next_delay(NOW, NOW - dt.timedelta(seconds=7)) == pytest.approx(3)
+    assert tiny.next_delay(NOW, NOW - dt.timedelta(seconds=30)) == retention.MIN_DELAY
 
 
 class FakeManager:
