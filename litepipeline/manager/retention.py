@@ -6,7 +6,7 @@ What stays, whatever its age:
 - an unfinished task (only finished ones are candidates, and the delete re-checks it);
 - a task of an unfinished work (the work still reads its entries' tasks);
 - each service's current task (``service info`` shows its stage and status);
-- a task in the scheduler's memory (being recovered) or claimed by nothing else.
+- a task in the scheduler's memory (one being recovered).
 
 A finished work keeps its row: its ``result`` holds each entry's status and result, so
 ``work info`` stays whole; an entry's ``task_id`` may then name a deleted task. A
@@ -15,9 +15,11 @@ schedule's fires keep the ids of what they created, as history.
 The driver is a timer, not a poll: after a pass it sleeps until the oldest finished task
 left reaches the age (or ``task_retention`` when none is finished), at least 1 % of the
 age (so a steady stream of ending tasks does not mean a pass a second) and at most an
-hour (so a wall-clock step is caught up). A pass deletes :data:`BATCH` tasks per transaction on the
-database thread and yields to the event loop between batches; the claim of each batch
-runs in a scheduling round, so a recovery and a deletion of one task never interleave.
+hour (so a wall-clock step is caught up). A pass deletes tasks in transactions sized to
+take about :data:`TARGET` seconds (at most :data:`BATCH` tasks) on the database thread,
+and waits as long as each took before the next (SQLite's one writer is shared with the
+scheduler's commits); the claim of each batch runs in a scheduling round, so a recovery
+and a deletion of one task never interleave.
 Workspaces are deleted first (a crash leaves rows whose workspaces are gone, which the
 next pass deletes), best effort: a node that is down keeps its copy.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from typing import Any, Callable, Iterable, Optional
 
 from litepipeline.common import clock
@@ -36,6 +39,24 @@ WORKSPACE_CALLS = 16  # workspace deletes in flight at once
 MIN_DELAY = 1.0       # seconds: the shortest sleep between passes that found nothing more
 MAX_DELAY = 3600.0    # seconds: the longest (a wall-clock step is noticed within it)
 LATENESS = 0.01       # of the age: the shortest sleep between passes for long ages
+START_BATCH = 50      # tasks in a pass's first transaction; then sized to take about TARGET
+TARGET = 0.02         # seconds: a batch's transaction, which on SQLite holds the scheduler's commits back
+MIN_BATCH = 10
+
+
+def batch_size(size: int, took: float, largest: int) -> int:
+    """The next batch's size: scaled so its transaction takes about :data:`TARGET` seconds
+    (the last one, ``size`` tasks, took ``took``), at most doubling, within
+    [:data:`MIN_BATCH`, ``largest``]."""
+    wanted = size * 2 if took <= 0 else int(size * TARGET / took)
+    return min(largest, max(MIN_BATCH, min(wanted, size * 2)))
+
+
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """Database thread: ``fn(*args)`` and the seconds it took."""
+    started = time.monotonic()
+    result = fn(*args)
+    return result, time.monotonic() - started
 
 
 class RetentionPolicy:
@@ -81,6 +102,7 @@ class Retention:
         self.manager = manager
         self.now = now
         self.batch = batch
+        self.size = min(batch, START_BATCH)   # tasks per transaction now (see batch_size)
         self.retiring: set[str] = set()   # claimed by the pass in progress: a recover is refused
         self._timer: Optional[asyncio.TimerHandle] = None
         self._pass: Optional[asyncio.Task] = None
@@ -132,22 +154,26 @@ class Retention:
         now = self.now()
         cutoff, after = self.policy.cutoff(now), None
         while not manager.closing:
-            rows = await manager.db(history.finished_before, engine, cutoff, after, self.batch)
+            rows = await manager.db(history.finished_before, engine, cutoff, after, self.size)
             if not rows:
                 break
             after = (rows[-1]["end_at"], rows[-1]["id"])
             chosen = await manager.dispatcher.submit(lambda rows=rows: self._claim(rows, now))
+            took = 0.0
             try:
                 if chosen:
                     nodes = await manager.db(history.holders, engine, chosen)
                     await self._delete_workspaces(nodes)
-                    gone = await manager.db(history.delete_finished, engine, chosen)
+                    gone, took = await manager.db(_timed, history.delete_finished, engine, chosen)
                     total += len(gone)
             finally:
                 self.retiring.difference_update(chosen)
-            if len(rows) < self.batch:
+            if len(rows) < self.size:
                 break
-            await asyncio.sleep(0)   # let the loop run between batches
+            self.size = batch_size(self.size, took, self.batch)
+            # SQLite has one writer: the scheduler's commits wait while a batch is written,
+            # so the retention takes at most about half of the store's time
+            await asyncio.sleep(took)
         if total:
             self.deleted += total
             LOG.info("task retention: %d finished task(s) older than %s deleted", total, cutoff)

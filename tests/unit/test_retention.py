@@ -43,6 +43,15 @@ def test_the_next_pass_waits_for_the_oldest_task_left_to_reach_the_age():
     assert tiny.next_delay(NOW, NOW - dt.timedelta(seconds=30)) == retention.MIN_DELAY
 
 
+def test_batches_are_sized_to_keep_each_transaction_short():
+    assert retention.batch_size(50, 0.1, 500) == 10        # 5x the target: a fifth (at least 10)
+    assert retention.batch_size(100, 0.04, 500) == 50
+    assert retention.batch_size(50, 0.001, 500) == 100     # fast: at most doubling
+    assert retention.batch_size(400, 0.001, 500) == 500    # never above the largest
+    assert retention.batch_size(10, 1.0, 500) == retention.MIN_BATCH
+    assert retention.batch_size(3, 1.0, 3) == 3            # a largest below the smallest wins
+
+
 class FakeManager:
     """What the driver uses of the Manager: store, db, dispatcher, core, works, services, workspaces."""
 

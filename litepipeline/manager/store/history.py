@@ -1,7 +1,7 @@
 """The store's side of the task retention: finished tasks by age, and their removal.
 
 Blocking, like every store call: the manager runs them on its database thread. Each
-query reads an index (``ix_tasks_end_at``, ``ix_actions_task_id``, ``ix_attempts_task_id``)
+query reads an index (``ix_tasks_stage_end_at``, ``ix_actions_task_id``, ``ix_attempts_task_id``)
 and touches at most one batch of tasks.
 """
 from __future__ import annotations

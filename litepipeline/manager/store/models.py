@@ -34,7 +34,7 @@ class Task(Base):
     # an index per list filter, ending in id (newest first); end_at for the retention (migration 0006)
     __table_args__ = (Index("ix_tasks_stage_id", "stage", "id"), Index("ix_tasks_status_id", "status", "id"),
                       Index("ix_tasks_application_id_id", "application_id", "id"),
-                      Index("ix_tasks_work_id_id", "work_id", "id"), Index("ix_tasks_end_at", "end_at"))
+                      Index("ix_tasks_work_id_id", "work_id", "id"), Index("ix_tasks_stage_end_at", "stage", "end_at", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(String(36), unique=True, index=True)
