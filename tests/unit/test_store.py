@@ -152,10 +152,11 @@ def test_migration_counts_the_tasks_already_stored(tmp_path):
     from alembic import command
     from alembic.config import Config
 
+    from litepipeline.manager.store.store import HERE
+
     store = Store(sqlite_url(str(tmp_path)))
-    here = os.path.dirname(os.path.abspath(__import__("litepipeline.manager.store.store", fromlist=["x"]).__file__))
-    cfg = Config(os.path.join(here, "alembic.ini"))
-    cfg.set_main_option("script_location", os.path.join(here, "migrations"))
+    cfg = Config(os.path.join(HERE, "alembic.ini"))
+    cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0005")
