@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Optional
 from litepipeline.common import clock
 
 LOG = logging.getLogger(__name__)
-BATCH = 500           # tasks per transaction
+BATCH = 500           # the most tasks per transaction
 WORKSPACE_CALLS = 16  # workspace deletes in flight at once
 MIN_DELAY = 1.0       # seconds: the shortest sleep between passes that found nothing more
 MAX_DELAY = 3600.0    # seconds: the longest (a wall-clock step is noticed within it)

@@ -10,8 +10,8 @@ import pytest
 
 from litepipeline.manager import retention
 from litepipeline.manager.retention import Retention, RetentionPolicy
-from litepipeline.manager.store.store import Store, sqlite_url
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
+from tests.unit.test_store import store  # noqa: F401 - the fixture: SQLite and PostgreSQL
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, 0)
 
@@ -55,8 +55,8 @@ def test_batches_are_sized_to_keep_each_transaction_short():
 class FakeManager:
     """What the driver uses of the Manager: store, db, dispatcher, core, works, services, workspaces."""
 
-    def __init__(self, store):
-        self.store = store
+    def __init__(self, the_store):
+        self.store = the_store
         self.closing = False
         self.asked = []   # (task_id, nodes) workspace deletes
         self.rounds = 0
@@ -80,12 +80,6 @@ class FakeManager:
         return []
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = Store(sqlite_url(str(tmp_path)))
-    store.migrate()
-    yield store
-    store.close()
 
 
 def stored_task(task_id, hours_ago, stage="finished", work_id=None):
@@ -95,7 +89,7 @@ def stored_task(task_id, hours_ago, stage="finished", work_id=None):
                      update_at=end, end_at=end if stage == "finished" else None, work_id=work_id)
 
 
-def test_a_pass_deletes_old_tasks_in_batches_with_their_rows_and_workspaces(store):
+def test_a_pass_deletes_old_tasks_in_batches_with_their_rows_and_workspaces(store):  # noqa: F811
     old = [stored_task(f"old{i}", 48 + i) for i in range(7)]
     kept = [stored_task("t-service", 100), stored_task("in-open-work", 100, work_id="w-open"),
             stored_task("recent", 1), stored_task("pending", 100, stage="pending")]
@@ -120,7 +114,7 @@ def test_a_pass_deletes_old_tasks_in_batches_with_their_rows_and_workspaces(stor
     assert asyncio.run(driver.run_once()) == 0
 
 
-def test_a_task_recovered_after_the_claim_is_not_deleted(store):
+def test_a_task_recovered_after_the_claim_is_not_deleted(store):  # noqa: F811
     """The delete re-checks the stage: a task that left 'finished' meanwhile stays."""
     from litepipeline.manager.store import history
     store.save(Batch(new_tasks=[stored_task("a", 48), stored_task("b", 48)]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, select, tuple_
 from sqlalchemy.engine import Engine
 
 from litepipeline.common.states import Stage
@@ -28,7 +28,9 @@ def finished_before(engine: Engine, cutoff: dt.datetime, after: Optional[tuple],
         and_(TASKS.c.end_at < cutoff, TASKS.c.stage == FINISHED))
     if after is not None:
         end_at, last_id = after
-        query = query.where(or_(TASKS.c.end_at > end_at, and_(TASKS.c.end_at == end_at, TASKS.c.id > last_id)))
+        # a row value: one index range on (stage, end_at, id), where an OR would rescan the
+        # kept-back tasks before it for every batch
+        query = query.where(tuple_(TASKS.c.end_at, TASKS.c.id) > tuple_(end_at, last_id))
     query = query.order_by(TASKS.c.end_at, TASKS.c.id).limit(limit)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
