@@ -12,7 +12,9 @@ and measures, over HTTP on one kept-alive connection:
 - ``GET /task/list`` pages of 50 (no filter; stage; status; app_id; work_id; a page
   5,000 deep by offset), median and p90 over ``--requests`` requests each;
 - ``GET /task/info`` of random tasks, median and p90;
-- a HEARTBEAT round trip on the TCP channel from a registered (fake) node.
+- a HEARTBEAT round trip on the TCP channel from a registered (fake) node;
+- with ``--retention-seconds S``: a manager whose ``task_retention`` covers every task,
+  for S seconds: tasks deleted per second, and heartbeats and ``task list`` meanwhile.
 
 Prints JSON; asserts nothing. When ``bench/queue_bench.py`` exists, its
 ``queue_figures(...)`` (the 100,000 *pending* tasks measurement) joins the output under
@@ -230,31 +232,80 @@ def timed(fn: Callable[[], Any], runs: int, pid: Optional[int] = None) -> dict:
 
 def heartbeat_figures(port: int, runs: int, pid: int) -> dict:
     """Round trips of HEARTBEAT frames from a fake registered node holding nothing."""
-    def read(sock: socket.socket, buffer: bytearray) -> dict:
-        while protocol.FRAME_END not in buffer:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise SystemExit("manager closed the TCP connection")
-            buffer += chunk
-        frame, _, rest = bytes(buffer).partition(protocol.FRAME_END)
-        buffer[:] = rest
-        body, _, crc = frame.partition(protocol.JSON_END)
-        return protocol.decode(body, crc + protocol.FRAME_END)
-
     info = {"node_id": None, "http_host": "127.0.0.1", "http_port": free_port(), "action_slots": 2,
             "heartbeat_interval": 3600, "heartbeat_timeout": 3600, "data_path": "/nonexistent", "version": "bench"}
     buffer = bytearray()
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(protocol.encode(protocol.REGISTER, info))
-        answer = read(sock, buffer)
+        answer = _read_frame(sock, buffer)
         info["node_id"] = answer["data"]["node_id"]
         frame = protocol.encode(protocol.HEARTBEAT, {**info, "running": []})
 
         def beat() -> None:
             sock.sendall(frame)
-            read(sock, buffer)
+            _read_frame(sock, buffer)
         return timed(beat, runs, pid)
+
+
+def retention_figures(root: str, config: dict, seconds: float) -> dict:
+    """A manager with ``task_retention`` such that every filled task is past it: tasks
+    deleted per second over ``seconds`` and, meanwhile, HEARTBEAT round trips and
+    ``task list`` pages (what the retention must not stall)."""
+    newest = dt.datetime(2026, 1, 1) + dt.timedelta(seconds=10_000_000)   # after any fill's last end_at
+    days = (dt.datetime.now() - newest).total_seconds() / 86400
+    if days <= 0:
+        return {"skipped": "the machine's clock is before the filled tasks' end times"}
+    config = dict(config, task_retention=days, log_path=os.path.join(root, "retention", "logs"))
+    manager = start("litemanager", os.path.join(root, "retention"), config)
+    try:
+        client = Http(config["http_port"])
+        wait_until(client.answers, manager)
+        before = client.get("/task/list?limit=1")["total"]
+        beats, pages = [], []
+        info = {"node_id": None, "http_host": "127.0.0.1", "http_port": free_port(), "action_slots": 2,
+                "heartbeat_interval": 3600, "heartbeat_timeout": 3600, "data_path": "/nonexistent",
+                "version": "bench"}
+        buffer = bytearray()
+        with socket.create_connection(("127.0.0.1", config["tcp_port"])) as sock:
+            sock.sendall(protocol.encode(protocol.REGISTER, info))
+            info["node_id"] = _read_frame(sock, buffer)["data"]["node_id"]
+            frame = protocol.encode(protocol.HEARTBEAT, {**info, "running": []})
+            began = time.perf_counter()
+            while time.perf_counter() - began < seconds:
+                started = time.perf_counter()
+                sock.sendall(frame)
+                _read_frame(sock, buffer)
+                beats.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                left = client.get("/task/list?limit=50")["total"]
+                pages.append((time.perf_counter() - started) * 1000)
+                if left == 0:
+                    break
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - began
+        deleted = before - client.get("/task/list?limit=1")["total"]
+        beats.sort()
+        pages.sort()
+        return {"seconds": round(elapsed, 1), "tasks_deleted": deleted, "per_second": round(deleted / elapsed, 1),
+                "heartbeat_ms": {"median": round(statistics.median(beats), 2),
+                                 "p99": round(beats[int(len(beats) * 0.99) - 1], 2), "max": round(beats[-1], 2)},
+                "task_list_ms": {"median": round(statistics.median(pages), 2),
+                                 "p99": round(pages[int(len(pages) * 0.99) - 1], 2), "max": round(pages[-1], 2)}}
+    finally:
+        stop(manager)
+
+
+def _read_frame(sock: socket.socket, buffer: bytearray) -> dict:
+    while protocol.FRAME_END not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise SystemExit("manager closed the TCP connection")
+        buffer += chunk
+    frame, _, rest = bytes(buffer).partition(protocol.FRAME_END)
+    buffer[:] = rest
+    body, _, crc = frame.partition(protocol.JSON_END)
+    return protocol.decode(body, crc + protocol.FRAME_END)
 
 
 def queue_figures_hook(args: argparse.Namespace) -> Optional[dict]:
@@ -281,6 +332,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests per measured route")
     parser.add_argument("--database-url", help="a PostgreSQL server URL; a database of its own is made there")
     parser.add_argument("--keep", help="fill this directory (SQLite) once and reuse it on later runs")
+    parser.add_argument("--retention-seconds", type=float, default=0,
+                        help="then run a manager whose task_retention covers every task for this long, "
+                             "measuring heartbeats and task lists meanwhile (a kept store is copied first)")
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="lp-scale-")
     admin, db_name = None, None
@@ -360,6 +414,11 @@ def main() -> int:
             if node is not None:
                 stop(node)
             stop(manager)
+        if args.retention_seconds:
+            if args.keep and not args.database_url:   # never empty the kept store
+                shutil.copytree(args.keep, os.path.join(root, "retained"))
+                config["data_path"] = os.path.join(root, "retained")
+            out["retention"] = retention_figures(root, config, args.retention_seconds)
         queue = queue_figures_hook(args)
         if queue is not None:
             out["queue"] = queue
