@@ -34,6 +34,7 @@ from litepipeline.common.states import Stage, Status
 from litepipeline.version import __version__
 
 PROG = "litepipeline"
+DEFAULT_PAGE = 50   # rows a task, work or history list shows unless -l says otherwise
 APP_COLUMNS = ("application_id", "name", "create_at", "update_at")
 TASK_COLUMNS = ("task_id", "application_id", "task_name", "create_at", "start_at", "end_at", "stage",
                 "status")
@@ -144,9 +145,23 @@ def _app_fields(p: argparse.ArgumentParser, create: bool) -> None:
     p.add_argument("-d", "--description", default="" if create else None, help="application's description")
 
 
-def _paging(p: argparse.ArgumentParser) -> None:
+def _paging(p: argparse.ArgumentParser, page: int = 0) -> None:
+    """``-o``/``-l``; ``page``: the default limit of a list that grows without bound (tasks)."""
     p.add_argument("-o", "--offset", type=_count, default=0, help="list offset (default 0)")
-    p.add_argument("-l", "--limit", type=_count, default=0, help="list limit (default 0: no limit)")
+    p.add_argument("-l", "--limit", type=_count, default=page,
+                   help=f"list limit (default {page}{': no limit' if not page else '; 0: no limit'})")
+
+
+def more_hint(operation: "Operation", args: argparse.Namespace, reply: Reply) -> Optional[str]:
+    """For a list whose answer holds fewer rows than ``total``: how to see the others."""
+    total, offset = reply.get("total"), getattr(args, "offset", None)
+    if not reply.ok or not isinstance(total, int) or not isinstance(offset, int):
+        return None
+    shown = len(operation.items(reply))
+    if offset + shown >= total:
+        return None
+    start = f" from offset {offset}" if offset else ""
+    return f"showing {shown} of {total}{start}; use -o/--offset and -l/--limit to see more"
 
 
 def _upload_file(path: str) -> str:
@@ -259,7 +274,7 @@ def _task_waiting(reply: Reply) -> Optional[str]:
 
 
 def _task_list_args(p: argparse.ArgumentParser) -> None:
-    _paging(p)
+    _paging(p, DEFAULT_PAGE)
     p.add_argument("-s", "--stage", choices=[s.value for s in Stage], help="only tasks in this stage")
     _app_id(p, required=False)
     p.add_argument("--status", choices=[s.value for s in Status], help="only finished tasks with this status")
@@ -463,6 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fail(f"{reply.get('result')}: {message}" if message else str(reply.get("result")))
     elif not (operation.quiet and reply.ok):
         print(render(operation, reply, args.raw, args.width, one_line=args.json))
+        hint = None if args.raw or args.json else more_hint(operation, args, reply)
+        if hint:   # stderr: the table on stdout stays what scripts parse
+            print(f"{PROG}: {hint}", file=sys.stderr)
     succeeded = operation.succeeded(reply)
     if reply.http_status == 401:
         _fail(scripting.unauthorized_hint(bool(args.token)))

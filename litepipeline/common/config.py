@@ -68,6 +68,9 @@ class ManagerConfig:
     timezone: Optional[str] = _key(None, "IANA zone of schedules that name none; empty = the machine's zone")
     service_stop_timeout: float = _key(10, "seconds a disabled service's task has to end after its signal "
                                            "before it is killed (SIGKILL)", minimum=0)
+    task_retention: float = _key(0, "days a finished task is kept (fractions allowed); older ones are deleted "
+                                    "with their actions, attempts and workspaces on the nodes; 0 keeps "
+                                    "every task", minimum=0)
     test_clock_speed: float = _key(1, "TESTS ONLY: schedules read a clock running this many times faster",
                                    minimum=1)
     test_clock_epoch: float = _key(0, "TESTS ONLY: unix time the sped-up clock starts from; 0 = manager start",

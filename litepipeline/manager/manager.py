@@ -42,6 +42,7 @@ from litepipeline.manager.waiting import NO_NODE, waiting_for
 from litepipeline.manager.workservice import WorkService
 from litepipeline.manager.workspaces import NodeStreams
 from litepipeline.manager.checkpoints import Checkpoints
+from litepipeline.manager.retention import Retention, RetentionPolicy
 from litepipeline.version import __version__
 
 LOG = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class Manager:
             self, {"application": ApplicationSource(self), "workflow": workflows},
             DriverClock(config.test_clock_speed, config.test_clock_epoch or None),
             check_zone(config.timezone) if config.timezone else local_zone())
+        self.retention = Retention(RetentionPolicy(config.task_retention), self)
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -117,10 +119,16 @@ class Manager:
         self.dispatcher.submit(self.works.restop)
         await self.services.start()
         await self.schedules.start()
+        self.retention.start()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     async def close(self) -> None:
         """Stop scheduling, keep the store consistent, drop node connections quietly."""
         self._closing = True
+        self.retention.close()
         self.schedules.close()
         self.services.close()
         self.waiters.release_all()
@@ -369,7 +377,12 @@ class Manager:
             action = ActionState.from_row(action_row)
             task.actions[action.name] = action
         await self.versions.check_recoverable(task)
-        await self.dispatcher.submit(lambda: self.core.recover(task))
+
+        def recover() -> Any:
+            if task_id in self.retention.retiring:   # checked in the round the retention claims in
+                raise TaskNotExists(f"task {task_id} is being deleted (task_retention)")
+            return self.core.recover(task)
+        await self.dispatcher.submit(recover)
         LOG.info("task %s recovered", task_id)
 
     async def action_update(self, report: Report, body_size: Optional[int] = None, screen: bool = True) -> None:

@@ -113,6 +113,64 @@ def test_list_tasks_filters_and_paging(store):
     assert store.list_tasks(0, 0, stage="running") == ([], 0)
 
 
+def _counted_totals(store) -> dict:
+    """``total`` for every filter combination, next to a count of the rows themselves."""
+    out = {}
+    for stage in (None, "pending", "running", "finished"):
+        for status in (None, "success", "fail"):
+            for app in (None, "x", "y"):
+                filters = {"stage": stage, "status": status, "application_id": app}
+                where = [TASKS.c[k] == v for k, v in filters.items() if v]
+                with store.engine.connect() as conn:
+                    query = TASKS.select()
+                    rows = len(conn.execute(query.where(*where) if where else query).fetchall())
+                out[(stage, status, app)] = (store.list_tasks(0, 1, **filters)[1], rows)
+    return out
+
+
+def test_list_totals_follow_every_insert_change_and_delete(store):
+    tasks = [task(f"t{i}", app="x" if i % 3 else "y") for i in range(9)]
+    store.save(Batch(new_tasks=tasks))
+    for t in tasks[:6]:   # the scheduler's updates: pending -> running -> finished
+        t.stage = "running"
+    store.save(Batch(tasks={t.task_id: t for t in tasks[:6]}))
+    for i, t in enumerate(tasks[:4]):
+        t.stage, t.status = "finished", "fail" if i == 1 else "success"
+    store.save(Batch(tasks={t.task_id: t for t in tasks[:4]}))
+    store.save(Batch(tasks={t.task_id: t for t in tasks[:4]}))   # written again unchanged: counted once
+    store.delete_task("t2")
+    store.delete_task("t7")
+    totals = _counted_totals(store)
+    assert all(counted == rows for counted, rows in totals.values()), totals
+    assert totals[(None, None, None)] == (7, 7) and totals[("finished", "success", "y")] == (2, 2)
+    assert totals[("running", None, None)][0] == 2 and totals[(None, "fail", "x")][0] == 1
+    assert store.list_tasks(0, 1, work_id="nothing") == ([], 0)
+
+
+def test_migration_counts_the_tasks_already_stored(tmp_path):
+    """Upgrading a store that has tasks (0005 -> 0007) counts them once."""
+    from alembic import command
+    from alembic.config import Config
+
+    from litepipeline.manager.store.store import HERE
+
+    store = Store(sqlite_url(str(tmp_path)))
+    cfg = Config(os.path.join(HERE, "alembic.ini"))
+    cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+    with store.engine.begin() as conn:
+        conn.execute(insert(TASKS), [dict(task(f"t{i}", app="x" if i % 2 else "y", stage="finished").to_row(),
+                                          status="success") for i in range(5)])
+    store.migrate()
+    assert store.list_tasks(0, 1)[1] == 5
+    assert store.list_tasks(0, 1, application_id="x", status="success")[1] == 2
+    store.save(Batch(new_tasks=[task("new", app="x")]))
+    assert store.list_tasks(0, 1, application_id="x")[1] == 3
+    store.close()
+
+
 def test_delete_task_removes_actions_and_attempts(store):
     t = task("t1")
     store.save(Batch(new_tasks=[t], new_actions=[ActionState("t1", "a", "x")],
@@ -295,3 +353,18 @@ def test_sqlite_checkpoint_moves_the_wal_into_the_database(tmp_path):
         busy, log, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
     assert (busy, log) == (0, done)            # every WAL frame is in the database file now
     store.close()
+
+
+def test_head_revision_read_from_the_files_is_alembics(store):
+    """migrate() skips Alembic at start when the store is at this revision."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from litepipeline.manager.store.store import HERE, head_revision
+    cfg = Config(os.path.join(HERE, "alembic.ini"))
+    cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+    assert store.at_head()
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+    assert not store.at_head()

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from contextlib import closing
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, NamedTuple, Optional
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Table, and_, bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine, make_url
 
 from litepipeline.common.states import UNFINISHED_STAGES, Stage
 from litepipeline.manager.store import writes as extra_writes
-from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task
+from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task, TaskCount
 from litepipeline.manager.store.models_workflows import Work
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
 from litepipeline.manager.workflows import WorkState
@@ -33,8 +32,26 @@ TASKS: Table = Task.__table__
 ACTIONS: Table = ActionRow.__table__
 ATTEMPTS: Table = Attempt.__table__
 WORKS: Table = Work.__table__
+COUNTS: Table = TaskCount.__table__
 UNFINISHED = [s.value for s in UNFINISHED_STAGES]
 MAX_LIMIT = 10000
+
+
+def head_revision(versions: str = os.path.join(HERE, "migrations", "versions")) -> Optional[str]:
+    """The newest migration's revision, read from the migration files themselves."""
+    revisions, parents = set(), set()
+    for name in os.listdir(versions):
+        if name.endswith(".py"):
+            with open(os.path.join(versions, name), encoding="utf-8") as fp:
+                text = fp.read()
+            revision = re.search(r'^revision\s*=\s*["\']([^"\']+)', text, re.M)
+            parent = re.search(r'^down_revision\s*=\s*["\']([^"\']+)', text, re.M)
+            if revision:
+                revisions.add(revision.group(1))
+            if parent:
+                parents.add(parent.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def sqlite_url(data_path: str) -> str:
@@ -94,12 +111,29 @@ class Store:
         self.inline_writes = self.engine.dialect.name == "sqlite"
 
     def migrate(self) -> None:
-        """Create or upgrade the schema to the newest Alembic revision."""
+        """Create or upgrade the schema to the newest Alembic revision.
+
+        Alembic (and what it imports: ~10 MB, a second of start-up) is loaded only when the
+        store is not already at the newest revision."""
+        if self.at_head():
+            return
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
         cfg = AlembicConfig(os.path.join(HERE, "alembic.ini"))
         cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def at_head(self) -> bool:
+        """Whether the store's Alembic revision is the newest migration's."""
+        try:
+            with self.engine.connect() as conn:
+                stored = {r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
+        except Exception:  # noqa: BLE001 - no version table yet: a new store
+            return False
+        return stored == {head_revision()}
 
     def close(self) -> None:
         if self._writer is not None:
@@ -138,9 +172,10 @@ class Store:
             return conn.execute(delete(APPS).where(APPS.c.application_id == application_id)).rowcount
 
     def unfinished_task_count(self, application_id: str) -> int:
+        """From the kept counts: the application's finished tasks are never read."""
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(TASKS).where(
-                and_(TASKS.c.application_id == application_id, TASKS.c.stage.in_(UNFINISHED)))).scalar_one()
+            return int(conn.execute(select(func.coalesce(func.sum(COUNTS.c.n), 0)).where(
+                and_(COUNTS.c.application_id == application_id, COUNTS.c.stage.in_(UNFINISHED)))).scalar_one())
 
     def app_versions_in_use(self) -> set[tuple[str, str]]:
         """(application_id, sha1) of every unfinished task: app versions that must be kept."""
@@ -157,23 +192,27 @@ class Store:
 
     def list_tasks(self, offset: int, limit: int, stage: Optional[str] = None, application_id: Optional[str] = None,
                    status: Optional[str] = None, work_id: Optional[str] = None) -> tuple[list[dict], int]:
-        conditions = []
-        if work_id:
-            conditions.append(TASKS.c.work_id == work_id)
-        if stage:
-            conditions.append(TASKS.c.stage == stage)
-        if application_id:
-            conditions.append(TASKS.c.application_id == application_id)
-        if status:
-            conditions.append(TASKS.c.status == status)
-        where = and_(*conditions) if conditions else None
+        """Newest first, with the number of matching tasks.
+
+        Every filter has an index ending in ``id``, so a page is one index range read. The
+        count comes from ``task_counts`` (a few rows per application) unless ``work_id`` is
+        given, whose tasks are few and counted through their index.
+        """
+        filters = {"stage": stage, "application_id": application_id, "status": status, "work_id": work_id}
+        conditions = [TASKS.c[k] == v for k, v in filters.items() if v]
         query = select(TASKS).order_by(TASKS.c.id.desc())
-        count = select(func.count()).select_from(TASKS)
-        if where is not None:
-            query, count = query.where(where), count.where(where)
+        if conditions:
+            query = query.where(and_(*conditions))
+        if work_id:
+            count = select(func.count()).select_from(TASKS).where(and_(*conditions))
+        else:
+            kept = [COUNTS.c[k] == v for k, v in filters.items() if v and k != "work_id"]
+            count = select(func.coalesce(func.sum(COUNTS.c.n), 0))
+            if kept:
+                count = count.where(and_(*kept))
         with self.engine.connect() as conn:
             rows = _rows(conn.execute(_limit(query, offset, limit)))
-            total = conn.execute(count).scalar_one()
+            total = int(conn.execute(count).scalar_one())
         return rows, total
 
     def get_actions(self, task_id: str) -> list[dict]:
