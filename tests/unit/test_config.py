@@ -412,3 +412,20 @@ def test_example_file_documents_every_key_and_stays_in_sync():
     for line in text.splitlines():
         if line and not line.startswith(("#", "---")):
             assert " # " in line, f"key without a comment: {line}"
+
+
+def test_node_labels():
+    config, warnings = config_from_dict("node", {"labels": {"gpu": "a100", "zone": "b"}})
+    assert config.labels == {"gpu": "a100", "zone": "b"} and warnings == []
+    assert config_from_dict("node", {})[0].labels == {}
+    assert config_from_dict("node", {"labels": None})[0].labels == {}
+    for labels, message in [
+        ("gpu", "configuration key labels must be a map of name: value, got str"),
+        ({"ssd": True}, "configuration key labels.ssd must be a string, got bool True (quote it in YAML/JSON)"),
+        ({"a b": "x"}, "configuration key labels name 'a b' must be 1-63 letters, digits, '.', '_' or '-', "
+                       "starting with a letter or digit"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            config_from_dict("node", {"labels": labels})
+        assert str(info.value) == message
+    assert "labels: {}" in render_yaml("node")
