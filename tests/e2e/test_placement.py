@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import platform
 
+import requests
+
 from tests.e2e.harness import wait_for
 from tests.fixtures import make_app
 
@@ -15,6 +17,9 @@ def test_actions_land_on_the_nodes_their_targets_name(cluster, tmp_path):
     gpu = nodes[cluster.nodes[1].config["http_port"]]
     assert plain["labels"] == {"zone": "a"} and gpu["labels"] == {"gpu": "a100", "zone": "b"}
     assert gpu["platform"] == platform.machine()
+    page = requests.get(f"http://{cluster.address}/ui/api/cluster", timeout=10).json()   # the web page's read
+    assert {n["node_id"]: n["labels"] for n in page["nodes"]} == {plain["node_id"]: {"zone": "a"},
+                                                                   gpu["node_id"]: {"gpu": "a100", "zone": "b"}}
     long = cluster.cli("cluster", "info", "--long", check=True).stdout
     assert "platform" in long.splitlines()[0] and "gpu=a100,zone=b" in long
 
