@@ -108,6 +108,8 @@ def test_action_target_survives_a_restart(store):
     loaded = {r["name"]: ActionState.from_row(r) for r in rows}
     assert loaded["train"].target == {"labels": {"gpu": "a100"}, "platform": "x86_64"}
     assert loaded["prep"].target is None
+    with store.engine.connect() as conn:   # SQL NULL, not JSON 'null': "has a target" is a plain IS NOT NULL
+        assert conn.execute(text("SELECT name FROM actions WHERE target IS NOT NULL")).scalars().all() == ["train"]
 
 
 def test_list_tasks_filters_and_paging(store):

@@ -88,7 +88,7 @@ class ActionRow(Base):
     output: Mapped[Optional[Any]] = mapped_column(JSON, nullable=True)
     message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     #: where the action may run (labels, node_id, node_ip, platform), migration 0006
-    target: Mapped[Optional[Any]] = mapped_column(JSON, nullable=True)
+    target: Mapped[Optional[Any]] = mapped_column(JSON(none_as_null=True), nullable=True)   # no target: SQL NULL
 
 
 class Attempt(Base):
