@@ -78,6 +78,8 @@ def _placement(targeted: list, nodes: Mapping[str, NodeSlots], mono: float) -> O
         allowed = [n for n in nodes.values() if matches(action.target, n.node_id, n.facts)]
         if all(n.free(mono) <= 0 for n in allowed):
             shown = ", ".join(n.node_id for n in allowed[:5]) + (" and more" if len(allowed) > 5 else "")
+            if all(n.draining for n in allowed):
+                return f"action '{action.name}' waits: the node(s) its target allows are shutting down: {shown}"
             return (f"action '{action.name}' waits for a free slot on the node(s) its target allows: {shown} "
                     f"({sum(n.slots for n in allowed)} slots, all busy)")
     return None

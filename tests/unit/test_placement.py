@@ -105,6 +105,11 @@ def test_busy_matching_node_is_not_replaced_by_a_free_other(core, clock):
     finish(core, ds[0])
     (d,) = core.schedule()
     assert (d.node_id, d.message.name) == ("gpu", "two")
+    add(core, make_task("t2", targeted("three", {"labels": {"gpu": "a100"}})))
+    core.node_up("gpu", [], False, draining=True)   # its heartbeat: shutting down
+    assert core.schedule() == []
+    assert why(core, clock, "t2") == ("action 'three' waits: the node(s) its target allows are shutting down: "
+                                      "gpu")
 
 
 def test_target_env_keys_node_id_node_ip_platform(core, clock):
