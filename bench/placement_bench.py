@@ -1,14 +1,15 @@
 """Placement's cost in the scheduler core (pure: no network, no store).
 
-Times ``SchedulerCore.schedule()`` dispatching one-action tasks onto 4 nodes, and prints
+Times ``SchedulerCore.schedule()`` dispatching one-action tasks onto ``--nodes`` nodes (half
+of them labelled gpu=a100, half zone=b), and prints
 µs per dispatched action (median and minimum of ``--repeat`` runs) for:
 
   plain          actions without a target (the hot path placement must not slow down)
-  labels         every action targets labels two of the four nodes have
+  labels         every action targets a label half of the nodes have
   blocked        plain actions behind ``--blocked`` tasks whose target no node matches
                  (µs per dispatched plain action, the unmatched ones skipped every round)
 
-    .venv/bin/python bench/placement_bench.py [--tasks 2000] [--repeat 7] [--blocked 500]
+    .venv/bin/python bench/placement_bench.py [--tasks 2000] [--repeat 7] [--blocked 500] [--nodes 4]
 
 Run it against another checkout (``PYTHONPATH=/path/to/other .venv/bin/python
 bench/placement_bench.py --only plain``) to compare the plain case across versions.
@@ -39,9 +40,9 @@ def task(task_id: str, target=None) -> TaskState:
     return state
 
 
-def core_with_nodes(slots: int, labelled: bool):
+def core_with_nodes(count: int, slots: int, labelled: bool):
     core = SchedulerCore(clock_fn=lambda: T0)
-    for i in range(4):
+    for i in range(count):
         core.node_up(f"n{i}", [], True, slots)
         if labelled:
             from litepipeline.manager.placement import NodeFacts
@@ -49,9 +50,9 @@ def core_with_nodes(slots: int, labelled: bool):
     return core
 
 
-def run(case: str, tasks: int, blocked: int) -> float:
+def run(case: str, tasks: int, blocked: int, nodes: int) -> float:
     labelled = case != "plain"
-    core = core_with_nodes(tasks, labelled)
+    core = core_with_nodes(nodes, tasks, labelled)
     if case == "blocked":
         for i in range(blocked):
             core.add_task(task(f"b{i}", {"labels": {"gpu": "h100"}}))
@@ -71,12 +72,13 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--blocked", type=int, default=500)
+    parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--only", choices=("plain", "labels", "blocked"), default=None)
     args = parser.parse_args()
     cases = [args.only] if args.only else ["plain", "labels", "blocked"]
     out = {}
     for case in cases:
-        runs = [run(case, args.tasks, args.blocked) for _ in range(args.repeat)]
+        runs = [run(case, args.tasks, args.blocked, args.nodes) for _ in range(args.repeat)]
         out[f"{case}_us_per_action"] = round(statistics.median(runs), 2)
         out[f"{case}_us_per_action_min"] = round(min(runs), 2)   # the least disturbed run
     print(json.dumps(out))

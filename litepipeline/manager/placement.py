@@ -55,6 +55,42 @@ def matches(target: dict, node_id: str, facts: NodeFacts) -> bool:
     return want is None or want == facts.ip
 
 
+class FreeNodes:
+    """The nodes with free slots at the start of one ``schedule()`` round, indexed by label,
+    so a targeted action costs a few lookups however many nodes there are (one nothing
+    matches: one lookup), not a match against every node.
+
+    ``free`` is the round's node_id -> free slots (nodes leave it as they fill up);
+    ``nodes`` maps node_id -> an object with ``facts``.
+    """
+
+    def __init__(self, free: Mapping[str, int], nodes: Mapping[str, Any]) -> None:
+        self.free = free
+        self.nodes = nodes
+        self.by_label: dict = {}
+        for node_id in free:
+            for pair in nodes[node_id].facts.labels.items():
+                self.by_label.setdefault(pair, []).append(node_id)
+
+    def allowed(self, target: dict) -> list:
+        """The node ids with a free slot now that ``target`` allows."""
+        free = self.free
+        want = target.get("node_id")
+        if want is not None:
+            candidates: Iterable[str] = (want,)
+        elif target.get("labels"):
+            lists = []
+            for pair in target["labels"].items():
+                found = self.by_label.get(pair)
+                if not found:
+                    return []
+                lists.append(found)
+            candidates = min(lists, key=len)
+        else:
+            candidates = free
+        return [k for k in candidates if k in free and matches(target, k, self.nodes[k].facts)]
+
+
 # -- a task's input ------------------------------------------------------------------------------
 def input_targets(input_data: Any, names: Iterable[str]) -> dict:
     """Targets per action name from ``input_data``'s ``target_env`` and ``target`` maps,

@@ -22,7 +22,7 @@ from litepipeline.common.appspec import MAX_ACTIONS, ActionSpec, check_dag, is_v
 from litepipeline.common.errors import InvalidApplication, OperationFailed, StaleAttempt, TaskAlreadyFinished, TaskNotExists
 from litepipeline.common.messages import HeldAttempt, Report, RunAction
 from litepipeline.common.states import Stage, Status
-from litepipeline.manager.placement import NO_FACTS, NodeFacts, matches
+from litepipeline.manager.placement import NO_FACTS, FreeNodes, NodeFacts
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, AttemptRecord, Batch, TaskState
 
 LOG = logging.getLogger(__name__)
@@ -623,12 +623,15 @@ class SchedulerCore:
         if not free:
             return out
         now = self.now()
+        placed: Optional[FreeNodes] = None   # built for the round's first action with a target
         for task in list(self.tasks.values()):   # insertion order is creation order: FIFO
             for action in self._ready(task, mono):
                 if action.target is None:
                     node_id = max(free, key=lambda k: (free[k], -len(self.nodes[k].busy)))
                 else:   # only nodes its target allows; none free: it waits, the others go on
-                    fits = [k for k in free if matches(action.target, k, self.nodes[k].facts)]
+                    if placed is None:
+                        placed = FreeNodes(free, self.nodes)
+                    fits = placed.allowed(action.target)
                     if not fits:
                         continue
                     node_id = max(fits, key=lambda k: (free[k], -len(self.nodes[k].busy)))

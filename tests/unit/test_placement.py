@@ -6,7 +6,8 @@ import pytest
 from litepipeline.common.errors import InvalidParameters
 from litepipeline.common.messages import Register
 from litepipeline.common.targets import BadTarget, merge_targets, parse_target
-from litepipeline.manager.placement import NodeFacts, apply_input_targets, input_targets, matches, unmatched
+from litepipeline.manager.placement import (FreeNodes, NodeFacts, apply_input_targets, input_targets, matches,
+                                            unmatched)
 from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.manager.waiting import waiting_for
 from tests.unit.test_scheduler import Clock, add, finish, make_task, names
@@ -52,6 +53,27 @@ def test_matches_labels_as_a_subset_and_every_given_key():
     assert not matches({"node_ip": "10.0.0.2"}, "n1", facts)
     assert matches({"node_id": "n1"}, "n1", facts) and not matches({"node_id": "n2"}, "n1", facts)
     assert not matches({"labels": {"gpu": "a100"}}, "n1", NodeFacts())
+
+
+def test_free_nodes_index_by_label():
+    class Node:
+        def __init__(self, labels, platform="x86_64"):
+            self.facts = NodeFacts.of(labels, platform, None)
+
+    nodes = {f"n{i}": Node({"zone": "a" if i % 2 else "b", **({"gpu": "a100"} if i < 3 else {})})
+             for i in range(100)}
+    nodes["arm"] = Node({"gpu": "a100"}, "aarch64")
+    free = {k: 1 for k in nodes if k != "n2"}   # n2 is full
+    index = FreeNodes(free, nodes)
+    assert index.allowed({"labels": {"gpu": "a100"}}) == ["n0", "n1", "arm"]
+    assert index.allowed({"labels": {"gpu": "a100", "zone": "a"}}) == ["n1"]
+    assert index.allowed({"labels": {"gpu": "a100"}, "platform": "aarch64"}) == ["arm"]
+    assert index.allowed({"labels": {"gpu": "h100"}}) == []
+    assert index.allowed({"node_id": "n7"}) == ["n7"] and index.allowed({"node_id": "n2"}) == []
+    assert index.allowed({"node_id": "gone"}) == []
+    assert len(index.allowed({"platform": "x86_64"})) == 99
+    del free["n0"]   # filled up during the round
+    assert index.allowed({"labels": {"gpu": "a100"}}) == ["n1", "arm"]
 
 
 # -- the core ------------------------------------------------------------------------------------
