@@ -321,6 +321,17 @@ class Operation:
     explain: Optional[Callable[[Reply], Optional[str]]] = None
 
 
+def _cluster_info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--long", action="store_true", help="add the platform and labels columns")
+
+
+def _node_items(reply: Reply) -> list:
+    """The nodes of ``cluster info``, labels as ``name=value,...`` (as targets name them)."""
+    nodes = (reply.get("info") or {}).get("nodes") or []
+    return [dict(n, labels=",".join(f"{k}={v}" for k, v in (n.get("labels") or {}).items()))
+            for n in nodes if isinstance(n, dict)]
+
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("app", "create"): Operation("create an application from a tarball", _app_create_args, _app_create,
                                  ("app_id", "result", "message")),
@@ -364,8 +375,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("task", "attempts"): Operation("show every attempt of a task's actions", _task_id,
                                     lambda c, a: c.task_info(a.task_id), toolkit.ATTEMPT_COLUMNS,
                                     toolkit.attempt_items, id_key="attempt_id"),
-    ("cluster", "info"): Operation("show the registered nodes", lambda p: None, lambda c, a: c.cluster_info(),
-                                   NODE_COLUMNS, lambda r: (r.get("info") or {}).get("nodes") or []),
+    ("cluster", "info"): Operation("show the registered nodes (--long: their platform and labels)",
+                                   _cluster_info_args, lambda c, a: c.cluster_info(),
+                                   NODE_COLUMNS, _node_items, long_columns=("platform", "labels")),
 }
 OPERATIONS.update(workflows.operations(Operation, _input_data, _signal))
 

@@ -16,6 +16,7 @@ from typing import Any, Optional, Union
 import yaml
 
 from litepipeline.common.errors import ConfigError
+from litepipeline.common.targets import BadTarget, check_labels
 
 LOG_LEVELS = ("NOSET", "NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
@@ -24,7 +25,15 @@ MiB = 1024 ** 2
 
 
 def _key(default: Any, help: str, kind: Any = None, minimum: Optional[float] = None, secret: bool = False):
-    return field(default=default, metadata={"help": help, "kind": kind, "min": minimum, "secret": secret})
+    meta = {"help": help, "kind": kind, "min": minimum, "secret": secret}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    """A config field's default (a map key has a factory)."""
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 @dataclass
@@ -115,6 +124,8 @@ class NodeConfig:
                                        "set: the manager's HTTP and TCP ports are reached with TLS")
     auth_token: Optional[str] = _key(None, "shared secret of the cluster (same as the manager's auth_token)",
                                      secret=True)
+    labels: dict = _key({}, "map of name: value (e.g. {gpu: a100, zone: b}); an action whose target names "
+                            "labels runs only on nodes that have them all")
 
 
 Config = Union[ManagerConfig, NodeConfig]
@@ -124,12 +135,17 @@ _PATH_KEYS = ("log_path", "data_path")
 
 def _base_type(annotation: str) -> type:
     # Annotations are strings (from __future__ import annotations); map the few we use.
-    return {"str": str, "int": int, "float": float, "Optional[str]": str}[annotation]
+    return {"str": str, "int": int, "float": float, "Optional[str]": str, "dict": dict}[annotation]
 
 
 def _check(cls: type, name: str, value: Any) -> Any:
     f = cls.__dataclass_fields__[name]
     want = _base_type(f.type)
+    if want is dict:
+        try:
+            return check_labels(value, name)
+        except BadTarget as exc:
+            raise ConfigError(f"configuration key {exc}") from None
     optional = f.type.startswith("Optional")
     if value is None or (optional and value == ""):
         if optional:
@@ -272,7 +288,7 @@ def render_yaml(role: str, overrides: Optional[dict] = None, with_optional: bool
     overrides = overrides or {}
     lines = []
     for f in dataclasses.fields(cls):
-        value = overrides.get(f.name, f.default)
+        value = overrides.get(f.name, default_of(f))
         if value is None:
             if not with_optional:
                 continue

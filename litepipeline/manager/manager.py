@@ -27,6 +27,7 @@ from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
 from litepipeline.manager.idempotency import KeyedCreates
 from litepipeline.manager.nodelink import NodeLink
+from litepipeline.manager.placement import NodeFacts, apply_input_targets
 from litepipeline.manager.scheduledriver import ApplicationSource, DriverClock, ScheduleDriver, WorkflowSource
 from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.manager.schedules import check_zone, local_zone
@@ -146,8 +147,12 @@ class Manager:
     async def _node_up(self, node_id: str, message: Any, registering: bool) -> list:
         """A REGISTER (``registering``) or HEARTBEAT message from a node."""
         slots = message.action_slots if isinstance(message, Register) else None
+        facts = None
+        if isinstance(message, Register):
+            node = self.cluster.nodes.get(node_id)
+            facts = NodeFacts.of(message.labels, message.platform, node.info["http_host"] if node else None)
         return await self.dispatcher.submit(lambda: self.core.node_up(
-            node_id, message.running, registering, slots, message.draining))
+            node_id, message.running, registering, slots, message.draining, facts))
 
     def _node_down(self, node_id: str, reason: str, hold: float = 0.0) -> None:
         if not self._closing:   # a manager shutting down keeps its nodes' work assigned
@@ -254,6 +259,7 @@ class Manager:
                 action = ActionState.from_spec(task.task_id, action_spec, seq, kind)
                 action.env_sha1 = pins.venvs.get(action.env)
                 task.actions[action_spec.name] = action
+            apply_input_targets(task.actions, input_data)   # the task's own targets win, per key
 
         try:
             if len(spec.actions) > BIG_DAG:   # ~5 µs an action: thousands would hold the loop

@@ -22,6 +22,7 @@ from litepipeline.common.appspec import MAX_ACTIONS, ActionSpec, check_dag, is_v
 from litepipeline.common.errors import InvalidApplication, OperationFailed, StaleAttempt, TaskAlreadyFinished, TaskNotExists
 from litepipeline.common.messages import HeldAttempt, Report, RunAction
 from litepipeline.common.states import Stage, Status
+from litepipeline.manager.placement import NO_FACTS, FreeNodes, NodeFacts
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, AttemptRecord, Batch, TaskState
 
 LOG = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class NodeSlots:
     busy: dict = field(default_factory=dict)   # attempt_id -> when it started occupying a slot
     suspended_until: Optional[float] = None
     draining: bool = False                     # shutting down: it takes nothing new
+    facts: NodeFacts = NO_FACTS                # labels, platform, address: what targets match
 
     def free(self, mono: float) -> int:
         if self.draining or (self.suspended_until is not None and mono < self.suspended_until):
@@ -209,9 +211,11 @@ class SchedulerCore:
 
     # -- nodes --------------------------------------------------------------------------
     def node_up(self, node_id: str, running: Iterable[HeldAttempt], registering: bool,
-                slots: Optional[int] = None, draining: bool = False) -> list[Stop]:
-        """A node registered (``registering``, with its ``slots``) or sent a heartbeat
-        listing its attempts; a ``draining`` node (shutting down) is sent nothing new.
+                slots: Optional[int] = None, draining: bool = False,
+                facts: Optional[NodeFacts] = None) -> list[Stop]:
+        """A node registered (``registering``, with its ``slots`` and placement ``facts``) or
+        sent a heartbeat listing its attempts; a ``draining`` node (shutting down) is sent
+        nothing new.
 
         Reconciles: attempts the node holds that the manager doesn't expect are stopped;
         attempts the manager expects there but the node doesn't hold are re-queued (after a
@@ -226,6 +230,8 @@ class SchedulerCore:
             node = self.nodes[node_id] = NodeSlots(node_id, slots)
         if slots is not None:
             node.slots = slots
+        if facts is not None:
+            node.facts = facts
         node.draining = draining
         held = {entry.attempt_id: entry for entry in running if entry.attempt_id}
         stops = []
@@ -642,9 +648,18 @@ class SchedulerCore:
         if not free:
             return out
         now = self.now()
+        placed: Optional[FreeNodes] = None   # built for the round's first action with a target
         for task in list(self.tasks.values()):   # insertion order is creation order: FIFO
             for action in self._ready(task, mono):
-                node_id = max(free, key=lambda k: (free[k], -len(self.nodes[k].busy)))
+                if action.target is None:
+                    node_id = max(free, key=lambda k: (free[k], -len(self.nodes[k].busy)))
+                else:   # only nodes its target allows; none free: it waits, the others go on
+                    if placed is None:
+                        placed = FreeNodes(free, self.nodes)
+                    fits = placed.allowed(action.target)
+                    if not fits:
+                        continue
+                    node_id = max(fits, key=lambda k: (free[k], -len(self.nodes[k].busy)))
                 out.append(self._dispatch(task, action, node_id, now))
                 free[node_id] -= 1
                 if free[node_id] == 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import platform
 import sys
 import time
 from typing import Optional
@@ -150,7 +151,7 @@ class Node:
             python3_executable=sys.executable, version=__version__, token=config.auth_token,
             running=self.executor.running_entries(),
             free_slots=max(config.action_slots - self.executor.slots_used, 0), draining=self.executor.draining,
-            tls=bool(config.tls_cert))
+            tls=bool(config.tls_cert), labels=config.labels, platform=platform.machine())
 
     def on_manager_stop(self, entries: list) -> None:
         for entry in entries:

@@ -15,6 +15,7 @@ from litepipeline.common.config import (
     ManagerConfig,
     NodeConfig,
     config_from_dict,
+    default_of,
     load_config,
     missing_driver_message,
     public_view,
@@ -97,7 +98,7 @@ def test_seed_readme_config_loads_without_newer_keys(tmp_path, role, text):
     assert warnings == []
     assert config.log_level == "NOSET"
     assert config.data_path == str(tmp_path / "data")
-    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    defaults = {f.name: default_of(f) for f in dataclasses.fields(config)}
     seed_keys = set(yaml.safe_load(text))
     for key, default in defaults.items():
         if key not in seed_keys:
@@ -299,7 +300,7 @@ def test_public_view_masks_secrets():
 @pytest.mark.parametrize("role, cls", [("manager", ManagerConfig), ("node", NodeConfig)])
 def test_render_yaml_parses_back_to_defaults(tmp_path, role, cls):
     text = render_yaml(role)
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    defaults = {f.name: default_of(f) for f in dataclasses.fields(cls)}
     assert yaml.safe_load(text) == defaults
     assert all(" # " in line for line in text.splitlines())
     path = tmp_path / "configuration.yml"
@@ -411,3 +412,20 @@ def test_example_file_documents_every_key_and_stays_in_sync():
     for line in text.splitlines():
         if line and not line.startswith(("#", "---")):
             assert " # " in line, f"key without a comment: {line}"
+
+
+def test_node_labels():
+    config, warnings = config_from_dict("node", {"labels": {"gpu": "a100", "zone": "b"}})
+    assert config.labels == {"gpu": "a100", "zone": "b"} and warnings == []
+    assert config_from_dict("node", {})[0].labels == {}
+    assert config_from_dict("node", {"labels": None})[0].labels == {}
+    for labels, message in [
+        ("gpu", "configuration key labels must be a map of name: value, got str"),
+        ({"ssd": True}, "configuration key labels.ssd must be a string, got bool True (quote it in YAML/JSON)"),
+        ({"a b": "x"}, "configuration key labels name 'a b' must be 1-63 letters, digits, '.', '_' or '-', "
+                       "starting with a letter or digit"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            config_from_dict("node", {"labels": labels})
+        assert str(info.value) == message
+    assert "labels: {}" in render_yaml("node")

@@ -100,6 +100,18 @@ def test_batch_save_and_load_unfinished(store):
     assert store.app_versions_in_use() == {("app-1", "a" * 40)}
 
 
+def test_action_target_survives_a_restart(store):
+    placed = ActionState("t1", "train", "run", target={"labels": {"gpu": "a100"}, "platform": "x86_64"})
+    plain = ActionState("t1", "prep", "run", seq=1)
+    store.save(Batch(new_tasks=[task("t1")], new_actions=[placed, plain]))
+    (_, rows), = store.load_unfinished()
+    loaded = {r["name"]: ActionState.from_row(r) for r in rows}
+    assert loaded["train"].target == {"labels": {"gpu": "a100"}, "platform": "x86_64"}
+    assert loaded["prep"].target is None
+    with store.engine.connect() as conn:   # SQL NULL, not JSON 'null': "has a target" is a plain IS NOT NULL
+        assert conn.execute(text("SELECT name FROM actions WHERE target IS NOT NULL")).scalars().all() == ["train"]
+
+
 def test_list_tasks_filters_and_paging(store):
     tasks = [task(f"t{i}", app="x" if i % 2 else "y", stage="finished" if i < 3 else "pending") for i in range(6)]
     tasks[0].status = "fail"

@@ -103,6 +103,8 @@ class ActionRow(Base):
     returncode: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     output: Mapped[Optional[Any]] = mapped_column(JSON, nullable=True)
     message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    #: where the action may run (labels, node_id, node_ip, platform), migration 0006
+    target: Mapped[Optional[Any]] = mapped_column(JSON(none_as_null=True), nullable=True)   # no target: SQL NULL
 
 
 class Attempt(Base):
