@@ -92,7 +92,8 @@ SCHEMAS: dict = {
                 stage=ref("Stage"), status=ref("Status"), input_data=OBJ_OR_NULL, message=STR_OR_NULL,
                 work_id=STR_OR_NULL),
     "TaskInfo": {"allOf": [ref("Task"), obj(
-        ("input_data", "result"), result={"type": "object", "additionalProperties": ref("ActionReport")},
+        ("input_data", "result"), input_data=OBJ_OR_NULL,
+        result={"type": "object", "additionalProperties": ref("ActionReport")},
         waiting_for={"type": "string", "description": "why the next actions wait"},
         attempts=array(obj(("name", "attempt"), name=STR, attempt=INT, node_id=STR_OR_NULL,
                            dispatched_at=ref("Time"), start_at=ref("Time"), end_at=ref("Time"),
@@ -166,7 +167,7 @@ def upload_body(id_field: Optional[str]) -> dict:
         "encoding": {"up_file": {"contentType": "application/gzip, application/octet-stream"}}}}}
 
 
-def json_body(*required: str, **props: Any) -> dict:
+def json_body(required: tuple = (), **props: Any) -> dict:
     return {"required": True, "content": {"application/json": {"schema": obj(required, **props)}}}
 
 

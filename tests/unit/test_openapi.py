@@ -136,3 +136,26 @@ def test_document_is_served_public_and_identical_each_time():
     doc = openapi.document()
     doc["paths"].clear()   # a copy: changing it changes nothing served
     assert openapi.document()["paths"]
+
+
+def schemas_in(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from schemas_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from schemas_in(value)
+
+
+def test_required_fields_are_declared_properties():
+    """openapi-spec-validator lets a malformed ``required`` through; schemathesis does not."""
+    doc = openapi.document()
+    seen = 0
+    for schema in schemas_in(doc):
+        required = schema.get("required")
+        if isinstance(required, list) and schema.get("type") == "object":
+            seen += 1
+            assert all(isinstance(name, str) for name in required), required
+            assert set(required) <= set(schema.get("properties", {})), required
+    assert seen > 30
