@@ -254,7 +254,9 @@ OPERATIONS: list[tuple[str, str, dict]] = [
     # Part I (SPEC §3)
     op("get", "/", "Service banner", "cluster", public=True,
        answer=obj(("message",), message={"const": "LitePipeline manager service"})),
-    op("get", "/openapi.json", "This document", "cluster", public=True, answer=obj(("openapi", "paths"))),
+    op("get", "/openapi.json", "This document", "cluster", public=True,
+       answer=obj(("openapi", "info", "paths"), openapi={"type": "string", "pattern": "^3\\.1\\."}, info=OBJ,
+                  paths=OBJ)),
     op("get", "/metrics", "Prometheus metrics (text format)", "cluster", media="text/plain"),
     op("get", "/cluster/info", "The manager and its nodes", "cluster",
        answer=ok("version", "info", version=STR, scheduler=OBJ, info=obj(
