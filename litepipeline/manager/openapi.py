@@ -263,7 +263,7 @@ OPERATIONS: list[tuple[str, str, dict]] = [
            ("number_of_nodes", "nodes", "manager"), number_of_nodes=INT, nodes=array(ref("Node")),
            manager=obj(("http_host", "http_port", "tcp_host", "tcp_port", "version", "data_path"),
                        http_host=STR, http_port=INT, tcp_host=STR, tcp_port=INT, version=STR, data_path=STR)))),
-    op("post", "/app/create", "Upload a new application", "apps", body=upload_body(None),
+    op("post", "/app/create", "Upload a new application", "apps", body=upload_body(None), errors=(404,),
        answer=ok("app_id", app_id=STR)),
     op("get", "/app/list", "Applications, newest first", "apps", query=PAGE, answer=listing("apps", "AppInfo")),
     op("get", "/app/info", "One application", "apps", query=(need("app_id"), CONFIG), errors=(404,),
