@@ -212,11 +212,13 @@ ERROR_TEXT = {400: "bad input", 401: "no or wrong token", 404: "no such object",
               413: "body too large", 503: "not available (a standby manager, or too many event streams)"}
 
 
-def op(method: str, path: str, summary: str, tag: str, *, query: tuple = (), body: Optional[dict] = None,
+def op(method: str, path: str, summary: str, tag: str, *, params: tuple = (), body: Optional[dict] = None,
        answer: Any = None, errors: tuple = (), public: bool = False, media: Optional[str] = None,
        status: int = 200, extra: Optional[dict] = None) -> tuple[str, str, dict]:
-    """One (method, path) of the API. ``answer``: the JSON schema of a success, or with
-    ``media`` the schema of that content type; ``errors``: its specific error statuses."""
+    """One (method, path) of the API. ``params``: its query (and header) parameters;
+    ``answer``: the JSON schema of a success, or with ``media`` the schema of that content
+    type; ``errors``: its specific error statuses (400, 401, 413, 503 and 5XX are added
+    as they apply)."""
     if media is None:
         ok_response = json_answer(answer if answer is not None else ref("Ok"), "success")
     else:
@@ -224,7 +226,7 @@ def op(method: str, path: str, summary: str, tag: str, *, query: tuple = (), bod
     responses: dict = {str(status): ok_response}
     responses.update(extra or {})
     codes = set(errors)
-    if query or body:
+    if params or body:
         codes.add(400)
     if body is not None:
         codes.add(413)
@@ -236,8 +238,8 @@ def op(method: str, path: str, summary: str, tag: str, *, query: tuple = (), bod
     responses["5XX"] = {"$ref": "#/components/responses/E500"}
     operation: dict = {"summary": summary, "tags": [tag], "operationId": f"{method}{path}".replace("/", "_")
                        .replace("{", "").replace("}", ""), "responses": responses}
-    if query:
-        operation["parameters"] = list(query)
+    if params:
+        operation["parameters"] = list(params)
     if body is not None:
         operation["requestBody"] = body
     if public:
@@ -265,27 +267,27 @@ OPERATIONS: list[tuple[str, str, dict]] = [
                        http_host=STR, http_port=INT, tcp_host=STR, tcp_port=INT, version=STR, data_path=STR)))),
     op("post", "/app/create", "Upload a new application", "apps", body=upload_body(None), errors=(404,),
        answer=ok("app_id", app_id=STR)),
-    op("get", "/app/list", "Applications, newest first", "apps", query=PAGE, answer=listing("apps", "AppInfo")),
-    op("get", "/app/info", "One application", "apps", query=(need("app_id"), CONFIG), errors=(404,),
+    op("get", "/app/list", "Applications, newest first", "apps", params=PAGE, answer=listing("apps", "AppInfo")),
+    op("get", "/app/info", "One application", "apps", params=(need("app_id"), CONFIG), errors=(404,),
        answer=ok("app_info", app_info=ref("AppInfo"), app_config=OBJ)),
     *[op(m, "/app/update", "Change an application (a file: a new active version)", "apps",
          body=upload_body("app_id"), errors=(404,), answer=ok("app_id", app_id=STR)) for m in ("put", "post")],
-    op("delete", "/app/delete", "Delete an application", "apps", query=(need("app_id"),), errors=(404, 409)),
-    op("get", "/app/download", "The application tarball", "apps", query=(need("app_id"), q("sha1")),
+    op("delete", "/app/delete", "Delete an application", "apps", params=(need("app_id"),), errors=(404, 409)),
+    op("get", "/app/download", "The application tarball", "apps", params=(need("app_id"), q("sha1")),
        errors=(404,), media="application/gzip", answer=BINARY),
     op("post", "/task/create", "Start a task of an application", "tasks",
        body=json_body(("app_id", "task_name"), app_id=STR, task_name=STR, input_data=OBJ,
                       wait={"type": "number", "minimum": 0, "maximum": 600}),
-       query=({"name": "Idempotency-Key", "in": "header", "required": False,
+       params=({"name": "Idempotency-Key", "in": "header", "required": False,
                "description": "a repeated key (within 24 h) answers the task it made; 409 for another app",
                "schema": {"type": "string", "minLength": 1, "maxLength": 255}},),
        errors=(404, 409), answer=ok("task_id", task_id=STR, task_info=ref("TaskInfo"))),
     op("get", "/task/list", "Tasks, newest first", "tasks",
-       query=(*PAGE, STAGE_Q, STATUS_Q, q("app_id"), q("work_id")), answer=listing("tasks", "Task")),
+       params=(*PAGE, STAGE_Q, STATUS_Q, q("app_id"), q("work_id")), answer=listing("tasks", "Task")),
     op("get", "/task/info", "One task with its actions' results", "tasks",
-       query=(need("task_id"), q("wait", {"type": "number", "minimum": 0, "maximum": 600})), errors=(404,),
+       params=(need("task_id"), q("wait", {"type": "number", "minimum": 0, "maximum": 600})), errors=(404,),
        answer=ok("task_info", task_info=ref("TaskInfo"), task_running_info=array(ref("RunningAction")))),
-    op("delete", "/task/delete", "Delete a task", "tasks", query=(need("task_id"),), errors=(404, 409)),
+    op("delete", "/task/delete", "Delete a task", "tasks", params=(need("task_id"),), errors=(404, 409)),
     op("put", "/task/stop", "Stop a task", "tasks", body=json_body(("task_id",), task_id=STR, signal=ref("Signal")),
        errors=(404, 409)),
     op("put", "/action/update", "A node reports an action", "nodes", errors=(404, 409), body=json_body(
@@ -294,11 +296,11 @@ OPERATIONS: list[tuple[str, str, dict]] = [
         result=OBJ, message=STR, attempt=INT)),
     # the operator's toolkit
     op("get", "/task/log", "An action's stdout.data, from its node", "toolkit",
-       query=(need("task_id"), need("name"), q("follow", {"enum": ["0", "1", "true", "false"]})),
+       params=(need("task_id"), need("name"), q("follow", {"enum": ["0", "1", "true", "false"]})),
        errors=(404, 409), media="application/octet-stream", answer=BINARY),
     op("get", "/task/workspace", "Workspaces of a task (or one action) as tar.gz", "toolkit",
-       query=(need("task_id"), q("name")), errors=(404, 409), media="application/gzip", answer=BINARY),
-    op("delete", "/task/workspace", "Delete a finished task's workspaces", "toolkit", query=(need("task_id"),),
+       params=(need("task_id"), q("name")), errors=(404, 409), media="application/gzip", answer=BINARY),
+    op("delete", "/task/workspace", "Delete a finished task's workspaces", "toolkit", params=(need("task_id"),),
        errors=(404, 409), answer=ok("nodes", nodes=array(STR))),
     *[op(m, "/task/rerun", "A new task with a finished task's application and input", "toolkit",
          body=json_body(("task_id",), task_id=STR), errors=(404, 409),
@@ -309,16 +311,16 @@ OPERATIONS: list[tuple[str, str, dict]] = [
     op("put", "/workspace/pack", "0.1.5: ok once the workspace can be downloaded", "toolkit",
        body=json_body(("task_id", "name"), task_id=STR, name=STR, force=ANY), errors=(404, 409)),
     op("get", "/workspace/download", "0.1.5: an action's workspace as tar.gz", "toolkit",
-       query=(need("task_id"), need("name")), errors=(404, 409), media="application/gzip", answer=BINARY),
+       params=(need("task_id"), need("name")), errors=(404, 409), media="application/gzip", answer=BINARY),
     op("put", "/workspace/delete", "0.1.5: delete workspaces of tasks", "toolkit",
        body=json_body(("task_ids",), task_ids={"type": ["array", "string"], "items": STR}),
        answer=ok("failed_task_ids", failed_task_ids=array(STR))),
     # §8 application versions and §9 venvs
     *[route for kind, plural in (("app", "app_histories"), ("venv", "venv_histories")) for route in (
         op("get", f"/{kind}/history/list", f"Versions of a {kind}", "versions",
-           query=(need(f"{kind}_id"), *PAGE), errors=(404,), answer=listing(plural, "History")),
+           params=(need(f"{kind}_id"), *PAGE), errors=(404,), answer=listing(plural, "History")),
         op("get", f"/{kind}/history/info", f"One version of a {kind}", "versions",
-           query=(need(f"{kind}_id"), q("history_id", INT, True), CONFIG), errors=(404,),
+           params=(need(f"{kind}_id"), q("history_id", INT, True), CONFIG), errors=(404,),
            answer=ok("history_info", history_info=ref("History"), history_config=OBJ,
                      **{f"{kind}_history": ref("History")})),
         op("put", f"/{kind}/history/activate", f"Make a version of a {kind} the active one", "versions",
@@ -327,45 +329,45 @@ OPERATIONS: list[tuple[str, str, dict]] = [
            errors=(404,), answer=ok(f"{kind}_id", "history_id", "sha1", **{f"{kind}_id": STR}, history_id=INT,
                                     sha1=STR)),
         op("delete", f"/{kind}/history/delete", f"Delete a version of a {kind}", "versions",
-           query=(need(f"{kind}_id"), q("history_id", INT, True)), errors=(404, 409)))],
+           params=(need(f"{kind}_id"), q("history_id", INT, True)), errors=(404, 409)))],
     op("post", "/venv/create", "Upload a new venv", "venvs", body=upload_body(None),
        answer=ok("venv_id", venv_id=STR)),
     *[op(m, "/venv/update", "Change a venv (a file: a new active version)", "venvs", body=upload_body("venv_id"),
          errors=(404,), answer=ok("venv_id", venv_id=STR)) for m in ("put", "post")],
-    op("get", "/venv/list", "Venvs, newest first", "venvs", query=PAGE, answer=listing("venvs", "VenvInfo")),
-    op("get", "/venv/info", "One venv", "venvs", query=(need("venv_id"),), errors=(404,),
+    op("get", "/venv/list", "Venvs, newest first", "venvs", params=PAGE, answer=listing("venvs", "VenvInfo")),
+    op("get", "/venv/info", "One venv", "venvs", params=(need("venv_id"),), errors=(404,),
        answer=ok("venv_info", venv_info=ref("VenvInfo"))),
-    op("get", "/venv/download", "The venv tarball", "venvs", query=(need("venv_id"), q("sha1")), errors=(404,),
+    op("get", "/venv/download", "The venv tarball", "venvs", params=(need("venv_id"), q("sha1")), errors=(404,),
        media="application/gzip", answer=BINARY),
-    op("delete", "/venv/delete", "Delete a venv", "venvs", query=(need("venv_id"),), errors=(404, 409)),
+    op("delete", "/venv/delete", "Delete a venv", "venvs", params=(need("venv_id"),), errors=(404, 409)),
     # §10 workflows and works
     op("post", "/workflow/create", "A new workflow", "workflows", errors=(404,),
        body=json_body(("name", "configuration"), **WORKFLOW_FIELDS), answer=ok("workflow_id", workflow_id=STR)),
     *[op(m, "/workflow/update", "Change a workflow (id in the body or, 0.1.5, the query)", "workflows",
-         query=(q("workflow_id"),), body=json_body(workflow_id=STR, **WORKFLOW_FIELDS), errors=(404, 409),
+         params=(q("workflow_id"),), body=json_body(workflow_id=STR, **WORKFLOW_FIELDS), errors=(404, 409),
          answer=ok("workflow_id", workflow_id=STR)) for m in ("put", "post")],
     op("get", "/workflow/list", "Workflows, newest first", "workflows",
-       query=(*PAGE, q("name"), q("workflow_id"), q("id", description="0.1.5: the workflow id")),
+       params=(*PAGE, q("name"), q("workflow_id"), q("id", description="0.1.5: the workflow id")),
        answer=listing("workflows", "Workflow", {"offset": INT, "limit": INT})),
-    op("get", "/workflow/info", "One workflow", "workflows", query=(need("workflow_id"),), errors=(404,),
+    op("get", "/workflow/info", "One workflow", "workflows", params=(need("workflow_id"),), errors=(404,),
        answer=ok("workflow_info", workflow_info=ref("Workflow"), info=ref("Workflow"))),
-    op("delete", "/workflow/delete", "Delete a workflow", "workflows", query=(need("workflow_id"),),
+    op("delete", "/workflow/delete", "Delete a workflow", "workflows", params=(need("workflow_id"),),
        errors=(404, 409)),
     op("post", "/work/create", "Start a work of a workflow", "works", errors=(404, 409),
        body=json_body(("workflow_id", "name"), workflow_id=STR, name=STR, input_data=OBJ),
        answer=ok("work_id", work_id=STR)),
     op("get", "/work/list", "Works, newest first", "works",
-       query=(*PAGE, q("work_id"), q("workflow_id"), q("name"), STAGE_Q, STATUS_Q),
+       params=(*PAGE, q("work_id"), q("workflow_id"), q("name"), STAGE_Q, STATUS_Q),
        answer=listing("works", "Work", {"offset": INT, "limit": INT})),
-    op("get", "/work/info", "One work", "works", query=(need("work_id"),), errors=(404,),
+    op("get", "/work/info", "One work", "works", params=(need("work_id"),), errors=(404,),
        answer=ok("work_info", work_info=ref("Work"), info=ref("Work"))),
-    op("delete", "/work/delete", "Delete a finished work", "works", query=(need("work_id"),), errors=(404, 409)),
-    op("put", "/work/stop", "Stop every unfinished task of a work", "works", query=(q("work_id"),),
+    op("delete", "/work/delete", "Delete a finished work", "works", params=(need("work_id"),), errors=(404, 409)),
+    op("put", "/work/stop", "Stop every unfinished task of a work", "works", params=(q("work_id"),),
        body=json_body(work_id=STR, signal=ref("Signal")), errors=(404, 409), answer=ok("work_id", work_id=STR)),
-    *[op(m, "/work/rerun", "A new work with the same workflow and input", "works", query=(q("work_id"),),
+    *[op(m, "/work/rerun", "A new work with the same workflow and input", "works", params=(q("work_id"),),
          body=json_body(work_id=STR), errors=(404, 409),
          answer=ok("work_id", "rerun_of", work_id=STR, rerun_of=STR)) for m in ("put", "post")],
-    *[op(m, "/work/recover", "Run a work's failed or killed applications again", "works", query=(q("work_id"),),
+    *[op(m, "/work/recover", "Run a work's failed or killed applications again", "works", params=(q("work_id"),),
          body=json_body(work_id=STR), errors=(404, 409), answer=ok("work_id", work_id=STR))
       for m in ("put", "post")],
     # §11 schedules
@@ -373,29 +375,29 @@ OPERATIONS: list[tuple[str, str, dict]] = [
        body=json_body(("schedule_name", "source", "source_id"), **SCHEDULE_FIELDS),
        answer=ok("schedule_id", schedule_id=STR)),
     *[op(m, "/schedule/update", "Change a schedule (id in the body or, 0.1.5, the query)", "schedules",
-         query=(q("schedule_id"),), body=json_body(schedule_id=STR, **SCHEDULE_FIELDS), errors=(404,),
+         params=(q("schedule_id"),), body=json_body(schedule_id=STR, **SCHEDULE_FIELDS), errors=(404,),
          answer=ok("schedule_id", schedule_id=STR)) for m in ("put", "post")],
     op("get", "/schedule/list", "Schedules, newest first", "schedules",
-       query=(*PAGE, q("schedule_id"), q("source_id"), q("name"), ENABLE_Q), answer=listing("schedules", "Schedule")),
-    op("get", "/schedule/info", "One schedule with its next fires", "schedules", query=(need("schedule_id"),),
+       params=(*PAGE, q("schedule_id"), q("source_id"), q("name"), ENABLE_Q), answer=listing("schedules", "Schedule")),
+    op("get", "/schedule/info", "One schedule with its next fires", "schedules", params=(need("schedule_id"),),
        errors=(404,), answer=ok("schedule_info", schedule_info={
            "allOf": [ref("Schedule"), obj(("next_fire_at",), next_fire_at=array(STR))]})),
-    op("delete", "/schedule/delete", "Delete a schedule", "schedules", query=(need("schedule_id"),),
+    op("delete", "/schedule/delete", "Delete a schedule", "schedules", params=(need("schedule_id"),),
        errors=(404,), answer=ok("schedule_id", schedule_id=STR)),
     op("get", "/schedule/fires", "A schedule's fires, newest first", "schedules",
-       query=(need("schedule_id"), *PAGE), errors=(404,), answer=listing("fires", "Fire")),
+       params=(need("schedule_id"), *PAGE), errors=(404,), answer=listing("fires", "Fire")),
     # §12 services
     op("post", "/service/create", "A new service", "services", errors=(404,),
        body=json_body(("name", "app_id"), **SERVICE_FIELDS), answer=ok("service_id", service_id=STR)),
     *[op(m, "/service/update", "Change a service (id in the body or, 0.1.5, the query)", "services",
-         query=(q("service_id"),), body=json_body(service_id=STR, **SERVICE_FIELDS), errors=(404,),
+         params=(q("service_id"),), body=json_body(service_id=STR, **SERVICE_FIELDS), errors=(404,),
          answer=ok("service_id", service_id=STR)) for m in ("put", "post")],
     op("get", "/service/list", "Services", "services",
-       query=(*PAGE, q("service_id"), q("app_id"), q("name"), ENABLE_Q), answer=listing("services", "Service")),
-    op("get", "/service/info", "One service with its task", "services", query=(need("service_id"),),
+       params=(*PAGE, q("service_id"), q("app_id"), q("name"), ENABLE_Q), answer=listing("services", "Service")),
+    op("get", "/service/info", "One service with its task", "services", params=(need("service_id"),),
        errors=(404,), answer=ok("service_info", service_info=ref("Service"))),
     op("delete", "/service/delete", "Delete a service (its task is stopped first)", "services",
-       query=(need("service_id"),), errors=(404,), answer=ok("service_id", service_id=STR)),
+       params=(need("service_id"),), errors=(404,), answer=ok("service_id", service_id=STR)),
     # §13 the web interface
     op("get", "/ui", "Redirects to /ui/", "ui", public=True, status=302, media="text/html",
        extra={"302": REDIRECT}),
@@ -415,34 +417,34 @@ OPERATIONS: list[tuple[str, str, dict]] = [
            ("slots_total", "slots_busy"), slots_total=INT, slots_busy=INT,
            last_heartbeat_seconds={"type": ["number", "null"]})]}))),
     op("get", "/ui/api/tasks", "One keyset page of tasks", "ui",
-       query=(q("before", {"type": "integer", "minimum": 1}), q("limit", {"type": "integer", "minimum": 1,
+       params=(q("before", {"type": "integer", "minimum": 1}), q("limit", {"type": "integer", "minimum": 1,
                                                                         "maximum": 200}),
               STAGE_Q, STATUS_Q, q("app_id"), q("work_id"), q("name")),
        answer=ok("tasks", "more", "total", "next_before", tasks=array(ref("UiTask")), more=BOOL, total=INT,
                  total_capped=BOOL, next_before=INT_OR_NULL)),
     op("get", "/ui/api/task", "A task, its actions, attempts and DAG layout", "ui",
-       query=(need("task_id"), DIRECTION), errors=(404,),
+       params=(need("task_id"), DIRECTION), errors=(404,),
        answer=ok("task", "actions", "attempts", "layout", task=ref("UiTask"), attempts=array(OBJ),
                  actions=array(obj(("name", "kind", "stage", "state"), name=STR, kind=STR, stage=STR, state=STR)),
                  layout={"anyOf": [ref("Layout"), {"type": "null"}]})),
     op("get", "/ui/api/workflow", "A workflow and its applications' layout", "ui",
-       query=(need("workflow_id"), DIRECTION), errors=(404,),
+       params=(need("workflow_id"), DIRECTION), errors=(404,),
        answer=ok("workflow", "entries", "events", "layout", workflow=ref("Workflow"), entries=array(ref("UiEntry")),
                  events=array(obj(("outcome", "app_id"), outcome=STR, app_id=STR)), layout=ref("Layout"))),
     op("get", "/ui/api/work", "A work, its entries' states and tasks, the layout", "ui",
-       query=(need("work_id"), DIRECTION), errors=(404,),
+       params=(need("work_id"), DIRECTION), errors=(404,),
        answer=ok("work", "entries", "tasks", "layout", work=obj(("work_id", "stage", "state"), work_id=STR,
                                                                 stage=ref("Stage"), state=STR),
                  entries=array(ref("UiEntry")), tasks=array(ref("UiTask")), layout=ref("Layout"))),
     op("get", "/ui/api/schedules", "Schedules with their next fires", "ui",
-       query=(q("offset", {"type": "integer", "minimum": 0}), q("limit", {"type": "integer", "minimum": 1,
+       params=(q("offset", {"type": "integer", "minimum": 0}), q("limit", {"type": "integer", "minimum": 1,
                                                                           "maximum": 200})),
        answer=listing("schedules", "Schedule", {"offset": INT, "limit": INT})),
     op("get", "/ui/events", "Server-Sent Events: what each committed round changed", "ui",
-       query=(q("topic", {"enum": ["cluster", "tasks", "task", "work"]}, True), q("task_id"), q("work_id")),
+       params=(q("topic", {"enum": ["cluster", "tasks", "task", "work"]}, True), q("task_id"), q("work_id")),
        media="text/event-stream"),
     *[op(m, "/ui/static/{path}", "The pages' scripts and styles", "ui", public=True, media="*/*", answer=BINARY,
-         query=(), errors=(404,)) for m in ("get", "head")],
+         params=(), errors=(404,)) for m in ("get", "head")],
 ]
 
 ERROR_RESPONSES = {f"E{code}": json_answer(ref("Error"), text) for code, text in

@@ -64,8 +64,8 @@ def test_document_lists_exactly_the_served_routes():
     served = served_operations(served_app())
     documented = documented_operations(openapi.document())
     expected = documented - (openapi.PENDING_ROUTES - served)
-    assert served - expected == set(), "served but not in manager/openapi.py"
-    assert expected - served == set(), "in manager/openapi.py but not served"
+    assert served - expected == set(), "served but not described: add op(...) to OPERATIONS in manager/openapi.py"
+    assert expected - served == set(), "described in manager/openapi.py's OPERATIONS but not served"
     # the walk itself sees what it must: a sample of routes, methods, and the static files' HEAD
     assert {("post", "/app/update"), ("put", "/app/update"), ("get", "/openapi.json"),
             ("head", "/ui/static/{path}"), ("delete", "/task/workspace")} <= served
