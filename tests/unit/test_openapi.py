@@ -159,3 +159,31 @@ def test_required_fields_are_declared_properties():
             assert all(isinstance(name, str) for name in required), required
             assert set(required) <= set(schema.get("properties", {})), required
     assert seen > 30
+
+
+def fake_response(method: str, path: str, status: int, body, content_type: str = "application/json"):
+    import json as json_
+
+    import requests
+
+    response = requests.Response()
+    response.status_code = status
+    response.headers["Content-Type"] = content_type
+    response._content = json_.dumps(body).encode()
+    response.request = requests.Request(method, f"http://127.0.0.1:1{path}?x=1").prepare()
+    return response
+
+
+def test_the_harness_check_flags_answers_the_document_does_not_allow():
+    from tests.e2e.harness import SchemaCheck
+
+    check = SchemaCheck()
+    check(fake_response("GET", "/task/list", 200, {"result": "ok", "tasks": [], "total": 0}))
+    check(fake_response("GET", "/app/download", 200, None, "application/gzip"))   # bytes: not checked
+    check(fake_response("GET", "/no/such/route", 404, {"result": "NotFound", "message": "x"}))
+    assert check.problems == [] and ("get", "/task/list", 200) in check.checked
+    check(fake_response("GET", "/task/list", 200, {"result": "ok", "tasks": [{"task_id": 1}], "total": 0}))
+    check(fake_response("GET", "/cluster/info", 418, {"result": "Teapot", "message": "x"}))
+    assert check.problems[0].startswith("GET /task/list 200 at tasks/0")   # task_id a number, fields missing
+    assert any("'task_name' is a required property" in p for p in check.problems)
+    assert check.problems[-1] == "GET /cluster/info 418: not in /openapi.json"
