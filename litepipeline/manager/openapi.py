@@ -14,6 +14,7 @@ import json
 from functools import lru_cache
 from typing import Any, Optional
 
+from litepipeline.common.states import Stage, Status
 from litepipeline.version import __version__
 
 #: routes that other branches add; described here already (see the drift test)
@@ -66,8 +67,8 @@ SCHEMAS: dict = {
                                                "examples": ["InvalidParameters", "AppNotExists"]},
                  message=STR, leader={"description": "a standby's answer names the leader manager"}),
     "Time": {"type": ["string", "null"], "description": "like `2020-01-16 22:47:39.910642`; null: not yet"},
-    "Stage": {"enum": ["pending", "running", "stopping", "finished"]},
-    "Status": {"enum": ["success", "fail", "kill", None]},
+    "Stage": {"enum": [s.value for s in Stage]},
+    "Status": {"enum": [s.value for s in Status] + [None], "description": "null until finished"},
     "Signal": {"description": "-9 (SIGKILL) or -15 (SIGTERM; default), as a number or a string",
                "enum": [-9, -15, "-9", "-15", 9, 15, "9", "15"]},
     "Enable": {"description": "a boolean, or the 0.1.5 client's strings", "enum": [True, False, "true", "false"]},
@@ -194,7 +195,7 @@ PAGE = (q("offset", {"type": "integer", "minimum": 0}),
         q("limit", {"type": "integer", "minimum": 0}, description="0: no limit"))
 CONFIG = q("config", {"enum": ["true", "false", "1", "0"]}, description="true: add the configuration.json")
 STAGE_Q = q("stage", ref("Stage"))
-STATUS_Q = q("status", {"enum": ["success", "fail", "kill"]})
+STATUS_Q = q("status", {"enum": [s.value for s in Status]})
 ENABLE_Q = q("enable", {"enum": ["true", "false", "all"]})
 DIRECTION = q("direction", {"enum": ["right", "down"]})
 
