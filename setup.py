@@ -49,9 +49,13 @@ setup(
         # ruff: tests/unit/test_lint.py holds the repository to pyproject.toml's lint rules
         # cryptography: the TLS tests make their own CA and certificates
         # playwright drives Debian's chromium in the web interface's browser tests
+        # openapi-spec-validator checks /openapi.json is valid OpenAPI 3.1; jsonschema checks
+        # the end-to-end tests' answers against its response schemas
         "test": ["pytest>=7", "pytest-xdist>=3.0", "ruff>=0.4", "psycopg[binary]>=3.1", "venv-pack>=0.2",
                  "playwright>=1.40",
-                 "cryptography>=41"],
+                 "cryptography>=41", "openapi-spec-validator>=0.7", "jsonschema>=4.18"],
+        # scripts/fuzz_api.sh: schemathesis generates requests from /openapi.json against a live cluster
+        "fuzz": ["schemathesis>=4.0,<5"],
     },
     entry_points={
         "console_scripts": [

@@ -26,6 +26,12 @@ LOG = logging.getLogger("litepipeline.manager")
 JSON_BODY_LIMIT = 64 * 1024 * 1024
 
 
+def application(manager: Manager, ui: WebUI) -> tornado.web.Application:
+    """Every HTTP route of the manager: the API and the web interface (see manager/openapi.py)."""
+    return tornado.web.Application(routes(manager) + ui.routes(), default_handler_class=NotFoundHandler,
+                                   **ui.settings())
+
+
 async def serve(config) -> int:  # noqa: ANN001
     stopping = asyncio.Event()
     exit_code = 0
@@ -46,8 +52,7 @@ async def serve(config) -> int:  # noqa: ANN001
         LOG.critical("cannot start: %s", exc)
         return 2
     ui = WebUI(manager)   # the web interface at /ui/
-    app = tornado.web.Application(routes(manager) + ui.routes(), default_handler_class=NotFoundHandler,
-                                  **ui.settings())
+    app = application(manager, ui)
     http = HTTPServer(app, max_body_size=max(JSON_BODY_LIMIT, config.max_output_size * 2),
                       max_buffer_size=JSON_BODY_LIMIT, idle_connection_timeout=300, ssl_options=tls.server)
     for listen, host_key, port_key in ((http.listen, "http_host", "http_port"),

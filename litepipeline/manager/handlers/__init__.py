@@ -11,6 +11,7 @@ def routes(manager) -> list:  # noqa: ANN001
     args = {"manager": manager}
     table = [
         (r"/", cluster.IndexHandler),
+        (r"/openapi.json", cluster.OpenApiHandler),   # describe a new route in manager/openapi.py
         (r"/cluster/info", cluster.ClusterInfoHandler),
         (r"/app/create", apps.AppCreateHandler),
         (r"/app/list", apps.AppListHandler),
