@@ -25,11 +25,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from litepipeline.client.api import ManagerClient  # noqa: E402
 from tests.e2e.harness import LiteCluster, wait_for  # noqa: E402
 from tests.fixtures import make_app  # noqa: E402
 
@@ -98,29 +100,40 @@ def server_seconds(info: dict) -> float:
     return (clock.parse(task["end_at"]) - clock.parse(task["create_at"])).total_seconds()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--slots", type=int, default=2, help="action_slots per node")
     parser.add_argument("--dag-runs", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--database-url", default=None, help="default: SQLite in the manager's data_path")
-    args = parser.parse_args()
-    total_slots = args.nodes * args.slots
-    root = tempfile.mkdtemp(prefix="litepipeline-bench-")
+
+
+def prepare(root: str) -> str:
+    """The no-op application directory; puts the actions' python3 first on PATH."""
     # the actions' python3: an empty venv of this interpreter, first on PATH for every part
     # (the daemons themselves run from this venv's console scripts, by absolute path)
     action_venv = os.path.join(root, "action-venv")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", action_venv], check=True)
     os.environ["PATH"] = os.path.join(action_venv, "bin") + os.pathsep + os.environ.get("PATH", "")
-    result: dict = {"nodes": args.nodes, "slots_per_node": args.slots, "python3": sys.version.split()[0]}
-
     appdir = os.path.join(root, "floor-app")
     os.makedirs(appdir)
     with open(os.path.join(appdir, "noop.py"), "w") as fp:
         fp.write("import sys\n")
-    result.update(floors(appdir, os.path.join(root, "floor-ws"), args.dag_runs, args.tasks, total_slots))
+    return appdir
 
+
+def with_ratios(result: dict, floor: dict) -> dict:
+    """``result`` with its ratios to the floors measured in the same run."""
+    result["dag_ratio_to_floor"] = round(result["dag_latency_ms"]["median"] / floor["dag_floor_ms"], 2)
+    result["throughput_ratio_to_floor_rate"] = round(result["throughput"]["tasks_per_s"]
+                                                     / floor["floor_rate_per_s"], 2)
+    return result
+
+
+def litepipeline(args: argparse.Namespace, root: str) -> dict:
+    """The DAG latency and throughput of a LitePipeline cluster, and what they cost it."""
+    total_slots = args.nodes * args.slots
+    result: dict = {}
     # the daemons' own defaults for their sweeps (the test harness makes them faster)
     overrides = {"log_level": "WARNING", "scheduler_interval": 1}
     if args.database_url:
@@ -148,15 +161,26 @@ def main() -> None:
             assert info["task_info"]["status"] == "success", info
         result["dag_latency_ms"] = {"median": ms(statistics.median(servers)), "p90": ms(percentile(servers, 0.9)),
                                     "client_median": ms(statistics.median(walls))}
-        result["dag_ratio_to_floor"] = round(result["dag_latency_ms"]["median"] / result["dag_floor_ms"], 2)
 
         sched_before = cluster.api.cluster_info()["scheduler"]
         manager_before = proc_stat(cluster.manager.pid)
         nodes_before = [proc_stat(n.pid) for n in cluster.nodes]
         start = time.perf_counter()
+        # one client (one kept-alive connection) per thread: a shared one keeps only 10
+        # connections, so 16 threads would open a new one for most requests
+        clients = threading.local()
+
+        def create(i: int) -> str:
+            if not hasattr(clients, "api"):
+                clients.api = ManagerClient(cluster.address, token=cluster.token)
+                opened.append(clients.api)
+            return clients.api.task_create(one_app, f"t{i}", {})["task_id"]
+
+        opened: list = []
         with cf.ThreadPoolExecutor(16) as pool:
-            ids = list(pool.map(lambda i: cluster.api.task_create(one_app, f"t{i}", {})["task_id"],
-                                range(args.tasks)))
+            ids = list(pool.map(create, range(args.tasks)))
+        for api in opened:
+            api.close()
         submitted = time.perf_counter() - start
 
         def all_done() -> bool:
@@ -182,8 +206,6 @@ def main() -> None:
         result["throughput"] = {"tasks": args.tasks, "tasks_per_s": round(args.tasks / span, 1),
                                 "client_tasks_per_s": round(args.tasks / elapsed, 1),
                                 "submit_s": round(submitted, 2), "statuses": sorted(statuses)}
-        result["throughput_ratio_to_floor_rate"] = round(result["throughput"]["tasks_per_s"]
-                                                         / result["floor_rate_per_s"], 2)
         result["manager"] = {"peak_rss_mb": manager_after["peak_rss_mb"],
                              "cpu_ms_per_task": round((manager_after["cpu_s"] - manager_before["cpu_s"])
                                                       / args.tasks * 1000, 2)}
@@ -195,7 +217,22 @@ def main() -> None:
         result["nodes_peak_rss_mb"] = [proc_stat(n.pid)["peak_rss_mb"] for n in cluster.nodes]
         result["nodes_cpu_ms_per_task"] = round(sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(nodes_after, nodes_before))
                                                 / args.tasks * 1000, 2)
-    subprocess.run(["rm", "-rf", root], check=False)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args()
+    root = tempfile.mkdtemp(prefix="litepipeline-bench-")
+    try:
+        appdir = prepare(root)
+        result: dict = {"nodes": args.nodes, "slots_per_node": args.slots, "python3": sys.version.split()[0]}
+        result.update(floors(appdir, os.path.join(root, "floor-ws"), args.dag_runs, args.tasks,
+                             args.nodes * args.slots))
+        result.update(with_ratios(litepipeline(args, root), result))
+    finally:
+        subprocess.run(["rm", "-rf", root], check=False)
     print(json.dumps(result, indent=2))
 
 
