@@ -6,6 +6,7 @@ whose first entry is this venv's bin directory, so ``python3`` is the same inter
 everywhere (a pyenv shim would otherwise dominate the timings).
 
     .venv/bin/python bench/bench.py [--nodes 2] [--slots 2] [--dag-runs 20] [--tasks 300]
+                                    [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 Measures:
   floor          median wall time of one no-op action command run directly
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import json
 import os
 import statistics
@@ -27,6 +29,8 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from typing import Iterator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -106,6 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dag-runs", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--database-url", default=None, help="default: SQLite in the manager's data_path")
+    parser.add_argument("--postgres", default=None, metavar="URL",
+                        help="a PostgreSQL database beside which the run makes its own (a unique name, "
+                             "dropped after), e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def prepare(root: str) -> str:
@@ -130,8 +137,28 @@ def with_ratios(result: dict, floor: dict) -> dict:
     return result
 
 
+@contextlib.contextmanager
+def own_database(url: str) -> Iterator[str]:
+    """A new PostgreSQL database beside ``url``'s, uniquely named; dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"lp_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def litepipeline(args: argparse.Namespace, root: str) -> dict:
     """The DAG latency and throughput of a LitePipeline cluster, and what they cost it."""
+    if args.postgres and not args.database_url:
+        with own_database(args.postgres) as url:
+            return litepipeline(argparse.Namespace(**{**vars(args), "database_url": url}), root)
     total_slots = args.nodes * args.slots
     result: dict = {}
     # the daemons' own defaults for their sweeps (the test harness makes them faster)
