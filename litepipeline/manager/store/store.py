@@ -248,9 +248,6 @@ class Store:
         """save()'s own connection, kept for the next round (rounds are written one at a
         time): SQLite's one writer; on a server database no pool check-out, whose ping cost
         a round trip per round. From the engine, so the connect event's pragmas apply."""
-        if self._writer is not None and getattr(self._writer.driver_connection, "broken", False):
-            self._writer.invalidate()   # the server went away: a new connection, no failed round
-            self._writer = None
         if self._writer is None:
             self._writer = self.engine.raw_connection()
         return self._writer
