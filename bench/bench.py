@@ -113,6 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--postgres", default=None, metavar="URL",
                         help="a PostgreSQL database beside which the run makes its own (a unique name, "
                              "dropped after), e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--pg-synchronous-commit", choices=("on", "off"), default="on",
+                        help="the manager's pg_synchronous_commit")
 
 
 def prepare(root: str) -> str:
@@ -165,6 +167,7 @@ def litepipeline(args: argparse.Namespace, root: str) -> dict:
     overrides = {"log_level": "WARNING", "scheduler_interval": 1}
     if args.database_url:
         overrides["database_url"] = args.database_url
+        overrides["pg_synchronous_commit"] = args.pg_synchronous_commit
     with LiteCluster(os.path.join(root, "cluster"), **overrides) as cluster:
         cluster.start_manager()
         for _ in range(args.nodes):

@@ -5,6 +5,7 @@ import datetime as dt
 import os
 import sqlite3
 import uuid
+from contextlib import closing
 from collections.abc import Iterable
 from typing import Any
 
@@ -288,6 +289,23 @@ def test_a_writer_the_server_dropped_fails_one_round_then_is_replaced(store):
     assert store.get_task("t3") is None
     store.save(Batch(new_tasks=[task("t3")]))   # the dispatcher's retry
     assert store._writer is not writer and store.get_task("t3") is not None
+
+
+def test_pg_commits_wait_for_the_wal_flush_unless_told_not_to(store):
+    if store.inline_writes:
+        pytest.skip("a PostgreSQL setting")
+    fast = Store(store.url, synchronous_commit=False)
+    try:
+        for each in (store, fast):
+            each.save(Batch(new_tasks=[task(f"sync-{id(each)}")]))
+            with closing(each._writer.cursor()) as cursor:
+                cursor.execute("SHOW synchronous_commit")
+                value = cursor.fetchone()[0]
+            each._writer.rollback()
+            assert value == ("on" if each is store else "off")
+        assert fast.get_task(f"sync-{id(fast)}") is not None
+    finally:
+        fast.close()
 
 
 def test_close_releases_the_sqlite_writer(tmp_path):
