@@ -167,7 +167,8 @@ def litepipeline(args: argparse.Namespace, root: str) -> dict:
     overrides = {"log_level": "WARNING", "scheduler_interval": 1}
     if args.database_url:
         overrides["database_url"] = args.database_url
-        overrides["pg_synchronous_commit"] = args.pg_synchronous_commit
+        if args.pg_synchronous_commit != "on":   # a manager older than the key refuses it
+            overrides["pg_synchronous_commit"] = args.pg_synchronous_commit
     with LiteCluster(os.path.join(root, "cluster"), **overrides) as cluster:
         cluster.start_manager()
         for _ in range(args.nodes):
