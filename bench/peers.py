@@ -4,8 +4,8 @@
     .venv/bin/python bench/peers.py [--nodes 2] [--slots 2] [--dag-runs 20] [--tasks 300]
                                     [--redis redis://127.0.0.1:6379/0]
 
-Runs bench.py's floors once, then bench.py's LitePipeline measurement, then the identical
-workload on Celery (Redis as broker and result backend):
+Starts a LitePipeline cluster (bench.py's) and Celery workers (Redis as broker and result
+backend) side by side, and runs the identical workload on both:
 
 - an action is its own process on both: Celery's task (``celery_peer.run_action``) writes
   the workspace's ``input.data`` and runs ``bash -c "cd APPDIR && python3 noop.py WS"``,
@@ -17,7 +17,10 @@ workload on Celery (Redis as broker and result backend):
 - ``--nodes`` Celery workers of ``--slots`` prefork processes each, as many as the
   cluster's action slots, warmed up with the same tasks as the cluster.
 
-Both ratios are to the floors of this run. Without celery/redis-py installed or a Redis
+The DAG runs go in turn (the floor's, ours, Celery's; ``--dag-runs`` times) and the
+throughput runs back to back between two floor-rate runs (their mean is the floor rate),
+so a load that comes and goes on a shared machine falls on every figure alike. Both
+ratios are to these floors. Without celery/redis-py installed or a Redis
 answering at ``--redis``, the Celery part is skipped with the reason in the JSON.
 ``workers_cpu_ms_per_task`` counts the Celery workers' own processes (not the actions they
 start, not Redis), as ``nodes_cpu_ms_per_task`` counts the nodes'.
@@ -25,6 +28,8 @@ start, not Redis), as ``nodes_cpu_ms_per_task`` counts the nodes'.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
+import contextlib
 import json
 import os
 import signal
@@ -80,84 +85,117 @@ def children(pid: int) -> list:
     return found
 
 
-def celery_run(args: argparse.Namespace, appdir: str, root: str) -> dict:
-    """The DAG latency and throughput of Celery workers, measured as bench.py measures ours."""
-    queue = f"litepipeline-peer-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    os.environ.update(LP_PEER_REDIS=args.redis, LP_PEER_QUEUE=queue)
-    from celery import chord
-    from celery.result import ResultSet
+class CeleryPeer:
+    """``--nodes`` Celery workers of ``--slots`` prefork processes each on a queue of this
+    run's own (a context manager, as :class:`bench.Lite`: started and warmed up on entry)."""
 
-    import celery_peer
+    def __init__(self, args: argparse.Namespace, appdir: str, root: str) -> None:
+        self.args, self.appdir, self.root = args, appdir, root
+        self.queue = f"litepipeline-peer-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.workspaces = os.path.join(root, "celery-ws")
+        self.workers: list = []
+        self.runs = 0
 
-    run = celery_peer.run_action
-    workspaces = os.path.join(root, "celery-ws")
-    workers = []
-    log = open(os.path.join(root, "celery-workers.log"), "wb")   # noqa: SIM115 - closed in finally
-    try:
-        for i in range(args.nodes):
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "celery_peer", "worker", "-P", "prefork",
-                 "-c", str(args.slots), "-Q", queue, "-n", f"peer{i}-{queue}@%h", "--loglevel", "WARNING",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                cwd=HERE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        deadline = time.monotonic() + 120
-        while len(celery_peer.app.control.ping(timeout=1.0)) < args.nodes:
-            if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
-                raise RuntimeError(f"the Celery workers did not start (see {log.name})")
+    def __enter__(self) -> "CeleryPeer":  # noqa: PYI034 (typing.Self needs 3.11)
+        os.environ.update(LP_PEER_REDIS=self.args.redis, LP_PEER_QUEUE=self.queue)
+        import celery_peer
 
-        def dag(tag: str) -> tuple:
-            base = os.path.join(workspaces, tag)
-            start = time.time()
-            header = [run.si(appdir, os.path.join(base, "a")), run.si(appdir, os.path.join(base, "b"))]
-            result = chord(header)(run.si(appdir, os.path.join(base, "c")))
-            ended = result.get(timeout=60)
-            wall = time.time() - start
-            result.forget()
-            return ended - start, wall
+        self.app, self.run = celery_peer.app, celery_peer.run_action
+        self.log = open(os.path.join(self.root, "celery-workers.log"), "wb")   # noqa: SIM115 - closed in __exit__
+        try:
+            for i in range(self.args.nodes):
+                self.workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "celery", "-A", "celery_peer", "worker", "-P", "prefork",
+                     "-c", str(self.args.slots), "-Q", self.queue, "-n", f"peer{i}-{self.queue}@%h",
+                     "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                    cwd=HERE, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True))
+            deadline = time.monotonic() + 120
+            while len(self.app.control.ping(timeout=1.0)) < self.args.nodes:
+                if time.monotonic() > deadline or any(w.poll() is not None for w in self.workers):
+                    raise RuntimeError(f"the Celery workers did not start (see {self.log.name})")
+            for i in range(self.args.nodes * self.args.slots):   # warm-up, as the cluster's
+                self.dag()
+                self.run.delay(self.appdir, os.path.join(self.workspaces, f"warm-one{i}")).get(timeout=60)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
 
-        total_slots = args.nodes * args.slots
-        for i in range(total_slots):   # warm-up: as many DAGs and single tasks as the cluster's
-            dag(f"warm{i}")
-            run.delay(appdir, os.path.join(workspaces, f"warm-one{i}")).get(timeout=60)
-        servers, walls = [], []
-        for i in range(args.dag_runs):
-            server, wall = dag(f"dag{i}")
-            servers.append(server)
-            walls.append(wall)
-        result: dict = {"workers": args.nodes, "concurrency_per_worker": args.slots,
-                        "dag_latency_ms": {"median": bench.ms(statistics.median(servers)),
-                                           "p90": bench.ms(bench.percentile(servers, 0.9)),
-                                           "client_median": bench.ms(statistics.median(walls))}}
-
-        processes = [w.pid for w in workers] + [c for w in workers for c in children(w.pid)]
-        cpu_before = own_cpu_seconds(processes)
-        start = time.time()
-        results = ResultSet([run.delay(appdir, os.path.join(workspaces, f"one{i}")) for i in range(args.tasks)])
-        submitted = time.time() - start
-        ends = results.get(timeout=600)
-        elapsed = time.time() - start
-        cpu_after = own_cpu_seconds(processes)
-        results.forget()
-        span = max(ends) - start
-        result["throughput"] = {"tasks": args.tasks, "tasks_per_s": round(args.tasks / span, 1),
-                                "client_tasks_per_s": round(args.tasks / elapsed, 1),
-                                "submit_s": round(submitted, 2)}
-        result["workers_cpu_ms_per_task"] = round((cpu_after - cpu_before) / args.tasks * 1000, 2)
-        return result
-    finally:
-        for worker in workers:
+    def __exit__(self, *exc: object) -> None:
+        for worker in self.workers:
             if worker.poll() is None:
                 os.killpg(worker.pid, signal.SIGTERM)
-        for worker in workers:
+        for worker in self.workers:
             try:
                 worker.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
                 worker.wait(10)
-        log.close()
+        self.log.close()
         import redis
 
-        redis.Redis.from_url(args.redis).delete(queue)
+        redis.Redis.from_url(self.args.redis).delete(self.queue)
+
+    def dag(self) -> tuple:
+        """One chord: (seconds from its submission to the callback's end, the client's seconds)."""
+        from celery import chord
+
+        self.runs += 1
+        base, run, appdir = os.path.join(self.workspaces, f"dag{self.runs}"), self.run, self.appdir
+        start = time.time()
+        header = [run.si(appdir, os.path.join(base, "a")), run.si(appdir, os.path.join(base, "b"))]
+        result = chord(header)(run.si(appdir, os.path.join(base, "c")))
+        ended = result.get(timeout=60)
+        wall = time.time() - start
+        result.forget()
+        return ended - start, wall
+
+    def throughput(self, tasks: int) -> dict:
+        """``tasks`` tasks submitted at once: their rate, and the workers' own CPU."""
+        from celery.result import ResultSet
+
+        processes = [w.pid for w in self.workers] + [c for w in self.workers for c in children(w.pid)]
+        cpu_before = own_cpu_seconds(processes)
+        start = time.time()
+        results = ResultSet([self.run.delay(self.appdir, os.path.join(self.workspaces, f"one{i}"))
+                             for i in range(tasks)])
+        submitted = time.time() - start
+        ends = results.get(timeout=600)
+        elapsed = time.time() - start
+        cpu_after = own_cpu_seconds(processes)
+        results.forget()
+        return {"throughput": {"tasks": tasks, "tasks_per_s": round(tasks / (max(ends) - start), 1),
+                               "client_tasks_per_s": round(tasks / elapsed, 1), "submit_s": round(submitted, 2)},
+                "workers_cpu_ms_per_task": round((cpu_after - cpu_before) / tasks * 1000, 2)}
+
+
+def measure(args: argparse.Namespace, appdir: str, root: str, with_celery: bool) -> dict:
+    """Both systems up at once; their DAG runs interleaved with the floor's, one of each
+    in turn, so a load that comes and goes on the machine falls on all three alike; the
+    throughput runs back to back between two floor-rate runs."""
+    slots = args.nodes * args.slots
+    scratch = os.path.join(root, "floor-ws")
+    with contextlib.ExitStack() as stack, cf.ThreadPoolExecutor(2) as pool:
+        systems = {"litepipeline": stack.enter_context(bench.Lite(args, root))}
+        if with_celery:
+            systems["celery"] = stack.enter_context(CeleryPeer(args, appdir, root))
+        floor_dags: list = []
+        dags: dict = {name: [] for name in systems}
+        for i in range(args.dag_runs):
+            floor_dags.append(bench.floor_dag(appdir, os.path.join(scratch, f"dag{i}"), pool))
+            for name, system in systems.items():
+                dags[name].append(system.dag())
+        rates = [bench.floor_rate(appdir, os.path.join(scratch, "rate0"), args.tasks, slots)]
+        results = {name: system.throughput(args.tasks) for name, system in systems.items()}
+        rates.append(bench.floor_rate(appdir, os.path.join(scratch, "rate1"), args.tasks, slots))
+    floor = {"dag_floor_ms": bench.ms(statistics.median(floor_dags)),
+             "floor_rate_per_s": round(statistics.mean(rates), 1),
+             "floor_rates_before_after": [round(r, 1) for r in rates]}
+    out: dict = {"floors": floor}
+    for name, runs in dags.items():
+        result = {"dag_latency_ms": bench.latency([s for s, _ in runs], [w for _, w in runs]), **results[name]}
+        out[name] = bench.with_ratios(result, floor)
+    return out
 
 
 def main() -> None:
@@ -168,20 +206,17 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="litepipeline-peers-")
     try:
         appdir = bench.prepare(root)
-        floor = bench.floors(appdir, os.path.join(root, "floor-ws"), args.dag_runs, args.tasks,
-                             args.nodes * args.slots)
-        result: dict = {"nodes": args.nodes, "slots_per_node": args.slots, "python3": sys.version.split()[0],
-                        "floors": floor}
-        result["litepipeline"] = bench.with_ratios(bench.litepipeline(args, root), floor)
+        result: dict = {"nodes": args.nodes, "slots_per_node": args.slots, "python3": sys.version.split()[0]}
         reason = unavailable(args.redis)
         if reason:
-            result["celery"] = {"skipped": reason}
             print(f"peers.py: Celery skipped: {reason}", file=sys.stderr)
+        result.update(measure(args, appdir, root, with_celery=not reason))
+        if reason:
+            result["celery"] = {"skipped": reason}
         else:
             import celery
 
-            result["celery"] = {"version": celery.__version__,
-                                **bench.with_ratios(celery_run(args, appdir, root), floor)}
+            result["celery"]["version"] = celery.__version__
             ours, theirs = result["litepipeline"], result["celery"]
             result["litepipeline_beats_celery"] = {
                 "dag_latency": ours["dag_ratio_to_floor"] < theirs["dag_ratio_to_floor"],
