@@ -291,6 +291,21 @@ def test_a_writer_the_server_dropped_fails_one_round_then_is_replaced(store):
     assert store._writer is not writer and store.get_task("t3") is not None
 
 
+def test_text_the_server_refuses_fails_its_round_alone(store):
+    if store.inline_writes:
+        pytest.skip("PostgreSQL refuses NUL in text; SQLite stores it")
+    store.save(Batch(new_tasks=[task("t1")]))
+    bad = task("t2")
+    bad.task_name = "nul \x00 here"
+    t1 = task("t1", stage="running")
+    with pytest.raises(store.engine.dialect.loaded_dbapi.DataError):   # raised inside the pipeline
+        store.save(Batch(new_tasks=[bad], tasks={"t1": t1}))
+    assert store.get_task("t2") is None and store.get_task("t1")["stage"] == "pending"
+    bad.task_name = "clean"   # what the dispatcher's quarantine does, then writes the round again
+    store.save(Batch(new_tasks=[bad], tasks={"t1": t1}))
+    assert store.get_task("t2")["task_name"] == "clean" and store.get_task("t1")["stage"] == "running"
+
+
 def test_pg_commits_wait_for_the_wal_flush_unless_told_not_to(store):
     if store.inline_writes:
         pytest.skip("a PostgreSQL setting")
