@@ -45,10 +45,10 @@ class ManagerConfig:
     data_path: str = _key("./data", "manager data directory (applications, SQLite database)")
     database_url: Optional[str] = _key(None, "SQLAlchemy URL of the store; empty = SQLite file in data_path",
                                        secret=True)
-    pg_synchronous_commit: str = _key("on", "PostgreSQL: off = a round's commit returns before its WAL "
-                                                  "is flushed to disk (as SQLite's commits here): decisions "
-                                                  "survive a manager crash, the last ~0.6 s of them not a "
-                                                  "database server crash; on = wait for the flush")
+    pg_synchronous_commit: str = _key("on", "PostgreSQL: off = a round's commit returns before its WAL is "
+                                            "flushed to disk (as SQLite's commits here): decisions survive "
+                                            "a manager crash, the last ~0.6 s of them not a database server "
+                                            "crash; on = wait for the flush")
     max_unpacked_size: int = _key(4 * GiB, "largest total unpacked size of an application tarball, bytes",
                                   minimum=1)
     max_input_size: int = _key(MiB, "largest task input_data (JSON bytes)", minimum=1)

@@ -97,7 +97,7 @@ class Store:
             event.listen(self.engine, "connect", _asynchronous_commit)
         self._statements = self._build_statements()
         self._writes: dict[str, _Write] = {}   # compiled on the first save
-        self._writer: Any = None    # SQLite: the DBAPI connection save() keeps for itself
+        self._writer: Any = None    # the DBAPI connection save() keeps for itself
         # SQLite in WAL mode with synchronous=NORMAL commits without fsync, which costs less
         # than handing the batch to the database thread and back;
         # checkpoints, which do fsync, run on the database thread (see checkpoint()). A
@@ -258,7 +258,9 @@ class Store:
     def _connection(self) -> Any:
         """save()'s own connection, kept for the next round (rounds are written one at a
         time): SQLite's one writer; on a server database no pool check-out, whose ping cost
-        a round trip per round. From the engine, so the connect event's pragmas apply."""
+        a round trip per round (a connection the server dropped fails one round, is
+        invalidated by save(), and the dispatcher's retry gets a new one). From the engine,
+        so the connect event's settings apply."""
         if self._writer is None:
             self._writer = self.engine.raw_connection()
         return self._writer
