@@ -45,6 +45,8 @@ setup(
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],
         "postgres": ["psycopg[binary]>=3.1"],
+        # bench/peers.py: the same workload on Celery with a Redis broker, side by side
+        "bench": ["celery>=5.3", "redis>=4.5"],
         # pytest-xdist: scripts/test.sh runs the suite on two workers (most tests wait on processes)
         # ruff: tests/unit/test_lint.py holds the repository to pyproject.toml's lint rules
         # cryptography: the TLS tests make their own CA and certificates

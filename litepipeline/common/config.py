@@ -20,6 +20,7 @@ from litepipeline.common.targets import BadTarget, check_labels
 
 LOG_LEVELS = ("NOSET", "NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
+SYNCHRONOUS_COMMIT = ("on", "off")
 GiB = 1024 ** 3
 MiB = 1024 ** 2
 
@@ -53,6 +54,10 @@ class ManagerConfig:
     data_path: str = _key("./data", "manager data directory (applications, SQLite database)")
     database_url: Optional[str] = _key(None, "SQLAlchemy URL of the store; empty = SQLite file in data_path",
                                        secret=True)
+    pg_synchronous_commit: str = _key("on", "PostgreSQL: off = a round's commit returns before its WAL is "
+                                            "flushed to disk (as SQLite's commits here): decisions survive "
+                                            "a manager crash, the last ~0.6 s of them not a database server "
+                                            "crash; on = wait for the flush")
     max_unpacked_size: int = _key(4 * GiB, "largest total unpacked size of an application tarball, bytes",
                                   minimum=1)
     max_input_size: int = _key(MiB, "largest task input_data (JSON bytes)", minimum=1)
@@ -151,6 +156,8 @@ def _check(cls: type, name: str, value: Any) -> Any:
         if optional:
             return None
         raise ConfigError(f"configuration key '{name}' must not be empty")
+    if name == "pg_synchronous_commit" and isinstance(value, bool):
+        value = "on" if value else "off"   # YAML 1.1 reads a bare on/off as a boolean
     if isinstance(value, bool) or not isinstance(value, (int, float) if want is float else want):
         kind = {str: "a string", int: "an integer", float: "a number"}[want]
         raise ConfigError(f"configuration key '{name}' must be {kind}, got {type(value).__name__} {value!r}")
@@ -161,6 +168,8 @@ def _check(cls: type, name: str, value: Any) -> Any:
         raise ConfigError(f"configuration key '{name}' must be >= {minimum:g}, got {value!r}")
     if name == "log_level" and value.upper() not in LOG_LEVELS:
         raise ConfigError(f"configuration key 'log_level' must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    if name == "pg_synchronous_commit" and value not in SYNCHRONOUS_COMMIT:
+        raise ConfigError(f"configuration key 'pg_synchronous_commit' must be on or off, got {value!r}")
     if name == "log_format" and value not in LOG_FORMATS:
         raise ConfigError(f"configuration key 'log_format' must be one of {', '.join(LOG_FORMATS)}, "
                           f"got {value!r}")

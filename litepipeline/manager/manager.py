@@ -61,7 +61,8 @@ class Manager:
     def __init__(self, config: ManagerConfig, on_fatal: Callable[[str], None],
                  tls_server: Any = None) -> None:
         self.config = config
-        self.store = Store(config.database_url or sqlite_url(config.data_path))
+        self.store = Store(config.database_url or sqlite_url(config.data_path),
+                           synchronous_commit=config.pg_synchronous_commit == "on")
         self.db = DbThread()
         self.apps = AppStore(config.data_path, config.max_unpacked_size, config.max_actions)
         self.core = SchedulerCore(max_generated_actions=config.max_generated_actions,

@@ -429,3 +429,20 @@ def test_node_labels():
             config_from_dict("node", {"labels": labels})
         assert str(info.value) == message
     assert "labels: {}" in render_yaml("node")
+
+
+@pytest.mark.parametrize(("text", "expected"), [("", "on"), ("pg_synchronous_commit: off\n", "off"),
+                                                 ("pg_synchronous_commit: 'off'\n", "off"),
+                                                 ("pg_synchronous_commit: on\n", "on")])
+def test_pg_synchronous_commit_reads_yaml_on_and_off(text, expected):
+    from litepipeline.common.config import config_from_dict
+
+    config, _ = config_from_dict("manager", yaml.safe_load(text) or {})
+    assert config.pg_synchronous_commit == expected
+
+
+def test_pg_synchronous_commit_refuses_other_words():
+    from litepipeline.common.config import config_from_dict
+
+    with pytest.raises(ConfigError, match="'pg_synchronous_commit' must be on or off"):
+        config_from_dict("manager", {"pg_synchronous_commit": "local"})

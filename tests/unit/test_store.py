@@ -5,6 +5,7 @@ import datetime as dt
 import os
 import sqlite3
 import uuid
+from contextlib import closing
 from collections.abc import Iterable
 from typing import Any
 
@@ -293,8 +294,8 @@ def test_failed_save_midway_leaves_nothing_and_the_store_goes_on(store):
     store.save(Batch(new_tasks=[task("t2")], new_actions=twins[:1]))
     assert store.get_task("t1")["message"] == "changed" and store.get_task("t5") is not None
     assert [a["main"] for a in store.get_actions("t2")] == ["x"]
-    # SQLite keeps its writer connection; a server database's goes back to the pool
-    assert store.engine.pool.checkedout() == (1 if store.inline_writes else 0)
+    # save() keeps its one writer connection, on SQLite and on a server database alike
+    assert store.engine.pool.checkedout() == 1
 
 
 class Unrollbackable:
@@ -302,6 +303,10 @@ class Unrollbackable:
 
     def __init__(self, conn: Any) -> None:
         self.conn, self.invalidated = conn, False
+
+    @property
+    def driver_connection(self) -> Any:
+        return self.conn.driver_connection
 
     def cursor(self) -> Any:
         return self.conn.cursor()
@@ -335,7 +340,57 @@ def test_a_connection_that_cannot_roll_back_is_dropped(store, monkeypatch):
     assert broken[0].invalidated and store.get_task("t1") is None
     store.save(Batch(new_tasks=[task("t1")]))
     assert store.get_task("t1") is not None
-    assert store.engine.pool.checkedout() == (1 if store.inline_writes else 0)
+    assert store.engine.pool.checkedout() == 1
+
+
+def test_a_writer_the_server_dropped_fails_one_round_then_is_replaced(store):
+    if store.inline_writes:
+        pytest.skip("a server database's connection")
+    store.save(Batch(new_tasks=[task("t1")]))
+    writer = store._writer
+    store.save(Batch(new_tasks=[task("t2")]))
+    assert store._writer is writer   # kept between rounds: no check-out (and ping) per round
+    pid = writer.driver_connection.info.backend_pid
+    with store.engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        conn.commit()
+    with pytest.raises(store.engine.dialect.loaded_dbapi.OperationalError):
+        store.save(Batch(new_tasks=[task("t3")]))
+    assert store.get_task("t3") is None
+    store.save(Batch(new_tasks=[task("t3")]))   # the dispatcher's retry
+    assert store._writer is not writer and store.get_task("t3") is not None
+
+
+def test_text_the_server_refuses_fails_its_round_alone(store):
+    if store.inline_writes:
+        pytest.skip("PostgreSQL refuses NUL in text; SQLite stores it")
+    store.save(Batch(new_tasks=[task("t1")]))
+    bad = task("t2")
+    bad.task_name = "nul \x00 here"
+    t1 = task("t1", stage="running")
+    with pytest.raises(store.engine.dialect.loaded_dbapi.DataError):   # raised inside the pipeline
+        store.save(Batch(new_tasks=[bad], tasks={"t1": t1}))
+    assert store.get_task("t2") is None and store.get_task("t1")["stage"] == "pending"
+    bad.task_name = "clean"   # what the dispatcher's quarantine does, then writes the round again
+    store.save(Batch(new_tasks=[bad], tasks={"t1": t1}))
+    assert store.get_task("t2")["task_name"] == "clean" and store.get_task("t1")["stage"] == "running"
+
+
+def test_pg_commits_wait_for_the_wal_flush_unless_told_not_to(store):
+    if store.inline_writes:
+        pytest.skip("a PostgreSQL setting")
+    fast = Store(store.url, synchronous_commit=False)
+    try:
+        for each in (store, fast):
+            each.save(Batch(new_tasks=[task(f"sync-{id(each)}")]))
+            with closing(each._writer.cursor()) as cursor:
+                cursor.execute("SHOW synchronous_commit")
+                value = cursor.fetchone()[0]
+            each._writer.rollback()
+            assert value == ("on" if each is store else "off")
+        assert fast.get_task(f"sync-{id(fast)}") is not None
+    finally:
+        fast.close()
 
 
 def test_close_releases_the_sqlite_writer(tmp_path):
