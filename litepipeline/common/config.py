@@ -63,6 +63,8 @@ class ManagerConfig:
     auth_token: Optional[str] = _key(None, "shared secret; when set every API call but GET / needs "
                                            "'Authorization: Bearer <token>' and nodes must present it",
                                      secret=True)
+    metrics_public: bool = _key(False, "true: GET /metrics answers without the auth_token (for a Prometheus "
+                                       "that holds no secret); the other routes still need it")
     timezone: Optional[str] = _key(None, "IANA zone of schedules that name none; empty = the machine's zone")
     service_stop_timeout: float = _key(10, "seconds a disabled service's task has to end after its signal "
                                            "before it is killed (SIGKILL)", minimum=0)
@@ -110,6 +112,8 @@ class NodeConfig:
                                        "set: the manager's HTTP and TCP ports are reached with TLS")
     auth_token: Optional[str] = _key(None, "shared secret of the cluster (same as the manager's auth_token)",
                                      secret=True)
+    metrics_public: bool = _key(False, "true: GET /metrics answers without the auth_token (for a Prometheus "
+                                       "that holds no secret); the other routes still need it")
 
 
 Config = Union[ManagerConfig, NodeConfig]
@@ -119,7 +123,7 @@ _PATH_KEYS = ("log_path", "data_path")
 
 def _base_type(annotation: str) -> type:
     # Annotations are strings (from __future__ import annotations); map the few we use.
-    return {"str": str, "int": int, "float": float, "Optional[str]": str}[annotation]
+    return {"str": str, "int": int, "float": float, "bool": bool, "Optional[str]": str}[annotation]
 
 
 def _check(cls: type, name: str, value: Any) -> Any:
@@ -130,8 +134,8 @@ def _check(cls: type, name: str, value: Any) -> Any:
         if optional:
             return None
         raise ConfigError(f"configuration key '{name}' must not be empty")
-    if isinstance(value, bool) or not isinstance(value, (int, float) if want is float else want):
-        kind = {str: "a string", int: "an integer", float: "a number"}[want]
+    if isinstance(value, bool) != (want is bool) or not isinstance(value, (int, float) if want is float else want):
+        kind = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[want]
         raise ConfigError(f"configuration key '{name}' must be {kind}, got {type(value).__name__} {value!r}")
     if want is float:
         value = float(value)
