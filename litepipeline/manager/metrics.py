@@ -25,10 +25,10 @@ from prometheus_client.registry import Collector
 
 from litepipeline.common.httpmetrics import HttpMetrics, exposition_text
 from litepipeline.common.states import Stage
+from litepipeline.manager.taskstate import DAG
 
-FINISHED = Stage.FINISHED.value
-RUNNING = Stage.RUNNING.value
-PENDING = Stage.PENDING.value
+FINISHED, RUNNING, PENDING, STOPPING = (s.value for s in (Stage.FINISHED, Stage.RUNNING, Stage.PENDING,
+                                                          Stage.STOPPING))
 #: attempt run time buckets, seconds: a no-op action to a long batch job
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
                     4 * 3600.0, 24 * 3600.0)
@@ -153,21 +153,23 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         core = self.core
-        stages = {PENDING: 0, RUNNING: 0, Stage.STOPPING.value: 0}
+        stages = {PENDING: 0, RUNNING: 0, STOPPING: 0}
         pending_actions = 0
         for task in list(core.tasks.values()):
             if task.stage in stages:
                 stages[task.stage] += 1
-                for action in task.actions.values():
-                    if action.stage == PENDING:
-                        pending_actions += 1
+                if task.stage != STOPPING:   # a stopping task's pending actions never run
+                    for action in task.actions.values():
+                        if action.stage == PENDING and action.kind == DAG:
+                            pending_actions += 1
         tasks = GaugeMetricFamily("litepipeline_tasks_unfinished", "Tasks not finished yet, by stage "
                                   "(pending: none of its actions started yet)", labels=["stage"])
         for stage, count in stages.items():
             tasks.add_metric([stage], count)
         yield tasks
-        yield GaugeMetricFamily("litepipeline_actions_pending", "Actions of unfinished tasks waiting to run "
-                                "(for their upstream actions, a retry or a free slot)", value=pending_actions)
+        yield GaugeMetricFamily("litepipeline_actions_pending", "Actions of pending and running tasks waiting "
+                                "to run (for their upstream actions, a retry or a free slot); event actions "
+                                "not included", value=pending_actions)
         mono = core.mono()
         nodes = list(core.nodes.values())
         yield GaugeMetricFamily("litepipeline_nodes_up", "Registered nodes (draining ones included)",

@@ -135,11 +135,13 @@ def test_state_is_read_from_the_core_at_scrape_time(core, clock):
     assert value(s, "litepipeline_tasks_unfinished", stage="running") == 2
     assert value(s, "litepipeline_tasks_unfinished", stage="pending") == 0
     assert value(s, "litepipeline_actions_pending") == 3   # b waits for a; two of t2's for a slot
-    core.add_task(make_task("t3", ("x", [])))
+    core.add_task(make_task("t3", ("x", []), ("on_fail", [], {"kind": "event"}), on_fail="on_fail"))
     core.stop_task("t1", -15)
     s = values(metrics)
     assert value(s, "litepipeline_tasks_unfinished", stage="pending") == 1
     assert value(s, "litepipeline_tasks_unfinished", stage="stopping") == 1
+    # t1's b never runs now; t3's x waits, its event action is not work waiting
+    assert value(s, "litepipeline_actions_pending") == 3
 
 
 def test_commits_are_observed(core):
