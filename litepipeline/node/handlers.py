@@ -89,6 +89,6 @@ def make_app(node: Any) -> tornado.web.Application:
             (r"/workspace/delete", wsarchive.WorkspaceDeleteHandler, args),
             (r"/metrics", MetricsHandler, args),
         ],
-        getattr(getattr(node, "metrics", None), "http", None),
+        getattr(getattr(node, "metrics", None), "http", None),   # a stand-in node without metrics counts nothing
         default_handler_class=NotFoundHandler,
     )

@@ -16,7 +16,7 @@ class MetricsHandler(ManagerHandler):
     def initialize(self, manager: Manager, metrics: Optional[ManagerMetrics] = None) -> None:  # type: ignore[override]
         super().initialize(manager)
         self.metrics = metrics
-        self.public = bool(manager is not None and manager.config.metrics_public)
+        self.public = bool(manager.config.metrics_public)
 
     def get(self) -> None:
         if self.metrics is None:
