@@ -11,7 +11,9 @@ import re
 from typing import Any, Optional
 
 import tornado.web
-from prometheus_client import CollectorRegistry, Counter, Histogram, exposition
+from prometheus_client import CollectorRegistry, exposition
+
+from litepipeline.common.tallies import Buckets, Tally, TallyCollector
 
 # text format 0.0.4 whatever the library's newest format is (Prometheus reads both)
 CONTENT_TYPE = getattr(exposition, "CONTENT_TYPE_PLAIN_0_0_4", exposition.CONTENT_TYPE_LATEST)
@@ -25,14 +27,13 @@ class HttpMetrics:
     on ``registry``, labelled by route pattern (and status code for the counter)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter("litepipeline_http_requests", "HTTP requests answered, by route pattern and "
-                                "status code", ["route", "code"], registry=registry)
-        self.seconds = Histogram("litepipeline_http_request_duration_seconds", "HTTP request time from its "
-                                 "first byte to the answer's last, by route pattern", ["route"],
-                                 buckets=REQUEST_BUCKETS, registry=registry)
-        # handler class -> its route patterns (a class may serve several); filled lazily
+        self.requests = Tally("litepipeline_http_requests", "HTTP requests answered, by route pattern and "
+                              "status code", ["route", "code"])
+        self.seconds = Buckets("litepipeline_http_request_duration_seconds", "HTTP request time from its "
+                               "first byte to the answer's last, by route pattern", REQUEST_BUCKETS, ["route"])
+        registry.register(TallyCollector(self.requests, self.seconds))
+        # handler class -> its route patterns (a class may serve several); see learn()
         self._routes: dict[type, list[tuple[re.Pattern, str]]] = {}
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def learn(self, app: tornado.web.Application) -> None:
         """Read ``app``'s routing rules: which patterns each handler class serves."""
@@ -53,13 +54,9 @@ class HttpMetrics:
 
     def observe(self, handler: tornado.web.RequestHandler) -> None:
         """Count one answered request (called by :class:`MeteredApplication`)."""
-        key = (self.route(handler), handler.get_status())
-        children = self._children.get(key)
-        if children is None:   # labels() takes a lock and builds a tuple: once per (route, code)
-            children = self._children[key] = (self.requests.labels(key[0], str(key[1])),
-                                              self.seconds.labels(key[0]))
-        children[0].inc()
-        children[1].observe(handler.request.request_time())
+        route = self.route(handler)
+        self.requests.inc(route, str(handler.get_status()))
+        self.seconds.observe(handler.request.request_time(), route)
 
 
 class MeteredApplication(tornado.web.Application):

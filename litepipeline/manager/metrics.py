@@ -18,13 +18,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterator, Optional
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from litepipeline.common.httpmetrics import HttpMetrics, exposition_text
 from litepipeline.common.states import Stage
+from litepipeline.common.tallies import Buckets, Tally, TallyCollector
 from litepipeline.manager.taskstate import DAG
 
 FINISHED, RUNNING, PENDING, STOPPING = (s.value for s in (Stage.FINISHED, Stage.RUNNING, Stage.PENDING,
@@ -58,41 +59,31 @@ class ManagerMetrics:
 
     def __init__(self, core: Any, process: bool = True) -> None:
         self.registry = CollectorRegistry()
-        reg = self.registry
-        self.tasks = Counter("litepipeline_tasks_finished", "Tasks that ended, by final status",
-                             ["status"], registry=reg)
-        self.actions = Counter("litepipeline_actions_finished", "Actions that ended (after their retries), "
-                               "by final status", ["status"], registry=reg)
-        self.attempts = Counter("litepipeline_attempts_finished", "Action attempts that ended, by status "
-                                "(success, fail, kill, lost)", ["status"], registry=reg)
-        self.duration = Histogram("litepipeline_action_duration_seconds", "Action attempt run time, from its "
-                                  "start to its end as the node reported them, by status", ["status"],
-                                  buckets=DURATION_BUCKETS, registry=reg)
-        self.dispatch_start = Histogram("litepipeline_dispatch_to_start_seconds", "Time from the dispatch of an "
-                                        "attempt to its start on the node (application copy, workspace, "
-                                        "process start)", buckets=START_BUCKETS, registry=reg)
-        self.commit_seconds = Histogram("litepipeline_store_commit_seconds", "Time to write one scheduling "
-                                        "round's changes to the store (one transaction)",
-                                        buckets=COMMIT_BUCKETS, registry=reg)
-        self.http = HttpMetrics(reg)
+        self.tasks = Tally("litepipeline_tasks_finished", "Tasks that ended, by final status", ["status"])
+        self.actions = Tally("litepipeline_actions_finished", "Actions that ended (after their retries), by final "
+                             "status", ["status"])
+        self.attempts = Tally("litepipeline_attempts_finished", "Action attempts that ended, by status (success, "
+                              "fail, kill, lost)", ["status"])
+        self.duration = Buckets("litepipeline_action_duration_seconds", "Action attempt run time, from its start "
+                                "to its end as the node reported them, by status", DURATION_BUCKETS, ["status"])
+        self.dispatch_start = Buckets("litepipeline_dispatch_to_start_seconds", "Time from the dispatch of an "
+                                      "attempt to its start on the node (application copy, workspace, process "
+                                      "start)", START_BUCKETS)
+        self.commit_seconds = Buckets("litepipeline_store_commit_seconds", "Time to write one scheduling round's "
+                                      "changes to the store (one transaction)", COMMIT_BUCKETS)
+        self.registry.register(TallyCollector(self.tasks, self.actions, self.attempts, self.duration,
+                                              self.dispatch_start, self.commit_seconds))
+        self.http = HttpMetrics(self.registry)
         self.state = StateCollector(core)
-        reg.register(self.state)
+        self.registry.register(self.state)
         if process:   # CPU, memory, open files of this process (read from /proc at scrape time)
-            ProcessCollector(registry=reg)
-        self._children: dict[tuple[int, str], Any] = {}
+            ProcessCollector(registry=self.registry)
         self._started: set[str] = set()
 
     def watch(self, dispatcher: Any) -> None:
         """Hear of every committed round and every store commit of ``dispatcher``."""
         dispatcher.saved_listeners.append(self.saved)
         dispatcher.on_commit = self.commit
-
-    def _child(self, which: int, metric: Any, status: str) -> Any:
-        # labels() takes a lock and builds a tuple: done once per status, not per event
-        child = self._children.get((which, status))
-        if child is None:
-            child = self._children[(which, status)] = metric.labels(status)
-        return child
 
     def commit(self, seconds: float) -> None:
         """One store transaction of a round took ``seconds`` (the dispatcher's hook)."""
@@ -106,10 +97,10 @@ class ManagerMetrics:
         """
         for task in (*batch.new_tasks, *batch.tasks.values()):
             if task.stage == FINISHED and task.status:
-                self._child(0, self.tasks, task.status).inc()
+                self.tasks.inc(task.status)
         for action in batch.actions.values():
             if action.stage == FINISHED and action.status:
-                self._child(1, self.actions, action.status).inc()
+                self.actions.inc(action.status)
             elif action.stage == RUNNING and action.start_at is not None and action.attempt_id:
                 # a "running" report: the start is known now, long before the attempt ends
                 if action.attempt_id not in self._started:
@@ -117,10 +108,10 @@ class ManagerMetrics:
         for record in (*batch.new_attempts, *batch.attempts.values()):
             if record.status is None:
                 continue
-            self._child(2, self.attempts, record.status).inc()
+            self.attempts.inc(record.status)
             took = seconds_between(record.start_at, record.end_at)
             if took is not None:
-                self._child(3, self.duration, record.status).observe(took)
+                self.duration.observe(took, record.status)
             if record.attempt_id in self._started:
                 self._started.discard(record.attempt_id)
             else:

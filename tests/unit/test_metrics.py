@@ -17,6 +17,7 @@ from tornado.netutil import bind_sockets
 from litepipeline.common import clock as wall
 from litepipeline.common.httpmetrics import REQUEST_BUCKETS, HttpMetrics, MeteredApplication
 from litepipeline.common.states import AttemptState
+from litepipeline.common.tallies import Buckets, Tally, TallyCollector
 from litepipeline.manager import metrics as manager_metrics
 from litepipeline.manager.metrics import ManagerMetrics, seconds_between
 from litepipeline.manager.scheduler import SchedulerCore
@@ -256,3 +257,27 @@ def test_http_requests_are_counted_by_route_pattern():
     assert value(s, "litepipeline_http_request_duration_seconds_count", route="/item/([0-9]+)") == 3
     routes = {dict(labels).get("route") for name, labels in s if name == "litepipeline_http_requests_total"}
     assert routes == {"/hello", "/item/([0-9]+)", "/other", "ErrorHandler"}   # never a raw URL
+
+
+def test_tallies_expose_cumulative_buckets_with_inclusive_bounds():
+    registry = CollectorRegistry()
+    hist = Buckets("h_seconds", "a histogram", (0.1, 1.0, 10.0), ["kind"])
+    plain = Buckets("p_seconds", "no labels", (1.0, 2.0))
+    count = Tally("c", "a counter", ["kind"])
+    registry.register(TallyCollector(hist, plain, count))
+    for v in (0.05, 0.1, 0.5, 1.0, 99.0):   # a value equal to a bound is in that bucket (le)
+        hist.observe(v, "a")
+    hist.observe(3.0, "b")
+    count.inc("a")
+    count.inc("a")
+    owner = types.SimpleNamespace(text=lambda: generate_latest(registry))
+    s = values(owner)
+    assert [value(s, "h_seconds_bucket", kind="a", le=le) for le in ("0.1", "1.0", "10.0", "+Inf")] == [2, 4, 4, 5]
+    assert value(s, "h_seconds_count", kind="a") == 5
+    assert value(s, "h_seconds_sum", kind="a") == pytest.approx(100.65)
+    assert [value(s, "h_seconds_bucket", kind="b", le=le) for le in ("1.0", "10.0", "+Inf")] == [0, 1, 1]
+    assert value(s, "c_total", kind="a") == 2
+    # a series without labels is there from the start, at zero
+    assert ("p_seconds_count", frozenset()) in s and value(s, "p_seconds_bucket", le="+Inf") == 0
+    with pytest.raises(ValueError):
+        Buckets("bad", "unordered", (1.0, 0.5))
