@@ -41,6 +41,8 @@ setup(
         "argcomplete>=3.0",
         # log_format: json (one JSON object per log line, for log collectors)
         "python-json-logger>=3.1",
+        # GET /metrics on the manager and nodes: Prometheus's own text format and histograms
+        "prometheus-client>=0.17",
     ],
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],

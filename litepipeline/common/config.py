@@ -79,6 +79,8 @@ class ManagerConfig:
     auth_token: Optional[str] = _key(None, "shared secret; when set every API call but GET / needs "
                                            "'Authorization: Bearer <token>' and nodes must present it",
                                      secret=True)
+    metrics_public: bool = _key(False, "true: GET /metrics answers without the auth_token (for a Prometheus "
+                                       "that holds no secret); the other routes still need it")
     timezone: Optional[str] = _key(None, "IANA zone of schedules that name none; empty = the machine's zone")
     service_stop_timeout: float = _key(10, "seconds a disabled service's task has to end after its signal "
                                            "before it is killed (SIGKILL)", minimum=0)
@@ -131,6 +133,8 @@ class NodeConfig:
                                      secret=True)
     labels: dict = _key({}, "map of name: value (e.g. {gpu: a100, zone: b}); an action whose target names "
                             "labels runs only on nodes that have them all")
+    metrics_public: bool = _key(False, "true: GET /metrics answers without the auth_token (for a Prometheus "
+                                       "that holds no secret); the other routes still need it")
 
 
 Config = Union[ManagerConfig, NodeConfig]
@@ -140,7 +144,7 @@ _PATH_KEYS = ("log_path", "data_path")
 
 def _base_type(annotation: str) -> type:
     # Annotations are strings (from __future__ import annotations); map the few we use.
-    return {"str": str, "int": int, "float": float, "Optional[str]": str, "dict": dict}[annotation]
+    return {"str": str, "int": int, "float": float, "bool": bool, "Optional[str]": str, "dict": dict}[annotation]
 
 
 def _check(cls: type, name: str, value: Any) -> Any:
@@ -158,8 +162,8 @@ def _check(cls: type, name: str, value: Any) -> Any:
         raise ConfigError(f"configuration key '{name}' must not be empty")
     if name == "pg_synchronous_commit" and isinstance(value, bool):
         value = "on" if value else "off"   # YAML 1.1 reads a bare on/off as a boolean
-    if isinstance(value, bool) or not isinstance(value, (int, float) if want is float else want):
-        kind = {str: "a string", int: "an integer", float: "a number"}[want]
+    if isinstance(value, bool) != (want is bool) or not isinstance(value, (int, float) if want is float else want):
+        kind = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[want]
         raise ConfigError(f"configuration key '{name}' must be {kind}, got {type(value).__name__} {value!r}")
     if want is float:
         value = float(value)

@@ -80,6 +80,8 @@ class Dispatcher:
         #: the pending tasks beyond the core's window (manager/backlog.py): read before each
         #: round's events and admitted first in it
         self.backlog: Optional[Any] = None
+        #: told the seconds each store transaction of a round took (the metrics' histogram)
+        self.on_commit: Optional[Callable[[float], None]] = None
 
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._run())
@@ -179,8 +181,11 @@ class Dispatcher:
                     self.store.save(batch)
                 else:
                     await self.db(self.store.save, batch)
+                took = time.perf_counter() - started
                 self.commits += 1
-                self.commit_seconds += time.perf_counter() - started
+                self.commit_seconds += took
+                if self.on_commit is not None:
+                    self.on_commit(took)
                 return failed
             except Exception as exc:  # noqa: BLE001
                 problems = unstorable_tasks(batch)

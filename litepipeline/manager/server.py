@@ -6,7 +6,6 @@ import logging
 import sys
 from typing import Optional
 
-import tornado.web
 from tornado.httpserver import HTTPServer
 
 from litepipeline.common import netresolve
@@ -14,10 +13,12 @@ from litepipeline.common.config import public_view
 from litepipeline.common.daemon import (listen_failure, load_or_exit, on_stop_signals, parse_args,
                                        setup_logging)
 from litepipeline.common.datalock import lock_or_exit
+from litepipeline.common.httpmetrics import MeteredApplication
 from litepipeline.common.tls import Tls, tls_or_exit
 from litepipeline.common.web import NotFoundHandler
 from litepipeline.manager.handlers import routes
 from litepipeline.manager.manager import Manager
+from litepipeline.manager.metrics import ManagerMetrics
 from litepipeline.manager.ui.app import WebUI
 from litepipeline.version import __version__
 
@@ -26,10 +27,11 @@ LOG = logging.getLogger("litepipeline.manager")
 JSON_BODY_LIMIT = 64 * 1024 * 1024
 
 
-def application(manager: Manager, ui: WebUI) -> tornado.web.Application:
-    """Every HTTP route of the manager: the API and the web interface (see manager/openapi.py)."""
-    return tornado.web.Application(routes(manager) + ui.routes(), default_handler_class=NotFoundHandler,
-                                   **ui.settings())
+def application(manager: Manager, ui: WebUI, metrics: ManagerMetrics) -> tornado.web.Application:
+    """Every HTTP route of the manager: the API, GET /metrics and the web interface (see
+    manager/openapi.py), each request counted in ``metrics``."""
+    return MeteredApplication(routes(manager, metrics) + ui.routes(), metrics.http,
+                              default_handler_class=NotFoundHandler, **ui.settings())
 
 
 async def serve(config) -> int:  # noqa: ANN001
@@ -47,12 +49,14 @@ async def serve(config) -> int:  # noqa: ANN001
     tls.configure_http_clients()
     try:
         manager = Manager(config, fatal, tls.server)
+        metrics = ManagerMetrics(manager.core)   # GET /metrics
+        metrics.watch(manager.dispatcher)
         await manager.start()
     except Exception as exc:  # noqa: BLE001 - a start-up failure is one clear line, exit 2
         LOG.critical("cannot start: %s", exc)
         return 2
     ui = WebUI(manager)   # the web interface at /ui/
-    app = application(manager, ui)
+    app = application(manager, ui, metrics)
     http = HTTPServer(app, max_body_size=max(JSON_BODY_LIMIT, config.max_output_size * 2),
                       max_buffer_size=JSON_BODY_LIMIT, idle_connection_timeout=300, ssl_options=tls.server)
     for listen, host_key, port_key in ((http.listen, "http_host", "http_port"),

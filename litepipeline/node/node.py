@@ -27,6 +27,7 @@ from litepipeline.node.executor import Executor
 from litepipeline.node.handlers import make_app
 from litepipeline.node.lease import Lease
 from litepipeline.node.managerlink import ManagerLink, id_path_for
+from litepipeline.node.metrics import NodeMetrics
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import Trash, Workspaces
 from litepipeline.version import __version__
@@ -69,6 +70,7 @@ class Node:
         self.link.ssl_options = self.tls.client   # the manager's TCP port: verified against tls_ca
         self.link.on_heard = self.lease.renew
         self.executor.lease_lapsed = self.lease.lapsed_since
+        self.metrics = NodeMetrics(self)   # GET /metrics
         self.http_port = config.http_port
         self._server: Optional[HTTPServer] = None
         self._sweeper: Optional[asyncio.Task] = None

@@ -190,6 +190,9 @@ def test_database_url_driver_messages():
     ("node", {"manager_tcp_port": True}, "configuration key 'manager_tcp_port' must be an integer, got bool True"),
     ("node", {"heartbeat_timeout": [30]}, "configuration key 'heartbeat_timeout' must be a number, got list [30]"),
     ("node", {"log_level": 10}, "configuration key 'log_level' must be a string, got int 10"),
+    ("manager", {"metrics_public": "yes"}, "configuration key 'metrics_public' must be true or false, got str 'yes'"),
+    ("node", {"metrics_public": 1}, "configuration key 'metrics_public' must be true or false, got int 1"),
+    ("node", {"metrics_public": None}, "configuration key 'metrics_public' must not be empty"),
 ])
 def test_wrong_types_name_the_key(role, raw, message):
     assert _error(role, raw) == message
@@ -218,6 +221,13 @@ def test_bad_log_level():
 @pytest.mark.parametrize("level", ["NOSET", "NOTSET", "DEBUG", "info", "Warning", "ERROR", "CRITICAL"])
 def test_log_levels_accepted(level):
     assert config_from_dict("node", {"log_level": level})[0].log_level == level
+
+
+@pytest.mark.parametrize("role", ["manager", "node"])
+def test_metrics_public_is_a_boolean_off_by_default(role):
+    assert config_from_dict(role, {})[0].metrics_public is False
+    assert config_from_dict(role, {"metrics_public": True})[0].metrics_public is True
+    assert "metrics_public: false" in render_yaml(role)
 
 
 def test_not_a_mapping():

@@ -10,6 +10,7 @@ import tornado.web
 from openapi_spec_validator import validate
 
 from litepipeline.manager import openapi
+from litepipeline.manager.metrics import ManagerMetrics
 from litepipeline.manager.server import application
 from litepipeline.manager.ui.app import WebUI
 
@@ -23,7 +24,7 @@ def served_app() -> tornado.web.Application:
     manager = SimpleNamespace(config=SimpleNamespace(auth_token=None),
                               dispatcher=SimpleNamespace(saved_listeners=[]),
                               cluster=SimpleNamespace(listeners=[]))
-    return application(manager, WebUI(manager))
+    return application(manager, WebUI(manager), ManagerMetrics(SimpleNamespace(tasks={}), process=False))
 
 
 def to_openapi_path(regex: str) -> str:

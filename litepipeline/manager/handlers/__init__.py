@@ -5,9 +5,12 @@ from litepipeline.common.web import NotFoundHandler
 from litepipeline.manager.handlers import (
     apps, cluster, legacy, schedules, services, tasks, toolkit, versions, workflows,
 )
+from litepipeline.manager.handlers import metrics as metrics_handlers
 
 
-def routes(manager) -> list:  # noqa: ANN001
+def routes(manager, metrics=None) -> list:  # noqa: ANN001
+    """Every API route; ``metrics``: the :class:`~litepipeline.manager.metrics.ManagerMetrics`
+    ``GET /metrics`` answers from (without it that route is 404)."""
     args = {"manager": manager}
     table = [
         (r"/", cluster.IndexHandler),
@@ -43,7 +46,7 @@ def routes(manager) -> list:  # noqa: ANN001
         *workflows.ROUTES,
     ]
     table += versions.ROUTES + legacy.ROUTES
-    return [(path, handler, args) for path, handler in table]
+    return [(path, handler, args) for path, handler in table] + metrics_handlers.routes(manager, metrics)
 
 
 __all__ = ["routes", "NotFoundHandler"]
