@@ -27,7 +27,7 @@ LOG = logging.getLogger("litepipeline.manager")
 JSON_BODY_LIMIT = 64 * 1024 * 1024
 
 
-def application(manager: Manager, ui: WebUI, metrics: ManagerMetrics) -> tornado.web.Application:
+def application(manager: Manager, ui: WebUI, metrics: ManagerMetrics) -> MeteredApplication:
     """Every HTTP route of the manager: the API, GET /metrics and the web interface (see
     manager/openapi.py), each request counted in ``metrics``."""
     return MeteredApplication(routes(manager, metrics) + ui.routes(), metrics.http,
