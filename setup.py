@@ -41,17 +41,25 @@ setup(
         "argcomplete>=3.0",
         # log_format: json (one JSON object per log line, for log collectors)
         "python-json-logger>=3.1",
+        # GET /metrics on the manager and nodes: Prometheus's own text format and histograms
+        "prometheus-client>=0.17",
     ],
     extras_require={
         "pack": ["venv-pack>=0.2", "pyinstaller>=5.0"],
         "postgres": ["psycopg[binary]>=3.1"],
+        # bench/peers.py: the same workload on Celery with a Redis broker, side by side
+        "bench": ["celery>=5.3", "redis>=4.5"],
         # pytest-xdist: scripts/test.sh runs the suite on two workers (most tests wait on processes)
         # ruff: tests/unit/test_lint.py holds the repository to pyproject.toml's lint rules
         # cryptography: the TLS tests make their own CA and certificates
         # playwright drives Debian's chromium in the web interface's browser tests
+        # openapi-spec-validator checks /openapi.json is valid OpenAPI 3.1; jsonschema checks
+        # the end-to-end tests' answers against its response schemas
         "test": ["pytest>=7", "pytest-xdist>=3.0", "ruff>=0.4", "psycopg[binary]>=3.1", "venv-pack>=0.2",
                  "playwright>=1.40",
-                 "cryptography>=41"],
+                 "cryptography>=41", "openapi-spec-validator>=0.7", "jsonschema>=4.18"],
+        # scripts/fuzz_api.sh: schemathesis generates requests from /openapi.json against a live cluster
+        "fuzz": ["schemathesis>=4.0,<5"],
     },
     entry_points={
         "console_scripts": [

@@ -99,6 +99,8 @@ class Action:
         timeout: seconds before the node kills the action (extension; omitted when None).
         retries: how many times a failed action is retried (extension; omitted when None).
         retry_delay: seconds between retries (extension; omitted when None).
+        target: where it may run, e.g. ``{"labels": {"gpu": "a100"}}`` (keys ``labels``,
+            ``node_id``, ``node_ip``, ``platform``; checked by the manager; omitted when None).
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class Action:
         timeout: float | None = None,
         retries: int | None = None,
         retry_delay: float | None = None,
+        target: dict | None = None,
     ) -> None:
         if condition is None:
             condition = []
@@ -139,6 +142,9 @@ class Action:
         self.timeout = _check_number(timeout, "timeout", positive=True)
         self.retries = _check_number(retries, "retries", integer=True)
         self.retry_delay = _check_number(retry_delay, "retry_delay")
+        if target is not None and not isinstance(target, dict):
+            raise ValueError(f"target must be a dict, got {type(target).__name__}")
+        self.target = dict(target) if target is not None else None
 
     def to_dict(self) -> dict:
         """The JSON-ready dict for ``output.data``; unset optional keys are omitted."""
@@ -148,7 +154,7 @@ class Action:
             "condition": list(self.condition),
             "input_data": dict(self.input_data),
         }
-        for key in ("env", "to_action", "timeout", "retries", "retry_delay"):
+        for key in ("env", "to_action", "timeout", "retries", "retry_delay", "target"):
             value = getattr(self, key)
             if value is not None:
                 result[key] = value

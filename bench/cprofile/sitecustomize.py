@@ -7,6 +7,9 @@ Every ``litemanager``/``litenode`` process started with this directory on ``PYTH
 writes ``<name>-<pid>.prof`` into ``LP_CPROFILE_DIR`` when it exits (read them with
 ``python -m pstats``). Call counts are exact, so two versions can be compared per task
 on a busy machine where timings are not; cProfile's own overhead inflates the times.
+With ``LP_CPROFILE_CLOCK=cpu`` the times are the process's CPU time instead of wall time,
+so a call that waits (``epoll``, a ``send`` that yields the core to the woken receiver)
+counts only what it computed: the figure to compare on a shared, loaded machine.
 """
 import os
 import sys
@@ -17,8 +20,12 @@ if _DIR:
     if _NAME in ("litemanager", "litenode"):
         import atexit
         import cProfile
+        import time
 
-        _PROFILE = cProfile.Profile()
+        if os.environ.get("LP_CPROFILE_CLOCK") == "cpu":
+            _PROFILE = cProfile.Profile(time.process_time)
+        else:
+            _PROFILE = cProfile.Profile()
         _PROFILE.enable()
 
         def _dump() -> None:

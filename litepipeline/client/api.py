@@ -14,11 +14,14 @@ import http.client
 import os
 import socket
 import time
+import uuid
 from typing import Any, BinaryIO, Callable, Optional
 
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
+from urllib3.exceptions import NewConnectionError
 
+from litepipeline.client.managers import ROLE_ROUTES, ManagerAddresses, Target, none_leads, standby_answer
 from litepipeline.common.errors import parse_envelope
 
 Progress = Callable[[int, Optional[int]], None]
@@ -26,6 +29,8 @@ Progress = Callable[[int, Optional[int]], None]
 
 CHUNK_SIZE = 256 * 1024
 TRANSFER_TIMEOUT = 600.0
+FAILOVER_WAIT = 60.0   # seconds a wait tries to find the new leader: a lease runs out well within
+FAILOVER_RETRY = 1.0   # seconds between those tries
 
 
 class ClientError(Exception):
@@ -106,11 +111,53 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
+class _Unreached(Exception):
+    """A send that got no answer: ``delivered`` when the request may have reached the manager."""
+
+    def __init__(self, reason: str, message: str, delivered: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.delivered = delivered
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when a connection error happened before the request left (no connection was made)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (NewConnectionError, ConnectionRefusedError, socket.gaierror)):
+            return True
+        for nxt in (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args):
+            if isinstance(nxt, BaseException):
+                stack.append(nxt)
+    return False
+
+
+def _small_body(response: requests.Response, path: str) -> bytes:
+    """The body of an answer that may be a standby's (a 503, or a 200 on ``/`` or
+    ``/cluster/info``: small JSON); nothing for the rest, which may be a streamed file."""
+    if response.status_code == 503 or (response.status_code == 200 and path in ROLE_ROUTES):
+        try:
+            return response.content
+        except requests.exceptions.RequestException:
+            return b""
+    return b""
+
+
 class ManagerClient:
-    """Talks to one manager at ``address`` (``HOST:PORT`` or ``http(s)://HOST:PORT``).
+    """Talks to the manager at ``address`` (``HOST:PORT`` or ``http(s)://HOST:PORT``), or to
+    whichever of several leads (``HOST:PORT,HOST:PORT,...``, see
+    :mod:`~litepipeline.client.managers`).
 
     Args:
-        address: where the manager listens.
+        address: where the manager listens; with several, the client tries them in order
+            (an unreachable one or a standby is passed over; a standby naming the leader
+            sends the request there) and keeps to the one that answered.
         tls_ca: a CA certificate file: the manager serves TLS and its certificate is verified
             against this CA (an ``https://`` address without it uses the system's CAs).
         token: when given, sent as ``Authorization: Bearer <token>`` on every call.
@@ -121,15 +168,15 @@ class ManagerClient:
 
     def __init__(self, address: str, token: str | None = None, timeout: float = 30,
                  tls_ca: str | None = None) -> None:
-        address = address.strip().rstrip("/")
-        if address.startswith(("http://", "https://")):
-            self.base_url = address
-            self.address = address.split("://", 1)[1]
-        else:
-            # tls_ca: the manager serves TLS, with a certificate signed by that CA
-            self.base_url = f"{'https' if tls_ca else 'http'}://{address}"
-            self.address = address
+        # tls_ca: the manager serves TLS, with a certificate signed by that CA
+        self.managers = ManagerAddresses(address, tls=bool(tls_ca))
+        self.base_url = self.managers.current.base_url
+        self.address = self.managers.current.address
         self.timeout = timeout
+        #: seconds a wait (``task_wait``, ``task_run``) keeps trying to reach a leader after
+        #: losing its manager, when several managers were named or a standby was met
+        self.failover_wait = FAILOVER_WAIT
+        self._standby_seen = False
         self.session = requests.Session()
         # given with every request: requests lets $REQUESTS_CA_BUNDLE override session.verify
         self._verify: Any = tls_ca or True
@@ -138,27 +185,84 @@ class ManagerClient:
 
     # -- transport ---------------------------------------------------------------------
 
+    @property
+    def fails_over(self) -> bool:
+        """True when more than one manager may answer: several were named, or a standby was met."""
+        return self.managers.several or self._standby_seen
+
     def _send(self, method: str, path: str, *, transfer: bool = False, follow: bool = False,
-              held: float = 0, **kwargs: Any) -> requests.Response:
-        read_timeout = max(self.timeout, TRANSFER_TIMEOUT) if transfer else self.timeout
+              held: float = 0, resend: bool = False, make_body: Callable[[], MultipartBody] | None = None,
+              **kwargs: Any) -> requests.Response:
+        """Send one request to the manager that leads, trying each named manager in turn.
+
+        A manager that cannot be reached (the request never left) is passed over for the
+        next; a standby's answer sends the request to the leader it names, once. A
+        connection that breaks after the request went out is passed over only when
+        ``resend`` (the request may safely reach a manager twice). ``make_body`` gives a
+        fresh body for each send (an upload's file is re-opened).
+        """
+        read_timeout: float | None = max(self.timeout, TRANSFER_TIMEOUT) if transfer else self.timeout
         read_timeout += held   # the manager holds the answer this long on purpose
         if follow:   # a followed log may stay silent as long as its action prints nothing
             read_timeout = None
+        order = self.managers.order()
+        tried: list[tuple[str, str]] = []
+        unreached: set[str] = set()   # addresses that could not be reached in this request
+        followed = False
+        while order:
+            target = order.pop(0)
+            try:
+                response = self._send_to(target, method, path, (self.timeout, read_timeout), make_body, kwargs)
+            except _Unreached as exc:
+                if exc.delivered and not resend:
+                    raise ClientError(exc.message) from None
+                if not self.fails_over and not tried:   # one manager: the error as it always was
+                    raise ClientError(exc.message) from None
+                tried.append((target.address, exc.reason))
+                unreached.add(target.address)
+                continue
+            standby = standby_answer(response.status_code, path, _small_body(response, path))
+            if standby is None:
+                self.managers.current = target
+                self.base_url, self.address = target.base_url, target.address
+                return response
+            response.close()
+            self._standby_seen = True
+            tried.append((target.address, standby["message"]))
+            leader = None if followed else self.managers.leader_target(standby["leader"], target)
+            if leader is not None and leader.address not in unreached:   # no second wait on a dead address
+                followed = True
+                order = [leader, *(t for t in order if t.address != leader.address)]
+        raise ClientError(none_leads(tried))
+
+    def _send_to(self, target: Target, method: str, path: str, timeout: tuple, make_body: Any,
+                 kwargs: dict) -> requests.Response:
+        body = make_body() if make_body is not None else None
+        if body is not None:
+            kwargs = {**kwargs, "data": body.encoder,
+                      "headers": {**(kwargs.get("headers") or {}), "Content-Type": body.content_type}}
+        address = target.address
         try:
-            return self.session.request(method, self.base_url + path, timeout=(self.timeout, read_timeout),
+            return self.session.request(method, target.base_url + path, timeout=timeout,
                                         verify=self._verify, **kwargs)
         except requests.exceptions.ConnectTimeout:
-            raise ClientError(f"cannot reach manager at {self.address}: timed out after {self.timeout:g} s") \
-                from None
+            reason = f"timed out after {self.timeout:g} s"
+            raise _Unreached(reason, f"cannot reach manager at {address}: {reason}") from None
         except requests.exceptions.ReadTimeout:
-            raise ClientError(f"manager at {self.address} did not answer within {read_timeout:g} s") from None
+            reason = f"did not answer within {timeout[1]:g} s"
+            raise ClientError(f"manager at {address} {reason}") from None
         except requests.exceptions.ConnectionError as exc:
-            raise ClientError(f"cannot reach manager at {self.address}: {_reason(exc)}") from None
+            reason = _reason(exc)
+            raise _Unreached(reason, f"cannot reach manager at {address}: {reason}",
+                             delivered=not _never_sent(exc)) from None
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidSchema) as exc:
-            raise ClientError(f"invalid manager address {self.address!r}: {exc}") from None
+            raise ClientError(f"invalid manager address {address!r}: {exc}") from None
         except requests.exceptions.RequestException as exc:
-            raise ClientError(f"request to manager at {self.address} failed: {_reason(exc)}") from None
+            raise ClientError(f"request to manager at {address} failed: {_reason(exc)}") from None
+        finally:
+            if body is not None:
+                body.close()
 
     def _reply(self, response: requests.Response) -> Reply:
         data = parse_envelope(response.content)
@@ -175,20 +279,22 @@ class ManagerClient:
         to the read timeout.
         """
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        with self._send(method, path, params=query, json=json, held=held, headers=headers) as response:
+        # a GET, or a create carrying an idempotency key, may reach a manager twice harmlessly
+        resend = method == "GET" or "Idempotency-Key" in (headers or {})
+        with self._send(method, path, params=query, json=json, held=held, headers=headers,
+                        resend=resend) as response:
             return self._reply(response)
 
     def upload(self, method: str, path: str, fields: dict[str, str | None],
                file_path: str | None = None, progress: Progress | None = None) -> Reply:
         """A streamed multipart request; the file (if any) goes in field ``up_file``."""
         present = {k: v for k, v in fields.items() if v is not None}
-        body = MultipartBody(present, "up_file" if file_path else None, file_path, progress)
-        try:
-            with self._send(method, path, transfer=True, data=body.encoder,
-                            headers={"Content-Type": body.content_type}) as response:
-                return self._reply(response)
-        finally:
-            body.close()
+
+        def make_body() -> MultipartBody:   # once per manager tried: the file is read again
+            return MultipartBody(present, "up_file" if file_path else None, file_path, progress)
+
+        with self._send(method, path, transfer=True, make_body=make_body) as response:
+            return self._reply(response)
 
     def download(self, path: str, params: dict, dest: str, progress: Progress | None = None) -> Reply:
         """Stream a file answer to ``dest``; an error answer comes back as its envelope.
@@ -197,7 +303,7 @@ class ManagerClient:
         never holds half a file. On success the reply is a client-made
         ``{"result": "ok", "message": "", "file": dest, "size": n}``.
         """
-        with self._send("GET", path, transfer=True, params=params, stream=True) as response:
+        with self._send("GET", path, transfer=True, params=params, stream=True, resend=True) as response:
             content_type = response.headers.get("Content-Type", "")
             if response.status_code != 200 or content_type.startswith("application/json"):
                 return self._reply(response)
@@ -297,11 +403,18 @@ class ManagerClient:
     def task_run(self, app_id: str, task_name: str, input_data: dict | None = None,
                  timeout: float | None = None, step: float = 60, idempotency_key: str | None = None) -> Reply:
         """Create a task and wait for it like :meth:`task_wait`: one request when it ends
-        within ``step`` seconds. The reply has ``task_id`` and ``task_info``."""
+        within ``step`` seconds. The reply has ``task_id`` and ``task_info``.
+
+        With several managers named, the create carries an idempotency key (one is made
+        when none is given), so a create whose manager is lost mid-way is sent again to
+        the new leader and gets the same task.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        created = self.task_create(app_id, task_name, input_data,
-                                   wait=step if timeout is None else min(step, timeout) or None,
-                                   idempotency_key=idempotency_key)
+        if idempotency_key is None and self.managers.several:
+            idempotency_key = str(uuid.uuid4())
+        created = self._riding_out(lambda: self.task_create(
+            app_id, task_name, input_data, wait=step if timeout is None else min(step, timeout) or None,
+            idempotency_key=idempotency_key), resendable=idempotency_key is not None)
         if not created.ok or (created.get("task_info") or {}).get("stage") == "finished":
             return created
         left = None if deadline is None else max(deadline - time.monotonic(), 0)
@@ -313,14 +426,34 @@ class ManagerClient:
 
     def task_wait(self, task_id: str, timeout: float | None = None, step: float = 60) -> Reply:
         """``task_info`` once the task has finished (or ``timeout`` seconds have passed; None:
-        no limit), asking the manager to hold each answer up to ``step`` seconds."""
+        no limit), asking the manager to hold each answer up to ``step`` seconds. A wait
+        that loses its manager follows the new leader (see :meth:`_riding_out`)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = step if deadline is None else min(step, max(deadline - time.monotonic(), 0))
-            reply = self.task_info(task_id, wait=wait or None)
+            reply = self._riding_out(lambda wait=wait: self.task_info(task_id, wait=wait or None))
             finished = (reply.get("task_info") or {}).get("stage") == "finished"
             if not reply.ok or finished or (deadline is not None and time.monotonic() >= deadline):
                 return reply
+
+    def _riding_out(self, request: Callable[[], Reply], resendable: bool = True) -> Reply:
+        """``request()``, tried again for up to :attr:`failover_wait` seconds while no manager
+        answers as the leader, when more than one manager may lead (a fail-over takes a
+        lease's length); else once."""
+        given_up_at: float | None = None
+        while True:
+            try:
+                reply = request()
+            except ClientError:
+                if not (resendable and self.fails_over):
+                    raise
+                now = time.monotonic()
+                given_up_at = given_up_at or now + self.failover_wait
+                if now >= given_up_at:
+                    raise
+                time.sleep(FAILOVER_RETRY)
+                continue
+            return reply
 
     def task_delete(self, task_id: str) -> Reply:
         """DELETE ``/task/delete``."""
@@ -340,7 +473,7 @@ class ManagerClient:
         params = {"task_id": task_id, "name": name, "follow": 1 if follow else 0}
         done = 0
         with self._send("GET", "/task/log", transfer=True, follow=follow, params=params,
-                        stream=True) as response:
+                        stream=True, resend=True) as response:
             content_type = response.headers.get("Content-Type", "")
             if response.status_code != 200 or content_type.startswith("application/json"):
                 return self._reply(response)

@@ -34,6 +34,7 @@ from litepipeline.common.states import Stage, Status
 from litepipeline.version import __version__
 
 PROG = "litepipeline"
+DEFAULT_PAGE = 50   # rows a task, work or history list shows unless -l says otherwise
 APP_COLUMNS = ("application_id", "name", "create_at", "update_at")
 TASK_COLUMNS = ("task_id", "application_id", "task_name", "create_at", "start_at", "end_at", "stage",
                 "status")
@@ -144,9 +145,23 @@ def _app_fields(p: argparse.ArgumentParser, create: bool) -> None:
     p.add_argument("-d", "--description", default="" if create else None, help="application's description")
 
 
-def _paging(p: argparse.ArgumentParser) -> None:
+def _paging(p: argparse.ArgumentParser, page: int = 0) -> None:
+    """``-o``/``-l``; ``page``: the default limit of a list that grows without bound (tasks)."""
     p.add_argument("-o", "--offset", type=_count, default=0, help="list offset (default 0)")
-    p.add_argument("-l", "--limit", type=_count, default=0, help="list limit (default 0: no limit)")
+    p.add_argument("-l", "--limit", type=_count, default=page,
+                   help=f"list limit (default {page}{': no limit' if not page else '; 0: no limit'})")
+
+
+def more_hint(operation: "Operation", args: argparse.Namespace, reply: Reply) -> Optional[str]:
+    """For a list whose answer holds fewer rows than ``total``: how to see the others."""
+    total, offset = reply.get("total"), getattr(args, "offset", None)
+    if not reply.ok or not isinstance(total, int) or not isinstance(offset, int):
+        return None
+    shown = len(operation.items(reply))
+    if offset + shown >= total:
+        return None
+    start = f" from offset {offset}" if offset else ""
+    return f"showing {shown} of {total}{start}; use -o/--offset and -l/--limit to see more"
 
 
 def _upload_file(path: str) -> str:
@@ -259,7 +274,7 @@ def _task_waiting(reply: Reply) -> Optional[str]:
 
 
 def _task_list_args(p: argparse.ArgumentParser) -> None:
-    _paging(p)
+    _paging(p, DEFAULT_PAGE)
     p.add_argument("-s", "--stage", choices=[s.value for s in Stage], help="only tasks in this stage")
     _app_id(p, required=False)
     p.add_argument("--status", choices=[s.value for s in Status], help="only finished tasks with this status")
@@ -306,6 +321,17 @@ class Operation:
     explain: Optional[Callable[[Reply], Optional[str]]] = None
 
 
+def _cluster_info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--long", action="store_true", help="add the platform and labels columns")
+
+
+def _node_items(reply: Reply) -> list:
+    """The nodes of ``cluster info``, labels as ``name=value,...`` (as targets name them)."""
+    nodes = (reply.get("info") or {}).get("nodes") or []
+    return [dict(n, labels=",".join(f"{k}={v}" for k, v in (n.get("labels") or {}).items()))
+            for n in nodes if isinstance(n, dict)]
+
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("app", "create"): Operation("create an application from a tarball", _app_create_args, _app_create,
                                  ("app_id", "result", "message")),
@@ -349,8 +375,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("task", "attempts"): Operation("show every attempt of a task's actions", _task_id,
                                     lambda c, a: c.task_info(a.task_id), toolkit.ATTEMPT_COLUMNS,
                                     toolkit.attempt_items, id_key="attempt_id"),
-    ("cluster", "info"): Operation("show the registered nodes", lambda p: None, lambda c, a: c.cluster_info(),
-                                   NODE_COLUMNS, lambda r: (r.get("info") or {}).get("nodes") or []),
+    ("cluster", "info"): Operation("show the registered nodes (--long: their platform and labels)",
+                                   _cluster_info_args, lambda c, a: c.cluster_info(),
+                                   NODE_COLUMNS, _node_items, long_columns=("platform", "labels")),
 }
 OPERATIONS.update(workflows.operations(Operation, _input_data, _signal))
 
@@ -370,7 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     scripting.add_global_options(parser, top=True)
     parser.add_argument("-v", "--version", action="version", version=f"%(prog)s {__version__}")
-    address = parser.add_argument("address", metavar="HOST:PORT", help="the manager's HTTP address")
+    address = parser.add_argument("address", metavar="HOST:PORT", help="the manager's HTTP address; with fail-over, every manager's, "
+                                                                   "comma-separated (HOST:PORT,HOST:PORT): the one that "
+                                                                   "leads answers")
     address.completer = scripting.no_completion   # not a file name
     objects = parser.add_subparsers(dest="object", metavar="{" + ",".join(objects_names) + "}", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
@@ -461,6 +490,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fail(f"{reply.get('result')}: {message}" if message else str(reply.get("result")))
     elif not (operation.quiet and reply.ok):
         print(render(operation, reply, args.raw, args.width, one_line=args.json))
+        hint = None if args.raw or args.json else more_hint(operation, args, reply)
+        if hint:   # stderr: the table on stdout stays what scripts parse
+            print(f"{PROG}: {hint}", file=sys.stderr)
     succeeded = operation.succeeded(reply)
     if reply.http_status == 401:
         _fail(scripting.unauthorized_hint(bool(args.token)))

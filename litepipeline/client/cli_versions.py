@@ -31,8 +31,8 @@ def _app_id(p: argparse.ArgumentParser) -> None:
     cli._app_id(p)
 
 
-def _paging(p: argparse.ArgumentParser) -> None:
-    cli._paging(p)
+def _paging(p: argparse.ArgumentParser, page: int = 0) -> None:
+    cli._paging(p, page)
 
 
 def _venv_id(p: argparse.ArgumentParser) -> None:
@@ -93,7 +93,7 @@ def _app_history_info(client: ManagerClient, args: argparse.Namespace) -> Reply:
 
 def _app_history_list_args(p: argparse.ArgumentParser) -> None:
     _app_id(p)
-    _paging(p)
+    _paging(p, cli.DEFAULT_PAGE)
 
 
 def _venv_fields(p: argparse.ArgumentParser, create: bool) -> None:
@@ -141,7 +141,7 @@ def _venv_history_args(p: argparse.ArgumentParser) -> None:
 
 def _venv_history_list_args(p: argparse.ArgumentParser) -> None:
     _venv_id(p)
-    _paging(p)
+    _paging(p, cli.DEFAULT_PAGE)
 
 
 def _history(kind: str, call: str):  # noqa: ANN202

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Sequence
 
 from litepipeline.common.config import ROLES, render_yaml
+from litepipeline.common.targets import BadTarget, check_labels
 from litepipeline.version import __version__
 
 PROG = "liteconfig"
@@ -29,8 +30,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help=f"overwrite an existing {FILE_NAME}")
     parser.add_argument("--token-gen", action="store_true",
                         help="generate a random auth_token (give the same one to the manager, nodes and CLI)")
+    parser.add_argument("-l", "--label", action="append", default=[], metavar="NAME=VALUE",
+                        help="a node label (repeatable), e.g. --label gpu=a100 --label zone=b")
     parser.add_argument("-v", "--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _labels(pairs: Sequence[str]) -> dict:
+    """``NAME=VALUE`` strings as a checked label map; raises :class:`BadTarget`."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise BadTarget(f"--label {pair!r} must be NAME=VALUE")
+        out[name.strip()] = value.strip()
+    return check_labels(out, "label")
 
 
 def _write(path: str, text: str, private: bool) -> None:
@@ -67,6 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {path} already exists; use --force to overwrite it", file=sys.stderr)
         return 1
     overrides = {"log_path": os.path.join(directory, "logs"), "data_path": os.path.join(directory, "data")}
+    if args.label:
+        if args.service != "node":
+            print(f"{PROG}: error: --label is a node key; use it with -s node", file=sys.stderr)
+            return 1
+        try:
+            overrides["labels"] = _labels(args.label)
+        except BadTarget as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 1
     token = secrets.token_urlsafe(32) if args.token_gen else None
     if token:
         overrides["auth_token"] = token

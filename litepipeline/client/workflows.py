@@ -14,6 +14,7 @@ from litepipeline.common.states import Stage, Status
 WORKFLOW_COLUMNS = ("workflow_id", "name", "create_at", "update_at", "enable")
 WORK_COLUMNS = ("work_id", "workflow_id", "name", "create_at", "start_at", "end_at", "stage", "status")
 RESULT_COLUMNS = ("result", "message")
+WORK_PAGE = 50   # works a list shows unless -l says otherwise (cli.DEFAULT_PAGE; cli imports this module)
 
 
 class ConfigFileError(Exception):
@@ -29,9 +30,10 @@ def _work_id(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("-w", "--work_id", "--work-id", dest="work_id", required=required, help="work id")
 
 
-def _paging(p: argparse.ArgumentParser) -> None:
+def _paging(p: argparse.ArgumentParser, page: int = 0) -> None:
     p.add_argument("-o", "--offset", type=int, default=0, help="list offset (default 0)")
-    p.add_argument("-l", "--limit", type=int, default=0, help="list limit (default 0: no limit)")
+    p.add_argument("-l", "--limit", type=int, default=page,
+                   help=f"list limit (default {page}{': no limit' if not page else '; 0: no limit'})")
 
 
 def _enable(p: argparse.ArgumentParser, default: Any) -> None:
@@ -88,7 +90,7 @@ def _work_create_args(p: argparse.ArgumentParser) -> None:
 
 
 def _work_list_args(p: argparse.ArgumentParser) -> None:
-    _paging(p)
+    _paging(p, WORK_PAGE)
     _work_id(p, required=False)
     p.add_argument("-W", "--workflow_id", "--workflow-id", dest="workflow_id", help="only works of this workflow")
     p.add_argument("-n", "--name", help="only works of this name ('*' is a wildcard)")

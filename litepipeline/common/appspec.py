@@ -18,6 +18,7 @@ from typing import Any, Iterable, Optional
 
 from litepipeline.common.envtar import EnvChecker, check_env_stream
 from litepipeline.common.errors import InvalidApplication
+from litepipeline.common.targets import BadTarget, parse_target
 from litepipeline.common.textcheck import find_poison, poison_message
 
 CONFIG_NAME = "configuration.json"
@@ -52,12 +53,17 @@ class ActionSpec:
     timeout: Optional[float] = None
     retries: int = 0
     retry_delay: float = 0
+    #: where it may run (normalised, see :mod:`litepipeline.common.targets`); None: anywhere
+    target: Optional[dict] = None
 
     def to_dict(self) -> dict:
         """The action as configuration.json states it (works keep their pinned specs this way)."""
-        return {"name": self.name, "main": self.main, "condition": list(self.condition), "env": self.env,
-                "input_data": self.input_data, "to_action": self.to_action, "timeout": self.timeout,
-                "retries": self.retries, "retry_delay": self.retry_delay}
+        out = {"name": self.name, "main": self.main, "condition": list(self.condition), "env": self.env,
+               "input_data": self.input_data, "to_action": self.to_action, "timeout": self.timeout,
+               "retries": self.retries, "retry_delay": self.retry_delay}
+        if self.target is not None:
+            out["target"] = self.target
+        return out
 
 
 @dataclass
@@ -178,7 +184,22 @@ def parse_action(raw: Any, where: str = "configuration.json") -> ActionSpec:
     retries = 0 if retries is None else _number(retries, f"action '{name}' retries", 0, integer=True)
     retry_delay = raw.get("retry_delay")
     retry_delay = 0 if retry_delay is None else _number(retry_delay, f"action '{name}' retry_delay", 0)
-    return ActionSpec(name, main, list(condition), env, input_data, to_action, timeout, retries, retry_delay)
+    target = _target(raw, f"{where}: action '{name}'")
+    return ActionSpec(name, main, list(condition), env, input_data, to_action, timeout, retries, retry_delay,
+                      target)
+
+
+def _target(raw: dict, what: str) -> Optional[dict]:
+    """An action's ``target`` or 0.1.5's ``target_env`` (the same keys; one of them)."""
+    given = [key for key in ("target", "target_env") if raw.get(key) is not None]
+    if len(given) > 1:
+        raise InvalidApplication(f"{what} has both 'target' and 'target_env'; keep one")
+    if not given:
+        return None
+    try:
+        return parse_target(raw[given[0]], given[0])
+    except BadTarget as exc:
+        raise InvalidApplication(f"{what} {exc}") from None
 
 
 def find_cycle(graph: dict) -> Optional[list]:

@@ -16,15 +16,25 @@ from typing import Any, Optional, Union
 import yaml
 
 from litepipeline.common.errors import ConfigError
+from litepipeline.common.targets import BadTarget, check_labels
 
 LOG_LEVELS = ("NOSET", "NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
+SYNCHRONOUS_COMMIT = ("on", "off")
 GiB = 1024 ** 3
 MiB = 1024 ** 2
 
 
 def _key(default: Any, help: str, kind: Any = None, minimum: Optional[float] = None, secret: bool = False):
-    return field(default=default, metadata={"help": help, "kind": kind, "min": minimum, "secret": secret})
+    meta = {"help": help, "kind": kind, "min": minimum, "secret": secret}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    """A config field's default (a map key has a factory)."""
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 @dataclass
@@ -47,6 +57,10 @@ class ManagerConfig:
     data_path: str = _key("./data", "manager data directory (applications, SQLite database)")
     database_url: Optional[str] = _key(None, "SQLAlchemy URL of the store; empty = SQLite file in data_path",
                                        secret=True)
+    pg_synchronous_commit: str = _key("on", "PostgreSQL: off = a round's commit returns before its WAL is "
+                                            "flushed to disk (as SQLite's commits here): decisions survive "
+                                            "a manager crash, the last ~0.6 s of them not a database server "
+                                            "crash; on = wait for the flush")
     max_unpacked_size: int = _key(4 * GiB, "largest total unpacked size of an application tarball, bytes",
                                   minimum=1)
     max_input_size: int = _key(MiB, "largest task input_data (JSON bytes)", minimum=1)
@@ -57,6 +71,8 @@ class ManagerConfig:
                                    "is read", minimum=1024)
     max_actions: int = _key(10000, "most actions an application may configure and a task may hold, "
                                    "generated ones included", minimum=1)
+    queue_window: int = _key(2000, "pending tasks the scheduler holds in memory (at least 4 per action slot); "
+                                   "older ones first, the rest wait in the store", minimum=1)
     recovery_timeout: float = _key(30, "after a restart, seconds to wait for nodes to come back with "
                                        "their running actions before running those actions again", minimum=0)
     tls_cert: Optional[str] = _key(None, "TLS certificate (PEM) of the HTTP and TCP ports; empty: no TLS")
@@ -66,9 +82,14 @@ class ManagerConfig:
     auth_token: Optional[str] = _key(None, "shared secret; when set every API call but GET / needs "
                                            "'Authorization: Bearer <token>' and nodes must present it",
                                      secret=True)
+    metrics_public: bool = _key(False, "true: GET /metrics answers without the auth_token (for a Prometheus "
+                                       "that holds no secret); the other routes still need it")
     timezone: Optional[str] = _key(None, "IANA zone of schedules that name none; empty = the machine's zone")
     service_stop_timeout: float = _key(10, "seconds a disabled service's task has to end after its signal "
                                            "before it is killed (SIGKILL)", minimum=0)
+    task_retention: float = _key(0, "days a finished task is kept (fractions allowed); older ones are deleted "
+                                    "with their actions, attempts and workspaces on the nodes; 0 keeps "
+                                    "every task", minimum=0)
     test_clock_speed: float = _key(1, "TESTS ONLY: schedules read a clock running this many times faster",
                                    minimum=1)
     test_clock_epoch: float = _key(0, "TESTS ONLY: unix time the sped-up clock starts from; 0 = manager start",
@@ -116,6 +137,10 @@ class NodeConfig:
                                        "set: the manager's HTTP and TCP ports are reached with TLS")
     auth_token: Optional[str] = _key(None, "shared secret of the cluster (same as the manager's auth_token)",
                                      secret=True)
+    labels: dict = _key({}, "map of name: value (e.g. {gpu: a100, zone: b}); an action whose target names "
+                            "labels runs only on nodes that have them all")
+    metrics_public: bool = _key(False, "true: GET /metrics answers without the auth_token (for a Prometheus "
+                                       "that holds no secret); the other routes still need it")
 
 
 Config = Union[ManagerConfig, NodeConfig]
@@ -125,19 +150,27 @@ _PATH_KEYS = ("log_path", "data_path")
 
 def _base_type(annotation: str) -> type:
     # Annotations are strings (from __future__ import annotations); map the few we use.
-    return {"str": str, "int": int, "float": float, "Optional[str]": str, "Optional[list]": list}[annotation]
+    return {"str": str, "int": int, "float": float, "bool": bool, "Optional[str]": str, "dict": dict,
+            "Optional[list]": list}[annotation]
 
 
 def _check(cls: type, name: str, value: Any) -> Any:
     f = cls.__dataclass_fields__[name]
     want = _base_type(f.type)
+    if want is dict:
+        try:
+            return check_labels(value, name)
+        except BadTarget as exc:
+            raise ConfigError(f"configuration key {exc}") from None
     optional = f.type.startswith("Optional")
     if value is None or (optional and value == ""):
         if optional:
             return None
         raise ConfigError(f"configuration key '{name}' must not be empty")
-    if isinstance(value, bool) or not isinstance(value, (int, float) if want is float else want):
-        kind = {str: "a string", int: "an integer", float: "a number", list: "a list"}[want]
+    if name == "pg_synchronous_commit" and isinstance(value, bool):
+        value = "on" if value else "off"   # YAML 1.1 reads a bare on/off as a boolean
+    if isinstance(value, bool) != (want is bool) or not isinstance(value, (int, float) if want is float else want):
+        kind = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}[want]
         raise ConfigError(f"configuration key '{name}' must be {kind}, got {type(value).__name__} {value!r}")
     if want is float:
         value = float(value)
@@ -146,6 +179,8 @@ def _check(cls: type, name: str, value: Any) -> Any:
         raise ConfigError(f"configuration key '{name}' must be >= {minimum:g}, got {value!r}")
     if name == "log_level" and value.upper() not in LOG_LEVELS:
         raise ConfigError(f"configuration key 'log_level' must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    if name == "pg_synchronous_commit" and value not in SYNCHRONOUS_COMMIT:
+        raise ConfigError(f"configuration key 'pg_synchronous_commit' must be on or off, got {value!r}")
     if name == "log_format" and value not in LOG_FORMATS:
         raise ConfigError(f"configuration key 'log_format' must be one of {', '.join(LOG_FORMATS)}, "
                           f"got {value!r}")
@@ -300,7 +335,7 @@ def render_yaml(role: str, overrides: Optional[dict] = None, with_optional: bool
     overrides = overrides or {}
     lines = []
     for f in dataclasses.fields(cls):
-        value = overrides.get(f.name, f.default)
+        value = overrides.get(f.name, default_of(f))
         if value is None:
             if not with_optional:
                 continue

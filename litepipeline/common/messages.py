@@ -22,6 +22,7 @@ from litepipeline.common import protocol
 from litepipeline.common.appspec import check_plain_name, check_relative_path
 from litepipeline.common.errors import InvalidApplication, InvalidParameters
 from litepipeline.common.states import Stage
+from litepipeline.common.targets import MAX_PLATFORM, BadTarget, check_labels
 
 MISSING: Any = dataclasses.MISSING
 SHA1_RE = re.compile(r"^[0-9a-fA-F]{40}$")
@@ -179,6 +180,20 @@ def host(value: Any, label: str) -> str:
         raise Bad(f"{label} must be a string")
     if value and not HOST_RE.match(value):   # it becomes http://{host}:{port}/...
         raise Bad(f"{label} must be a host name or an IP address, got {value[:60]!r}")
+    return value
+
+
+def label_map(value: Any, label: str) -> dict:
+    """A node's labels: short plain names and values (see :mod:`litepipeline.common.targets`)."""
+    try:
+        return check_labels(value, label)
+    except BadTarget as exc:
+        raise Bad(str(exc)) from None
+
+
+def platform_name(value: Any, label: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_PLATFORM:
+        raise Bad(f"{label} must be a string of at most {MAX_PLATFORM} characters")
     return value
 
 
@@ -386,6 +401,8 @@ class Register(Message):
     free_slots: Optional[int] = wire(lenient_int)
     draining: bool = wire(flag, False)
     tls: Optional[bool] = wire(optional(strict_bool))   # the node's HTTP port serves TLS
+    labels: dict = wire(optional(label_map, dict), factory=dict)   # placement (SPEC §14)
+    platform: Optional[str] = wire(optional(platform_name))       # platform.machine(), e.g. x86_64
 
 
 @dataclass

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from typing import Any, Optional
+from urllib.parse import quote
 
 import tornado.web
 
@@ -28,6 +30,18 @@ def bearer_ok(header: Optional[str], token: Optional[str]) -> bool:
     if not header or not header.startswith("Bearer "):
         return False
     return hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode())
+
+
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition`` value for ``filename``, whatever it holds.
+
+    Names come from the request (action names): a header carries only printable
+    ISO-8859-1, so the plain ``filename`` is an ASCII stand-in and ``filename*`` (RFC 6266)
+    the exact UTF-8 name.
+    """
+    plain = re.sub(r'[^\x20-\x7e]|["\\]', "_", filename)
+    exact = quote(filename.encode("utf-8", "replace"), safe="")
+    return f'attachment; filename="{plain}"; filename*=UTF-8\'\'{exact}'
 
 
 def auth_headers(token: Optional[str]) -> dict:

@@ -3,6 +3,8 @@
 ``data_path/applications/<app_id>/<sha1>.tar.gz`` holds every version a task may still
 need; uploads arrive in ``data_path/tmp`` and are moved into place with one rename, so a
 reader never sees a half-written tarball. Parsed configurations are cached by SHA-1.
+With PostgreSQL the database holds every tarball too (``store/blobs.py``) and this
+directory is a cache: :meth:`AppStore.ensure` fetches a missing version into it.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import tempfile
 from typing import Any, Callable, Optional
 
 from litepipeline.common.appspec import MAX_ACTIONS, AppSpec, TarballInfo, inspect_tarball
+from litepipeline.common.errors import OperationFailed
 
 LOG = logging.getLogger(__name__)
 
@@ -35,6 +38,10 @@ class AppStore:
         os.makedirs(self.root, exist_ok=True)
         os.makedirs(self.tmp, exist_ok=True)
         self._specs: dict[str, AppSpec] = {}
+        #: fetches a version missing here from a shared store: ``fetch(sha1, dest, tmp_dir)``
+        #: -> found (blocking; PostgreSQL's blobs). None: this directory is the only copy.
+        self.fetcher: Optional[Callable[[str, str, str], bool]] = None
+        self._fetching: dict[str, asyncio.Future] = {}
         # leftovers of uploads interrupted by a crash
         for name in os.listdir(self.tmp):
             _remove(os.path.join(self.tmp, name))
@@ -66,9 +73,33 @@ class AppStore:
         _remove(self.path(app_id, sha1))
         self._specs.pop(sha1, None)
 
+    async def ensure(self, app_id: str, sha1: str) -> bool:
+        """True when the version's tarball is here, fetched first from the shared store when
+        it is missing (one fetch per file however many ask; on a thread)."""
+        path = self.path(app_id, sha1)
+        if os.path.isfile(path):
+            return True
+        if self.fetcher is None:
+            return False
+        pending = self._fetching.get(path)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(self.fetcher, sha1, path, self.tmp))
+            self._fetching[path] = pending
+            pending.add_done_callback(lambda _: self._fetching.pop(path, None))
+        try:
+            found = await asyncio.shield(pending)
+        except Exception as exc:  # noqa: BLE001 - a database error, or bytes not matching their SHA-1
+            LOG.error("cannot fetch version %s of %s from the database: %s", sha1, app_id, exc)
+            raise OperationFailed(f"cannot fetch version {sha1} of {app_id} from the database: "
+                                  f"{type(exc).__name__}") from None
+        if found:
+            LOG.info("version %s of %s fetched from the database into %s", sha1, app_id, path)
+        return bool(found) and os.path.isfile(path)
+
     async def spec(self, app_id: str, sha1: str) -> AppSpec:
         spec = self._specs.get(sha1)
         if spec is None:
+            await self.ensure(app_id, sha1)
             spec = (await self.inspect(self.path(app_id, sha1))).spec
             self._specs[sha1] = spec
         return spec

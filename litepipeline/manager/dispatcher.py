@@ -77,6 +77,11 @@ class Dispatcher:
         #: more listeners of persisted batches (the web interface's push channel); each
         #: must return at once and copy what it keeps: the batch's objects change later
         self.saved_listeners: list[Callable[[Batch], None]] = []
+        #: the pending tasks beyond the core's window (manager/backlog.py): read before each
+        #: round's events and admitted first in it
+        self.backlog: Optional[Any] = None
+        #: told the seconds each store transaction of a round took (the metrics' histogram)
+        self.on_commit: Optional[Callable[[float], None]] = None
 
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._run())
@@ -113,6 +118,10 @@ class Dispatcher:
         queue, self._queue = self._queue, []
         outcomes: list[tuple[asyncio.Future, bool, Any]] = []
         actions: list[Any] = []
+        if self.backlog is not None:
+            # read before the events, admitted in this round: no commit falls between the two
+            await self.backlog.prepare()
+            actions.extend(self.backlog.apply())
         for fn, future in queue:
             try:
                 result = fn()
@@ -157,6 +166,8 @@ class Dispatcher:
             else:
                 future.set_exception(value)
         self._arm_timer()
+        if self.backlog is not None and self.backlog.has_work():
+            self._wake.set()   # the window has room (or a stop waits): admit in another round
 
     async def _save(self, batch: Any) -> Optional["FailedTasks"]:
         """Write ``batch``; returns the tasks failed because their text could not be stored."""
@@ -170,8 +181,11 @@ class Dispatcher:
                     self.store.save(batch)
                 else:
                     await self.db(self.store.save, batch)
+                took = time.perf_counter() - started
                 self.commits += 1
-                self.commit_seconds += time.perf_counter() - started
+                self.commit_seconds += took
+                if self.on_commit is not None:
+                    self.on_commit(took)
                 return failed
             except Exception as exc:  # noqa: BLE001
                 problems = unstorable_tasks(batch)
@@ -181,6 +195,8 @@ class Dispatcher:
                     failed = failed or FailedTasks()
                     failed.update(problems)
                     scrub_tasks(batch, set(problems))
+                    if self.backlog is not None:   # new tasks of this round that went to the backlog
+                        self.backlog.adopt(batch.new_tasks, problems)
                     failed.stops.extend(self.core.fail_unstorable(problems))
                     merge(batch, self.core.take_batch())
                     continue
@@ -196,7 +212,8 @@ class Dispatcher:
         """Counters for ``cluster info``: how much the store costs the scheduler."""
         return {"rounds": self.rounds, "commits": self.commits,
                 "commit_ms": round(self.commit_seconds * 1000, 1),
-                "unfinished_tasks": len(self.core.tasks)}
+                "unfinished_tasks": len(self.core.tasks),
+                "backlog_tasks": len(self.backlog.state) if self.backlog is not None else 0}
 
     def _arm_timer(self) -> None:
         if self._timer is not None:

@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
 import re
 import uuid
 from typing import Any, AsyncIterator, Callable, Optional
@@ -22,11 +21,13 @@ from litepipeline.common.messages import Register, Report
 from litepipeline.common.states import UNFINISHED_STAGES, Stage, Status
 from litepipeline.common.textcheck import find_poison, poison_message, scrub
 from litepipeline.manager.appstore import AppStore
+from litepipeline.manager.backlog import Backlog
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
 from litepipeline.manager.idempotency import KeyedCreates
 from litepipeline.manager.nodelink import NodeLink
+from litepipeline.manager.placement import NodeFacts, apply_input_targets
 from litepipeline.manager.scheduledriver import ApplicationSource, DriverClock, ScheduleDriver, WorkflowSource
 from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.manager.schedules import check_zone, local_zone
@@ -38,10 +39,11 @@ from litepipeline.manager.taskstate import DAG, EVENT, ActionState, Batch, TaskS
 from litepipeline.manager.versions import Versions
 from litepipeline.manager.views import app_view, attempt_view, running_view, task_view
 from litepipeline.manager.waiters import FinishWaiters
-from litepipeline.manager.waiting import waiting_for
+from litepipeline.manager.waiting import NO_NODE, waiting_for
 from litepipeline.manager.workservice import WorkService
 from litepipeline.manager.workspaces import NodeStreams
 from litepipeline.manager.checkpoints import Checkpoints
+from litepipeline.manager.retention import Retention, RetentionPolicy
 from litepipeline.version import __version__
 
 LOG = logging.getLogger(__name__)
@@ -60,7 +62,8 @@ class Manager:
                  tls_server: Any = None, leadership: Any = None) -> None:
         self.config = config
         self.store = Store(config.database_url or sqlite_url(config.data_path),
-                           leadership.application_name if leadership is not None else None)
+                           leadership.application_name if leadership is not None else None,
+                           synchronous_commit=config.pg_synchronous_commit == "on")
         #: the lease this manager leads under (fail-over on PostgreSQL), or None: the only manager
         self.leadership = leadership
         if leadership is not None:
@@ -77,9 +80,12 @@ class Manager:
         if leadership is not None:
             self.link.may_send = leadership.lease.holds
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.link, on_fatal)
+        # pending tasks beyond the window wait in the store, not in memory (see backlog.py)
+        self.backlog = Backlog(self.core, self.store, self.db, config.queue_window)
+        self.dispatcher.backlog = self.backlog
         self.workspaces = NodeStreams(self)   # action logs and workspaces on the nodes
         self.works = WorkService(self.core, self.dispatcher, self.db, WorkflowStore(self.store.engine), self.app_row,
-                                 self.apps.spec, config.max_input_size, self.apps.exists)
+                                 self.apps.spec, config.max_input_size, self.apps.ensure)
         self.versions = Versions(self.store.engine, self.db, self.apps, config.data_path,
                                  config.max_unpacked_size, lambda app_id: self._app_rows.pop(app_id, None))
         self.versions.pinned_by_work = self.works.pins_version   # history delete keeps a work's versions
@@ -100,13 +106,14 @@ class Manager:
             self, {"application": ApplicationSource(self), "workflow": workflows},
             DriverClock(config.test_clock_speed, config.test_clock_epoch or None),
             check_zone(config.timezone) if config.timezone else local_zone())
+        self.retention = Retention(RetentionPolicy(config.task_retention), self)
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
         LOG.info("store: %s", safe_url(self.store.url))
         await self.db(self.store.migrate)
         await self.versions.start()
-        loaded = await self.db(self.store.load_unfinished)
+        loaded, backlogged = await self.db(self.store.load_start, self.backlog.state.window)
         for task_row, action_rows in loaded:
             task = TaskState.from_row(task_row)
             for row in action_rows:
@@ -115,16 +122,23 @@ class Manager:
             self.core.load(task)
         if loaded:
             LOG.info("resuming %d unfinished task(s) from the store", len(loaded))
+        self.backlog.load(backlogged)
         await self.services.load()
         await self.works.load()
         self.dispatcher.start()
-        self.dispatcher.poke()
+        self.dispatcher.submit(self.works.restop)
         await self.services.start()
         await self.schedules.start()
+        self.retention.start()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     async def close(self) -> None:
         """Stop scheduling, keep the store consistent, drop node connections quietly."""
         self._closing = True
+        self.retention.close()
         self.schedules.close()
         self.services.close()
         self.waiters.release_all()
@@ -142,8 +156,12 @@ class Manager:
     async def _node_up(self, node_id: str, message: Any, registering: bool) -> list:
         """A REGISTER (``registering``) or HEARTBEAT message from a node."""
         slots = message.action_slots if isinstance(message, Register) else None
+        facts = None
+        if isinstance(message, Register):
+            node = self.cluster.nodes.get(node_id)
+            facts = NodeFacts.of(message.labels, message.platform, node.info["http_host"] if node else None)
         return await self.dispatcher.submit(lambda: self.core.node_up(
-            node_id, message.running, registering, slots, message.draining))
+            node_id, message.running, registering, slots, message.draining, facts))
 
     def _node_down(self, node_id: str, reason: str, hold: float = 0.0) -> None:
         if not self._closing:   # a manager shutting down keeps its nodes' work assigned
@@ -196,7 +214,7 @@ class Manager:
         row = await self.app_row(app_id)
         sha1 = sha1 or row["sha1"]
         path = self.apps.path(app_id, sha1)
-        if not os.path.isfile(path):
+        if not await self.apps.ensure(app_id, sha1):   # with PostgreSQL, fetched from the database
             raise AppNotExists(f"application {app_id} has no version with sha1 {sha1}")
         return path, sha1
 
@@ -250,6 +268,7 @@ class Manager:
                 action = ActionState.from_spec(task.task_id, action_spec, seq, kind)
                 action.env_sha1 = pins.venvs.get(action.env)
                 task.actions[action_spec.name] = action
+            apply_input_targets(task.actions, input_data)   # the task's own targets win, per key
 
         try:
             if len(spec.actions) > BIG_DAG:   # ~5 µs an action: thousands would hold the loop
@@ -302,6 +321,8 @@ class Manager:
         info = task_view(row, actions)
         if row["stage"] in (Stage.PENDING.value, Stage.RUNNING.value):
             reason = waiting_for(self.core.tasks.get(task_id), self.core.nodes, self.core.now(), self.core.mono())
+            if task_id in self.backlog:
+                reason = NO_NODE if not self.core.nodes else self.backlog.waiting(task_id)
             if reason:
                 info["waiting_for"] = reason
         info["attempts"] = [attempt_view(a) for a in attempts]
@@ -343,6 +364,7 @@ class Manager:
         row = await self.task_row(task_id)
         if row["stage"] == Stage.FINISHED.value:
             raise TaskAlreadyFinished(f"task {task_id} is already finished ({row['status']})")
+        self.backlog.want(task_id)   # if it waits in the store: admitted first in the round below
         await self.dispatcher.submit(lambda: self.core.stop_task(task_id, signal))
 
     async def rerun_task(self, task_id: str) -> str:
@@ -362,15 +384,20 @@ class Manager:
             raise OperationFailed(f"task {task_id} ended {row['status']}; only a failed or killed task can "
                                   f"be recovered (rerun makes a new task)")
         self.works.check_task_change(row, "recover")
-        if not self.apps.exists(row["application_id"], row["app_sha1"]):
+        if not await self.apps.ensure(row["application_id"], row["app_sha1"]):
             raise OperationFailed(f"the application version task {task_id} ran (sha1 {row['app_sha1']}) "
                                   f"is no longer stored; rerun makes a new task with the current version")
         task = TaskState.from_row(row)
         for action_row in await self.db(self.store.get_actions, task_id):
             action = ActionState.from_row(action_row)
             task.actions[action.name] = action
-        self.versions.check_recoverable(task)
-        await self.dispatcher.submit(lambda: self.core.recover(task))
+        await self.versions.check_recoverable(task)
+
+        def recover() -> Any:
+            if task_id in self.retention.retiring:   # checked in the round the retention claims in
+                raise TaskNotExists(f"task {task_id} is being deleted (task_retention)")
+            return self.core.recover(task)
+        await self.dispatcher.submit(recover)
         LOG.info("task %s recovered", task_id)
 
     async def action_update(self, report: Report, body_size: Optional[int] = None, screen: bool = True) -> None:

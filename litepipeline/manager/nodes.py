@@ -13,7 +13,7 @@ from typing import Any
 from litepipeline.common.messages import Answer
 
 NODE_FIELDS = ("node_id", "http_host", "http_port", "action_slots", "heartbeat_interval", "heartbeat_timeout",
-               "data_path", "app_path", "python3", "version", "tls")
+               "data_path", "app_path", "python3", "version", "tls", "labels", "platform")
 
 
 @dataclass

@@ -69,8 +69,7 @@ class ApplicationSource:
         return create
 
     def unfinished(self, target_id: Optional[str]) -> bool:
-        task = self.manager.core.tasks.get(target_id) if target_id else None
-        return task is not None and not task.finished
+        return self.manager.core.unfinished(target_id)   # in memory or waiting in the backlog
 
 
 class WorkflowSource:

@@ -22,6 +22,7 @@ from litepipeline.common.appspec import MAX_ACTIONS, ActionSpec, check_dag, is_v
 from litepipeline.common.errors import InvalidApplication, OperationFailed, StaleAttempt, TaskAlreadyFinished, TaskNotExists
 from litepipeline.common.messages import HeldAttempt, Report, RunAction
 from litepipeline.common.states import Stage, Status
+from litepipeline.manager.placement import NO_FACTS, FreeNodes, NodeFacts
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, AttemptRecord, Batch, TaskState
 
 LOG = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class NodeSlots:
     busy: dict = field(default_factory=dict)   # attempt_id -> when it started occupying a slot
     suspended_until: Optional[float] = None
     draining: bool = False                     # shutting down: it takes nothing new
+    facts: NodeFacts = NO_FACTS                # labels, platform, address: what targets match
 
     def free(self, mono: float) -> int:
         if self.draining or (self.suspended_until is not None and mono < self.suspended_until):
@@ -146,6 +148,8 @@ class SchedulerCore:
         self.venv_sha1: Callable[[str], Optional[str]] = lambda venv_id: None
         # dropped nodes whose actions may still run until then: node_id -> (until (monotonic), reason)
         self._held: dict[str, tuple[float, str]] = {}
+        #: the pending tasks kept in the store beyond the window (manager/backlog.py), or None
+        self.backlog: Optional[Any] = None
 
     # -- change tracking ----------------------------------------------------------------
     def take_batch(self) -> Batch:
@@ -191,7 +195,14 @@ class SchedulerCore:
                 self._index(action)
 
     def add_task(self, task: TaskState) -> None:
-        """A newly created task (with its actions) — recorded as new rows."""
+        """A newly created task (with its actions) — recorded as new rows; kept in memory
+        unless the backlog takes it (then only its rows are written)."""
+        if self.backlog is not None and self.backlog.takes_new(task):
+            self._new_ids.add(id(task))
+            self._batch.new_tasks.append(task)
+            for action in task.actions.values():
+                self._new_action(action)
+            return
         self.load(task)
         self._new_ids.add(id(task))
         self._batch.new_tasks.append(task)
@@ -200,9 +211,11 @@ class SchedulerCore:
 
     # -- nodes --------------------------------------------------------------------------
     def node_up(self, node_id: str, running: Iterable[HeldAttempt], registering: bool,
-                slots: Optional[int] = None, draining: bool = False) -> list[Stop]:
-        """A node registered (``registering``, with its ``slots``) or sent a heartbeat
-        listing its attempts; a ``draining`` node (shutting down) is sent nothing new.
+                slots: Optional[int] = None, draining: bool = False,
+                facts: Optional[NodeFacts] = None) -> list[Stop]:
+        """A node registered (``registering``, with its ``slots`` and placement ``facts``) or
+        sent a heartbeat listing its attempts; a ``draining`` node (shutting down) is sent
+        nothing new.
 
         Reconciles: attempts the node holds that the manager doesn't expect are stopped;
         attempts the manager expects there but the node doesn't hold are re-queued (after a
@@ -217,6 +230,8 @@ class SchedulerCore:
             node = self.nodes[node_id] = NodeSlots(node_id, slots)
         if slots is not None:
             node.slots = slots
+        if facts is not None:
+            node.facts = facts
         node.draining = draining
         held = {entry.attempt_id: entry for entry in running if entry.attempt_id}
         stops = []
@@ -256,6 +271,17 @@ class SchedulerCore:
         self._held.pop(node_id, None)
         for action in list(self._expected_on(node_id).values()):
             self._lost(action, f"node {node_id} lost: {reason}")
+
+    def running_count(self) -> int:
+        """Attempts running now (all nodes)."""
+        return len(self._running_ids)
+
+    def unfinished(self, task_id: Optional[str]) -> bool:
+        """Whether ``task_id`` is unfinished: in memory, or waiting in the backlog."""
+        task = self.tasks.get(task_id) if task_id else None
+        if task is not None:
+            return not task.finished
+        return bool(task_id) and self.backlog is not None and task_id in self.backlog
 
     def _expected_on(self, node_id: str) -> dict[str, ActionState]:
         """The running attempts the manager placed on ``node_id`` (a copy)."""
@@ -493,6 +519,9 @@ class SchedulerCore:
     def stop_task(self, task_id: str, signal: int) -> list[Stop]:
         """A user's ``task stop``: signal every running action; finish when they are gone."""
         task = self.tasks.get(task_id)
+        if task is None and self.backlog is not None and task_id in self.backlog:
+            self.backlog.defer_stop(task_id, signal)   # admitted and stopped in the next round
+            return []
         if task is None:
             raise TaskNotExists(f"task {task_id} is not running")
         if task.finished:
@@ -534,6 +563,8 @@ class SchedulerCore:
         """Forget a task being deleted; refused while any of its actions runs."""
         task = self.tasks.get(task_id)
         if task is None:
+            if self.backlog is not None:
+                self.backlog.discard(task_id)
             return
         if task.stage in (RUNNING, STOPPING) or self._running(task):
             raise OperationFailed(f"task {task_id} is {task.stage}; stop it first")
@@ -617,9 +648,18 @@ class SchedulerCore:
         if not free:
             return out
         now = self.now()
+        placed: Optional[FreeNodes] = None   # built for the round's first action with a target
         for task in list(self.tasks.values()):   # insertion order is creation order: FIFO
             for action in self._ready(task, mono):
-                node_id = max(free, key=lambda k: (free[k], -len(self.nodes[k].busy)))
+                if action.target is None:
+                    node_id = max(free, key=lambda k: (free[k], -len(self.nodes[k].busy)))
+                else:   # only nodes its target allows; none free: it waits, the others go on
+                    if placed is None:
+                        placed = FreeNodes(free, self.nodes)
+                    fits = placed.allowed(action.target)
+                    if not fits:
+                        continue
+                    node_id = max(fits, key=lambda k: (free[k], -len(self.nodes[k].busy)))
                 out.append(self._dispatch(task, action, node_id, now))
                 free[node_id] -= 1
                 if free[node_id] == 0:

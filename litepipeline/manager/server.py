@@ -15,7 +15,6 @@ import sys
 import uuid
 from typing import Optional
 
-import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
@@ -24,12 +23,14 @@ from litepipeline.common.config import public_view
 from litepipeline.common.daemon import (listen_failure, load_or_exit, on_stop_signals, parse_args,
                                        setup_logging)
 from litepipeline.common.datalock import lock_or_exit
+from litepipeline.common.httpmetrics import MeteredApplication
 from litepipeline.common.tls import Tls, tls_or_exit
 from litepipeline.common.web import NotFoundHandler
 from litepipeline.manager.handlers import routes
 from litepipeline.manager.leader import Leadership, is_postgres
 from litepipeline.manager.leadership import identity
 from litepipeline.manager.manager import Manager
+from litepipeline.manager.metrics import ManagerMetrics
 from litepipeline.manager.standby import HttpGate, Standby, TcpGate
 from litepipeline.manager.store.store import Store
 from litepipeline.manager.ui.app import WebUI
@@ -38,6 +39,13 @@ from litepipeline.version import __version__
 LOG = logging.getLogger("litepipeline.manager")
 # JSON bodies (task input, action reports) are bounded separately; uploads raise their own limit
 JSON_BODY_LIMIT = 64 * 1024 * 1024
+
+
+def application(manager: Manager, ui: WebUI, metrics: ManagerMetrics) -> MeteredApplication:
+    """Every HTTP route of the manager: the API, GET /metrics and the web interface (see
+    manager/openapi.py), each request counted in ``metrics``."""
+    return MeteredApplication(routes(manager, metrics) + ui.routes(), metrics.http,
+                              default_handler_class=NotFoundHandler, **ui.settings())
 
 
 async def serve(config) -> int:  # noqa: ANN001
@@ -89,6 +97,8 @@ async def serve(config) -> int:  # noqa: ANN001
         leadership.start_renewing()
     try:
         manager = Manager(config, fatal, tls.server, leadership)
+        metrics = ManagerMetrics(manager.core)   # GET /metrics
+        metrics.watch(manager.dispatcher)
         await manager.start()
     except Exception as exc:  # noqa: BLE001 - a start-up failure is one clear line, exit 2
         LOG.critical("cannot start: %s", exc)
@@ -97,8 +107,7 @@ async def serve(config) -> int:  # noqa: ANN001
             leadership.close()
         return 2
     ui = WebUI(manager)   # the web interface at /ui/
-    gate.app = tornado.web.Application(routes(manager) + ui.routes(), default_handler_class=NotFoundHandler,
-                                       **ui.settings())
+    gate.app = application(manager, ui, metrics)
     tcp.handler = manager.cluster.handle_stream
     if leadership is not None:
         leadership.serving = True

@@ -113,8 +113,7 @@ class ServiceDriver:
             task.cancel()
 
     def _live(self, task_id: Optional[str]) -> bool:
-        task = self.core.tasks.get(task_id) if task_id else None
-        return task is not None and not task.finished
+        return self.core.unfinished(task_id)   # in memory or waiting in the backlog
 
     # -- task ends, inside the round ----------------------------------------------------
     def before_save(self, batch: Batch) -> None:

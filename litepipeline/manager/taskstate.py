@@ -59,13 +59,17 @@ class ActionState:
     message: Optional[str] = None
     #: SHA-1 of the venv version pinned at creation when ``env`` is a venv id (never changes)
     env_sha1: Optional[str] = None
+    #: where it may run: the configured target with the task input's merged over it (see
+    #: manager/placement.py); None runs anywhere. Set at creation, never changed.
+    target: Optional[dict] = None
 
     @classmethod
     def from_spec(cls, task_id: str, spec: ActionSpec, seq: int, kind: str = DAG,
                   parent: Optional[str] = None) -> "ActionState":
         return cls(task_id=task_id, name=spec.name, main=spec.main, seq=seq, condition=list(spec.condition),
                    env=spec.env, input_data=dict(spec.input_data), to_action=spec.to_action, parent=parent,
-                   kind=kind, timeout=spec.timeout, retries=spec.retries, retry_delay=spec.retry_delay)
+                   kind=kind, timeout=spec.timeout, retries=spec.retries, retry_delay=spec.retry_delay,
+                   target=spec.target)
 
     #: the fields an update writes; the others are set at creation and never change, so
     #: updates don't re-encode (and re-write) an action's input_data or condition

@@ -72,12 +72,15 @@ class Upload:
 
     def __init__(self, path: str, headers: dict, max_size: int, fields: tuple = FIELDS,
                  what: str = "application") -> None:
+        try:
+            self.parser = StreamingFormDataParser(headers=headers)
+        except Exception as exc:  # noqa: BLE001 - e.g. a Content-Type without its boundary
+            raise InvalidParameters(f"malformed multipart request: {exc}") from None
         self.path: Optional[str] = path
         self.max_size = max_size
         self.what = what   # for messages
         self.file = HashingFileTarget(path, max_size)
         self.fields = {key: FieldTarget() for key in fields}
-        self.parser = StreamingFormDataParser(headers=headers)
         self.parser.register("up_file", self.file)
         for key, target in self.fields.items():
             self.parser.register(key, target)

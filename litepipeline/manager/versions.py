@@ -102,6 +102,8 @@ class Versions:
         self.store = VersionStore(engine)
         self.db = db
         self.venv_files = AppStore(data_path, max_unpacked_size, folder="venvs", inspector=inspect_env_tarball)
+        if self.store.blobs is not None:   # data_path is a cache of the database's tarballs
+            apps.fetcher = self.venv_files.fetcher = self.store.blobs.fetch
         self.apps = Owner(APPS, apps, "application", AppNotExists)
         self.venvs = Owner(VENVS, self.venv_files, "venv", VenvNotExists)
         self.forget_app = forget_app
@@ -111,10 +113,13 @@ class Versions:
         self._configs: dict[str, Any] = {}        # sha1 -> configuration.json
         #: (app_id, sha1) -> True while an unfinished work pins that version (set by the Manager)
         self.pinned_by_work: Callable[[str, str], bool] = lambda app_id, sha1: False
+        self._backfill: Optional[asyncio.Future] = None
 
     async def start(self) -> None:
         rows = await self.db(self.store.all, VENVS)
         self._active_venvs = {r["venv_id"]: r["sha1"] for r in rows}
+        if self.store.blobs is not None:
+            self._backfill = asyncio.ensure_future(self.backfill_blobs())
 
     # -- uploads (create, update with a file) ------------------------------------------
     async def _validated(self, owner: Owner, upload_path: str) -> Any:
@@ -141,7 +146,7 @@ class Versions:
         row = {owner.id_column: owner_id, "name": name, "description": description, "sha1": sha1,
                "create_at": now, "update_at": now}
         try:
-            await self.db(self.store.create, owner.kind, row)
+            await self._write(self.store.create, owner.kind, row, owner.files.path(owner_id, sha1))
         except Exception:
             await owner.files.delete(owner_id)
             raise
@@ -182,8 +187,9 @@ class Versions:
                 owner.files.adopt(upload_path, owner_id, sha1, info)
                 adopted = True
             values["sha1"] = sha1
+        blob_path = owner.files.path(owner_id, values["sha1"]) if "sha1" in values else None
         try:
-            await self.db(self.store.update, owner.kind, owner_id, values)
+            await self._write(self.store.update, owner.kind, owner_id, values, blob_path)
         except Exception:
             if adopted:
                 owner.files.remove_version(owner_id, values["sha1"])
@@ -195,6 +201,36 @@ class Versions:
         if owner is self.venvs and "sha1" in values:
             self._active_venvs[owner_id] = values["sha1"]
         return owner_id
+
+    async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A version write: with blobs (a tarball of up to ``max_buffer_size`` written to the
+        database) on a thread of its own, so the database thread's rounds never wait on it."""
+        if self.store.blobs is None:
+            return await self.db(fn, *args)
+        return await asyncio.to_thread(fn, *args)
+
+    async def backfill_blobs(self) -> None:
+        """Store in the database the tarballs of versions uploaded before it kept them (a
+        store upgraded to blobs), from this manager's ``data_path``. Runs in the background."""
+        blobs = self.store.blobs
+        if blobs is None:
+            return
+        try:
+            missing = await asyncio.to_thread(lambda: blobs.missing(self.store.all_sha1s()))
+            if not missing:
+                return
+            rows = await asyncio.to_thread(self.store.versions_of, missing)
+            files = []
+            for id_column, owner_id, sha1 in rows:
+                owner = self.apps if id_column == self.apps.id_column else self.venvs
+                path = owner.files.path(owner_id, sha1)
+                if owner.files.exists(owner_id, sha1):
+                    files.append((sha1, path))
+            written = await asyncio.to_thread(blobs.backfill, files)
+            LOG.info("%d older tarball(s) stored in the database from data_path (%d were missing there)",
+                     written, len(missing))
+        except Exception:   # noqa: BLE001 - a later start tries again
+            LOG.exception("storing older tarballs in the database failed")
 
     # -- reading ------------------------------------------------------------------------
     async def row(self, owner: Owner, owner_id: str) -> dict:
@@ -222,6 +258,7 @@ class Versions:
         """configuration.json of one stored application version."""
         config = self._configs.get(sha1)
         if config is None:
+            await self.apps.files.ensure(app_id, sha1)
             path = self.apps.files.path(app_id, sha1)
             try:
                 config = await asyncio.to_thread(read_configuration, path)
@@ -236,7 +273,7 @@ class Versions:
             raise InvalidParameters(f"parameter 'sha1' must be 40 hexadecimal digits, got {sha1[:60]!r}")
         row = await self.row(owner, owner_id)
         sha1 = (sha1 or row["sha1"]).lower()
-        if not owner.files.exists(owner_id, sha1):
+        if not await owner.files.ensure(owner_id, sha1):
             raise owner.missing(f"{owner.label} {owner_id} has no version with sha1 {sha1}")
         return owner.files.path(owner_id, sha1), sha1
 
@@ -347,12 +384,12 @@ class Versions:
             if self._in_use[key] <= 0:
                 del self._in_use[key]
 
-    def check_recoverable(self, task: Any) -> None:
+    async def check_recoverable(self, task: Any) -> None:
         """A task runs again in place only with the venv versions it pinned still stored."""
         for action in task.actions.values():
             if action.succeeded or not action.env_sha1:
                 continue
-            if not self.venv_files.exists(action.env, action.env_sha1):
+            if not await self.venv_files.ensure(action.env, action.env_sha1):
                 raise OperationFailed(f"the venv version action '{action.name}' of task {task.task_id} "
                                       f"ran (venv {action.env}, sha1 {action.env_sha1}) is no longer stored; "
                                       "rerun makes a new task with the current versions")

@@ -33,6 +33,9 @@ def task_view(row: dict, actions: Optional[list] = None) -> dict:
     if actions is not None:
         view["result"] = {a["name"]: report_view(a) for a in actions
                           if a["stage"] == Stage.FINISHED.value and a["attempt"] > 0}
+        targets = {a["name"]: a["target"] for a in actions if a.get("target")}
+        if targets:   # where each placed action may run (configured, with the input's merged in)
+            view["targets"] = targets
     return view
 
 

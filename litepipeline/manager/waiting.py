@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Optional
 
 from litepipeline.common import clock
+from litepipeline.manager.placement import matches, unmatched
 from litepipeline.manager.scheduler import NodeSlots, upstream_names
 from litepipeline.manager.taskstate import DAG, TaskState
 
@@ -45,6 +46,12 @@ def waiting_for(task: Optional[TaskState], nodes: Mapping[str, NodeSlots], now: 
         return None
     if not nodes:
         return NO_NODE
+    targeted = [a for a in ready if a.target is not None]
+    if targeted:
+        reason = _placement(targeted, nodes, mono)
+        if reason:
+            return reason
+        ready = [a for a in ready if a.target is None] or targeted
     if all(node.free(mono) <= 0 for node in nodes.values()):
         refusing = [n.node_id for n in nodes.values()
                     if n.suspended_until is not None and mono < n.suspended_until]
@@ -57,4 +64,22 @@ def waiting_for(task: Optional[TaskState], nodes: Mapping[str, NodeSlots], now: 
     sent_back = [a for a in ready if a.message]
     if sent_back:
         return f"action '{sent_back[0].name}' went back to pending: {sent_back[0].message}"
+    return None
+
+
+def _placement(targeted: list, nodes: Mapping[str, NodeSlots], mono: float) -> Optional[str]:
+    """The first targeted action that no registered node allows, or whose allowed nodes are all busy."""
+    facts = {node_id: node.facts for node_id, node in nodes.items()}
+    for action in targeted:
+        reason = unmatched(action.name, action.target, facts)
+        if reason:
+            return reason
+    for action in targeted:
+        allowed = [n for n in nodes.values() if matches(action.target, n.node_id, n.facts)]
+        if all(n.free(mono) <= 0 for n in allowed):
+            shown = ", ".join(n.node_id for n in allowed[:5]) + (" and more" if len(allowed) > 5 else "")
+            if all(n.draining for n in allowed):
+                return f"action '{action.name}' waits: the node(s) its target allows are shutting down: {shown}"
+            return (f"action '{action.name}' waits for a free slot on the node(s) its target allows: {shown} "
+                    f"({sum(n.slots for n in allowed)} slots, all busy)")
     return None

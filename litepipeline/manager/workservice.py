@@ -81,7 +81,7 @@ class WorkService:
 
     def __init__(self, core: SchedulerCore, dispatcher: Dispatcher, db: DbThread, store: WorkflowStore,
                  app_row: Callable[[str], Awaitable[dict]], app_spec: Callable[[str, str], Awaitable[AppSpec]],
-                 max_input_size: int, version_exists: Callable[[str, str], bool] = lambda app_id, sha1: True) -> None:
+                 max_input_size: int, version_exists: Optional[Callable[[str, str], Awaitable[bool]]] = None) -> None:
         self.core = core
         self.dispatcher = dispatcher
         self.db = db
@@ -102,6 +102,15 @@ class WorkService:
             self.wcore.load(WorkState.from_row(row))
         if rows:
             LOG.info("resuming %d unfinished work(s) from the store", len(rows))
+
+    def restop(self) -> list:
+        """At start, in the first round: stop again the unfinished tasks of stopping works. A
+        stop of a task waiting in the backlog is applied a round after the work's own (see
+        manager/backlog.py); a crash between the two must not let that task run."""
+        items = [StopTask(entry["task_id"], work.signal or -15) for work in self.wcore.works.values()
+                 if work.stage == Stage.STOPPING.value for entry in work.entries.values()
+                 if entry.get("task_id") and entry["stage"] == Stage.RUNNING.value]
+        return self._apply(items)
 
     # -- the round controller ------------------------------------------------------------
     def step(self) -> list:
@@ -279,7 +288,8 @@ class WorkService:
             raise OperationFailed(f"work {work_id} succeeded; nothing to recover (rerun makes a new work)")
         for entry in work.entries.values():
             sha1 = work.pinned[entry["app_id"]]["sha1"]
-            if entry["status"] != Status.SUCCESS.value and not self.version_exists(entry["app_id"], sha1):
+            if entry["status"] != Status.SUCCESS.value and self.version_exists is not None \
+                    and not await self.version_exists(entry["app_id"], sha1):
                 raise OperationFailed(f"the version of application {entry['app_id']} work {work_id} pinned "
                                       f"(sha1 {sha1}) is no longer stored; rerun makes a new work")
         await self.dispatcher.submit(lambda: self._apply(self.wcore.recover(work)))

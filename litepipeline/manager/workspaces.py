@@ -310,7 +310,7 @@ class NodeStreams:
                 source.abort(exc)
                 return
 
-    async def _delete_on(self, task_id: str, node_ids: set) -> list[str]:
+    async def delete_on(self, task_id: str, node_ids: set) -> list[str]:
         """``DELETE /workspace/delete`` on each node; returns one line per failure."""
         async def one(node_id: str) -> Optional[str]:
             address = self.manager.cluster.address(node_id)
@@ -338,7 +338,7 @@ class NodeStreams:
             raise OperationFailed(f"task {task_id} is {row['stage']}; its workspaces can be deleted once "
                                   f"it has finished")
         nodes = await self.holders(task_id)
-        failures = await self._delete_on(task_id, nodes)
+        failures = await self.delete_on(task_id, nodes)
         if failures:
             raise OperationFailed(f"workspaces of task {task_id} not deleted on {'; '.join(failures)}")
         LOG.info("workspaces of task %s deleted on %d node(s)", task_id, len(nodes))
@@ -348,5 +348,5 @@ class NodeStreams:
         """Best effort removal after ``task delete``: failures are logged only."""
         if not node_ids:
             return
-        for failure in await self._delete_on(task_id, node_ids):
+        for failure in await self.delete_on(task_id, node_ids):
             LOG.warning("workspaces of deleted task %s not removed: %s", task_id, failure)

@@ -71,6 +71,7 @@ class VersionCache:
         self._tops: dict[tuple[str, str], str] = {}   # ready copies seen, so a hit reads no file
         self._latest: dict[str, str] = {}
         self.downloads = 0  # how many downloads were started (tests check single-flight)
+        self.hits = 0       # copies found ready, no download waited for (GET /metrics)
 
     # -- life cycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -106,17 +107,21 @@ class VersionCache:
         Raises :class:`AppCacheError`.
         """
         key = (app_id, sha1)
+        waited = False
         while True:
             flight = self._flights.get(key)
             if flight is None:
                 # no await between the check and the reference: the sweep cannot interleave
-                top = self.acquire_ready(app_id, sha1)
+                top = self._acquire(app_id, sha1)
                 if top is not None:
+                    if not waited:
+                        self.hits += 1
                     return top
                 flight = asyncio.ensure_future(self._fetch(app_id, sha1))
                 self._flights[key] = flight
                 flight.add_done_callback(lambda f, key=key: self._flight_done(key, f))
             # shield: a waiter cancelled by a stop request must not cancel the others' download
+            waited = True
             await asyncio.shield(flight)
             if self._flights.get(key) is flight:
                 # awaiting a finished flight does not yield, so its clean-up callback may not
@@ -126,6 +131,12 @@ class VersionCache:
     def acquire_ready(self, app_id: str, sha1: str) -> Optional[str]:
         """:meth:`ensure` without waiting: the top directory, with a reference held, when the
         copy is ready now; None when it would have to be fetched."""
+        top = self._acquire(app_id, sha1)
+        if top is not None:
+            self.hits += 1
+        return top
+
+    def _acquire(self, app_id: str, sha1: str) -> Optional[str]:
         key = (app_id, sha1)
         if key in self._flights:
             return None

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -101,6 +101,10 @@ class Executor:
         self.attempts: dict[str, Attempt] = {}
         self.slots_used = 0
         self.draining = False
+        # counts for GET /metrics (node/metrics.py reads them when scraped)
+        self.accepted = 0                  # attempts accepted (a slot reserved)
+        self.launched = 0                  # their processes started
+        self.ended: Counter = Counter()    # attempts ended, by reported status ("abandoned": not reported)
         self._recent: OrderedDict[str, None] = OrderedDict()
         #: whether the node's lease was out at any moment since a time.monotonic() mark (see
         #: node/lease.py): an action running then is not reported
@@ -157,6 +161,7 @@ class Executor:
         attempt = Attempt(request)
         self.attempts[request.attempt_id] = attempt
         self.slots_used += 1
+        self.accepted += 1
         attempt.task = asyncio.ensure_future(self._run(attempt))
         return True
 
@@ -370,6 +375,7 @@ class Executor:
         self.groups.started(req.attempt_id, proc.pid, req.task_id, req.name)
         attempt.start_at = clock.now()
         attempt.state = AttemptState.RUNNING
+        self.launched += 1
         if attempt.kill_reason is not None:  # a stop arrived while the process was being spawned
             self._signal_group(attempt, attempt.kill_signal or signal.SIGKILL)
         LOG.info("action started: task %s action %s attempt %s pid %d", req.task_id, req.name,
@@ -460,6 +466,7 @@ class Executor:
         self._recent[req.attempt_id] = None
         while len(self._recent) > RECENT_ATTEMPTS:
             self._recent.popitem(last=False)
+        self.ended["abandoned" if attempt.abandoned else report.status] += 1
         if attempt.abandoned:
             LOG.info("action ended: task %s action %s attempt %s (abandoned, not reported)", req.task_id,
                      req.name, req.attempt_id)

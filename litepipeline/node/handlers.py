@@ -7,6 +7,7 @@ from typing import Any
 
 import tornado.web
 
+from litepipeline.common.httpmetrics import CONTENT_TYPE, MeteredApplication
 from litepipeline.common.messages import RunAction, StopAction
 from litepipeline.common.web import JsonHandler, NotFoundHandler
 
@@ -61,11 +62,23 @@ class FullHandler(NodeHandler):
                    running=executor.slots_used, draining=executor.draining)
 
 
+class MetricsHandler(NodeHandler):
+    """Prometheus text format; needs the token like every route unless ``metrics_public``."""
+
+    def initialize(self, node: Any) -> None:
+        super().initialize(node)
+        self.public = bool(node.config.metrics_public)
+
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE)
+        self.finish(self.node.metrics.text())
+
+
 def make_app(node: Any) -> tornado.web.Application:
     from litepipeline.node import logstream, wsarchive  # they build on NodeHandler
 
     args = {"node": node}
-    return tornado.web.Application(
+    return MeteredApplication(
         [
             (r"/", InfoHandler, args),
             (r"/action/run", RunHandler, args),
@@ -74,6 +87,8 @@ def make_app(node: Any) -> tornado.web.Application:
             (r"/action/log", logstream.ActionLogHandler, args),
             (r"/workspace/download", wsarchive.WorkspaceDownloadHandler, args),
             (r"/workspace/delete", wsarchive.WorkspaceDeleteHandler, args),
+            (r"/metrics", MetricsHandler, args),
         ],
+        getattr(getattr(node, "metrics", None), "http", None),   # a stand-in node without metrics counts nothing
         default_handler_class=NotFoundHandler,
     )

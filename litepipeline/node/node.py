@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import platform
 import sys
 import time
 from typing import Optional
@@ -26,6 +27,7 @@ from litepipeline.node.executor import Executor
 from litepipeline.node.handlers import make_app
 from litepipeline.node.lease import Lease
 from litepipeline.node.managerlink import ManagerLink, id_path_for
+from litepipeline.node.metrics import NodeMetrics
 from litepipeline.node.reporter import Reporter
 from litepipeline.node.workspace import Trash, Workspaces
 from litepipeline.version import __version__
@@ -72,6 +74,7 @@ class Node:
         self.link.ssl_options = self.tls.client   # the manager's TCP port: verified against tls_ca
         self.link.on_heard = self.lease.renew
         self.executor.lease_lapsed = self.lease.lapsed_since
+        self.metrics = NodeMetrics(self)   # GET /metrics
         self.http_port = config.http_port
         self._server: Optional[HTTPServer] = None
         self._sweeper: Optional[asyncio.Task] = None
@@ -154,7 +157,7 @@ class Node:
             python3_executable=sys.executable, version=__version__, token=config.auth_token,
             running=self.executor.running_entries(),
             free_slots=max(config.action_slots - self.executor.slots_used, 0), draining=self.executor.draining,
-            tls=bool(config.tls_cert))
+            tls=bool(config.tls_cert), labels=config.labels, platform=platform.machine())
 
     def on_manager_stop(self, entries: list) -> None:
         for entry in entries:

@@ -18,6 +18,7 @@ import requests
 import yaml
 
 from litepipeline.client.api import ManagerClient
+from litepipeline.manager import openapi
 
 BIN = os.path.dirname(sys.executable)
 
@@ -98,10 +99,71 @@ class Daemon:
             return fp.read().decode("utf-8", "replace")
 
 
-class LiteCluster:
-    """A manager plus any number of nodes in ``root``; use as a context manager."""
+class SchemaCheck:
+    """Validates each JSON answer the manager sends against ``/openapi.json``'s response
+    schema for its (method, path, status), as a ``requests`` response hook.
 
-    def __init__(self, root: str, token: Optional[str] = None, **manager_overrides: Any) -> None:
+    A mismatch is kept in :attr:`problems` (raising inside the hook would break the
+    request); :meth:`LiteCluster.close` fails the test with them. Answers the document
+    gives no JSON schema for (downloads, pages) are counted in :attr:`skipped`.
+    """
+
+    def __init__(self) -> None:
+        import jsonschema   # the test extra: only the tests that check need it
+
+        self.jsonschema = jsonschema
+        self.doc = openapi.document()
+        self.validators: dict = {}
+        self.problems: list[str] = []
+        self.checked: set = set()   # (method, path, status) seen and valid
+        self.skipped: set = set()
+
+    def __call__(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        from urllib.parse import urlsplit
+
+        method = response.request.method.lower()
+        path = urlsplit(response.request.url).path
+        key = (method, path, response.status_code)
+        if not response.headers.get("Content-Type", "").startswith("application/json"):
+            self.skipped.add(key)
+            return
+        if method not in self.doc["paths"].get(path, {}):
+            self.skipped.add(key)   # an unknown route or method: the 404/405 envelope, no operation
+            return
+        if key not in self.validators:
+            schema = openapi.response_schema(self.doc, method, path, response.status_code)
+            self.validators[key] = schema and self.jsonschema.Draft202012Validator(schema)
+        validator = self.validators[key]
+        if validator is None:
+            self.problems.append(f"{method.upper()} {path} {response.status_code}: not in /openapi.json")
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            self.problems.append(f"{method.upper()} {path} {response.status_code}: not JSON")
+            return
+        errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+        for error in errors[:3]:
+            where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+            self.problems.append(f"{method.upper()} {path} {response.status_code} at {where}: {error.message[:300]}")
+        if not errors:
+            self.checked.add(key)
+
+    def attach(self, client: ManagerClient) -> ManagerClient:
+        client.session.hooks["response"].append(self)
+        return client
+
+
+class LiteCluster:
+    """A manager plus any number of nodes in ``root``; use as a context manager.
+
+    ``check_schema``: every answer to ``self.api`` (and to :meth:`client`) is validated
+    against the manager's OpenAPI document; the test fails at :meth:`close` on a mismatch.
+    Also on when the environment sets ``LITEPIPELINE_CHECK_OPENAPI=1``.
+    """
+
+    def __init__(self, root: str, token: Optional[str] = None, check_schema: bool = False,
+                 **manager_overrides: Any) -> None:
         self.root = root
         self.token = token
         self.http_port = free_port()
@@ -116,13 +178,22 @@ class LiteCluster:
         self.manager = Daemon("manager", os.path.join(root, "manager"), config)
         self.nodes: list[Daemon] = []
         self.address = f"127.0.0.1:{self.http_port}"
-        self.api = ManagerClient(self.address, token=token)
+        check_schema = check_schema or os.environ.get("LITEPIPELINE_CHECK_OPENAPI") == "1"
+        self.schema_check: Optional[SchemaCheck] = SchemaCheck() if check_schema else None
+        self.api = self.client(token)
+
+    def client(self, token: Optional[str] = None) -> ManagerClient:
+        """A client of this manager (its answers are schema-checked when the cluster checks)."""
+        client = ManagerClient(self.address, token=token)
+        return self.schema_check.attach(client) if self.schema_check else client
 
     def __enter__(self) -> "LiteCluster":  # noqa: PYI034 (typing.Self needs 3.11)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+        if exc[0] is None:   # a test's own failure is the one to show
+            self.raise_schema_problems()
 
     def start_manager(self) -> Daemon:
         self.manager.start()
@@ -230,6 +301,12 @@ class LiteCluster:
         self.manager.stop()
         self.api.close()
 
+    def raise_schema_problems(self) -> None:
+        """Fail with the answers that did not match /openapi.json (when checking)."""
+        if self.schema_check is not None and self.schema_check.problems:
+            problems = self.schema_check.problems
+            self.schema_check.problems = []
+            raise AssertionError("answers that do not match /openapi.json:\n" + "\n".join(problems[:40]))
 
 class FailoverCluster:
     """Several ``litemanager`` processes on one PostgreSQL ``database_url`` (fail-over) and

@@ -118,7 +118,7 @@ def _routes(table_: list) -> list[tuple[str, type]]:
     out = []
     for path, handler, *_ in table_:
         path = path.rstrip("$")
-        assert re.fullmatch(r"[/A-Za-z0-9_-]+", path), f"route {path!r} needs a sample path in this test"
+        assert re.fullmatch(r"[/A-Za-z0-9_.-]+", path), f"route {path!r} needs a sample path in this test"
         out.append((path, handler))
     return out
 
@@ -181,7 +181,8 @@ def _route_id(route: tuple) -> str:
     return f"{route[0]} {route[1]}"
 
 
-@pytest.mark.parametrize("route", [r for r in MANAGER_ROUTES if r[1] != "/"], ids=_route_id)
+# public: GET / and GET /openapi.json (the API's description holds no secret)
+@pytest.mark.parametrize("route", [r for r in MANAGER_ROUTES if not r[2].public], ids=_route_id)
 def test_manager_route_refuses_without_the_token(sec, route):
     method, path, handler = route
     before = snapshot(sec)
@@ -196,6 +197,10 @@ def test_manager_route_refuses_without_the_token(sec, route):
 def test_manager_index_and_unknown_paths_need_no_token(sec):
     answer = requests.get(f"http://{sec.address}/", timeout=5)
     assert (answer.status_code, answer.json()) == (200, {"message": "LitePipeline manager service", "role": "single", "leader": None})
+    answer = requests.get(f"http://{sec.address}/openapi.json", timeout=5)
+    assert answer.status_code == 200 and answer.json()["openapi"].startswith("3.1")
+    assert TOKEN not in answer.text
+    assert {(m, p) for m, p, h in MANAGER_ROUTES if h.public} == {("GET", "/"), ("GET", "/openapi.json")}
     answer = requests.get(f"http://{sec.address}/no/such/route", timeout=5)
     assert (answer.status_code, answer.json()) == (
         404, {"result": "NotFound", "message": "no such endpoint: GET /no/such/route"})

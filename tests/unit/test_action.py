@@ -217,3 +217,11 @@ def test_module_uses_only_the_standard_library():
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "[]"
+
+
+def test_generated_action_carries_its_target():
+    action = Action("train", "python train.py", target={"labels": {"gpu": "a100"}})
+    assert action.to_dict()["target"] == {"labels": {"gpu": "a100"}}
+    assert "target" not in Action("x", "run").to_dict()
+    with pytest.raises(ValueError, match="target must be a dict"):
+        Action("x", "run", target="gpu")

@@ -391,7 +391,7 @@ def test_seed_configuration_parses():
     spec = parse_configuration(json.dumps(seed).encode())
     assert dataclasses.asdict(spec.actions[2]) == {
         "name": "third", "main": "python third.py", "condition": ["first", "second"], "env": "venvs/venv",
-        "input_data": {}, "to_action": None, "timeout": None, "retries": 0, "retry_delay": 0}
+        "input_data": {}, "to_action": None, "timeout": None, "retries": 0, "retry_delay": 0, "target": None}
 
 
 def test_parse_action_names_its_source():
@@ -678,6 +678,44 @@ def test_known_0_1_5_keys_accepted():
     spec = parse_configuration(json.dumps({"actions": [{"name": "a", "main": "run", "target_env": {}}],
                                            "output_action": "a"}).encode())
     assert [a.name for a in spec.actions] == ["a"]
+
+
+def test_targets_of_actions_and_event_actions():
+    spec = parse_configuration(json.dumps({
+        "actions": [{"name": "a", "main": "run", "target": {"labels": {"gpu": "a100"}, "platform": "X86_64"}},
+                    {"name": "b", "main": "run", "target_env": {"node_ip": "10.0.0.1", "docker_support": False}},
+                    {"name": "c", "main": "run", "target_env": {"docker_support": False}}],
+        "event_actions": {"fail": {"main": "run", "target": {"labels": {"zone": "b"}}}}}).encode())
+    targets = {a.name: a.target for a in spec.actions}
+    assert targets == {"a": {"labels": {"gpu": "a100"}, "platform": "x86_64"}, "b": {"node_ip": "10.0.0.1"},
+                       "c": None, "fail": {"labels": {"zone": "b"}}}
+    # a work pins the spec as a dict and builds its tasks from it again
+    assert parse_action(spec.actions[0].to_dict()).target == targets["a"]
+    assert "target" not in spec.actions[2].to_dict()
+
+
+@pytest.mark.parametrize("target, message", [
+    ({"target": {"lables": {"gpu": "a100"}}},
+     "configuration.json: action 'a' target has unknown key 'lables' (did you mean labels?)"),
+    ({"target_env": {"docker_support": True}},
+     "configuration.json: action 'a' target_env: docker_support true cannot be met: LitePipeline runs actions "
+     "without docker; remove the key or set it to false"),
+    ({"target": {"labels": {"gpu": 1}}},
+     "configuration.json: action 'a' target.labels.gpu must be a string, got int 1 (quote it in YAML/JSON)"),
+    ({"target": {"platform": "x86_64"}, "target_env": {"platform": "x86_64"}},
+     "configuration.json: action 'a' has both 'target' and 'target_env'; keep one"),
+    ({"target": ["gpu"]},
+     "configuration.json: action 'a' target must be an object like {\"labels\": {\"gpu\": \"a100\"}}, got list"),
+])
+def test_bad_targets_are_refused(target, message):
+    assert _config_error(_actions({"name": "a", **target})) == message
+
+
+def test_generated_action_target_is_checked():
+    with pytest.raises(InvalidApplication) as info:
+        parse_action({"name": "g1", "main": "run", "target": {"node_id": "x"}}, "output.data of 'first'")
+    assert info.value.message == ("output.data of 'first': action 'g1' target.node_id must be a node id (a uuid), "
+                                  "got 'x'")
 
 
 # -- action limit and linear DAG checks ----------------------------------------------------

@@ -269,10 +269,26 @@ def test_task_list_passes_filters_only_when_given(manager, capsys):
     assert main([manager.address, "task", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[2].startswith("2 | t2 ")
-    assert manager.requests[0]["query"] == {"offset": ["0"], "limit": ["0"]}
-    assert main([manager.address, "task", "list", "-s", "running", "-a", APP_ID, "--status", "kill"]) == 0
+    assert manager.requests[0]["query"] == {"offset": ["0"], "limit": ["50"]}   # the newest 50 by default
+    assert main([manager.address, "task", "list", "-s", "running", "-a", APP_ID, "--status", "kill", "-l", "0"]) == 0
     assert manager.requests[1]["query"] == {"offset": ["0"], "limit": ["0"], "stage": ["running"],
                                             "app_id": [APP_ID], "status": ["kill"]}
+
+
+def test_a_list_with_more_rows_than_shown_says_how_to_see_them_on_stderr(manager, capsys):
+    manager.json("GET", "/task/list", {"result": "ok", "tasks": [TASK_INFO] * 50, "total": 100000})
+    assert main([manager.address, "task", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 51
+    assert err == "litepipeline: showing 50 of 100000; use -o/--offset and -l/--limit to see more\n"
+    assert main([manager.address, "task", "list", "-o", "99950"]) == 0
+    assert capsys.readouterr().err == ""   # the last page
+    for flags in (["--json"], ["-q"], ["-r"]):   # what scripts parse gets no hint, on either stream
+        assert main([manager.address, "task", "list", *flags]) == 0
+        out, err = capsys.readouterr()
+        assert "showing" not in out + err
+    assert main([manager.address, "task", "list", "-o", "100"]) == 0
+    assert "showing 50 of 100000 from offset 100;" in capsys.readouterr().err
 
 
 def test_task_create_sends_json(manager, capsys):

@@ -15,6 +15,7 @@ from litepipeline.common.config import (
     ManagerConfig,
     NodeConfig,
     config_from_dict,
+    default_of,
     load_config,
     missing_driver_message,
     public_view,
@@ -97,7 +98,7 @@ def test_seed_readme_config_loads_without_newer_keys(tmp_path, role, text):
     assert warnings == []
     assert config.log_level == "NOSET"
     assert config.data_path == str(tmp_path / "data")
-    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    defaults = {f.name: default_of(f) for f in dataclasses.fields(config)}
     seed_keys = set(yaml.safe_load(text))
     for key, default in defaults.items():
         if key not in seed_keys:
@@ -189,6 +190,9 @@ def test_database_url_driver_messages():
     ("node", {"manager_tcp_port": True}, "configuration key 'manager_tcp_port' must be an integer, got bool True"),
     ("node", {"heartbeat_timeout": [30]}, "configuration key 'heartbeat_timeout' must be a number, got list [30]"),
     ("node", {"log_level": 10}, "configuration key 'log_level' must be a string, got int 10"),
+    ("manager", {"metrics_public": "yes"}, "configuration key 'metrics_public' must be true or false, got str 'yes'"),
+    ("node", {"metrics_public": 1}, "configuration key 'metrics_public' must be true or false, got int 1"),
+    ("node", {"metrics_public": None}, "configuration key 'metrics_public' must not be empty"),
 ])
 def test_wrong_types_name_the_key(role, raw, message):
     assert _error(role, raw) == message
@@ -217,6 +221,13 @@ def test_bad_log_level():
 @pytest.mark.parametrize("level", ["NOSET", "NOTSET", "DEBUG", "info", "Warning", "ERROR", "CRITICAL"])
 def test_log_levels_accepted(level):
     assert config_from_dict("node", {"log_level": level})[0].log_level == level
+
+
+@pytest.mark.parametrize("role", ["manager", "node"])
+def test_metrics_public_is_a_boolean_off_by_default(role):
+    assert config_from_dict(role, {})[0].metrics_public is False
+    assert config_from_dict(role, {"metrics_public": True})[0].metrics_public is True
+    assert "metrics_public: false" in render_yaml(role)
 
 
 def test_not_a_mapping():
@@ -299,7 +310,7 @@ def test_public_view_masks_secrets():
 @pytest.mark.parametrize("role, cls", [("manager", ManagerConfig), ("node", NodeConfig)])
 def test_render_yaml_parses_back_to_defaults(tmp_path, role, cls):
     text = render_yaml(role)
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    defaults = {f.name: default_of(f) for f in dataclasses.fields(cls)}
     assert yaml.safe_load(text) == defaults
     assert all(" # " in line for line in text.splitlines())
     path = tmp_path / "configuration.yml"
@@ -411,3 +422,37 @@ def test_example_file_documents_every_key_and_stays_in_sync():
     for line in text.splitlines():
         if line and not line.startswith(("#", "---")):
             assert " # " in line, f"key without a comment: {line}"
+
+
+def test_node_labels():
+    config, warnings = config_from_dict("node", {"labels": {"gpu": "a100", "zone": "b"}})
+    assert config.labels == {"gpu": "a100", "zone": "b"} and warnings == []
+    assert config_from_dict("node", {})[0].labels == {}
+    assert config_from_dict("node", {"labels": None})[0].labels == {}
+    for labels, message in [
+        ("gpu", "configuration key labels must be a map of name: value, got str"),
+        ({"ssd": True}, "configuration key labels.ssd must be a string, got bool True (quote it in YAML/JSON)"),
+        ({"a b": "x"}, "configuration key labels name 'a b' must be 1-63 letters, digits, '.', '_' or '-', "
+                       "starting with a letter or digit"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            config_from_dict("node", {"labels": labels})
+        assert str(info.value) == message
+    assert "labels: {}" in render_yaml("node")
+
+
+@pytest.mark.parametrize(("text", "expected"), [("", "on"), ("pg_synchronous_commit: off\n", "off"),
+                                                 ("pg_synchronous_commit: 'off'\n", "off"),
+                                                 ("pg_synchronous_commit: on\n", "on")])
+def test_pg_synchronous_commit_reads_yaml_on_and_off(text, expected):
+    from litepipeline.common.config import config_from_dict
+
+    config, _ = config_from_dict("manager", yaml.safe_load(text) or {})
+    assert config.pg_synchronous_commit == expected
+
+
+def test_pg_synchronous_commit_refuses_other_words():
+    from litepipeline.common.config import config_from_dict
+
+    with pytest.raises(ConfigError, match="'pg_synchronous_commit' must be on or off"):
+        config_from_dict("manager", {"pg_synchronous_commit": "local"})

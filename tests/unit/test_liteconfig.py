@@ -92,3 +92,18 @@ def test_token_gen_writes_and_prints_token(tmp_path, capsys):
 def test_version(capsys):
     assert main(["-v"]) == 0
     assert capsys.readouterr().out.startswith("liteconfig ")
+
+
+def test_node_labels(tmp_path, capsys):
+    assert main(["-s", "node", "-o", str(tmp_path), "--label", "gpu=a100", "-l", "zone=b"]) == 0
+    config, warnings = load_config("node", str(tmp_path / "configuration.yml"))
+    assert config.labels == {"gpu": "a100", "zone": "b"} and warnings == []
+    capsys.readouterr()
+    assert main(["-s", "node", "-o", str(tmp_path), "--force", "--label", "gpu"]) == 1
+    assert capsys.readouterr().err == "liteconfig: error: --label 'gpu' must be NAME=VALUE\n"
+    assert main(["-s", "node", "-o", str(tmp_path), "--force", "--label", "gpu=a 100"]) == 1
+    assert capsys.readouterr().err == ("liteconfig: error: label.gpu 'a 100' must be 1-63 letters, digits, "
+                                       "'.', '_' or '-', starting with a letter or digit\n")
+    assert main(["-s", "manager", "-o", str(tmp_path), "--force", "--label", "gpu=a100"]) == 1
+    assert "--label is a node key" in capsys.readouterr().err
+    assert load_config("node", str(tmp_path / "configuration.yml"))[0].labels == {"gpu": "a100", "zone": "b"}

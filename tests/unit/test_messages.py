@@ -52,6 +52,11 @@ def test_run_defaults_and_normalisation():
     (Register, {"http_port": 1, "action_slots": 1, "http_host": "a b"}, "http_host must be a host name"),
     (Register, {"http_port": 1, "action_slots": 1, "heartbeat_timeout": 0}, "heartbeat_timeout must be a "
                                                                              "positive number"),
+    (Register, {"http_port": 1, "action_slots": 1, "labels": ["gpu"]}, "labels must be a map of name: value"),
+    (Register, {"http_port": 1, "action_slots": 1, "labels": {"gpu": "a" * 64}}, "labels.gpu 'aaaa"),
+    (Register, {"http_port": 1, "action_slots": 1, "labels": {str(i): "x" for i in range(33)}},
+     "labels has 33 entries, more than 32"),
+    (Register, {"http_port": 1, "action_slots": 1, "platform": "x" * 65}, "platform must be a string of at most 64"),
     (StopAction, {"task_id": "t", "name": "a", "signal": 3}, "field 'signal' must be -9 or -15, got 3"),
     (StopAction, {"task_id": "t", "name": "a", "signal": "kill"}, "field 'signal' must be -9 or -15, got 'kill'"),
     (StopAction, {"task_id": "t", "name": "a", "attempt_id": 5}, "field 'attempt_id' must be a string"),
@@ -70,6 +75,15 @@ def test_register_reads_the_node_id_canonically_and_leaves_bad_held_entries_out(
     assert message.running == [HeldAttempt("t", "a", "x", "running")]
     assert message.draining and message.free_slots == 0
     assert Heartbeat.parse({"running": "not a list", "draining": "yes"}) == Heartbeat([], None, False)
+
+
+def test_register_round_trips_labels_and_platform():
+    message = Register(http_port=1, action_slots=2, labels={"gpu": "a100", "zone": "b"}, platform="x86_64")
+    back = Register.parse(message.to_dict())
+    assert back.labels == {"gpu": "a100", "zone": "b"} and back.platform == "x86_64"
+    assert back == message
+    older = Register.parse({"http_port": 1, "action_slots": 2})   # a node without them
+    assert older.labels == {} and older.platform is None
 
 
 def test_answers():

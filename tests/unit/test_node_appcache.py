@@ -100,9 +100,12 @@ def test_concurrent_ensure_downloads_once(tmp_path):
             assert h.counts == {"app1": 1} and h.cache.downloads == 1
             with open(os.path.join(tops[0], "run.sh")) as fp:
                 assert fp.read() == "echo hi"
+            assert h.cache.hits == 0   # the second waited for the download: not a hit
             # a later action finds it cached
             assert await h.cache.ensure("app1", sha1(app)) == tops[0]
-            assert h.counts == {"app1": 1}
+            assert h.counts == {"app1": 1} and h.cache.hits == 1
+            assert h.cache.acquire_ready("app1", sha1(app)) == tops[0] and h.cache.hits == 2
+            assert h.cache.acquire_ready("app1", "0" * 40) is None and h.cache.hits == 2
             assert sorted(os.listdir(os.path.join(h.root, "app1"))) == [sha1(app)]
 
     asyncio.run(run())

@@ -5,6 +5,7 @@ import datetime as dt
 import os
 import sqlite3
 import uuid
+from contextlib import closing
 from collections.abc import Iterable
 from typing import Any
 
@@ -100,6 +101,18 @@ def test_batch_save_and_load_unfinished(store):
     assert store.app_versions_in_use() == {("app-1", "a" * 40)}
 
 
+def test_action_target_survives_a_restart(store):
+    placed = ActionState("t1", "train", "run", target={"labels": {"gpu": "a100"}, "platform": "x86_64"})
+    plain = ActionState("t1", "prep", "run", seq=1)
+    store.save(Batch(new_tasks=[task("t1")], new_actions=[placed, plain]))
+    (_, rows), = store.load_unfinished()
+    loaded = {r["name"]: ActionState.from_row(r) for r in rows}
+    assert loaded["train"].target == {"labels": {"gpu": "a100"}, "platform": "x86_64"}
+    assert loaded["prep"].target is None
+    with store.engine.connect() as conn:   # SQL NULL, not JSON 'null': "has a target" is a plain IS NOT NULL
+        assert conn.execute(text("SELECT name FROM actions WHERE target IS NOT NULL")).scalars().all() == ["train"]
+
+
 def test_list_tasks_filters_and_paging(store):
     tasks = [task(f"t{i}", app="x" if i % 2 else "y", stage="finished" if i < 3 else "pending") for i in range(6)]
     tasks[0].status = "fail"
@@ -111,6 +124,64 @@ def test_list_tasks_filters_and_paging(store):
     assert {r["task_id"] for r in store.list_tasks(0, 0, application_id="x")[0]} == {"t1", "t3", "t5"}
     assert [r["task_id"] for r in store.list_tasks(0, 0, status="fail")[0]] == ["t0"]
     assert store.list_tasks(0, 0, stage="running") == ([], 0)
+
+
+def _counted_totals(store) -> dict:
+    """``total`` for every filter combination, next to a count of the rows themselves."""
+    out = {}
+    for stage in (None, "pending", "running", "finished"):
+        for status in (None, "success", "fail"):
+            for app in (None, "x", "y"):
+                filters = {"stage": stage, "status": status, "application_id": app}
+                where = [TASKS.c[k] == v for k, v in filters.items() if v]
+                with store.engine.connect() as conn:
+                    query = TASKS.select()
+                    rows = len(conn.execute(query.where(*where) if where else query).fetchall())
+                out[(stage, status, app)] = (store.list_tasks(0, 1, **filters)[1], rows)
+    return out
+
+
+def test_list_totals_follow_every_insert_change_and_delete(store):
+    tasks = [task(f"t{i}", app="x" if i % 3 else "y") for i in range(9)]
+    store.save(Batch(new_tasks=tasks))
+    for t in tasks[:6]:   # the scheduler's updates: pending -> running -> finished
+        t.stage = "running"
+    store.save(Batch(tasks={t.task_id: t for t in tasks[:6]}))
+    for i, t in enumerate(tasks[:4]):
+        t.stage, t.status = "finished", "fail" if i == 1 else "success"
+    store.save(Batch(tasks={t.task_id: t for t in tasks[:4]}))
+    store.save(Batch(tasks={t.task_id: t for t in tasks[:4]}))   # written again unchanged: counted once
+    store.delete_task("t2")
+    store.delete_task("t7")
+    totals = _counted_totals(store)
+    assert all(counted == rows for counted, rows in totals.values()), totals
+    assert totals[(None, None, None)] == (7, 7) and totals[("finished", "success", "y")] == (2, 2)
+    assert totals[("running", None, None)][0] == 2 and totals[(None, "fail", "x")][0] == 1
+    assert store.list_tasks(0, 1, work_id="nothing") == ([], 0)
+
+
+def test_migration_counts_the_tasks_already_stored(tmp_path):
+    """Upgrading a store that has tasks (0005 -> 0007) counts them once."""
+    from alembic import command
+    from alembic.config import Config
+
+    from litepipeline.manager.store.store import HERE
+
+    store = Store(sqlite_url(str(tmp_path)))
+    cfg = Config(os.path.join(HERE, "alembic.ini"))
+    cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+    with store.engine.begin() as conn:
+        conn.execute(insert(TASKS), [dict(task(f"t{i}", app="x" if i % 2 else "y", stage="finished").to_row(),
+                                          status="success") for i in range(5)])
+    store.migrate()
+    assert store.list_tasks(0, 1)[1] == 5
+    assert store.list_tasks(0, 1, application_id="x", status="success")[1] == 2
+    store.save(Batch(new_tasks=[task("new", app="x")]))
+    assert store.list_tasks(0, 1, application_id="x")[1] == 3
+    store.close()
 
 
 def test_delete_task_removes_actions_and_attempts(store):
@@ -223,8 +294,8 @@ def test_failed_save_midway_leaves_nothing_and_the_store_goes_on(store):
     store.save(Batch(new_tasks=[task("t2")], new_actions=twins[:1]))
     assert store.get_task("t1")["message"] == "changed" and store.get_task("t5") is not None
     assert [a["main"] for a in store.get_actions("t2")] == ["x"]
-    # SQLite keeps its writer connection; a server database's goes back to the pool
-    assert store.engine.pool.checkedout() == (1 if store.inline_writes else 0)
+    # save() keeps its one writer connection, on SQLite and on a server database alike
+    assert store.engine.pool.checkedout() == 1
 
 
 class Unrollbackable:
@@ -232,6 +303,10 @@ class Unrollbackable:
 
     def __init__(self, conn: Any) -> None:
         self.conn, self.invalidated = conn, False
+
+    @property
+    def driver_connection(self) -> Any:
+        return self.conn.driver_connection
 
     def cursor(self) -> Any:
         return self.conn.cursor()
@@ -265,7 +340,57 @@ def test_a_connection_that_cannot_roll_back_is_dropped(store, monkeypatch):
     assert broken[0].invalidated and store.get_task("t1") is None
     store.save(Batch(new_tasks=[task("t1")]))
     assert store.get_task("t1") is not None
-    assert store.engine.pool.checkedout() == (1 if store.inline_writes else 0)
+    assert store.engine.pool.checkedout() == 1
+
+
+def test_a_writer_the_server_dropped_fails_one_round_then_is_replaced(store):
+    if store.inline_writes:
+        pytest.skip("a server database's connection")
+    store.save(Batch(new_tasks=[task("t1")]))
+    writer = store._writer
+    store.save(Batch(new_tasks=[task("t2")]))
+    assert store._writer is writer   # kept between rounds: no check-out (and ping) per round
+    pid = writer.driver_connection.info.backend_pid
+    with store.engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        conn.commit()
+    with pytest.raises(store.engine.dialect.loaded_dbapi.OperationalError):
+        store.save(Batch(new_tasks=[task("t3")]))
+    assert store.get_task("t3") is None
+    store.save(Batch(new_tasks=[task("t3")]))   # the dispatcher's retry
+    assert store._writer is not writer and store.get_task("t3") is not None
+
+
+def test_text_the_server_refuses_fails_its_round_alone(store):
+    if store.inline_writes:
+        pytest.skip("PostgreSQL refuses NUL in text; SQLite stores it")
+    store.save(Batch(new_tasks=[task("t1")]))
+    bad = task("t2")
+    bad.task_name = "nul \x00 here"
+    t1 = task("t1", stage="running")
+    with pytest.raises(store.engine.dialect.loaded_dbapi.DataError):   # raised inside the pipeline
+        store.save(Batch(new_tasks=[bad], tasks={"t1": t1}))
+    assert store.get_task("t2") is None and store.get_task("t1")["stage"] == "pending"
+    bad.task_name = "clean"   # what the dispatcher's quarantine does, then writes the round again
+    store.save(Batch(new_tasks=[bad], tasks={"t1": t1}))
+    assert store.get_task("t2")["task_name"] == "clean" and store.get_task("t1")["stage"] == "running"
+
+
+def test_pg_commits_wait_for_the_wal_flush_unless_told_not_to(store):
+    if store.inline_writes:
+        pytest.skip("a PostgreSQL setting")
+    fast = Store(store.url, synchronous_commit=False)
+    try:
+        for each in (store, fast):
+            each.save(Batch(new_tasks=[task(f"sync-{id(each)}")]))
+            with closing(each._writer.cursor()) as cursor:
+                cursor.execute("SHOW synchronous_commit")
+                value = cursor.fetchone()[0]
+            each._writer.rollback()
+            assert value == ("on" if each is store else "off")
+        assert fast.get_task(f"sync-{id(fast)}") is not None
+    finally:
+        fast.close()
 
 
 def test_close_releases_the_sqlite_writer(tmp_path):
@@ -295,3 +420,18 @@ def test_sqlite_checkpoint_moves_the_wal_into_the_database(tmp_path):
         busy, log, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
     assert (busy, log) == (0, done)            # every WAL frame is in the database file now
     store.close()
+
+
+def test_head_revision_read_from_the_files_is_alembics(store):
+    """migrate() skips Alembic at start when the store is at this revision."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from litepipeline.manager.store.store import HERE, head_revision
+    cfg = Config(os.path.join(HERE, "alembic.ini"))
+    cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+    assert store.at_head()
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+    assert not store.at_head()

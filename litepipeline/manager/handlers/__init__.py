@@ -5,12 +5,16 @@ from litepipeline.common.web import NotFoundHandler
 from litepipeline.manager.handlers import (
     apps, cluster, legacy, schedules, services, tasks, toolkit, versions, workflows,
 )
+from litepipeline.manager.handlers import metrics as metrics_handlers
 
 
-def routes(manager) -> list:  # noqa: ANN001
+def routes(manager, metrics=None) -> list:  # noqa: ANN001
+    """Every API route; ``metrics``: the :class:`~litepipeline.manager.metrics.ManagerMetrics`
+    ``GET /metrics`` answers from (without it that route is 404)."""
     args = {"manager": manager}
     table = [
         (r"/", cluster.IndexHandler),
+        (r"/openapi.json", cluster.OpenApiHandler),   # describe a new route in manager/openapi.py
         (r"/cluster/info", cluster.ClusterInfoHandler),
         (r"/app/create", apps.AppCreateHandler),
         (r"/app/list", apps.AppListHandler),
@@ -42,7 +46,7 @@ def routes(manager) -> list:  # noqa: ANN001
         *workflows.ROUTES,
     ]
     table += versions.ROUTES + legacy.ROUTES
-    return [(path, handler, args) for path, handler in table]
+    return [(path, handler, args) for path, handler in table] + metrics_handlers.routes(manager, metrics)
 
 
 __all__ = ["routes", "NotFoundHandler"]

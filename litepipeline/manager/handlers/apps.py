@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import tornado.web
 
 from litepipeline.common.errors import InvalidParameters, PayloadTooLarge
 from litepipeline.manager.handlers.base import ManagerHandler
 from litepipeline.manager.manager import NAME_LIMIT
-from litepipeline.manager.uploads import Upload
+
+if TYPE_CHECKING:   # imported by the first upload: the multipart parser pulls in ~8 MB of modules
+    from litepipeline.manager.uploads import Upload
 
 TRUE = ("1", "true", "yes", "on")
 MULTIPART_SLACK = 64 * 1024   # room for the form's other fields and part headers
@@ -41,6 +43,7 @@ class UploadHandler(ManagerHandler):
         if not self.request.headers.get("Content-Type", "").startswith("multipart/form-data"):
             raise InvalidParameters("request must be multipart/form-data with a file field 'up_file'")
         self.request.connection.set_max_body_size(limit + MULTIPART_SLACK)
+        from litepipeline.manager.uploads import Upload
         self.upload = Upload(self.manager.apps.new_upload_path(), self.request.headers, limit,
                              fields=("name", "description", self.id_field), what=self.what)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from tornado.iostream import StreamClosedError
 
 from litepipeline.common.errors import InvalidParameters, LiteError
+from litepipeline.common.web import attachment
 from litepipeline.manager.handlers.base import ManagerHandler
 from litepipeline.manager.handlers.toolkit import StreamingHandler
 
@@ -34,7 +35,7 @@ class WorkspaceDownloadHandler(StreamingHandler):
 
     async def get(self) -> None:
         task_id, name = self.arg_str("task_id"), self.arg_str("name")
-        self.set_header("Content-Disposition", f'attachment; filename="{task_id}.{name}.tar.gz"')
+        self.set_header("Content-Disposition", attachment(f"{task_id}.{name}.tar.gz"))
         try:
             await self.manager.workspaces.stream_workspace(task_id, name, self.relay)
         except StreamClosedError:

@@ -5,7 +5,7 @@ from typing import Optional
 
 from tornado.iostream import StreamClosedError
 
-from litepipeline.common.web import require
+from litepipeline.common.web import attachment, require
 from litepipeline.manager.handlers.base import ManagerHandler
 
 TRUE = ("1", "true", "yes", "on")
@@ -53,7 +53,7 @@ class TaskWorkspaceHandler(StreamingHandler):
         task_id = self.arg_str("task_id")
         name: Optional[str] = self.arg_str("name", required=False)
         filename = f"{task_id}-{name}.tar.gz" if name else f"{task_id}.tar.gz"
-        self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+        self.set_header("Content-Disposition", attachment(filename))
         try:
             await self.manager.workspaces.stream_workspace(task_id, name, self.relay)
         except StreamClosedError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -31,12 +31,15 @@ class Application(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_stage_id", "stage", "id"),)
+    # an index per list filter, ending in id (newest first); end_at for the retention (migration 0006)
+    __table_args__ = (Index("ix_tasks_stage_id", "stage", "id"), Index("ix_tasks_status_id", "status", "id"),
+                      Index("ix_tasks_application_id_id", "application_id", "id"),
+                      Index("ix_tasks_work_id_id", "work_id", "id"), Index("ix_tasks_stage_end_at", "stage", "end_at", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(String(36), unique=True, index=True)
     task_name: Mapped[str] = mapped_column(String(255))
-    application_id: Mapped[str] = mapped_column(String(36), index=True)
+    application_id: Mapped[str] = mapped_column(String(36))
     app_sha1: Mapped[str] = mapped_column(String(40))
     input_data: Mapped[Any] = mapped_column(JSON)
     stage: Mapped[str] = mapped_column(String(16))
@@ -49,7 +52,20 @@ class Task(Base):
     start_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
     update_at: Mapped[dt.datetime] = mapped_column(DateTime)
     end_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
-    work_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True, index=True)   # its work, if any
+    work_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)   # its work, if any
+
+
+class TaskCount(Base):
+    """How many tasks each (application, stage, status) has: ``total`` of the task lists
+    without counting rows. Kept by triggers on ``tasks`` (migration 0006), in the
+    transaction of every change; ``status`` is '' for none."""
+
+    __tablename__ = "task_counts"
+
+    application_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
 
 
 class ActionRow(Base):
@@ -87,6 +103,8 @@ class ActionRow(Base):
     returncode: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     output: Mapped[Optional[Any]] = mapped_column(JSON, nullable=True)
     message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    #: where the action may run (labels, node_id, node_ip, platform), migration 0006
+    target: Mapped[Optional[Any]] = mapped_column(JSON(none_as_null=True), nullable=True)   # no target: SQL NULL
 
 
 class Attempt(Base):
@@ -114,3 +132,4 @@ from litepipeline.manager.store import models_schedules  # noqa: E402,F401
 from litepipeline.manager.store import models_workflows  # noqa: E402,F401
 from litepipeline.manager.store import models_versions  # noqa: E402,F401
 from litepipeline.manager.store import models_idempotency  # noqa: E402,F401
+from litepipeline.manager.store import models_blobs  # noqa: E402,F401

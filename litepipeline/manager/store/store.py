@@ -10,19 +10,17 @@ import logging
 import os
 import re
 from collections.abc import Iterable
-from contextlib import closing
+from contextlib import closing, nullcontext
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, Callable, NamedTuple, Optional
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Table, and_, bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine, make_url
 
-from litepipeline.common.states import UNFINISHED_STAGES
+from litepipeline.common.states import UNFINISHED_STAGES, Stage
 from litepipeline.manager.store import writes as extra_writes
-from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task
+from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task, TaskCount
 from litepipeline.manager.store.models_workflows import Work
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
 from litepipeline.manager.workflows import WorkState
@@ -34,6 +32,7 @@ TASKS: Table = Task.__table__
 ACTIONS: Table = ActionRow.__table__
 ATTEMPTS: Table = Attempt.__table__
 WORKS: Table = Work.__table__
+COUNTS: Table = TaskCount.__table__
 UNFINISHED = [s.value for s in UNFINISHED_STAGES]
 MAX_LIMIT = 10000
 # PostgreSQL ends a session left inside a transaction this long (a manager frozen by
@@ -49,6 +48,23 @@ DEPOSED_RE = re.compile(r"deposed: the lease holds epoch (\d+)")
 
 class Deposed(Exception):
     """A write of a manager whose leadership epoch is over: refused, nothing written."""
+
+
+def head_revision(versions: str = os.path.join(HERE, "migrations", "versions")) -> Optional[str]:
+    """The newest migration's revision, read from the migration files themselves."""
+    revisions, parents = set(), set()
+    for name in os.listdir(versions):
+        if name.endswith(".py"):
+            with open(os.path.join(versions, name), encoding="utf-8") as fp:
+                text = fp.read()
+            revision = re.search(r'^revision\s*=\s*["\']([^"\']+)', text, re.M)
+            parent = re.search(r'^down_revision\s*=\s*["\']([^"\']+)', text, re.M)
+            if revision:
+                revisions.add(revision.group(1))
+            if parent:
+                parents.add(parent.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def sqlite_url(data_path: str) -> str:
@@ -76,6 +92,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
     cursor.close()
 
 
+def _asynchronous_commit(dbapi_conn, _record) -> None:  # noqa: ANN001
+    # a commit is still atomic, ordered and seen by every reader at once; only the wait for
+    # the WAL's fsync (milliseconds on a busy disk, per round) is skipped
+    cursor = dbapi_conn.cursor()
+    cursor.execute("SET synchronous_commit = off")
+    cursor.close()
+    dbapi_conn.commit()
+
+
 def _rows(result: Any) -> list[dict]:
     return [dict(row._mapping) for row in result]
 
@@ -88,7 +113,7 @@ def _limit(query: Any, offset: int, limit: int) -> Any:
 class Store:
     """One database; every query of the manager."""
 
-    def __init__(self, url: str, application_name: Optional[str] = None) -> None:
+    def __init__(self, url: str, application_name: Optional[str] = None, synchronous_commit: bool = True) -> None:
         self.url = url
         kwargs: dict[str, Any] = {"future": True}
         if url.startswith("sqlite"):
@@ -102,9 +127,11 @@ class Store:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        elif self.engine.dialect.name == "postgresql" and not synchronous_commit:
+            event.listen(self.engine, "connect", _asynchronous_commit)
         self._statements = self._build_statements()
         self._writes: dict[str, _Write] = {}   # compiled on the first save
-        self._writer: Any = None    # SQLite: the DBAPI connection save() keeps for itself
+        self._writer: Any = None    # the DBAPI connection save() keeps for itself
         # SQLite in WAL mode with synchronous=NORMAL commits without fsync, which costs less
         # than handing the batch to the database thread and back;
         # checkpoints, which do fsync, run on the database thread (see checkpoint()). A
@@ -114,7 +141,15 @@ class Store:
         self._on_deposed: Callable[[Optional[int]], None] = lambda found: None
 
     def migrate(self) -> None:
-        """Create or upgrade the schema to the newest Alembic revision."""
+        """Create or upgrade the schema to the newest Alembic revision.
+
+        Alembic (and what it imports: ~10 MB, a second of start-up) is loaded only when the
+        store is not already at the newest revision."""
+        if self.at_head():
+            return
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
         cfg = AlembicConfig(os.path.join(HERE, "alembic.ini"))
         cfg.set_main_option("script_location", os.path.join(HERE, "migrations"))
         with self.engine.begin() as conn:
@@ -122,6 +157,15 @@ class Store:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def at_head(self) -> bool:
+        """Whether the store's Alembic revision is the newest migration's."""
+        try:
+            with self.engine.connect() as conn:
+                stored = {r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
+        except Exception:  # noqa: BLE001 - no version table yet: a new store
+            return False
+        return stored == {head_revision()}
 
     def close(self) -> None:
         if self._writer is not None:
@@ -202,9 +246,10 @@ class Store:
             return conn.execute(delete(APPS).where(APPS.c.application_id == application_id)).rowcount
 
     def unfinished_task_count(self, application_id: str) -> int:
+        """From the kept counts: the application's finished tasks are never read."""
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(TASKS).where(
-                and_(TASKS.c.application_id == application_id, TASKS.c.stage.in_(UNFINISHED)))).scalar_one()
+            return int(conn.execute(select(func.coalesce(func.sum(COUNTS.c.n), 0)).where(
+                and_(COUNTS.c.application_id == application_id, COUNTS.c.stage.in_(UNFINISHED)))).scalar_one())
 
     def app_versions_in_use(self) -> set[tuple[str, str]]:
         """(application_id, sha1) of every unfinished task: app versions that must be kept."""
@@ -221,23 +266,27 @@ class Store:
 
     def list_tasks(self, offset: int, limit: int, stage: Optional[str] = None, application_id: Optional[str] = None,
                    status: Optional[str] = None, work_id: Optional[str] = None) -> tuple[list[dict], int]:
-        conditions = []
-        if work_id:
-            conditions.append(TASKS.c.work_id == work_id)
-        if stage:
-            conditions.append(TASKS.c.stage == stage)
-        if application_id:
-            conditions.append(TASKS.c.application_id == application_id)
-        if status:
-            conditions.append(TASKS.c.status == status)
-        where = and_(*conditions) if conditions else None
+        """Newest first, with the number of matching tasks.
+
+        Every filter has an index ending in ``id``, so a page is one index range read. The
+        count comes from ``task_counts`` (a few rows per application) unless ``work_id`` is
+        given, whose tasks are few and counted through their index.
+        """
+        filters = {"stage": stage, "application_id": application_id, "status": status, "work_id": work_id}
+        conditions = [TASKS.c[k] == v for k, v in filters.items() if v]
         query = select(TASKS).order_by(TASKS.c.id.desc())
-        count = select(func.count()).select_from(TASKS)
-        if where is not None:
-            query, count = query.where(where), count.where(where)
+        if conditions:
+            query = query.where(and_(*conditions))
+        if work_id:
+            count = select(func.count()).select_from(TASKS).where(and_(*conditions))
+        else:
+            kept = [COUNTS.c[k] == v for k, v in filters.items() if v and k != "work_id"]
+            count = select(func.coalesce(func.sum(COUNTS.c.n), 0))
+            if kept:
+                count = count.where(and_(*kept))
         with self.engine.connect() as conn:
             rows = _rows(conn.execute(_limit(query, offset, limit)))
-            total = conn.execute(count).scalar_one()
+            total = int(conn.execute(count).scalar_one())
         return rows, total
 
     def get_actions(self, task_id: str) -> list[dict]:
@@ -268,6 +317,36 @@ class Store:
                     actions[row["task_id"]].append(row)
         return [(t, actions[t["task_id"]]) for t in tasks]
 
+    def load_start(self, window: int) -> tuple[list[tuple[dict, list[dict]]], list[str]]:
+        """The scheduler's start state with a bounded window of pending tasks: every running
+        or stopping task and the oldest ``window`` pending ones, each with its actions (oldest
+        first), and the ids of the other pending tasks, oldest first (the backlog)."""
+        pending = Stage.PENDING.value
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(select(TASKS.c.task_id).where(TASKS.c.stage == pending)
+                                              .order_by(TASKS.c.id))]
+            active = [r[0] for r in conn.execute(select(TASKS.c.task_id).where(
+                TASKS.c.stage.in_([s for s in UNFINISHED if s != pending])).order_by(TASKS.c.id))]
+            loaded = self._load_tasks(conn, active + ids[:window])
+        return loaded, ids[window:]
+
+    def load_tasks(self, task_ids: list[str]) -> list[tuple[dict, list[dict]]]:
+        """These tasks (the ones that exist) with their actions, oldest first."""
+        with self.engine.connect() as conn:
+            return self._load_tasks(conn, task_ids)
+
+    @staticmethod
+    def _load_tasks(conn: Any, task_ids: list[str]) -> list[tuple[dict, list[dict]]]:
+        tasks: list[dict] = []
+        actions: dict[str, list[dict]] = {}
+        for chunk in _chunks(task_ids, 500):
+            tasks.extend(_rows(conn.execute(select(TASKS).where(TASKS.c.task_id.in_(chunk)))))
+            for row in _rows(conn.execute(select(ACTIONS).where(ACTIONS.c.task_id.in_(chunk))
+                                          .order_by(ACTIONS.c.seq, ACTIONS.c.id))):
+                actions.setdefault(row["task_id"], []).append(row)
+        tasks.sort(key=itemgetter("id"))
+        return [(t, actions.get(t["task_id"], [])) for t in tasks]
+
     # -- the scheduler's writes ---------------------------------------------------------
     def save(self, batch: Batch) -> None:
         """Write one scheduling round's changes in one transaction.
@@ -287,34 +366,50 @@ class Store:
         conn = self._connection()
         try:
             writes = self._writes or self._compile_writes()
-            with closing(conn.cursor()) as cursor:
-                for name, objects in changes:
-                    if objects:
-                        write = writes[name]
-                        cursor.executemany(write.sql, [write.params(o.to_row()) for o in objects])
-            self.check_epoch(conn)
-            conn.commit()
-        except BaseException:
+            # psycopg: the whole transaction (BEGIN, every statement, COMMIT) in one pipeline,
+            # one round trip instead of one per statement; each waits for a busy server's CPU
+            with self._pipeline(conn):
+                with closing(conn.cursor()) as cursor:
+                    for name, objects in changes:
+                        if objects:
+                            write = writes[name]
+                            cursor.executemany(write.sql, [write.params(o.to_row()) for o in objects])
+                    if self.epoch is not None:
+                        # fencing: fails the transaction server-side when the lease is not ours;
+                        # it reads nothing back, so it joins the pipeline at no round trip
+                        cursor.execute(self.fence_sql())
+                conn.commit()
+        except BaseException as exc:
             try:
                 conn.rollback()
             except Exception:  # noqa: BLE001 - the original error is the one to raise
                 conn.invalidate()   # reused neither by the pool nor as the writer
                 if conn is self._writer:
                     self._writer = None
+            deposed = self.deposed_from(exc) if isinstance(exc, Exception) else None
+            if deposed is not None:
+                raise deposed from None
             raise
         finally:
             if conn is not self._writer:
                 conn.close()   # back to the pool
 
     def _connection(self) -> Any:
-        """SQLite: one connection of save()'s own (one writer, one thread at a time); a
-        server database: a pooled one per save. Both from the engine, so the connect
-        event's pragmas apply."""
-        if not self.inline_writes:
-            return self.engine.raw_connection()
+        """save()'s own connection, kept for the next round (rounds are written one at a
+        time): SQLite's one writer; on a server database no pool check-out, whose ping cost
+        a round trip per round (a connection the server dropped fails one round, is
+        invalidated by save(), and the dispatcher's retry gets a new one). From the engine,
+        so the connect event's settings apply."""
         if self._writer is None:
             self._writer = self.engine.raw_connection()
         return self._writer
+
+    def _pipeline(self, conn: Any) -> Any:
+        """psycopg's pipeline mode for ``conn`` (queries sent without waiting for each
+        answer, one sync at the commit), or nothing for other drivers."""
+        if self.engine.dialect.driver == "psycopg":
+            return conn.driver_connection.pipeline()
+        return nullcontext()
 
     def _compile_writes(self) -> dict:
         """The write statements as SQL strings of this dialect, each with its bind names (in

@@ -2,7 +2,8 @@
 
 ``OFFSET n`` reads and throws away n rows, so page 2,000 of 100k tasks costs as much as
 reading them all; a page here starts below the last ``id`` seen instead (the primary
-key's index). The count is capped, so it stays cheap on a large filtered table.
+key's index). The count comes from ``task_counts`` for the stage, status and application
+filters; with a name or work filter it counts rows, capped so it stays cheap.
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import Any, Optional
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
-from litepipeline.manager.store.models import Task
+from litepipeline.manager.store.models import Task, TaskCount
 
 TASKS = Task.__table__
+COUNTS = TaskCount.__table__
 COUNT_CAP = 10000
 LIST_COLUMNS = ("id", "task_id", "task_name", "application_id", "create_at", "start_at", "end_at", "stage",
                 "status", "message")
@@ -52,9 +54,17 @@ def task_page(engine: Engine, before: Optional[int], limit: int, stage: Optional
     matching = select(TASKS.c.id)
     if where is not None:
         page, matching = page.where(where), matching.where(where)
-    count = select(func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
+    cap = COUNT_CAP
+    if name or work_id:
+        count = select(func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
+    else:   # kept counts: exact and cheap at any size
+        kept = {"stage": stage, "status": status, "application_id": application_id}
+        count = select(func.coalesce(func.sum(COUNTS.c.n), 0)).where(
+            and_(True, *[COUNTS.c[k] == v for k, v in kept.items() if v]))
+        cap = None
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(page)]
-        total = conn.execute(count).scalar_one()
-    return {"rows": rows[:limit], "more": len(rows) > limit, "total": min(total, COUNT_CAP),
-            "total_capped": total > COUNT_CAP}
+        total = int(conn.execute(count).scalar_one())
+    capped = cap is not None and total > cap
+    return {"rows": rows[:limit], "more": len(rows) > limit, "total": cap if capped else total,
+            "total_capped": capped}

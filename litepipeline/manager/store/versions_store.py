@@ -14,6 +14,7 @@ from sqlalchemy import Table, and_, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from litepipeline.common.states import UNFINISHED_STAGES
+from litepipeline.manager.store.blobs import BlobStore, history_sha1s, uses_blobs
 from litepipeline.manager.store.models import ActionRow, Application, Task
 from litepipeline.manager.store.models_versions import AppHistory, Venv, VenvHistory
 from litepipeline.manager.store.store import MAX_LIMIT
@@ -55,19 +56,26 @@ class VersionStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: PostgreSQL: tarballs kept in the database too, with their version rows
+        self.blobs: Optional[BlobStore] = BlobStore(engine) if uses_blobs(engine) else None
 
     # -- owners ---------------------------------------------------------------------------
-    def create(self, kind: Kind, row: dict) -> int:
-        """Insert an owner and its first version; the new history id."""
+    def create(self, kind: Kind, row: dict, blob_path: Optional[str] = None) -> int:
+        """Insert an owner and its first version; the new history id. ``blob_path``: the
+        version's tarball, stored in the same transaction when the store keeps blobs."""
         with self.engine.begin() as conn:
+            self._put_blob(conn, row["sha1"], blob_path)
             conn.execute(insert(kind.owners).values(**row))
             return self._add_history(conn, kind, row[kind.id_column], row["sha1"], row["description"],
                                      row["create_at"])
 
-    def update(self, kind: Kind, owner_id: str, values: dict) -> Optional[int]:
+    def update(self, kind: Kind, owner_id: str, values: dict, blob_path: Optional[str] = None) -> Optional[int]:
         """Update an owner; with a ``sha1``, that version is recorded (once per SHA-1) and
-        becomes the active one. The history id of that version, or None."""
+        becomes the active one (``blob_path``: as for :meth:`create`). The history id of
+        that version, or None."""
         with self.engine.begin() as conn:
+            if "sha1" in values:
+                self._put_blob(conn, values["sha1"], blob_path)
             conn.execute(update(kind.owners).where(kind.owner_id() == owner_id).values(**values))
             if "sha1" not in values:
                 return None
@@ -80,6 +88,10 @@ class VersionStore:
                 description = conn.execute(select(kind.owners.c.description).where(
                     kind.owner_id() == owner_id)).scalar_one()
             return self._add_history(conn, kind, owner_id, values["sha1"], description, values["update_at"])
+
+    def _put_blob(self, conn: Any, sha1: str, blob_path: Optional[str]) -> None:
+        if self.blobs is not None and blob_path is not None:
+            self.blobs.put(conn, sha1, blob_path)
 
     @staticmethod
     def _add_history(conn: Any, kind: Kind, owner_id: str, sha1: str, description: str, at: Any) -> int:
@@ -104,10 +116,13 @@ class VersionStore:
         return rows, total
 
     def delete(self, kind: Kind, owner_id: str) -> None:
-        """An owner and its whole history, in one transaction."""
+        """An owner and its whole history (and the blobs no other version names), in one transaction."""
         with self.engine.begin() as conn:
+            sha1s = history_sha1s(conn, kind.histories, kind.id_column, owner_id)
             conn.execute(delete(kind.histories).where(kind.history_owner() == owner_id))
             conn.execute(delete(kind.owners).where(kind.owner_id() == owner_id))
+            if self.blobs is not None:
+                self.blobs.delete_unused(conn, sha1s)
 
     # -- history --------------------------------------------------------------------------
     def histories(self, kind: Kind, owner_id: str, offset: int, limit: int) -> tuple[list[dict], int]:
@@ -131,8 +146,29 @@ class VersionStore:
                        .scalars())
 
     def delete_history(self, kind: Kind, history_id: int) -> None:
+        """One version row, and its blob when no other version names that SHA-1."""
         with self.engine.begin() as conn:
-            conn.execute(delete(kind.histories).where(kind.histories.c.id == history_id))
+            if self.blobs is None:
+                conn.execute(delete(kind.histories).where(kind.histories.c.id == history_id))
+                return
+            sha1s = conn.execute(delete(kind.histories).where(kind.histories.c.id == history_id)
+                                 .returning(kind.histories.c.sha1)).scalars().all()
+            self.blobs.delete_unused(conn, sha1s)
+
+    def all_sha1s(self) -> set[str]:
+        """Every version's SHA-1, of applications and venvs."""
+        with self.engine.connect() as conn:
+            return {sha1 for kind in (APPS, VENVS)
+                    for sha1 in conn.execute(select(kind.histories.c.sha1)).scalars()}
+
+    def versions_of(self, sha1s: set[str]) -> list[tuple[str, str, str]]:
+        """``(kind's id column, owner id, sha1)`` of every version among ``sha1s``."""
+        out = []
+        with self.engine.connect() as conn:
+            for kind in (APPS, VENVS):
+                query = select(kind.history_owner(), kind.histories.c.sha1).where(kind.histories.c.sha1.in_(sha1s))
+                out.extend((kind.id_column, owner, sha1) for owner, sha1 in conn.execute(query))
+        return out
 
     # -- what unfinished tasks use --------------------------------------------------------
     def unfinished_app_tasks(self, application_id: str, sha1: str) -> int:

@@ -104,3 +104,22 @@ export function table(columns, rows, rowAttrs = () => ({})) {
       h("tbody", {}, rows.map((row) => h("tr", rowAttrs(row),
         columns.map((c) => h("td", {"data-label": c.title, class: c.class}, c.cell(row))))))));
 }
+
+/** The Newer / "1–50 of N" / Older bar of an offset-paged list; go(offset) loads a page. */
+export function pager(offset, shown, total, size, go) {
+  return h("div", {class: "pager"},
+    h("button", {type: "button", disabled: offset === 0, onclick: () => go(Math.max(0, offset - size))}, "← Newer"),
+    h("span", {class: "muted"}, total ? `${offset + 1}–${offset + shown} of ${total}` : ""),
+    h("button", {type: "button", disabled: offset + shown >= total, onclick: () => go(offset + size)}, "Older →"));
+}
+
+/** Runs fn() for a page's button, telling how it went in `notice`. */
+export async function act(notice, label, fn) {
+  notice.replaceChildren(h("p", {class: "muted"}, `${label}…`));
+  try {
+    await fn();
+    notice.replaceChildren(h("p", {class: "ok"}, `✓ ${label}: done`));
+  } catch (error) {
+    notice.replaceChildren(errorBox(error));
+  }
+}

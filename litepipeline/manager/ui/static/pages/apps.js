@@ -1,44 +1,12 @@
 // Applications: the list, an upload form, and a form to start a task of one.
-import {get, send, upload} from "../api.js";
-import {errorBox, h, shortId, shortTime, table} from "../ui.js";
+import {get, send} from "../api.js";
+import {errorBox, h, pager, shortTime, table} from "../ui.js";
+import {uploadForm} from "../uploadform.js";
+
+const UPLOAD = {formId: "upload-form", prefix: "up", title: "Upload an application",
+  fileLabel: "Tarball (.tar.gz)", route: "/app/create", idKey: "app_id"};
 
 const PAGE = 50;
-
-function uploadForm(onDone) {
-  const status = h("p", {class: "form-status", "aria-live": "polite"});
-  const progress = h("progress", {max: "1", value: "0", hidden: true});
-  const form = h("form", {class: "card form-grid", id: "upload-form"},
-    h("h2", {}, "Upload an application"),
-    h("label", {for: "up-file"}, "Tarball (.tar.gz)"),
-    h("input", {id: "up-file", name: "up_file", type: "file", accept: ".gz,.tgz,application/gzip", required: true}),
-    h("label", {for: "up-name"}, "Name"),
-    h("input", {id: "up-name", name: "name", required: true, maxlength: "255"}),
-    h("label", {for: "up-desc"}, "Description"),
-    h("input", {id: "up-desc", name: "description", maxlength: "10000"}),
-    h("div", {class: "form-actions"}, h("button", {type: "submit", class: "primary"}, "Upload"), progress),
-    status);
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const data = new FormData();
-    // the manager streams the file: the small fields go first
-    data.append("name", form.elements.name.value);
-    data.append("description", form.elements.description.value);
-    data.append("up_file", form.elements.up_file.files[0]);
-    progress.hidden = false;
-    status.replaceChildren("Uploading…");
-    try {
-      const answer = await upload("/app/create", data, (f) => { progress.value = f; });
-      status.replaceChildren(h("span", {class: "ok"}, "✓ Uploaded: ", h("code", {}, answer.app_id)));
-      form.reset();
-      onDone();
-    } catch (error) {
-      status.replaceChildren(errorBox(error));
-    } finally {
-      progress.hidden = true;
-    }
-  });
-  return form;
-}
 
 function runForm(app) {
   const status = h("div", {class: "form-status", "aria-live": "polite"});
@@ -80,10 +48,6 @@ export async function mount(main) {
       list.replaceChildren(errorBox(error));
       return;
     }
-    const pager = h("div", {class: "pager"},
-      h("button", {type: "button", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); load(); }}, "← Newer"),
-      h("span", {class: "muted"}, data.total ? `${offset + 1}–${offset + data.apps.length} of ${data.total}` : ""),
-      h("button", {type: "button", disabled: offset + data.apps.length >= data.total, onclick: () => { offset += PAGE; load(); }}, "Older →"));
     list.replaceChildren(
       data.apps.length ? table([
         {title: "Name", cell: (a) => h("a", {href: `#/app/${encodeURIComponent(a.application_id)}`}, h("b", {}, a.name))},
@@ -98,10 +62,10 @@ export async function mount(main) {
           h("a", {class: "button quiet", href: `#/tasks?app_id=${encodeURIComponent(a.application_id)}`}, "Tasks")]},
       ], data.apps, (a) => ({dataset: {app: a.application_id}}))
         : h("p", {class: "empty"}, "No application yet: upload one above."),
-      pager);
+      pager(offset, data.apps.length, data.total, PAGE, (at) => { offset = at; load(); }));
   }
 
-  main.replaceChildren(h("h1", {}, "Applications"), uploadForm(load), h("h2", {}, "Applications"), list);
+  main.replaceChildren(h("h1", {}, "Applications"), uploadForm(UPLOAD, load), h("h2", {}, "Applications"), list);
   await load();
   return null;
 }

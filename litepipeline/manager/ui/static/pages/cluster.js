@@ -48,7 +48,7 @@ export async function mount(main) {
       nodes.length
         ? table([
           {title: "Node", cell: (n) => [h("code", {title: n.node_id}, shortId(n.node_id)), " ",
-            h("span", {class: "muted"}, `${n.http_host}:${n.http_port}`)]},
+            h("span", {class: "muted"}, `${n.http_host}:${n.http_port}${n.platform ? ` · ${n.platform}` : ""}`)]},
           {title: "Slots", cell: slots},
           {title: "Labels", cell: labels},
           {title: "Last heartbeat", cell: heartbeat},

@@ -2,7 +2,7 @@
 // live, and stop / recover / rerun / workspace download.
 import {ApiError, events, follow, get, send} from "../api.js";
 import {drawDag} from "../dag.js";
-import {badge, coalesce, duration, errorBox, h, shortTime, span} from "../ui.js";
+import {act, badge, coalesce, duration, errorBox, h, shortTime, span} from "../ui.js";
 import {drawTimeline, nodeLabel} from "../timeline.js";
 
 const NARROW = 700;   // px: below this the DAG is drawn top to bottom
@@ -47,30 +47,20 @@ export async function mount(main, [taskId]) {
       h("span", {class: "badge generated-key"}, "┅ generated at run time"));
   }
 
-  async function act(label, fn) {
-    notice.replaceChildren(h("p", {class: "muted"}, `${label}…`));
-    try {
-      await fn();
-      notice.replaceChildren(h("p", {class: "ok"}, `✓ ${label}: done`));
-    } catch (error) {
-      notice.replaceChildren(errorBox(error));
-    }
-  }
-
   function controls(task) {
     const out = [];
     if (task.stage !== "finished") {
       const signal = h("select", {"aria-label": "Signal", class: "signal"},
         h("option", {value: "-15"}, "SIGTERM"), h("option", {value: "-9"}, "SIGKILL"));
       out.push(h("span", {class: "stop-group"}, h("button", {type: "button", class: "danger", id: "stop",
-        onclick: () => act("Stop", () => send("PUT", "/task/stop", {task_id: taskId, signal: Number(signal.value)}))},
+        onclick: () => act(notice, "Stop", () => send("PUT", "/task/stop", {task_id: taskId, signal: Number(signal.value)}))},
       "■ Stop"), signal));
     } else {
       if (task.status === "fail" || task.status === "kill") {
         out.push(h("button", {type: "button", id: "recover",
-          onclick: () => act("Recover", () => send("PUT", "/task/recover", {task_id: taskId}))}, "↻ Recover"));
+          onclick: () => act(notice, "Recover", () => send("PUT", "/task/recover", {task_id: taskId}))}, "↻ Recover"));
       }
-      out.push(h("button", {type: "button", id: "rerun", onclick: () => act("Rerun", async () => {
+      out.push(h("button", {type: "button", id: "rerun", onclick: () => act(notice, "Rerun", async () => {
         const answer = await send("POST", "/task/rerun", {task_id: taskId});
         window.location.hash = `#/task/${answer.task_id}`;
       })}, "⟳ Rerun as new task"));

@@ -2,7 +2,7 @@
 // redrawn live as rounds commit; each entry links to its task; stop / recover / rerun.
 import {events, get, send} from "../api.js";
 import {drawDag} from "../dag.js";
-import {badge, coalesce, duration, errorBox, h, shortTime, span, table} from "../ui.js";
+import {act, badge, coalesce, duration, errorBox, h, shortTime, span, table} from "../ui.js";
 
 const NARROW = 700;
 const TASK_WORDS = {running: "running", stopping: "stopping"};
@@ -44,27 +44,17 @@ export async function mount(main, [workId]) {
       h("span", {class: "muted"}, "Choose an application to open its task."));
   }
 
-  async function act(label, fn) {
-    notice.replaceChildren(h("p", {class: "muted"}, `${label}…`));
-    try {
-      await fn();
-      notice.replaceChildren(h("p", {class: "ok"}, `✓ ${label}: done`));
-    } catch (error) {
-      notice.replaceChildren(errorBox(error));
-    }
-  }
-
   function controls(work) {
     const out = [];
     if (work.stage !== "finished") {
       out.push(h("button", {type: "button", class: "danger", id: "stop",
-        onclick: () => act("Stop", () => send("PUT", "/work/stop", {work_id: workId, signal: -15}))}, "■ Stop"));
+        onclick: () => act(notice, "Stop", () => send("PUT", "/work/stop", {work_id: workId, signal: -15}))}, "■ Stop"));
     } else {
       if (work.status === "fail" || work.status === "kill") {
         out.push(h("button", {type: "button", id: "recover",
-          onclick: () => act("Recover", () => send("PUT", "/work/recover", {work_id: workId}))}, "↻ Recover"));
+          onclick: () => act(notice, "Recover", () => send("PUT", "/work/recover", {work_id: workId}))}, "↻ Recover"));
       }
-      out.push(h("button", {type: "button", id: "rerun", onclick: () => act("Rerun", async () => {
+      out.push(h("button", {type: "button", id: "rerun", onclick: () => act(notice, "Rerun", async () => {
         const answer = await send("PUT", "/work/rerun", {work_id: workId});
         window.location.hash = `#/work/${answer.work_id}`;
       })}, "⟳ Rerun as new work"));
