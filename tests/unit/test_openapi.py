@@ -127,7 +127,13 @@ def test_response_schemas_mean_something():
     check(doc, "get", "/app/info", 404, {"result": "AppNotExists", "message": "no"})
     with pytest.raises(jsonschema.ValidationError):   # an error names itself, with a message
         check(doc, "get", "/app/info", 404, {"result": "ok"})
-    check(doc, "get", "/task/list", 503, {"result": "ServiceUnavailable", "message": "standby", "leader": "h:1"})
+    leader = {"manager_id": "m", "http_host": "h", "http_port": 1, "tcp_host": "h", "tcp_port": 2, "address": "h:1",
+              "epoch": 3}
+    check(doc, "get", "/task/list", 503, {"result": "NotLeader", "message": "standby", "leader": leader})
+    check(doc, "get", "/task/list", 503, {"result": "NotLeader", "message": "no manager leads", "leader": None})
+    with pytest.raises(jsonschema.ValidationError):   # the leader is named whole
+        check(doc, "get", "/task/list", 503, {"result": "NotLeader", "message": "standby", "leader": "h:1"})
+    check(doc, "get", "/cluster/info", 200, {"result": "ok", "role": "standby", "leader": leader})
     assert openapi.response_schema(doc, "get", "/app/download", 200) is None   # bytes, not JSON
     assert openapi.response_schema(doc, "get", "/app/download", 404) is not None
 
