@@ -51,8 +51,19 @@ RUNNER_SCRIPT = r"""while IFS= read -r -d '' __lp_go; do
   wait "$!"
   echo "$?" >&3
 done"""
-# Python ignores these; an ignored disposition survives exec, and an action must get defaults
-DEFAULT_SIGNALS = tuple(s for s in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None)) if s)
+# An ignored disposition survives exec, and an action must get defaults: Python ignores
+# SIGPIPE and SIGXFSZ, and a node started from a script's background job (or by nohup)
+# inherits SIGINT/SIGQUIT/SIGHUP ignored, which bash would pass on and cannot undo
+DEFAULT_SIGNALS = tuple(sorted(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}))
+
+
+def _default_signals() -> None:
+    """In a forked child before exec: what posix_spawn's ``setsigdef`` does."""
+    for number in DEFAULT_SIGNALS:
+        try:
+            signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
 
 
 def _keep_inherited_fds_from_children() -> None:
@@ -354,7 +365,9 @@ class Launcher:
             return await asyncio.create_subprocess_exec(
                 *argv, env=self.env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=out if out is not None else asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                # this fallback (no pidfd: kernels before 5.3) forks the node anyway
+                preexec_fn=_default_signals)
         finally:
             if out is not None:
                 os.close(out)

@@ -88,6 +88,29 @@ def _setup(tmp_path):
     return app, ws
 
 
+def test_signals_the_node_inherited_ignored_are_default_again_for_the_action(tmp_path, pidfds):
+    """A node started from a script's background job (or by nohup) has SIGINT, SIGQUIT or
+    SIGHUP ignored; bash cannot undo an ignored signal, so the launch itself must."""
+    app, ws = _setup(tmp_path)
+    inherited = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+    before = {s: signal.signal(s, signal.SIG_IGN) for s in inherited}
+    try:
+        for runners in (1, 0):
+            async def run(runners: int = runners) -> str:
+                launcher = await _started(runners, pidfds)
+                out = ws / f"stdout-{runners}.data"
+                proc = await launcher.launch(_probe_script(app, ws), str(out))
+                await proc.wait()
+                await launcher.close()
+                return out.read_text()
+
+            ignored = int(_run(run).splitlines()[1].split()[1], 16)
+            assert ignored & ~GLIBC_INTERNAL == 0, f"{ignored:x} ignored (runners={runners})"
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
 def test_runner_and_cold_launches_look_the_same_to_the_action(tmp_path, pidfds):
     app, ws = _setup(tmp_path)
     env = dict(os.environ, PROBE_ENV="yes", PROBE_SID=str(os.getsid(0)))
