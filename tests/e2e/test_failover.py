@@ -20,7 +20,7 @@ from litepipeline.client.api import ClientError
 from litepipeline.common import protocol
 from tests.e2e.harness import FailoverCluster, wait_for
 from tests.fixtures import make_app
-from tests.unit.test_store import _postgres_url
+from tests.pgdb import temporary_database
 
 # the action's side effect: one line with its task's tag, appended to a file shared by the nodes
 MARK = textwrap.dedent('''
@@ -38,13 +38,8 @@ APP = {"actions": [{"name": "mark", "condition": [], "main": "python3 mark.py"}]
 
 @pytest.fixture
 def database_url():
-    admin, name, url = _postgres_url()
-    try:
+    with temporary_database("lp_failover") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _start_pair(cluster: FailoverCluster, nodes: int = 0, slots: int = 2):

@@ -27,6 +27,7 @@ from litepipeline.manager.handlers.apps import UploadHandler
 from tests.e2e.harness import BIN, LiteCluster, free_port, wait_for
 from tests.e2e.test_manager_api import db_rows, table
 from tests.fixtures import dag, make_app
+from tests.pgdb import temporary_database
 
 TOKEN = "tok-" + uuid.uuid4().hex + uuid.uuid4().hex
 WRONG = {"none": None, "wrong": "Bearer not-the-token", "prefix": f"Bearer {TOKEN[:-1]}",
@@ -34,7 +35,6 @@ WRONG = {"none": None, "wrong": "Bearer not-the-token", "prefix": f"Bearer {TOKE
 UNAUTHORIZED = {"result": "Unauthorized",
                 "message": "missing or wrong 'Authorization: Bearer <token>' header"}
 PG_PASSWORD = "s3cr3t-pw"
-PG_ADMIN = os.environ.get("LITEPIPELINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = ("applications", "tasks", "actions", "attempts")
 
 
@@ -351,29 +351,9 @@ def test_no_answer_or_log_shows_the_token(sec):
 
 @pytest.fixture(scope="module")
 def pg_database():
-    """A database of our own on the test PostgreSQL server (trust auth: any password is accepted)."""
-    try:
-        import psycopg  # noqa: F401
-        from sqlalchemy import create_engine, text
-    except ImportError as exc:
-        print(f"PostgreSQL secret test skipped: {exc}")
-        pytest.skip(f"psycopg is not installed ({exc})")
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"lp_secret_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
-        admin.dispose()
-        reason = f"PostgreSQL secret test skipped: no server at 127.0.0.1:5432 ({type(exc).__name__})"
-        print(reason)
-        pytest.skip(reason)
-    try:
-        yield f"postgresql+psycopg://postgres:{PG_PASSWORD}@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """A database of our own, reached with a password (trust auth accepts any)."""
+    with temporary_database("lp_secret") as url:
+        yield url.replace("postgresql+psycopg://postgres@", f"postgresql+psycopg://postgres:{PG_PASSWORD}@", 1)
 
 
 def test_database_password_is_never_shown(pg_database, tmp_path):

@@ -3,42 +3,19 @@ stored, the second serves (application and venv tarballs come from the database)
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 
 from litepipeline.manager.store.blobs import BLOBS
 from tests.e2e.harness import LiteCluster, free_port
 from tests.e2e.test_versions import fake_venv, outputs, sha1_of, versioned_app
-
-PG_ADMIN = os.environ.get("LITEPIPELINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
+from tests.pgdb import temporary_database
 
 @pytest.fixture
 def pg_database():
-    try:
-        import psycopg  # noqa: F401
-    except ImportError as exc:
-        reason = f"PostgreSQL test skipped: psycopg is not installed ({exc})"
-        print(reason)
-        pytest.skip(reason)
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"lp_blobs_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
-        admin.dispose()
-        reason = f"PostgreSQL test skipped: no server at 127.0.0.1:5432 ({type(exc).__name__})"
-        print(reason)
-        pytest.skip(reason)
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database("lp_blobs") as url:
+        yield url
 
 
 def blob_sha1s(url: str) -> set:

@@ -10,7 +10,7 @@ import os
 import threading
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from litepipeline.common.errors import OperationFailed
 from litepipeline.manager.appstore import AppStore
@@ -20,23 +20,15 @@ from litepipeline.manager.store.blobs import BLOBS, BlobMismatch
 from litepipeline.manager.store.store import Store, sqlite_url
 from litepipeline.manager.store.versions_store import APPS, VENVS, VersionStore
 from litepipeline.manager.versions import Versions
-from tests.unit.test_store import _postgres_url
+from tests.pgdb import migrated_store
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5)
 
 
 @pytest.fixture
 def pg_store():
-    admin, name, url = _postgres_url()
-    store = Store(url)
-    try:
-        store.migrate()
+    with migrated_store("lp_blobs") as (_url, store):
         yield store
-    finally:
-        store.close()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def tarball(tmp_path, name: str, size: int) -> tuple[str, str]:

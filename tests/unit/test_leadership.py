@@ -13,7 +13,8 @@ from litepipeline.manager.leader import LeaseSql, is_postgres
 from litepipeline.manager.leadership import Lease, LeaseRow, identity
 from litepipeline.manager.store.store import TASKS, Deposed, Store
 from litepipeline.manager.taskstate import Batch
-from tests.unit.test_store import _postgres_url, task
+from tests.pgdb import migrated_store
+from tests.unit.test_store import task
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 ME = identity("me", "10.0.0.1", 8000, "10.0.0.1", 6001)
@@ -108,16 +109,8 @@ def test_only_postgresql_urls_have_leadership():
 # -- the SQL, on a real PostgreSQL -----------------------------------------------------------
 @pytest.fixture
 def pg():
-    admin, name, url = _postgres_url()
-    store = Store(url)
-    try:
-        store.migrate()
-        yield url, store
-    finally:
-        store.close()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with migrated_store("lp_lease") as pair:
+        yield pair
 
 
 def test_take_over_renew_expire_and_bump_the_epoch(pg):

@@ -4,36 +4,18 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-import uuid
 from contextlib import closing
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, insert, inspect, text, update
+from sqlalchemy import insert, inspect, text, update
 
 from litepipeline.manager.store.store import ACTIONS, ATTEMPTS, TASKS, Store, safe_url, sqlite_url
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
+from tests.pgdb import migrated_store
 
-PG_ADMIN = os.environ.get("LITEPIPELINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, 678901)
-
-
-def _postgres_url():
-    """Create a database of our own so parallel runs never share tables."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("PostgreSQL tests skipped: psycopg is not installed")
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"lp_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
-        admin.dispose()
-        pytest.skip(f"PostgreSQL tests skipped: no server at {safe_url(PG_ADMIN)} ({type(exc).__name__})")
-    return admin, name, PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -44,16 +26,8 @@ def store(request, tmp_path):
         yield store
         store.close()
         return
-    admin, name, url = _postgres_url()
-    store = Store(url)
-    try:
-        store.migrate()
+    with migrated_store() as (_url, store):
         yield store
-    finally:
-        store.close()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def task(task_id: str, app: str = "app-1", stage: str = "pending") -> TaskState:
