@@ -4,6 +4,7 @@ A standby (fail-over on PostgreSQL, see :mod:`litepipeline.manager.leader`) list
 HTTP and TCP ports from the start, so a taken port is found at once, but answers only:
 
 - ``GET /`` and ``GET /cluster/info``: its ``role`` and who leads (``leader``);
+- ``GET /openapi.json``: the API document, as on the leader;
 - every other route: 503 ``NotLeader`` naming the leader; web pages redirect to its ``/ui/``;
 - a node's REGISTER: ``FAILURE`` naming the leader (the answer's ``leader`` field), then
   the connection is closed.
@@ -27,6 +28,7 @@ from litepipeline.common import protocol
 from litepipeline.common.messages import RegisterAnswer
 from litepipeline.common.protocol import FAILURE, REGISTER
 from litepipeline.common.web import JsonHandler
+from litepipeline.manager import openapi
 
 LOG = logging.getLogger(__name__)
 NO_LEADER = "no manager leads right now; try again shortly"
@@ -94,6 +96,7 @@ class Standby:
         return tornado.web.Application([
             (r"/", IndexHandler, args),
             (r"/cluster/info", ClusterInfoHandler, args),
+            (r"/openapi.json", OpenApiHandler, args),
             (r"/ui(/.*)?", PageHandler, args),
         ], default_handler_class=NotLeaderHandler, default_handler_args=args)
 
@@ -126,6 +129,16 @@ class IndexHandler(_StandbyHandler):
 
     def get(self) -> None:
         self.finish({"message": "LitePipeline manager service", **self.standby.view()})
+
+
+class OpenApiHandler(_StandbyHandler):
+    """The API document, as the leader serves it: public, the same on every manager."""
+
+    public = True
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(openapi.document_bytes())
 
 
 class ClusterInfoHandler(_StandbyHandler):

@@ -55,6 +55,8 @@ def test_a_standby_names_the_leader_and_serves_nothing_else():
                 assert answer.code == 503, path
                 assert json.loads(answer.body) == {"result": "NotLeader", "leader": LEADER, "message":
                                                    "this manager is a standby; the leader is at http://10.1.2.3:8000"}
+            document = await _fetch(port, "/openapi.json")   # public, as on the leader
+            assert document.code == 200 and json.loads(document.body)["openapi"].startswith("3.1")
             page = await _fetch(port, "/ui/tasks")
             assert (page.code, page.headers["Location"]) == (302, "http://10.1.2.3:8000/ui/")
             stream = await _connect(tcp_port)
