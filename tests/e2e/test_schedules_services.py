@@ -290,7 +290,9 @@ def test_service_disable_stops_it_and_sigkill_follows_an_ignored_signal(fast, tm
 
 
 def test_service_adopted_after_manager_kill9(cluster, tmp_path):
-    cluster.add_node(slots=2)
+    # the node's lease (heartbeat_timeout) outlasts a manager restart on a loaded machine:
+    # past it the node's reaper would end the action, as it must
+    cluster.add_node(slots=2, heartbeat_timeout=20)
     app_id = cluster.upload(service_app(tmp_path))
     beat_file = str(tmp_path / "beats.txt")
     reply = cluster.api.call("POST", "/service/create", json={"name": "hb", "app_id": app_id,
