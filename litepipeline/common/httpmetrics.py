@@ -11,27 +11,29 @@ import re
 from typing import Any, Optional
 
 import tornado.web
-from prometheus_client import CollectorRegistry, exposition
 
 from litepipeline.common.tallies import Buckets, Tally, TallyCollector
 
-# text format 0.0.4 whatever the library's newest format is (Prometheus reads both)
-CONTENT_TYPE = getattr(exposition, "CONTENT_TYPE_PLAIN_0_0_4", exposition.CONTENT_TYPE_LATEST)
+#: the text format 0.0.4, whatever the library's newest format is (Prometheus reads both)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: request time buckets, seconds: from a cached GET to a held ``task/info?wait=``
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                    300.0)
 
 
 class HttpMetrics:
-    """``litepipeline_http_requests_total`` and ``litepipeline_http_request_duration_seconds``
-    on ``registry``, labelled by route pattern (and status code for the counter)."""
+    """``litepipeline_http_requests_total`` and ``litepipeline_http_request_duration_seconds``,
+    labelled by route pattern (and status code for the counter): registered on ``registry``
+    when given, else later through :attr:`collector`."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: Any = None) -> None:
         self.requests = Tally("litepipeline_http_requests", "HTTP requests answered, by route pattern and "
                               "status code", ["route", "code"])
         self.seconds = Buckets("litepipeline_http_request_duration_seconds", "HTTP request time from its "
                                "first byte to the answer's last, by route pattern", REQUEST_BUCKETS, ["route"])
-        registry.register(TallyCollector(self.requests, self.seconds))
+        self.collector = TallyCollector(self.requests, self.seconds)
+        if registry is not None:
+            registry.register(self.collector)
         # handler class -> its route patterns (a class may serve several); see learn()
         self._routes: dict[type, list[tuple[re.Pattern, str]]] = {}
 
@@ -74,6 +76,8 @@ class MeteredApplication(tornado.web.Application):
             self.http_metrics.observe(handler)
 
 
-def exposition_text(registry: CollectorRegistry) -> bytes:
+def exposition_text(registry: Any) -> bytes:
     """The registry in Prometheus text format (:data:`CONTENT_TYPE`)."""
+    from prometheus_client import exposition
+
     return exposition.generate_latest(registry)

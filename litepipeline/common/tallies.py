@@ -1,5 +1,7 @@
 """Counters and histograms kept as plain numbers, made Prometheus metric families when scraped.
 
+prometheus_client itself is imported at the first scrape (it is ~2 MB of a node's memory).
+
 prometheus_client's ``Counter`` and ``Histogram`` take a lock and run checks on every
 update, as they may be shared by threads: ~1 µs an increment and a few an observation.
 These are only touched on the event loop (updates and scrapes alike), where a dict
@@ -9,11 +11,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 
 class Tally:
@@ -29,7 +28,9 @@ class Tally:
         """Count one for these label values (one per label name, in order)."""
         self.values[labels] = self.values.get(labels, 0) + 1
 
-    def family(self) -> CounterMetricFamily:
+    def family(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily
+
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
         for key, value in sorted(self.values.items()):
             family.add_metric(list(key), value)
@@ -60,7 +61,10 @@ class Buckets:
         series[bisect_left(self.bounds, value)] += 1
         series[-1] += value
 
-    def family(self) -> HistogramMetricFamily:
+    def family(self) -> Any:
+        from prometheus_client.core import HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
         edges = [floatToGoString(b) for b in (*self.bounds, math.inf)]
         for key, series in sorted(self.series.items()):
@@ -73,8 +77,9 @@ class Buckets:
         return family
 
 
-class TallyCollector(Collector):
-    """Exposes :class:`Tally` and :class:`Buckets` objects in a registry."""
+class TallyCollector:
+    """Exposes :class:`Tally` and :class:`Buckets` objects in a registry (a registry takes any
+    object with ``collect``)."""
 
     def __init__(self, *metrics: object) -> None:
         self.metrics = list(metrics)

@@ -10,30 +10,36 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
-
 from litepipeline.common.httpmetrics import HttpMetrics, exposition_text
 from litepipeline.common.states import AttemptState
 
 
 class NodeMetrics:
-    """The node's registry: HTTP metrics, :class:`NodeCollector`, the process's own."""
+    """The node's registry: HTTP metrics, :class:`NodeCollector`, the process's own.
+
+    The registry (and prometheus_client with it, ~2 MB) is made at the first scrape: a node
+    nobody scrapes stays as small as before."""
 
     def __init__(self, node: Any, process: bool = True) -> None:
-        self.registry = CollectorRegistry()
-        self.http = HttpMetrics(self.registry)
-        self.registry.register(NodeCollector(node))
-        if process:   # CPU, memory, open files of this process (read from /proc at scrape time)
-            ProcessCollector(registry=self.registry)
+        self.node = node
+        self.process = process
+        self.http = HttpMetrics()
+        self.registry: Any = None
 
     def text(self) -> bytes:
+        if self.registry is None:
+            from prometheus_client import CollectorRegistry
+            from prometheus_client.process_collector import ProcessCollector
+
+            self.registry = CollectorRegistry()
+            self.registry.register(self.http.collector)
+            self.registry.register(NodeCollector(self.node))
+            if self.process:   # CPU, memory, open files of this process (read from /proc at scrape time)
+                ProcessCollector(registry=self.registry)
         return exposition_text(self.registry)
 
 
-class NodeCollector(Collector):
+class NodeCollector:
     """Reads the node's executor, reporter and caches at scrape time (on the event loop)."""
 
     def __init__(self, node: Any) -> None:
@@ -43,6 +49,8 @@ class NodeCollector(Collector):
         return []   # collected only on scrape, never at registration
 
     def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         node = self.node
         executor = node.executor
         yield CounterMetricFamily("litepipeline_node_actions_started", "Action attempts accepted (a slot "
