@@ -61,6 +61,8 @@ def test_a_diamond_works_page_turns_green_live(page, lite):
     for entry in "abcd":
         assert page.get_attribute(f'g.node[data-name="{entry}"]', "data-state") == "success"
     page.wait_for_selector("h1 .badge.st-success")
+    # the entries table is redrawn from the same pushes, coalesced: it follows within moments
+    page.wait_for_selector('tr[data-entry="d"] .badge.st-success')
     assert page.locator('tr[data-entry="d"] .badge.st-success').count() == 1
     assert same_document(page)   # every change above was pushed, none loaded by a reload
     work_id = page.url.rsplit("/", 1)[1]
