@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -42,8 +43,10 @@ class FakeManager:
                 body = self.rfile.read(length) if length else b""
                 fake.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
                                       "headers": dict(self.headers), "body": body})
-                status, content_type, payload = fake.routes.get(
-                    (self.command, url.path), (404, "text/html", b"<html>not found</html>"))
+                answer = fake.respond(self, self.command, url.path)
+                if answer is None:   # written by respond() itself
+                    return
+                status, content_type, payload = answer
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 # A test may promise more bytes than it sends, to cut a transfer short.
@@ -57,9 +60,14 @@ class FakeManager:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.port = self.server.server_address[1]
+        self.address = f"127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
+
+    def respond(self, handler: BaseHTTPRequestHandler, method: str, path: str) -> Optional[tuple[int, str, bytes]]:
+        """(status, content type, body) for a recorded request; None when already answered."""
+        return self.routes.get((method, path), (404, "text/html", b"<html>not found</html>"))
 
     def json(self, method: str, path: str, data: object, status: int = 200) -> None:
         self.routes[(method, path)] = (status, "application/json; charset=UTF-8", json.dumps(data).encode())

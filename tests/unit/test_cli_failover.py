@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable, Optional
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -15,54 +13,29 @@ from litepipeline.client import api
 from litepipeline.client.api import ClientError, ManagerClient
 from litepipeline.client.cli import main
 from litepipeline.client.managers import ManagerAddresses, none_leads, standby_answer
+from tests.unit import test_cli
 from tests.unit.test_cli import APP_ID, TASK_ID, TASK_INFO, parse_multipart
 
 Hook = Callable[["FakeManager", BaseHTTPRequestHandler, str, str], bool]
 
 
-class FakeManager:
+class FakeManager(test_cli.FakeManager):
     """A manager that is a leader (answers ``routes``) or a standby (answers per the contract,
     naming ``leader``). ``hook`` may handle a request first (return True when it did)."""
 
     def __init__(self, role: str = "leader") -> None:
         self.role = role
         self.leader: Optional[dict] = None
-        self.routes: dict[tuple[str, str], tuple[int, str, bytes]] = {}
-        self.requests: list[dict] = []
         self.hook: Optional[Hook] = None
-        fake = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                url = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                fake.requests.append({"method": self.command, "path": url.path, "query": parse_qs(url.query),
-                                      "headers": dict(self.headers), "body": body})
-                if fake.hook is not None and fake.hook(fake, self, self.command, url.path):
-                    return
-                if fake.role == "standby":
-                    status, payload = fake.standby_answer(url.path)
-                    content_type = "application/json; charset=UTF-8"
-                else:
-                    status, content_type, payload = fake.routes.get(
-                        (self.command, url.path), (404, "text/html", b"<html>not found</html>"))
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.address = f"127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+    def respond(self, handler: BaseHTTPRequestHandler, method: str, path: str) -> Optional[tuple[int, str, bytes]]:
+        if self.hook is not None and self.hook(self, handler, method, path):
+            return None
+        if self.role == "standby":
+            status, payload = self.standby_answer(path)
+            return status, "application/json; charset=UTF-8", payload
+        return super().respond(handler, method, path)
 
     def identity(self, epoch: int = 1) -> dict:
         """This manager as the contract's ``leader`` object."""
@@ -81,13 +54,6 @@ class FakeManager:
             return 200, json.dumps(body).encode()
         body = {"result": "NotLeader", "message": f"this manager is a standby; {where}", "leader": self.leader}
         return 503, json.dumps(body).encode()
-
-    def json(self, method: str, path: str, data: object, status: int = 200) -> None:
-        self.routes[(method, path)] = (status, "application/json; charset=UTF-8", json.dumps(data).encode())
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
