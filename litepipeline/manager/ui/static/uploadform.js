@@ -1,4 +1,5 @@
-// The upload form of the applications and venvs pages: a tarball, a name, a description.
+// Upload forms: the applications' and venvs' (a tarball, a name, a description), and what
+// every upload form does on submit (progress, the answer, the error).
 import {upload} from "./api.js";
 import {errorBox, h} from "./ui.js";
 
@@ -19,18 +20,30 @@ export function uploadForm({formId, prefix, title, fileLabel, route, idKey}, onD
     h("input", {id: `${prefix}-desc`, name: "description", maxlength: "10000"}),
     h("div", {class: "form-actions"}, h("button", {type: "submit", class: "primary"}, "Upload"), progress),
     status);
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
+  onUpload(form, status, progress, route, () => {
     const data = new FormData();
     // the manager streams the file: the small fields go first
     data.append("name", form.elements.name.value);
     data.append("description", form.elements.description.value);
     data.append("up_file", form.elements.up_file.files[0]);
+    return data;
+  }, (answer) => ["✓ Uploaded: ", h("code", {}, answer[idKey])], onDone);
+  return form;
+}
+
+/**
+ * On submit, post fields() to route with a progress bar; the answer's said(answer) or the
+ * error shows in status; the form is reset and onDone() awaited after a success.
+ */
+export function onUpload(form, status, progress, route, fields, said, onDone) {
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const data = fields();
     progress.hidden = false;
     status.replaceChildren("Uploading…");
     try {
       const answer = await upload(route, data, (f) => { progress.value = f; });
-      status.replaceChildren(h("span", {class: "ok"}, "✓ Uploaded: ", h("code", {}, answer[idKey])));
+      status.replaceChildren(h("span", {class: "ok"}, said(answer)));
       form.reset();
       await onDone();
     } catch (error) {
@@ -39,5 +52,4 @@ export function uploadForm({formId, prefix, title, fileLabel, route, idKey}, onD
       progress.hidden = true;
     }
   });
-  return form;
 }

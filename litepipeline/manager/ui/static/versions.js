@@ -1,7 +1,8 @@
 // Versions of an application or a venv (the same history API for both): the table with
 // activate (a rollback), download and delete, and the upload of a new version.
-import {get, send, upload, url} from "./api.js";
+import {get, send, url} from "./api.js";
 import {errorBox, h, shortTime, table} from "./ui.js";
+import {onUpload} from "./uploadform.js";
 
 /** What differs between the two kinds. */
 export const KINDS = {
@@ -20,24 +21,12 @@ export function newVersionForm(kind, ownerId, onDone) {
     h("input", {id: "version-file", name: "up_file", type: "file", accept: ".gz,.tgz,application/gzip", required: true}),
     h("div", {class: "form-actions"}, h("button", {type: "submit", class: "primary"}, "Upload version"), progress),
     status);
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
+  onUpload(form, status, progress, k.update, () => {
     const data = new FormData();
     data.append(k.idKey, ownerId);   // the small field first: the manager streams the file
     data.append("up_file", form.elements.up_file.files[0]);
-    progress.hidden = false;
-    status.replaceChildren("Uploading…");
-    try {
-      await upload(k.update, data, (f) => { progress.value = f; });
-      status.replaceChildren(h("span", {class: "ok"}, "✓ Uploaded: the new version is active"));
-      form.reset();
-      await onDone();
-    } catch (error) {
-      status.replaceChildren(errorBox(error));
-    } finally {
-      progress.hidden = true;
-    }
-  });
+    return data;
+  }, () => "✓ Uploaded: the new version is active", onDone);
   return form;
 }
 
