@@ -16,6 +16,9 @@ from litepipeline.common.appspec import ActionSpec
 from litepipeline.common.states import Stage, Status
 
 _FIELDS: dict = {}
+# plain strings: an Enum member's .value is a descriptor call, and these are read per task
+_FINISHED = Stage.FINISHED.value
+_SUCCESS = Status.SUCCESS.value
 
 
 def _field_names(cls: type) -> list:
@@ -91,7 +94,7 @@ class ActionState:
 
     @property
     def finished(self) -> bool:
-        return self.stage == Stage.FINISHED.value
+        return self.stage == _FINISHED
 
     def back_to_pending(self, message: Optional[str] = None, retry_at: Optional[dt.datetime] = None,
                         keep_times: bool = False) -> None:
@@ -111,7 +114,7 @@ class ActionState:
 
     @property
     def succeeded(self) -> bool:
-        return self.finished and self.status == Status.SUCCESS.value
+        return self.finished and self.status == _SUCCESS
 
     def to_row(self) -> dict:
         return _row_of(self, self.row_fields())
@@ -195,7 +198,7 @@ class TaskState:
 
     @property
     def finished(self) -> bool:
-        return self.stage == Stage.FINISHED.value
+        return self.stage == _FINISHED
 
     def feeders(self) -> dict:
         """``to_action`` target -> the names of the actions aimed at it, in creation order.
