@@ -79,6 +79,12 @@ async def read_message(stream: Any, max_size: int = MAX_FRAME_SIZE) -> dict:
 
     Stream errors (``StreamClosedError``) propagate unchanged.
     """
+    return (await read_frame(stream, max_size))[0]
+
+
+async def read_frame(stream: Any, max_size: int = MAX_FRAME_SIZE) -> tuple[dict, bytes]:
+    """:func:`read_message` with the frame's JSON bytes it was decoded from (a reader can
+    size or screen the raw text instead of walking the decoded value)."""
     from tornado.iostream import StreamClosedError, UnsatisfiableReadError
 
     try:
@@ -91,7 +97,8 @@ async def read_message(stream: Any, max_size: int = MAX_FRAME_SIZE) -> dict:
             raise ProtocolError(f"frame larger than {max_size} bytes") from None
         raise
     trailer = await stream.read_bytes(CRC_LEN + len(FRAME_END))
-    return decode(head[: -len(JSON_END)], trailer)
+    body = head[: -len(JSON_END)]
+    return decode(body, trailer), body
 
 
 def reply(command: str, status: str, message: str = "", **extra: Any) -> bytes:

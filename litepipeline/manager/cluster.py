@@ -26,7 +26,7 @@ from tornado.tcpserver import TCPServer
 from litepipeline.common import protocol
 from litepipeline.common.errors import LiteError
 from litepipeline.common.messages import Answer, Heartbeat, HeldAttempt, Register, RegisterAnswer, Report
-from litepipeline.common.textcheck import find_poison, poison_message
+from litepipeline.common.textcheck import find_poison, may_hold_poison, poison_message
 from litepipeline.common.protocol import FAILURE, FEATURES, HEARTBEAT, REGISTER, REPORT, RUN, SUCCESS, ProtocolError
 from litepipeline.manager.nodes import NODE_FIELDS, NodeInfo
 
@@ -44,7 +44,7 @@ class Cluster(TCPServer):
 
     def __init__(self, token: Optional[str], on_up: Callable[[str, Any, bool], Any],
                  on_down: Callable[[str, str, float], Any],
-                 on_report: Optional[Callable[[Report], Any]] = None, ssl_options: Any = None) -> None:
+                 on_report: Optional[Callable[[Report, int, bool], Any]] = None, ssl_options: Any = None) -> None:
         super().__init__(max_buffer_size=protocol.MAX_FRAME_SIZE * 2, ssl_options=ssl_options)
         self.token = token
         self.on_up = on_up
@@ -89,11 +89,11 @@ class Cluster(TCPServer):
                     if remaining <= 0:
                         raise ProtocolError(f"no successful REGISTER within {REGISTER_TIMEOUT:g} s")
                     try:
-                        message = await asyncio.wait_for(protocol.read_message(stream), remaining)
+                        message, raw = await asyncio.wait_for(protocol.read_frame(stream), remaining)
                     except asyncio.TimeoutError:
                         raise ProtocolError(f"no successful REGISTER within {REGISTER_TIMEOUT:g} s") from None
                 else:
-                    message = await protocol.read_message(stream)
+                    message, raw = await protocol.read_frame(stream)
                 command, data = message["command"], message["data"]
                 if command == REGISTER:
                     previous = node
@@ -112,7 +112,8 @@ class Cluster(TCPServer):
                     if node is None or self.nodes.get(node.node_id) is not node:
                         raise ProtocolError("REPORT from a connection that is not registered")
                     # concurrently: a report waits for its round to be persisted; heartbeats must not
-                    task = asyncio.ensure_future(self._report(stream, data))
+                    # the raw frame sizes the report and screens its text (see Manager.action_update)
+                    task = asyncio.ensure_future(self._report(stream, data, len(raw), may_hold_poison(raw)))
                     self._reports.add(task)      # a strong reference until it is done
                     task.add_done_callback(self._reports.discard)
                 else:
@@ -171,10 +172,10 @@ class Cluster(TCPServer):
         return node
 
     # -- reports over the connection (dispatches: see nodelink) ------------------------------
-    async def _report(self, stream: IOStream, data: dict) -> None:
+    async def _report(self, stream: IOStream, data: dict, size: int, screen: bool) -> None:
         answer = Answer(data.get("attempt_id"), 200, "ok", "")
         try:
-            await self.on_report(Report.parse(data))
+            await self.on_report(Report.parse(data), size, screen)
         except LiteError as exc:
             answer.code, answer.result, answer.message = exc.http_status, exc.name, exc.message
         except Exception:  # noqa: BLE001 - answered like the HTTP route's 500

@@ -53,6 +53,7 @@ SHA1_RE = re.compile(r"[0-9a-fA-F]{40}")
 NAME_LIMIT = 255    # the name columns' length
 MAX_WAIT = 600.0    # longest ``GET /task/info?wait=`` a client may ask for, in seconds
 BIG_DAG = 1000      # actions above which a task's objects are built off the event loop
+_MAX_DUMPS_GROWTH = 6   # json.dumps characters per byte of the JSON it re-encodes, at most (\uXXXX)
 
 
 class Manager:
@@ -401,11 +402,12 @@ class Manager:
         LOG.info("task %s recovered", task_id)
 
     async def action_update(self, report: Report, body_size: Optional[int] = None, screen: bool = True) -> None:
-        """Record a node's report (``body_size``: its size when known, a cheap first check;
-        ``screen`` False: its raw JSON was seen to hold no text a store refuses)."""
+        """Record a node's report (``body_size``: the size of its raw JSON when known, a cheap
+        first check; ``screen`` False: that JSON was seen to hold no text a store refuses)."""
         if screen:
             report = storable_report(report)
-        if report.stage == Stage.FINISHED.value and (body_size is None or body_size > self.config.max_output_size):
+        if report.stage == Stage.FINISHED.value and (
+                body_size is None or body_size * _MAX_DUMPS_GROWTH > self.config.max_output_size):
             # Accepted as a failure, not refused: a refused report would be dropped by the
             # node, the attempt would look lost, and the action would run again forever.
             size = len(json.dumps(report.result))

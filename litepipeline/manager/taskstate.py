@@ -9,12 +9,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Optional
 
 from litepipeline.common.appspec import ActionSpec
 from litepipeline.common.states import Stage, Status
 
 _FIELDS: dict = {}
+# plain strings: an Enum member's .value is a descriptor call, and these are read per task
+_FINISHED = Stage.FINISHED.value
+_SUCCESS = Status.SUCCESS.value
 
 
 def _field_names(cls: type) -> list:
@@ -22,6 +26,18 @@ def _field_names(cls: type) -> list:
     if names is None:
         names = _FIELDS[cls] = [f.name for f in dataclasses.fields(cls)]
     return names
+
+
+_GETTERS: dict = {}
+
+
+def _row_of(obj: Any, names: Any) -> dict:
+    """``obj``'s fields ``names`` as a dict, shallow (dataclasses.asdict deep-copies the
+    JSON values): one attrgetter per class, on every write of every row."""
+    getter = _GETTERS.get(type(obj))
+    if getter is None:
+        getter = _GETTERS[type(obj)] = attrgetter(*names)
+    return dict(zip(names, getter(obj)))
 
 
 DAG = "dag"          # part of the task's DAG
@@ -78,7 +94,7 @@ class ActionState:
 
     @property
     def finished(self) -> bool:
-        return self.stage == Stage.FINISHED.value
+        return self.stage == _FINISHED
 
     def back_to_pending(self, message: Optional[str] = None, retry_at: Optional[dt.datetime] = None,
                         keep_times: bool = False) -> None:
@@ -98,11 +114,10 @@ class ActionState:
 
     @property
     def succeeded(self) -> bool:
-        return self.finished and self.status == Status.SUCCESS.value
+        return self.finished and self.status == _SUCCESS
 
     def to_row(self) -> dict:
-        # shallow on purpose: dataclasses.asdict deep-copies the JSON values, on every write
-        return {name: getattr(self, name) for name in self.row_fields()}
+        return _row_of(self, self.row_fields())
 
     @classmethod
     def row_fields(cls) -> list:
@@ -133,7 +148,7 @@ class AttemptRecord:
     CHANGING = ("start_at", "end_at", "status", "returncode", "message")   # what an update writes
 
     def to_row(self) -> dict:
-        return {name: getattr(self, name) for name in self.row_fields()}
+        return _row_of(self, self.row_fields())
 
     @classmethod
     def row_fields(cls) -> list:
@@ -175,7 +190,7 @@ class TaskState:
     CHANGING = ("stage", "status", "signal", "message", "start_at", "update_at", "end_at")
 
     def to_row(self) -> dict:
-        return {k: getattr(self, k) for k in self._ROW_FIELDS}
+        return _row_of(self, self._ROW_FIELDS)
 
     @classmethod
     def from_row(cls, row: dict, order: int = 0) -> "TaskState":
@@ -183,7 +198,7 @@ class TaskState:
 
     @property
     def finished(self) -> bool:
-        return self.stage == Stage.FINISHED.value
+        return self.stage == _FINISHED
 
     def feeders(self) -> dict:
         """``to_action`` target -> the names of the actions aimed at it, in creation order.

@@ -270,5 +270,6 @@ def input_document(task_id: str, workspace: str, input_data: Optional[dict]) -> 
 
 def _write_input(path: str, task_id: str, input_data: dict) -> None:
     os.makedirs(path, exist_ok=True)
+    text = json.dumps(input_document(task_id, path, input_data))   # one write: json.dump writes per chunk
     with open(os.path.join(path, INPUT_FILE), "w", encoding="utf-8") as fp:
-        json.dump(input_document(task_id, path, input_data), fp)
+        fp.write(text)

@@ -15,6 +15,7 @@ from litepipeline.common.protocol import (
     ProtocolError,
     decode,
     encode,
+    read_frame,
     read_message,
     reply,
 )
@@ -153,6 +154,22 @@ def test_read_message_one_and_two_frames():
 
     assert run(go()) == ({"command": "REGISTER", "data": {"node_id": None}},
                          {"command": "HEARTBEAT", "data": {"n": 1}}, {"command": "HEARTBEAT", "data": {"n": 2}})
+
+
+def test_read_frame_gives_the_json_bytes_the_message_was_decoded_from():
+    body = b'{"command":"REPORT","data":{"result":{"v":"\\ud800"}}}'
+
+    async def go():
+        reader, writer = await _pair()
+        await writer.write(frame(body) + encode("HEARTBEAT", {"n": 1}))
+        first, second = await read_frame(reader), await read_frame(reader)
+        reader.close()
+        writer.close()
+        return first, second
+
+    (message, raw), (_, raw2) = run(go())
+    assert raw == body and message["data"] == {"result": {"v": "\ud800"}}
+    assert raw2 == b'{"command":"HEARTBEAT","data":{"n":1}}'
 
 
 def test_read_message_trickled_bytes():

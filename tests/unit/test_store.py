@@ -409,3 +409,20 @@ def test_head_revision_read_from_the_files_is_alembics(store):
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
     assert not store.at_head()
+
+
+def test_write_params_skip_only_the_processors_that_keep_none(store):
+    """What save() hands the driver for a row with None values equals SQLAlchemy's own
+    conversion of every value (a JSON column's None is JSON null, a time's None stays NULL)."""
+    row = task("t-none").to_row()
+    row["input_data"] = None
+    write = store._compile_writes()["insert_task"]
+    params = write.params(row)
+    processed = list(params) if write.positional else [params[name] for name in write.names]
+    processors = {i: process for i, process, _ in write.processors}
+    values = write.get(row)
+    expected = [processors[i](v) if i in processors else v for i, v in enumerate(values)]
+    assert [repr(v) for v in processed] == [repr(v) for v in expected]   # psycopg's Json has no ==
+    names = [name.removeprefix("k_") for name in write.names]
+    assert processed[names.index("input_data")] is not None   # JSON null, not SQL NULL
+    assert processed[names.index("end_at")] is None

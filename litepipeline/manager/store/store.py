@@ -427,7 +427,7 @@ class Store:
                     raise RuntimeError(f"{name}: the rows have no value for {bind!r}")
                 processor = compiled.binds[bind].type.dialect_impl(dialect).bind_processor(dialect)
                 binds.append((bind, key, processor))
-            writes[name] = _Write(compiled.string, tuple(binds), dialect.positional)
+            writes[name] = _Write.of(compiled.string, binds, dialect.positional)
         self._writes = writes
         return writes
 
@@ -460,13 +460,41 @@ class _Write(NamedTuple):
     """One compiled write statement: ``params(row)`` gives the DBAPI parameters of a row."""
 
     sql: str
-    binds: tuple   # (bind name, row key, bind processor or None)
+    names: tuple      # the bind names, in order
+    get: Callable     # row -> the tuple of its values for the binds
+    # (position, bind processor, whether it maps None to None): a row's None values (many
+    # of its times) skip the Python call
+    processors: tuple
     positional: bool
 
+    @classmethod
+    def of(cls, sql: str, binds: list, positional: bool) -> "_Write":
+        """From (bind name, row key, bind processor or None) in the statement's order."""
+        keys = [key for _, key, _ in binds]
+        pick = itemgetter(*keys)
+        get = pick if len(keys) > 1 else (lambda row: (pick(row),))
+        processors = tuple((i, process, _keeps_none(process))
+                           for i, (_, _, process) in enumerate(binds) if process is not None)
+        return cls(sql, tuple(name for name, _, _ in binds), get, processors, positional)
+
     def params(self, row: dict) -> Any:
+        values = self.get(row)
+        if self.processors:
+            values = list(values)
+            for i, process, keeps_none in self.processors:
+                value = values[i]
+                if value is not None or not keeps_none:
+                    values[i] = process(value)
         if self.positional:
-            return tuple([process(row[key]) if process else row[key] for _, key, process in self.binds])
-        return {bind: process(row[key]) if process else row[key] for bind, key, process in self.binds}
+            return tuple(values)
+        return dict(zip(self.names, values))
+
+
+def _keeps_none(process: Callable) -> bool:
+    try:
+        return process(None) is None
+    except Exception:  # noqa: BLE001 - then None goes through it like any value
+        return False
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
