@@ -23,6 +23,24 @@ def test_claim_returns_the_first_record_for_24_hours(store):  # noqa: F811
     assert claim(store.engine, "k", "task-4", "app", T0 + dt.timedelta(hours=25))["task_id"] == "task-3"
 
 
+def test_deleting_a_task_forgets_its_keys(store):  # noqa: F811
+    """A retry after its task was deleted (task delete, task_retention) must not make that
+    task again under the same id: the key goes with the task, in the same transaction."""
+    from litepipeline.manager.store.history import delete_finished
+    from litepipeline.manager.taskstate import Batch
+    from tests.unit.test_store import task
+
+    done = [task(f"t{i}", stage="finished") for i in range(3)]
+    store.save(Batch(new_tasks=done))
+    for i in range(3):
+        claim(store.engine, f"k{i}", f"t{i}", "app-1", T0)
+    store.delete_task("t0")
+    assert delete_finished(store.engine, ["t1"]) == ["t1"]
+    assert claim(store.engine, "k0", "new-0", "app-1", T0) is None   # forgotten: a new claim
+    assert claim(store.engine, "k1", "new-1", "app-1", T0) is None
+    assert claim(store.engine, "k2", "new-2", "app-1", T0)["task_id"] == "t2"   # its task is kept
+
+
 def test_release_frees_a_key(store):  # noqa: F811
     claim(store.engine, "k", "task-1", "app", T0)
     release(store.engine, "k")

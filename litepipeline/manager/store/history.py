@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, func, select, tuple_
 from sqlalchemy.engine import Engine
 
 from litepipeline.common.states import Stage
+from litepipeline.manager.store import idempotency
 from litepipeline.manager.store.models import ActionRow, Attempt, Task
 
 TASKS = Task.__table__
@@ -64,6 +65,7 @@ def delete_finished(engine: Engine, task_ids: list[str]) -> list[str]:
         gone = [task_id for task_id, stage in conn.execute(select(TASKS.c.task_id, TASKS.c.stage).where(
             TASKS.c.task_id.in_(task_ids))) if stage == FINISHED]
         if gone:
+            idempotency.forget_tasks(conn, gone)
             conn.execute(delete(ATTEMPTS).where(ATTEMPTS.c.task_id.in_(gone)))
             conn.execute(delete(ACTIONS).where(ACTIONS.c.task_id.in_(gone)))
             conn.execute(delete(TASKS).where(TASKS.c.task_id.in_(gone)))

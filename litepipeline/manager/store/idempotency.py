@@ -37,3 +37,10 @@ def release(engine: Any, key: str) -> None:
     """Forget ``key`` (its create was refused: a retry must be able to succeed)."""
     with engine.begin() as conn:
         conn.execute(delete(KEYS).where(KEYS.c.key == key))
+
+
+def forget_tasks(conn: Any, task_ids: list) -> None:
+    """In the transaction deleting ``task_ids``: forget their keys. A retry with a key would
+    otherwise make its deleted task again under the same id (the path meant for a manager
+    that stopped between the claim and the task's round)."""
+    conn.execute(delete(KEYS).where(KEYS.c.task_id.in_(task_ids)))

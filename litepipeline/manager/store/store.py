@@ -19,6 +19,7 @@ from sqlalchemy import Table, and_, bindparam, create_engine, delete, event, fun
 from sqlalchemy.engine import Engine, make_url
 
 from litepipeline.common.states import UNFINISHED_STAGES, Stage
+from litepipeline.manager.store import idempotency
 from litepipeline.manager.store import writes as extra_writes
 from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task, TaskCount
 from litepipeline.manager.store.models_workflows import Work
@@ -301,6 +302,7 @@ class Store:
 
     def delete_task(self, task_id: str) -> int:
         with self.engine.begin() as conn:
+            idempotency.forget_tasks(conn, [task_id])
             conn.execute(delete(ATTEMPTS).where(ATTEMPTS.c.task_id == task_id))
             conn.execute(delete(ACTIONS).where(ACTIONS.c.task_id == task_id))
             return conn.execute(delete(TASKS).where(TASKS.c.task_id == task_id)).rowcount
