@@ -272,6 +272,21 @@ def test_failed_save_midway_leaves_nothing_and_the_store_goes_on(store):
     assert store.engine.pool.checkedout() == 1
 
 
+class LosingCommit:
+    """A DBAPI cursor whose COMMIT statement fails (PostgreSQL's save() commits with one)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cursor, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT":
+            raise OSError("commit lost")
+        return self.cursor.execute(sql, *args)
+
+
 class Unrollbackable:
     """A DBAPI connection whose commit and rollback fail, as over a dropped link."""
 
@@ -283,7 +298,7 @@ class Unrollbackable:
         return self.conn.driver_connection
 
     def cursor(self) -> Any:
-        return self.conn.cursor()
+        return LosingCommit(self.conn.cursor())
 
     def commit(self) -> None:
         raise OSError("commit lost")
@@ -348,6 +363,20 @@ def test_text_the_server_refuses_fails_its_round_alone(store):
     bad.task_name = "clean"   # what the dispatcher's quarantine does, then writes the round again
     store.save(Batch(new_tasks=[bad], tasks={"t1": t1}))
     assert store.get_task("t2")["task_name"] == "clean" and store.get_task("t1")["stage"] == "running"
+
+
+def test_a_statement_the_server_refuses_leaves_nothing_of_its_round(store):
+    """On PostgreSQL the round is one pipeline with one sync: the server skips the rest and
+    the transaction is rolled back, and the same writer takes the next round."""
+    store.save(Batch(new_tasks=[task("t1")]))
+    writer = store._writer
+    t1 = task("t1", stage="running")
+    with pytest.raises(store.engine.dialect.loaded_dbapi.IntegrityError):   # t1 exists
+        store.save(Batch(new_tasks=[task("t2"), task("t1")], tasks={"t1": t1}))
+    assert store.get_task("t2") is None and store.get_task("t1")["stage"] == "pending"
+    store.save(Batch(new_tasks=[task("t2")], tasks={"t1": t1}))
+    assert store.get_task("t2") is not None and store.get_task("t1")["stage"] == "running"
+    assert store._writer is writer
 
 
 def test_pg_commits_wait_for_the_wal_flush_unless_told_not_to(store):

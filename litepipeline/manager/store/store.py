@@ -10,7 +10,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable
-from contextlib import closing, nullcontext
+from contextlib import closing
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, Callable, NamedTuple, Optional
@@ -138,6 +138,8 @@ class Store:
         # checkpoints, which do fsync, run on the database thread (see checkpoint()). A
         # server database is always written from the database thread.
         self.inline_writes = self.engine.dialect.name == "sqlite"
+        # psycopg's pipeline mode: statements sent without waiting for each answer
+        self._pipelined = self.engine.dialect.driver == "psycopg"
         self.epoch: Optional[int] = None   # fenced: every commit checks the lease still has it
         self._on_deposed: Callable[[Optional[int]], None] = lambda found: None
 
@@ -368,18 +370,18 @@ class Store:
         conn = self._connection()
         try:
             writes = self._writes or self._compile_writes()
-            # psycopg: the whole transaction (BEGIN, every statement, COMMIT) in one pipeline,
-            # one round trip instead of one per statement; each waits for a busy server's CPU
-            with self._pipeline(conn):
+            if self._pipelined:
+                # psycopg: the whole transaction (BEGIN, every statement, COMMIT) in one
+                # pipeline with one sync, so one round trip; each waits for a busy server's
+                # CPU. The writer is in autocommit mode: psycopg's own BEGIN and COMMIT
+                # would each add a sync and a wait for its answer.
+                with conn.driver_connection.pipeline(), closing(conn.cursor()) as cursor:
+                    cursor.execute("BEGIN")
+                    self._write_changes(cursor, writes, changes)
+                    cursor.execute("COMMIT")
+            else:
                 with closing(conn.cursor()) as cursor:
-                    for name, objects in changes:
-                        if objects:
-                            write = writes[name]
-                            cursor.executemany(write.sql, [write.params(o.to_row()) for o in objects])
-                    if self.epoch is not None:
-                        # fencing: fails the transaction server-side when the lease is not ours;
-                        # it reads nothing back, so it joins the pipeline at no round trip
-                        cursor.execute(self.fence_sql())
+                    self._write_changes(cursor, writes, changes)
                 conn.commit()
         except BaseException as exc:
             try:
@@ -396,6 +398,16 @@ class Store:
             if conn is not self._writer:
                 conn.close()   # back to the pool
 
+    def _write_changes(self, cursor: Any, writes: dict, changes: Iterable) -> None:
+        for name, objects in changes:
+            if objects:
+                write = writes[name]
+                cursor.executemany(write.sql, [write.params(o.to_row()) for o in objects])
+        if self.epoch is not None:
+            # fencing: fails the transaction server-side when the lease is not ours; it reads
+            # nothing back, so in a pipeline it costs no round trip
+            cursor.execute(self.fence_sql())
+
     def _connection(self) -> Any:
         """save()'s own connection, kept for the next round (rounds are written one at a
         time): SQLite's one writer; on a server database no pool check-out, whose ping cost
@@ -404,14 +416,9 @@ class Store:
         so the connect event's settings apply."""
         if self._writer is None:
             self._writer = self.engine.raw_connection()
+            if self._pipelined:
+                self._writer.driver_connection.autocommit = True   # save() sends BEGIN itself
         return self._writer
-
-    def _pipeline(self, conn: Any) -> Any:
-        """psycopg's pipeline mode for ``conn`` (queries sent without waiting for each
-        answer, one sync at the commit), or nothing for other drivers."""
-        if self.engine.dialect.driver == "psycopg":
-            return conn.driver_connection.pipeline()
-        return nullcontext()
 
     def _compile_writes(self) -> dict:
         """The write statements as SQL strings of this dialect, each with its bind names (in
