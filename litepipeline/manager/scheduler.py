@@ -21,7 +21,7 @@ from litepipeline.common import clock
 from litepipeline.common.appspec import MAX_ACTIONS, ActionSpec, check_dag, is_venv_id, parse_action
 from litepipeline.common.errors import InvalidApplication, OperationFailed, StaleAttempt, TaskAlreadyFinished, TaskNotExists
 from litepipeline.common.messages import HeldAttempt, Report, RunAction
-from litepipeline.common.states import Stage, Status
+from litepipeline.common.states import AttemptState, Stage, Status
 from litepipeline.manager.placement import NO_FACTS, FreeNodes, NodeFacts
 from litepipeline.manager.taskstate import DAG, EVENT, ActionState, AttemptRecord, Batch, TaskState
 
@@ -31,6 +31,8 @@ PENDING, RUNNING, STOPPING, FINISHED = (s.value for s in (Stage.PENDING, Stage.R
 SUCCESS, FAIL, KILL = (s.value for s in (Status.SUCCESS, Status.FAIL, Status.KILL))
 MAX_RETRY_DELAY = 300.0
 STOP_RESEND = 5.0   # seconds between re-sent stop requests of a task still stopping
+# what a node lists of an attempt whose process has ended (its report not yet acknowledged)
+ENDED_ON_NODE = frozenset((AttemptState.FINISHED.value, AttemptState.REPORTING.value))
 
 
 @dataclass
@@ -237,8 +239,12 @@ class SchedulerCore:
         stops = []
         expected = self._expected_on(node_id)
         for attempt_id, entry in held.items():
-            node.busy.setdefault(attempt_id, mono)
             action = expected.get(attempt_id)
+            if action is None and entry.state in ENDED_ON_NODE:
+                # its process has ended and its report, sent before this heartbeat was
+                # answered, has been applied: no slot to count, nothing to stop
+                continue
+            node.busy.setdefault(attempt_id, mono)
             if action is not None:
                 task = self.tasks[action.task_id]
                 if registering and task.stage == STOPPING:

@@ -533,3 +533,21 @@ def test_a_dropped_node_that_comes_back_in_time_keeps_its_actions(core, clock):
     clock.advance(10)
     core.tick()
     assert core.tasks["t1"].actions["a"].attempt_id == d.message.attempt_id
+
+
+@pytest.mark.parametrize("state", ["reporting", "finished"])
+def test_a_heartbeat_listing_an_attempt_whose_report_is_applied_frees_its_slot(core, state):
+    """A heartbeat sent before the node had the report's answer still lists the attempt:
+    its process has ended, so the slot is free and there is nothing to stop."""
+    add(core, make_task("t1", ("a", [])))
+    (d,) = core.schedule()
+    finish(core, d)
+    assert core.nodes["n1"].free(0) == 2
+    held = [{"task_id": "t1", "name": "a", "attempt_id": d.message.attempt_id, "state": state}]
+    assert node_up(core, "n1", 2, held, False) == []
+    assert core.nodes["n1"].free(0) == 2
+    # a process the manager does not expect that still runs is stopped, and holds its slot
+    held[0]["state"] = "running"
+    (stop,) = node_up(core, "n1", 2, held, False)
+    assert stop.attempt_id == d.message.attempt_id and stop.signal == -9
+    assert core.nodes["n1"].free(0) == 1
