@@ -195,9 +195,10 @@ class Http:
         return json.loads(body)
 
     def answers(self) -> bool:
+        """Whether the manager answers as the one that schedules (on PostgreSQL a manager
+        answers as a standby until it holds the lease)."""
         try:
-            self.get("/")
-            return True
+            return self.get("/").get("role") != "standby"
         except OSError:
             self.conn.close()
             return False

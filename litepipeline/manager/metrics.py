@@ -18,11 +18,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterator, Optional
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
-
 from litepipeline.common.httpmetrics import HttpMetrics, exposition_text
 from litepipeline.common.states import Stage
 from litepipeline.common.tallies import Buckets, Tally, TallyCollector
@@ -55,10 +50,14 @@ def seconds_between(start: Optional[dt.datetime], end: Optional[dt.datetime]) ->
 
 class ManagerMetrics:
     """The manager's registry and every metric on it; ``saved`` and ``commit`` are the hooks
-    the dispatcher calls, ``text()`` is what ``GET /metrics`` answers."""
+    the dispatcher calls, ``text()`` is what ``GET /metrics`` answers.
+
+    The registry (and prometheus_client with it, ~1.5 MB) is made at the first scrape: the
+    counts are plain numbers until then (common/tallies.py)."""
 
     def __init__(self, core: Any, process: bool = True) -> None:
-        self.registry = CollectorRegistry()
+        self.process = process
+        self.registry: Any = None
         self.tasks = Tally("litepipeline_tasks_finished", "Tasks that ended, by final status", ["status"])
         self.actions = Tally("litepipeline_actions_finished", "Actions that ended (after their retries), by final "
                              "status", ["status"])
@@ -71,13 +70,8 @@ class ManagerMetrics:
                                       "start)", START_BUCKETS)
         self.commit_seconds = Buckets("litepipeline_store_commit_seconds", "Time to write one scheduling round's "
                                       "changes to the store (one transaction)", COMMIT_BUCKETS)
-        self.registry.register(TallyCollector(self.tasks, self.actions, self.attempts, self.duration,
-                                              self.dispatch_start, self.commit_seconds))
-        self.http = HttpMetrics(self.registry)
+        self.http = HttpMetrics()
         self.state = StateCollector(core)
-        self.registry.register(self.state)
-        if process:   # CPU, memory, open files of this process (read from /proc at scrape time)
-            ProcessCollector(registry=self.registry)
         self._started: set[str] = set()
 
     def watch(self, dispatcher: Any) -> None:
@@ -129,10 +123,21 @@ class ManagerMetrics:
             self._started.add(attempt_id)
 
     def text(self) -> bytes:
+        if self.registry is None:
+            from prometheus_client import CollectorRegistry
+            from prometheus_client.process_collector import ProcessCollector
+
+            self.registry = CollectorRegistry()
+            self.registry.register(TallyCollector(self.tasks, self.actions, self.attempts, self.duration,
+                                                  self.dispatch_start, self.commit_seconds))
+            self.registry.register(self.http.collector)
+            self.registry.register(self.state)
+            if self.process:   # CPU, memory, open files of this process (read from /proc at scrape time)
+                ProcessCollector(registry=self.registry)
         return exposition_text(self.registry)
 
 
-class StateCollector(Collector):
+class StateCollector:
     """Gauges read from the scheduler core at scrape time (on the event loop, as the core's
     owner reads it: ``GET /metrics`` is answered there)."""
 
@@ -142,7 +147,9 @@ class StateCollector(Collector):
     def describe(self) -> list:
         return []   # collected only on scrape, never at registration
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
         core = self.core
         stages = {PENDING: 0, RUNNING: 0, STOPPING: 0}
         pending_actions = 0
