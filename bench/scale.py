@@ -50,8 +50,7 @@ from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from litepipeline.common import protocol  # noqa: E402
-from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task  # noqa: E402
-from litepipeline.manager.store.models_workflows import Work  # noqa: E402
+from litepipeline.manager.store import models, models_workflows  # noqa: E402
 from litepipeline.manager.store.store import Store, sqlite_url  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
@@ -81,7 +80,7 @@ def fill(url: str, count: int) -> dict:
     sample: list[str] = []
     rows = 0
     with engine.begin() as conn:
-        conn.execute(insert(Application.__table__), [
+        conn.execute(insert(models.APPLICATIONS), [
             {"application_id": a, "name": f"app {i}", "description": "", "sha1": "a" * 40, "create_at": base,
              "update_at": base} for i, a in enumerate(app_ids)])
     for start in range(0, count, CHUNK):
@@ -127,10 +126,10 @@ def fill(url: str, count: int) -> dict:
                                 "output": {"data": {"value": i, "name": name}, "actions": []}, "message": None})
         with engine.begin() as conn:
             if works:
-                conn.execute(insert(Work.__table__), works)
-            conn.execute(insert(Task.__table__), tasks)
-            conn.execute(insert(ActionRow.__table__), actions)
-            conn.execute(insert(Attempt.__table__), attempts)
+                conn.execute(insert(models_workflows.WORKS), works)
+            conn.execute(insert(models.TASKS), tasks)
+            conn.execute(insert(models.ACTIONS), actions)
+            conn.execute(insert(models.ATTEMPTS), attempts)
         rows += len(tasks) + len(actions) + len(attempts) + len(works)
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:

@@ -5,6 +5,8 @@ import asyncio
 import datetime as dt
 import os
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from collections.abc import Iterable
 from typing import Any
@@ -482,3 +484,12 @@ def test_write_params_skip_only_the_processors_that_keep_none(store):
     names = [name.removeprefix("k_") for name in write.names]
     assert processed[names.index("input_data")] is not None   # JSON null, not SQL NULL
     assert processed[names.index("end_at")] is None
+
+
+def test_manager_does_not_import_the_orm():
+    """The store is Core tables and statements: ``sqlalchemy.orm`` would be ~6 MB of the idle
+    manager's memory for nothing (a fresh interpreter, so no other test has imported it)."""
+    code = "import litepipeline.manager.server, sys; print('sqlalchemy.orm' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

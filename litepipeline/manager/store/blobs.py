@@ -23,13 +23,12 @@ from typing import Any
 from sqlalchemy import Table, delete, exists, insert, select, text, union
 from sqlalchemy.engine import Connection, Engine
 
-from litepipeline.manager.store.models_blobs import BlobChunk
-from litepipeline.manager.store.models_versions import AppHistory, VenvHistory
+from litepipeline.manager.store.models_blobs import BLOBS
+from litepipeline.manager.store.models_versions import APP_HISTORIES, VENV_HISTORIES
 
 LOG = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
-BLOBS: Table = BlobChunk.__table__
-HISTORIES: tuple[Table, ...] = (AppHistory.__table__, VenvHistory.__table__)
+HISTORIES: tuple[Table, ...] = (APP_HISTORIES, VENV_HISTORIES)
 
 
 class BlobMismatch(Exception):

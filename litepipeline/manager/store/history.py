@@ -14,11 +14,8 @@ from sqlalchemy.engine import Engine
 
 from litepipeline.common.states import Stage
 from litepipeline.manager.store import idempotency
-from litepipeline.manager.store.models import ActionRow, Attempt, Task
+from litepipeline.manager.store.models import ACTIONS, ATTEMPTS, TASKS
 
-TASKS = Task.__table__
-ACTIONS = ActionRow.__table__
-ATTEMPTS = Attempt.__table__
 FINISHED = Stage.FINISHED.value
 
 

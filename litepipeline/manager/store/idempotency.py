@@ -7,9 +7,8 @@ from typing import Any, Optional
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from litepipeline.manager.store.models_idempotency import IdempotencyKey
+from litepipeline.manager.store.models_idempotency import IDEMPOTENCY_KEYS as KEYS
 
-KEYS = IdempotencyKey.__table__
 KEEP = dt.timedelta(hours=24)
 
 

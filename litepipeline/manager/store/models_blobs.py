@@ -6,17 +6,14 @@ table empty: its one manager keeps the tarballs in ``data_path`` only.
 """
 from __future__ import annotations
 
-from sqlalchemy import Integer, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Column, Integer, LargeBinary, String, Table
 
-from litepipeline.manager.store.models import Base
+from litepipeline.manager.store.models import METADATA
 
-
-class BlobChunk(Base):
-    """One chunk (``seq`` from 0) of the tarball whose SHA-1 is ``sha1``."""
-
-    __tablename__ = "blobs"
-
-    sha1: Mapped[str] = mapped_column(String(40), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+# One chunk (``seq`` from 0) of the tarball whose SHA-1 is ``sha1``.
+BLOBS = Table(
+    "blobs", METADATA,
+    Column("sha1", String(40), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)

@@ -1,4 +1,4 @@
-"""Store models of schedules (their fires) and services, on the same Base as models.py.
+"""Store tables of schedules (their fires) and services, on the same METADATA as models.py.
 
 Instants of schedules (``anchor_at``, ``last_fire_at``, ``fire_at``) are naive UTC: a
 schedule's times are instants read in its own zone, and local wall-clock values would be
@@ -6,75 +6,67 @@ ambiguous in a repeated hour. Everything else follows the rest of the store (loc
 """
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Optional
+from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, String, Table, Text, UniqueConstraint
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from litepipeline.manager.store.models import METADATA
 
-from litepipeline.manager.store.models import Base
-
-
-class Schedule(Base):
-    __tablename__ = "schedules"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    schedule_id: Mapped[str] = mapped_column(String(36), unique=True, index=True)
-    schedule_name: Mapped[str] = mapped_column(String(255))
-    source: Mapped[str] = mapped_column(String(16))
-    source_id: Mapped[str] = mapped_column(String(36), index=True)
-    input_data: Mapped[Any] = mapped_column(JSON)
-    enable: Mapped[bool] = mapped_column(Boolean)
-    cron: Mapped[str] = mapped_column(String(255))
+SCHEDULES = Table(
+    "schedules", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule_id", String(36), unique=True, index=True, nullable=False),
+    Column("schedule_name", String(255), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("source_id", String(36), index=True, nullable=False),
+    Column("input_data", JSON, nullable=False),
+    Column("enable", Boolean, nullable=False),
+    Column("cron", String(255), nullable=False),
     # 0.1.5's fields as they were given (-1 = unset); all -1 when ``cron`` was given
-    minute: Mapped[int] = mapped_column(Integer)
-    hour: Mapped[int] = mapped_column(Integer)
-    day_of_month: Mapped[int] = mapped_column(Integer)
-    day_of_week: Mapped[int] = mapped_column(Integer)
-    timezone: Mapped[str] = mapped_column(String(64))
-    catchup: Mapped[str] = mapped_column(String(16))
-    overlap: Mapped[str] = mapped_column(String(16))
+    Column("minute", Integer, nullable=False),
+    Column("hour", Integer, nullable=False),
+    Column("day_of_month", Integer, nullable=False),
+    Column("day_of_week", Integer, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("catchup", String(16), nullable=False),
+    Column("overlap", String(16), nullable=False),
     #: fires are counted from here (creation, or the last change of the time)
-    anchor_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    last_fire_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
+    Column("anchor_at", DateTime, nullable=False),
+    Column("last_fire_at", DateTime, nullable=True),
     #: the task or work the last fire created (``overlap: skip`` looks at it)
-    last_target_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
-    create_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    update_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    Column("last_target_id", String(36), nullable=True),
+    Column("create_at", DateTime, nullable=False),
+    Column("update_at", DateTime, nullable=False),
+)
 
+# One fire: unique per (schedule, scheduled instant), written with what it created.
+SCHEDULE_FIRES = Table(
+    "schedule_fires", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule_id", String(36), index=True, nullable=False),
+    Column("fire_at", DateTime, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("target_id", String(36), nullable=True),   # task or work id
+    Column("outcome", String(16), nullable=False),    # created | skipped (overlap)
+    Column("create_at", DateTime, nullable=False),
+    UniqueConstraint("schedule_id", "fire_at", name="uq_schedule_fires_instant"),
+)
 
-class ScheduleFire(Base):
-    """One fire: unique per (schedule, scheduled instant), written with what it created."""
-
-    __tablename__ = "schedule_fires"
-    __table_args__ = (UniqueConstraint("schedule_id", "fire_at", name="uq_schedule_fires_instant"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    schedule_id: Mapped[str] = mapped_column(String(36), index=True)
-    fire_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    source: Mapped[str] = mapped_column(String(16))
-    target_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)   # task or work id
-    outcome: Mapped[str] = mapped_column(String(16))    # created | skipped (overlap)
-    create_at: Mapped[dt.datetime] = mapped_column(DateTime)
-
-
-class Service(Base):
-    __tablename__ = "services"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    service_id: Mapped[str] = mapped_column(String(36), unique=True, index=True)
-    name: Mapped[str] = mapped_column(String(255))
-    application_id: Mapped[str] = mapped_column(String(36), index=True)
-    description: Mapped[str] = mapped_column(Text)
-    input_data: Mapped[Any] = mapped_column(JSON)
-    signal: Mapped[int] = mapped_column(Integer)
-    enable: Mapped[bool] = mapped_column(Boolean)
-    restart: Mapped[str] = mapped_column(String(16))
-    task_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)   # the live (or last) task
-    started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
-    restarts: Mapped[int] = mapped_column(Integer)
-    streak: Mapped[int] = mapped_column(Integer)       # quick exits in a row: the back-off's exponent
-    last_exit: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
-    next_start_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, nullable=True)
-    create_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    update_at: Mapped[dt.datetime] = mapped_column(DateTime)
+SERVICES = Table(
+    "services", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", String(36), unique=True, index=True, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("application_id", String(36), index=True, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("input_data", JSON, nullable=False),
+    Column("signal", Integer, nullable=False),
+    Column("enable", Boolean, nullable=False),
+    Column("restart", String(16), nullable=False),
+    Column("task_id", String(36), nullable=True),   # the live (or last) task
+    Column("started_at", DateTime, nullable=True),
+    Column("restarts", Integer, nullable=False),
+    Column("streak", Integer, nullable=False),       # quick exits in a row: the back-off's exponent
+    Column("last_exit", String(16), nullable=True),
+    Column("next_start_at", DateTime, nullable=True),
+    Column("create_at", DateTime, nullable=False),
+    Column("update_at", DateTime, nullable=False),
+)

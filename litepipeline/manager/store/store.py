@@ -21,19 +21,14 @@ from sqlalchemy.engine import Engine, make_url
 from litepipeline.common.states import UNFINISHED_STAGES, Stage
 from litepipeline.manager.store import idempotency
 from litepipeline.manager.store import writes as extra_writes
-from litepipeline.manager.store.models import ActionRow, Application, Attempt, Task, TaskCount
-from litepipeline.manager.store.models_workflows import Work
+from litepipeline.manager.store.models import ACTIONS, ATTEMPTS, TASKS
+from litepipeline.manager.store.models import APPLICATIONS as APPS, TASK_COUNTS as COUNTS
+from litepipeline.manager.store.models_workflows import WORKS
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
 from litepipeline.manager.workflows import WorkState
 
 LOG = logging.getLogger(__name__)
 HERE = os.path.dirname(os.path.abspath(__file__))
-APPS: Table = Application.__table__
-TASKS: Table = Task.__table__
-ACTIONS: Table = ActionRow.__table__
-ATTEMPTS: Table = Attempt.__table__
-WORKS: Table = Work.__table__
-COUNTS: Table = TaskCount.__table__
 UNFINISHED = [s.value for s in UNFINISHED_STAGES]
 MAX_LIMIT = 10000
 # PostgreSQL ends a session left inside a transaction this long (a manager frozen by

@@ -11,11 +11,8 @@ from typing import Any, Optional
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
 
 from litepipeline.manager.store import writes
-from litepipeline.manager.store.models_schedules import Schedule, ScheduleFire, Service
+from litepipeline.manager.store.models_schedules import SCHEDULE_FIRES as FIRES, SCHEDULES, SERVICES
 
-SCHEDULES: Table = Schedule.__table__
-FIRES: Table = ScheduleFire.__table__
-SERVICES: Table = Service.__table__
 MAX_LIMIT = 10000
 
 

@@ -12,10 +12,8 @@ from typing import Any, Optional
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
-from litepipeline.manager.store.models import Task, TaskCount
+from litepipeline.manager.store.models import TASK_COUNTS as COUNTS, TASKS
 
-TASKS = Task.__table__
-COUNTS = TaskCount.__table__
 COUNT_CAP = 10000
 LIST_COLUMNS = ("id", "task_id", "task_name", "application_id", "create_at", "start_at", "end_at", "stage",
                 "status", "message")

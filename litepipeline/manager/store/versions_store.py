@@ -15,13 +15,11 @@ from sqlalchemy.engine import Engine
 
 from litepipeline.common.states import UNFINISHED_STAGES
 from litepipeline.manager.store.blobs import BlobStore, history_sha1s, uses_blobs
-from litepipeline.manager.store.models import ActionRow, Application, Task
-from litepipeline.manager.store.models_versions import AppHistory, Venv, VenvHistory
+from litepipeline.manager.store.models import ACTIONS, APPLICATIONS, TASKS
+from litepipeline.manager.store.models_versions import APP_HISTORIES, VENV_HISTORIES, VENVS as VENV_TABLE
 from litepipeline.manager.store.store import MAX_LIMIT
 
 UNFINISHED = [s.value for s in UNFINISHED_STAGES]
-TASKS: Table = Task.__table__
-ACTIONS: Table = ActionRow.__table__
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,8 @@ class Kind:
         return self.histories.c[self.id_column]
 
 
-APPS = Kind(Application.__table__, "application_id", AppHistory.__table__)
-VENVS = Kind(Venv.__table__, "venv_id", VenvHistory.__table__)
+APPS = Kind(APPLICATIONS, "application_id", APP_HISTORIES)
+VENVS = Kind(VENV_TABLE, "venv_id", VENV_HISTORIES)
 
 
 def _rows(result: Any) -> list[dict]:

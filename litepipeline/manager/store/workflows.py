@@ -11,11 +11,9 @@ from sqlalchemy import Table, and_, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from litepipeline.common.states import UNFINISHED_STAGES
-from litepipeline.manager.store.models_workflows import Work, Workflow
+from litepipeline.manager.store.models_workflows import WORKFLOWS, WORKS
 from litepipeline.manager.store.store import _limit, _rows
 
-WORKFLOWS: Table = Workflow.__table__
-WORKS: Table = Work.__table__
 UNFINISHED = [s.value for s in UNFINISHED_STAGES]
 
 
