@@ -85,7 +85,7 @@ class Dispatcher:
         self.on_commit: Optional[Callable[[float], None]] = None
         #: PostgreSQL: writes rounds from the event loop (store/loopwriter.py); None: the
         #: store writes inline (SQLite) or from the database thread
-        self.loop_writer: Optional[LoopWriter] = LoopWriter(store) if store.loop_writes else None
+        self.loop_writer: Optional[LoopWriter] = None
         self._saving: Optional[asyncio.Future] = None
 
     def start(self) -> None:

@@ -486,10 +486,12 @@ def test_write_params_skip_only_the_processors_that_keep_none(store):
     assert processed[names.index("end_at")] is None
 
 
-def test_manager_does_not_import_the_orm():
+def test_manager_does_not_import_the_orm_nor_prometheus_client_before_a_scrape():
     """The store is Core tables and statements: ``sqlalchemy.orm`` would be ~6 MB of the idle
-    manager's memory for nothing (a fresh interpreter, so no other test has imported it)."""
-    code = "import litepipeline.manager.server, sys; print('sqlalchemy.orm' in sys.modules)"
+    manager's memory for nothing; prometheus_client (~1.5 MB) comes with the first scrape of
+    /metrics (a fresh interpreter, so no other test has imported them)."""
+    code = ("import litepipeline.manager.server, sys; "
+            "print('sqlalchemy.orm' in sys.modules, 'prometheus_client' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "False False"
