@@ -19,7 +19,6 @@ from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.nodelink import NodeLink
 from litepipeline.manager.quarantine import merge, scrub_tasks, unstorable_tasks
 from litepipeline.manager.scheduler import Dispatch, SchedulerCore, Stop
-from litepipeline.manager.store.loopwriter import LoopWriter
 from litepipeline.manager.store.store import Store
 from litepipeline.manager.taskstate import Batch
 
@@ -83,10 +82,6 @@ class Dispatcher:
         self.backlog: Optional[Any] = None
         #: told the seconds each store transaction of a round took (the metrics' histogram)
         self.on_commit: Optional[Callable[[float], None]] = None
-        #: PostgreSQL: writes rounds from the event loop (store/loopwriter.py); None: the
-        #: store writes inline (SQLite) or from the database thread
-        self.loop_writer: Optional[LoopWriter] = None
-        self._saving: Optional[asyncio.Future] = None
 
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._run())
@@ -99,13 +94,6 @@ class Dispatcher:
                 await self._loop_task
             except asyncio.CancelledError:
                 pass
-        if self._saving is not None and not self._saving.done():
-            try:
-                await self._saving   # the round on its way to the store, as the thread's would be
-            except Exception:  # noqa: BLE001 - what was not written is rebuilt from the store at start
-                pass
-        if self.loop_writer is not None:
-            await self.loop_writer.close()
         for task in list(self._inflight):
             task.cancel()
 
@@ -189,13 +177,8 @@ class Dispatcher:
         while True:
             try:
                 started = time.perf_counter()
-                rows = batch_rows(batch)
-                if self.store.inline_writes and rows <= INLINE_ROWS:
+                if self.store.inline_writes and batch_rows(batch) <= INLINE_ROWS:
                     self.store.save(batch)
-                elif self.loop_writer is not None and rows <= INLINE_ROWS:
-                    # shielded: a stop while the round is on its way lets it finish (see stop())
-                    self._saving = asyncio.ensure_future(self.loop_writer.save(batch))
-                    await asyncio.shield(self._saving)
                 else:
                     await self.db(self.store.save, batch)
                 took = time.perf_counter() - started

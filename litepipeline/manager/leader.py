@@ -211,8 +211,7 @@ class Leadership:
             return
 
     def fence_failed(self, found_epoch: Optional[int]) -> None:
-        """The store's epoch check refused a write (called where the write ran: the
-        database thread or the event loop)."""
+        """The store's epoch check refused a write (called from the database thread)."""
         self._deposed_soon(self.lease.fence_failed(found_epoch))
 
     def _deposed_soon(self, reason: Optional[str]) -> None:

@@ -32,7 +32,6 @@ from litepipeline.manager.scheduledriver import ApplicationSource, DriverClock, 
 from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.manager.schedules import check_zone, local_zone
 from litepipeline.manager.servicedriver import ServiceDriver
-from litepipeline.manager.store.loopwriter import LoopWriter
 from litepipeline.manager.store.store import Store, safe_url, sqlite_url
 from litepipeline.manager.store.store_schedules import ScheduleStore
 from litepipeline.manager.store.workflows import WorkflowStore
@@ -82,8 +81,6 @@ class Manager:
         if leadership is not None:
             self.link.may_send = leadership.lease.holds
         self.dispatcher = Dispatcher(self.core, self.store, self.db, self.link, on_fatal)
-        if self.store.loop_writes:   # PostgreSQL: rounds written from the event loop
-            self.dispatcher.loop_writer = LoopWriter(self.store)
         # pending tasks beyond the window wait in the store, not in memory (see backlog.py)
         self.backlog = Backlog(self.core, self.store, self.db, config.queue_window)
         self.dispatcher.backlog = self.backlog

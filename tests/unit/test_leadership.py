@@ -2,7 +2,6 @@
 real PostgreSQL (a database of each test's own, dropped after; skipped when there is none)."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 import uuid
@@ -12,7 +11,6 @@ from sqlalchemy import select, text
 
 from litepipeline.manager.leader import LeaseSql, is_postgres
 from litepipeline.manager.leadership import Lease, LeaseRow, identity
-from litepipeline.manager.store.loopwriter import LoopWriter
 from litepipeline.manager.store.store import TASKS, Deposed, Store
 from litepipeline.manager.taskstate import Batch
 from tests.pgdb import migrated_store
@@ -159,29 +157,19 @@ def test_a_write_with_an_old_epoch_is_refused_and_nothing_is_written(pg):
         batch.new_tasks.append(task("t-late"))
         with pytest.raises(Deposed):
             store.save(batch)
-        with pytest.raises(Deposed):                                  # the event loop's writer too
-            asyncio.run(_saved_from_the_loop(store, batch))
         with pytest.raises(Deposed):
             with store.engine.begin() as conn:
                 conn.execute(TASKS.update().where(TASKS.c.task_id == "t-ok").values(task_name="late"))
         with pytest.raises(Deposed):
             store.insert_app({"application_id": str(uuid.uuid4()), "name": "x", "description": "",
                               "sha1": "a" * 40, "create_at": T0, "update_at": T0})
-        assert deposed == [2, 2, 2, 2]
+        assert deposed == [2, 2, 2]
         with store.engine.connect() as conn:
             rows = conn.execute(select(TASKS.c.task_id, TASKS.c.task_name)).all()
         assert [tuple(r) for r in rows] == [("t-ok", "renamed")]
         assert store.get_task("t-ok") is not None                     # reads still work
     finally:
         sql.close()
-
-
-async def _saved_from_the_loop(store: Store, batch: Batch) -> None:
-    writer = LoopWriter(store)
-    try:
-        await writer.save(batch)
-    finally:
-        await writer.close()
 
 
 # -- the node's list of managers -------------------------------------------------------------

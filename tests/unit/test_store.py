@@ -1,7 +1,6 @@
 """The SQL store on SQLite and on PostgreSQL (a fresh database per run, dropped after)."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 import sqlite3
@@ -14,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, inspect, text, update
 
-from litepipeline.manager.store.loopwriter import LoopWriter
 from litepipeline.manager.store.store import ACTIONS, ATTEMPTS, TASKS, Store, safe_url, sqlite_url
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
 from tests.pgdb import migrated_store
@@ -381,31 +379,6 @@ def test_a_statement_the_server_refuses_leaves_nothing_of_its_round(store):
     store.save(Batch(new_tasks=[task("t2")], tasks={"t1": t1}))
     assert store.get_task("t2") is not None and store.get_task("t1")["stage"] == "running"
     assert store._writer is writer
-
-
-def test_the_event_loops_writer_writes_a_round_whole_or_not_at_all(store):
-    """PostgreSQL's rounds are written from the event loop (store/loopwriter.py): the same
-    rows as save(); a refused statement leaves nothing of its round, and the next round is
-    written on the same connection."""
-    if not store.loop_writes:
-        pytest.skip("SQLite writes its rounds inline")
-
-    async def rounds() -> None:
-        writer = LoopWriter(store)
-        try:
-            await writer.save(Batch(new_tasks=[task("t1")]))
-            conn = writer._conn
-            t1 = task("t1", stage="running")
-            with pytest.raises(store.engine.dialect.loaded_dbapi.IntegrityError):   # t1 exists
-                await writer.save(Batch(new_tasks=[task("t2"), task("t1")], tasks={"t1": t1}))
-            assert store.get_task("t2") is None and store.get_task("t1")["stage"] == "pending"
-            await writer.save(Batch(new_tasks=[task("t2")], tasks={"t1": t1}))
-            assert writer._conn is conn
-        finally:
-            await writer.close()
-
-    asyncio.run(rounds())
-    assert store.get_task("t2")["input_data"] == {"k": [1, 2]} and store.get_task("t1")["stage"] == "running"
 
 
 def test_pg_commits_wait_for_the_wal_flush_unless_told_not_to(store):

@@ -121,8 +121,6 @@ class Store:
             if application_name:   # fail-over: the next leader ends this manager's sessions by this name
                 kwargs["connect_args"]["application_name"] = application_name
         self.engine: Engine = create_engine(url, **kwargs)
-        self.connect_args: dict = dict(kwargs.get("connect_args", {}))   # a LoopWriter connects with them too
-        self.synchronous_commit = synchronous_commit
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         elif self.engine.dialect.name == "postgresql" and not synchronous_commit:
@@ -137,8 +135,6 @@ class Store:
         self.inline_writes = self.engine.dialect.name == "sqlite"
         # psycopg's pipeline mode: statements sent without waiting for each answer
         self._pipelined = self.engine.dialect.driver == "psycopg"
-        #: the scheduler's rounds are written from the event loop (store/loopwriter.py)
-        self.loop_writes = self._pipelined
         self.epoch: Optional[int] = None   # fenced: every commit checks the lease still has it
         self._on_deposed: Callable[[Optional[int]], None] = lambda found: None
 
@@ -360,10 +356,15 @@ class Store:
         in docs/architecture.md). The SQL and the value conversions are still SQLAlchemy's,
         compiled once (see _compile_writes), so what SQLAlchemy reads back is the same.
         """
-        changes = self.changes(batch)
+        changes = (("insert_task", batch.new_tasks), ("update_task", batch.tasks.values()),
+                   ("insert_action", batch.new_actions), ("update_action", batch.actions.values()),
+                   ("insert_attempt", batch.new_attempts), ("update_attempt", batch.attempts.values()),
+                   ("insert_work", batch.new_works), ("update_work", batch.works),
+                   # other controllers' rows in the order they were recorded, runs of one write together
+                   *((name, [row for _, row in run]) for name, run in groupby(batch.extra, key=itemgetter(0))))
         conn = self._connection()
         try:
-            writes = self.compiled_writes()
+            writes = self._writes or self._compile_writes()
             if self._pipelined:
                 # psycopg: the whole transaction (BEGIN, every statement, COMMIT) in one
                 # pipeline with one sync, so one round trip; each waits for a busy server's
@@ -391,20 +392,6 @@ class Store:
         finally:
             if conn is not self._writer:
                 conn.close()   # back to the pool
-
-    @staticmethod
-    def changes(batch: Batch) -> tuple:
-        """``batch`` as (write name, objects with ``to_row()``) in the order they are written."""
-        return (("insert_task", batch.new_tasks), ("update_task", batch.tasks.values()),
-                ("insert_action", batch.new_actions), ("update_action", batch.actions.values()),
-                ("insert_attempt", batch.new_attempts), ("update_attempt", batch.attempts.values()),
-                ("insert_work", batch.new_works), ("update_work", batch.works),
-                # other controllers' rows in the order they were recorded, runs of one write together
-                *((name, [row for _, row in run]) for name, run in groupby(batch.extra, key=itemgetter(0))))
-
-    def compiled_writes(self) -> dict:
-        """Write name -> its compiled statement (see :meth:`_compile_writes`)."""
-        return self._writes or self._compile_writes()
 
     def _write_changes(self, cursor: Any, writes: dict, changes: Iterable) -> None:
         for name, objects in changes:
