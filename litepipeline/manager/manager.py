@@ -112,7 +112,7 @@ class Manager:
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:
         LOG.info("store: %s", safe_url(self.store.url))
-        await self.db(self.store.migrate)
+        await self.db(self.store.migrate_in_child)
         await self.versions.start()
         loaded, backlogged = await self.db(self.store.load_start, self.backlog.state.window)
         for task_row, action_rows in loaded:

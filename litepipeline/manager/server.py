@@ -158,7 +158,7 @@ async def _standby(config, tls: Tls, gate: HttpGate, tcp: TcpGate, http: HTTPSer
     """Migrate (one manager at a time), then serve as a standby until the lease is ours."""
     store = Store(config.database_url)
     try:
-        await asyncio.get_running_loop().run_in_executor(None, store.migrate)
+        await asyncio.get_running_loop().run_in_executor(None, store.migrate_in_child)
     finally:
         store.close()
     host = advertise_host(config)

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, inspect, text, update
 
-from litepipeline.manager.store.store import ACTIONS, ATTEMPTS, TASKS, Store, safe_url, sqlite_url
+from litepipeline.manager.store.store import (ACTIONS, ATTEMPTS, TASKS, MigrationFailed, Store, safe_url,
+                                               sqlite_url)
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
 from tests.pgdb import migrated_store
 
@@ -41,6 +42,35 @@ def test_migrate_is_idempotent_and_creates_tables(store):
     store.migrate()
     tables = set(inspect(store.engine).get_table_names())
     assert {"applications", "tasks", "actions", "attempts", "alembic_version"} <= tables
+
+
+def test_a_new_store_is_migrated_in_a_child_process(tmp_path):
+    """The manager's start migrates in a child (store/migrate.py): the schema is there,
+    and this process has not loaded Alembic (a fresh interpreter, as the manager is)."""
+    code = ("import sys; from litepipeline.manager.store.store import Store; "
+            "store = Store(sys.argv[1]); store.migrate_in_child(); print(store.at_head(), 'alembic' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, sqlite_url(str(tmp_path))], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
+    store = Store(sqlite_url(str(tmp_path)))
+    try:
+        assert {"tasks", "actions", "alembic_version"} <= set(inspect(store.engine).get_table_names())
+        store.migrate_in_child()   # at the newest revision: no child at all
+    finally:
+        store.close()
+
+
+def test_a_migration_that_fails_in_the_child_says_why(tmp_path):
+    with open(tmp_path / "litepipeline.db", "wb") as fp:
+        fp.write(b"this is not a database" * 100)
+    store = Store(sqlite_url(str(tmp_path)))
+    try:
+        with pytest.raises(MigrationFailed, match=r"^cannot bring the store to the newest schema: "
+                                                   r"DatabaseError: .*file is not a database"):
+            store.migrate_in_child()
+    finally:
+        store.close()
 
 
 def test_apps_roundtrip_and_order(store):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterable
 from contextlib import closing
 from itertools import groupby
@@ -40,6 +42,10 @@ MIGRATION_LOCK = 0x4C697465   # the advisory lock two managers starting together
 FENCE = ("SELECT CAST(CASE WHEN epoch = {epoch} THEN '0' ELSE 'deposed: the lease holds epoch ' || epoch END "
          "AS integer) FROM leadership WHERE id = 1 FOR SHARE")
 DEPOSED_RE = re.compile(r"deposed: the lease holds epoch (\d+)")
+
+
+class MigrationFailed(Exception):
+    """The store could not be brought to the newest schema (the reason is in the message)."""
 
 
 class Deposed(Exception):
@@ -155,6 +161,18 @@ class Store:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def migrate_in_child(self) -> None:
+        """:meth:`migrate` in a child process (store/migrate.py), so Alembic is never loaded
+        into the calling process; raises :class:`MigrationFailed` with the child's reason."""
+        if self.at_head():
+            return
+        result = subprocess.run([sys.executable, "-m", "litepipeline.manager.store.migrate"], input=self.url,
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            lines = result.stderr.strip().splitlines()
+            raise MigrationFailed(f"cannot bring the store to the newest schema: "
+                                  f"{lines[-1] if lines else f'exit status {result.returncode}'}")
 
     def at_head(self) -> bool:
         """Whether the store's Alembic revision is the newest migration's."""
