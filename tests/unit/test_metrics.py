@@ -20,9 +20,8 @@ from litepipeline.common.states import AttemptState
 from litepipeline.common.tallies import Buckets, Tally, TallyCollector
 from litepipeline.manager import metrics as manager_metrics
 from litepipeline.manager.metrics import ManagerMetrics, seconds_between
-from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.node.metrics import NodeMetrics
-from tests.unit.test_scheduler import T0, Clock, make_task, node_up, report
+from tests.unit.test_scheduler import T0, make_task, node_up, report
 
 
 def values(registry_owner) -> dict:
@@ -40,18 +39,6 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 def at(seconds: float) -> str:
     return wall.fmt(T0 + dt.timedelta(seconds=seconds))
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def core(clock):
-    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, recovery_timeout=10, lost_grace=2)
-    node_up(core, "n1", 2, [], True)
-    return core
 
 
 def finished(core, dispatch, status, start: float, end: float, stage: str = "finished"):

@@ -10,7 +10,7 @@ from litepipeline.manager.placement import (FreeNodes, NodeFacts, apply_input_ta
                                             unmatched)
 from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.manager.waiting import waiting_for
-from tests.unit.test_scheduler import Clock, add, finish, make_task, names
+from tests.unit.test_scheduler import add, finish, make_task, names
 
 GPU_NODE = "11111111-1111-4111-8111-111111111111"
 
@@ -21,11 +21,6 @@ def join(core, node_id, slots=1, labels=None, platform="x86_64", ip="10.0.0.1"):
                               "platform": platform})
     return core.node_up(node_id, message.running, True, slots, message.draining,
                         NodeFacts.of(message.labels, message.platform, ip))
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

@@ -59,18 +59,6 @@ def make_task(task_id: str, *actions: tuple, input_data=None, **kwargs) -> TaskS
     return task
 
 
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def core(clock):
-    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, recovery_timeout=10, lost_grace=2)
-    node_up(core, "n1", 2, [], True)
-    return core
-
-
 def finish(core, d: Dispatch, status="success", data=None, actions=None, returncode=None, node=None):
     m = d.message
     return report(core, {"task_id": m.task_id, "name": m.name, "attempt_id": m.attempt_id,

@@ -6,21 +6,14 @@ import copy
 import pytest
 
 from litepipeline.common.errors import OperationFailed
-from litepipeline.manager.scheduler import SchedulerCore
 from litepipeline.manager.taskstate import EVENT
-from tests.unit.test_scheduler import T0, Clock, add, finish, make_task, names, node_up
+from tests.unit.test_scheduler import T0, add, finish, make_task, names
 
 
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def core(clock):
-    core = SchedulerCore(clock_fn=clock, monotonic=clock.mono, recovery_timeout=10, lost_grace=2)
-    node_up(core, "n1", 4, [], True)
-    return core
+def n1_slots():
+    """Node n1 of the ``core`` fixture registers with 4 slots here."""
+    return 4
 
 
 def stored(core, task):
