@@ -1,4 +1,5 @@
 // Small DOM helpers: elements are built, never parsed from strings (no injection).
+import {get} from "./api.js";
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -111,6 +112,51 @@ export function pager(offset, shown, total, size, go) {
     h("button", {type: "button", disabled: offset === 0, onclick: () => go(Math.max(0, offset - size))}, "← Newer"),
     h("span", {class: "muted"}, total ? `${offset + 1}–${offset + shown} of ${total}` : ""),
     h("button", {type: "button", disabled: offset + shown >= total, onclick: () => go(offset + size)}, "Older →"));
+}
+
+/**
+ * An offset-paged list of `route` (get(route, {offset, limit: size})): a table of the
+ * answer's `key` rows with `columns` and `rowAttrs` (or a paragraph saying `empty`), then
+ * the pager. Returns {el, load}; load() (re)loads the page shown, an error shows in el.
+ */
+export function pagedList({route, key, columns, rowAttrs, empty, size = 50}) {
+  const el = h("div", {});
+  let offset = 0;
+
+  async function load() {
+    let data;
+    try {
+      data = await get(route, {offset, limit: size});
+    } catch (error) {
+      el.replaceChildren(errorBox(error));
+      return;
+    }
+    const rows = data[key];
+    el.replaceChildren(
+      rows.length ? table(columns, rows, rowAttrs) : h("p", {class: "empty"}, empty),
+      pager(offset, rows.length, data.total, size, (at) => { offset = at; load(); }));
+  }
+
+  return {el, load};
+}
+
+/** The stages and statuses the tasks' and works' filters offer. */
+export const STAGES = ["pending", "running", "stopping", "finished"];
+export const STATUSES = ["success", "fail", "kill"];
+
+/** A filter's <select>: "any", then the options ([value, text]), `value` selected. */
+export function filterSelect(name, label, options, value) {
+  return h("label", {}, label,
+    h("select", {name}, h("option", {value: ""}, "any"),
+      options.map(([v, text]) => h("option", {value: v, selected: v === value}, text))));
+}
+
+/** Goes to #/<page> with the form's filled filters (the keys of `filters`) in the query. */
+export function showFiltered(page, form, filters) {
+  const q = new URLSearchParams();
+  for (const key of Object.keys(filters)) if (form.elements[key].value) q.set(key, form.elements[key].value);
+  const text = q.toString();
+  window.location.hash = text ? `#/${page}?${text}` : `#/${page}`;
 }
 
 /** Runs fn() for a page's button, telling how it went in `notice`. */

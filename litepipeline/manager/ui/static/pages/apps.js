@@ -1,12 +1,10 @@
 // Applications: the list, an upload form, and a form to start a task of one.
-import {get, send} from "../api.js";
-import {errorBox, h, pager, shortTime, table} from "../ui.js";
+import {send} from "../api.js";
+import {errorBox, h, pagedList, shortTime} from "../ui.js";
 import {uploadForm} from "../uploadform.js";
 
 const UPLOAD = {formId: "upload-form", prefix: "up", title: "Upload an application",
   fileLabel: "Tarball (.tar.gz)", route: "/app/create", idKey: "app_id"};
-
-const PAGE = 50;
 
 function runForm(app) {
   const status = h("div", {class: "form-status", "aria-live": "polite"});
@@ -37,35 +35,20 @@ function runForm(app) {
 }
 
 export async function mount(main) {
-  const list = h("div", {});
-  let offset = 0;
+  const list = pagedList({route: "/app/list", key: "apps", columns: [
+    {title: "Name", cell: (a) => h("a", {href: `#/app/${encodeURIComponent(a.application_id)}`}, h("b", {}, a.name))},
+    {title: "Application id", cell: (a) => h("code", {title: a.application_id}, a.application_id)},
+    {title: "Version (sha1)", cell: (a) => h("code", {title: a.sha1}, a.sha1.slice(0, 10))},
+    {title: "Updated", cell: (a) => shortTime(a.update_at)},
+    {title: "Description", cell: (a) => a.description || ""},
+    {title: "", class: "row-actions", cell: (a) => [
+      h("details", {class: "run"}, h("summary", {class: "button"}, "▶ Run…"), runForm(a)),
+      h("a", {class: "button quiet", href: `/app/download?app_id=${encodeURIComponent(a.application_id)}`,
+        download: `${a.application_id}.tar.gz`}, "⇩ Download"),
+      h("a", {class: "button quiet", href: `#/tasks?app_id=${encodeURIComponent(a.application_id)}`}, "Tasks")]},
+  ], rowAttrs: (a) => ({dataset: {app: a.application_id}}), empty: "No application yet: upload one above."});
 
-  async function load() {
-    let data;
-    try {
-      data = await get("/app/list", {offset, limit: PAGE});
-    } catch (error) {
-      list.replaceChildren(errorBox(error));
-      return;
-    }
-    list.replaceChildren(
-      data.apps.length ? table([
-        {title: "Name", cell: (a) => h("a", {href: `#/app/${encodeURIComponent(a.application_id)}`}, h("b", {}, a.name))},
-        {title: "Application id", cell: (a) => h("code", {title: a.application_id}, a.application_id)},
-        {title: "Version (sha1)", cell: (a) => h("code", {title: a.sha1}, a.sha1.slice(0, 10))},
-        {title: "Updated", cell: (a) => shortTime(a.update_at)},
-        {title: "Description", cell: (a) => a.description || ""},
-        {title: "", class: "row-actions", cell: (a) => [
-          h("details", {class: "run"}, h("summary", {class: "button"}, "▶ Run…"), runForm(a)),
-          h("a", {class: "button quiet", href: `/app/download?app_id=${encodeURIComponent(a.application_id)}`,
-            download: `${a.application_id}.tar.gz`}, "⇩ Download"),
-          h("a", {class: "button quiet", href: `#/tasks?app_id=${encodeURIComponent(a.application_id)}`}, "Tasks")]},
-      ], data.apps, (a) => ({dataset: {app: a.application_id}}))
-        : h("p", {class: "empty"}, "No application yet: upload one above."),
-      pager(offset, data.apps.length, data.total, PAGE, (at) => { offset = at; load(); }));
-  }
-
-  main.replaceChildren(h("h1", {}, "Applications"), uploadForm(UPLOAD, load), h("h2", {}, "Applications"), list);
-  await load();
+  main.replaceChildren(h("h1", {}, "Applications"), uploadForm(UPLOAD, list.load), h("h2", {}, "Applications"), list.el);
+  await list.load();
   return null;
 }

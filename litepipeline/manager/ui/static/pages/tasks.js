@@ -1,17 +1,10 @@
 // Tasks: filters (stage, status, application, work, name) kept in the URL, keyset pages
 // (fast at any depth), rows updated in place as rounds commit.
 import {events, get} from "../api.js";
-import {badge, coalesce, duration, errorBox, h, shortTime, span, table} from "../ui.js";
+import {STAGES, STATUSES, badge, coalesce, duration, errorBox, filterSelect, h, shortTime, showFiltered, span, table}
+  from "../ui.js";
 
 const LIMIT = 50;
-const STAGES = ["pending", "running", "stopping", "finished"];
-const STATUSES = ["success", "fail", "kill"];
-
-function select(name, label, options, value) {
-  return h("label", {}, label,
-    h("select", {name}, h("option", {value: ""}, "any"),
-      options.map(([v, text]) => h("option", {value: v, selected: v === value}, text))));
-}
 
 export async function mount(main, args, query) {
   const filters = {stage: query.get("stage") || "", status: query.get("status") || "",
@@ -29,19 +22,16 @@ export async function mount(main, args, query) {
   } catch (error) { /* the list still works with ids */ }
 
   const form = h("form", {class: "filters", role: "search"},
-    select("stage", "Stage", STAGES.map((s) => [s, s]), filters.stage),
-    select("status", "Status", STATUSES.map((s) => [s, s]), filters.status),
-    select("app_id", "Application", Object.entries(apps), filters.app_id),
+    filterSelect("stage", "Stage", STAGES.map((s) => [s, s]), filters.stage),
+    filterSelect("status", "Status", STATUSES.map((s) => [s, s]), filters.status),
+    filterSelect("app_id", "Application", Object.entries(apps), filters.app_id),
     h("label", {}, "Work", h("input", {name: "work_id", type: "search", value: filters.work_id, placeholder: "work id",
       size: 12})),
     h("label", {}, "Name", h("input", {name: "name", type: "search", value: filters.name, placeholder: "contains…"})),
     h("button", {type: "submit", class: "primary"}, "Filter"));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    const q = new URLSearchParams();
-    for (const key of Object.keys(filters)) if (form.elements[key].value) q.set(key, form.elements[key].value);
-    const text = q.toString();
-    window.location.hash = text ? `#/tasks?${text}` : "#/tasks";
+    showFiltered("tasks", form, filters);
   });
   for (const el of form.querySelectorAll("select")) el.addEventListener("change", () => form.requestSubmit());
 

@@ -1,18 +1,11 @@
 // Works: filters (workflow, stage, status) kept in the URL, pages, and rows redrawn as
 // rounds commit changes to works.
 import {events, get} from "../api.js";
-import {badge, coalesce, duration, errorBox, h, shortTime, span, table} from "../ui.js";
+import {STAGES, STATUSES, badge, coalesce, duration, errorBox, filterSelect, h, shortTime, showFiltered, span, table}
+  from "../ui.js";
 import {stateOf} from "./workflow.js";
 
 const LIMIT = 50;
-const STAGES = ["pending", "running", "stopping", "finished"];
-const STATUSES = ["success", "fail", "kill"];
-
-function select(name, label, options, value) {
-  return h("label", {}, label,
-    h("select", {name}, h("option", {value: ""}, "any"),
-      options.map(([v, text]) => h("option", {value: v, selected: v === value}, text))));
-}
 
 export async function mount(main, args, query) {
   const filters = {workflow_id: query.get("workflow_id") || "", stage: query.get("stage") || "",
@@ -26,18 +19,11 @@ export async function mount(main, args, query) {
   } catch (error) { /* the list still works with ids */ }
 
   const form = h("form", {class: "filters", role: "search"},
-    select("workflow_id", "Workflow", Object.entries(workflows), filters.workflow_id),
-    select("stage", "Stage", STAGES.map((s) => [s, s]), filters.stage),
-    select("status", "Status", STATUSES.map((s) => [s, s]), filters.status));
+    filterSelect("workflow_id", "Workflow", Object.entries(workflows), filters.workflow_id),
+    filterSelect("stage", "Stage", STAGES.map((s) => [s, s]), filters.stage),
+    filterSelect("status", "Status", STATUSES.map((s) => [s, s]), filters.status));
   form.addEventListener("submit", (e) => e.preventDefault());
-  for (const el of form.querySelectorAll("select")) {
-    el.addEventListener("change", () => {
-      const q = new URLSearchParams();
-      for (const key of Object.keys(filters)) if (form.elements[key].value) q.set(key, form.elements[key].value);
-      const text = q.toString();
-      window.location.hash = text ? `#/works?${text}` : "#/works";
-    });
-  }
+  for (const el of form.querySelectorAll("select")) el.addEventListener("change", () => showFiltered("works", form, filters));
 
   async function load() {
     let data;
