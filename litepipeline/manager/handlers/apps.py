@@ -1,7 +1,6 @@
 """``/app/*``: create/update (streamed multipart uploads), list, info, delete, download."""
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Optional
 
 import tornado.web
@@ -135,11 +134,4 @@ class AppDownloadHandler(ManagerHandler):
     async def get(self) -> None:
         app_id = self.arg_str("app_id")
         path, sha1 = await self.manager.app_download(app_id, self.arg_str("sha1", required=False))
-        self.set_header("Content-Type", "application/gzip")
-        self.set_header("Content-Disposition", f'attachment; filename="{app_id}.tar.gz"')
-        self.set_header("X-LitePipeline-SHA1", sha1)
-        self.set_header("Content-Length", str(os.path.getsize(path)))
-        async for chunk in self.manager.read_chunks(path):
-            self.write(chunk)
-            await self.flush()
-        self.finish()
+        await self.send_tarball(app_id, path, sha1)

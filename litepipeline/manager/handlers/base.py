@@ -1,6 +1,8 @@
 """The manager's base handler: the Manager injected, auth from its config."""
 from __future__ import annotations
 
+import os
+
 from litepipeline.common.web import JsonHandler
 from litepipeline.manager.manager import Manager
 
@@ -22,3 +24,14 @@ class ManagerHandler(JsonHandler):
                 and sessions.allows(self.request)):
             return True
         return super().authorized()
+
+    async def send_tarball(self, name: str, path: str, sha1: str) -> None:
+        """Streams the tarball at ``path`` as the download ``<name>.tar.gz``, its sha1 in a header."""
+        self.set_header("Content-Type", "application/gzip")
+        self.set_header("Content-Disposition", f'attachment; filename="{name}.tar.gz"')
+        self.set_header("X-LitePipeline-SHA1", sha1)
+        self.set_header("Content-Length", str(os.path.getsize(path)))
+        async for chunk in self.manager.read_chunks(path):
+            self.write(chunk)
+            await self.flush()
+        self.finish()

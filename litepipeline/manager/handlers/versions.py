@@ -2,8 +2,6 @@
 around :class:`~litepipeline.manager.versions.Versions`."""
 from __future__ import annotations
 
-import os
-
 from litepipeline.common.errors import InvalidParameters
 from litepipeline.manager.handlers.apps import TRUE, UploadHandler
 from litepipeline.manager.handlers.base import ManagerHandler
@@ -150,14 +148,7 @@ class VenvDownloadHandler(ManagerHandler):
         venv_id = self.arg_str("venv_id")
         versions = self.manager.versions
         path, sha1 = await versions.download(versions.venvs, venv_id, self.arg_str("sha1", required=False))
-        self.set_header("Content-Type", "application/gzip")
-        self.set_header("Content-Disposition", f'attachment; filename="{venv_id}.tar.gz"')
-        self.set_header("X-LitePipeline-SHA1", sha1)
-        self.set_header("Content-Length", str(os.path.getsize(path)))
-        async for chunk in self.manager.read_chunks(path):
-            self.write(chunk)
-            await self.flush()
-        self.finish()
+        await self.send_tarball(venv_id, path, sha1)
 
 
 ROUTES = [
