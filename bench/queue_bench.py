@@ -21,6 +21,7 @@ larger than the queue gives the behaviour before the backlog: every task in memo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -85,115 +86,116 @@ def fill(data_path: str, app: dict, n: int) -> list[str]:
     return ids
 
 
-def queue_figures(n: int = 100000, window: Optional[int] = None, slots: int = 2, root: Optional[str] = None,
-                  timeout: float = 600) -> dict:
-    """Start a manager on ``n`` stored pending tasks, then a node; see the module's docstring."""
+@contextlib.contextmanager
+def _cluster_with_app(window: Optional[int], root: Optional[str]) -> Iterator[tuple[LiteCluster, str]]:
+    """A manager in a temporary directory (its ``queue_window`` is ``window`` when given) and
+    the id of an application uploaded to it."""
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         overrides: dict[str, Any] = {"log_level": "INFO"}
         if window is not None:
             overrides["queue_window"] = window
         with LiteCluster(tmp, **overrides) as cluster:
             cluster.start_manager()
-            app_id = cluster.upload(make_app(tmp))
-            app = cluster.api.app_info(app_id, config=True)
-            app = {**app["app_info"], "config": app["app_config"]}
-            rss_empty = rss_mb(_manager_pid(cluster))
-            cluster.manager.stop()
-            cluster.manager.log.close()
+            yield cluster, cluster.upload(make_app(tmp))
 
-            started = time.perf_counter()
-            ids = fill(cluster.manager.config["data_path"], app, n)
-            fill_s = time.perf_counter() - started
 
-            started = time.perf_counter()
-            start_manager(cluster)
-            start_s = time.perf_counter() - started
-            pid = _manager_pid(cluster)
-            rss_start = rss_mb(pid)
-            stats = cluster.api.cluster_info()["scheduler"]
+def queue_figures(n: int = 100000, window: Optional[int] = None, slots: int = 2, root: Optional[str] = None,
+                  timeout: float = 600) -> dict:
+    """Start a manager on ``n`` stored pending tasks, then a node; see the module's docstring."""
+    with _cluster_with_app(window, root) as (cluster, app_id):
+        app = cluster.api.app_info(app_id, config=True)
+        app = {**app["app_info"], "config": app["app_config"]}
+        rss_empty = rss_mb(_manager_pid(cluster))
+        cluster.manager.stop()
+        cluster.manager.log.close()
 
-            node = cluster.add_node(slots=slots, start=False, log_level="INFO")
-            node_started = time.perf_counter()
-            cluster.start_node(node, wait=False)
-            registered = None
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if registered is None and cluster.api.cluster_info()["info"]["number_of_nodes"]:
-                    registered = time.perf_counter()
-                if cluster.api.task_info(ids[0])["task_info"]["stage"] != "pending":
-                    break
-                time.sleep(0.005)
-            dispatched = time.perf_counter()
-            registered = registered or dispatched
-            rss_dispatch = rss_mb(pid)
-            # a little while running: the window refills from the store
-            time.sleep(5)
-            after = cluster.api.cluster_info()["scheduler"]
-            rss_running = rss_mb(pid)
-            return {"tasks": n, "actions_per_task": len(app["config"]["actions"]), "queue_window": window or ManagerConfig().queue_window,
-                    "node_slots": slots, "fill_seconds": round(fill_s, 1),
-                    "rss_mb_empty_manager": rss_empty, "start_seconds": round(start_s, 2),
-                    "rss_mb_after_start": rss_start, "in_memory_after_start": stats["unfinished_tasks"],
-                    "backlog_after_start": stats["backlog_tasks"],
-                    "first_dispatch_after_node_start_s": round(dispatched - node_started, 3),
-                    "first_dispatch_after_registration_s": round(dispatched - registered, 3),
-                    "rss_mb_at_first_dispatch": rss_dispatch, "rss_mb_after_5s_running": rss_running,
-                    "backlog_after_5s_running": after["backlog_tasks"]}
+        started = time.perf_counter()
+        ids = fill(cluster.manager.config["data_path"], app, n)
+        fill_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        start_manager(cluster)
+        start_s = time.perf_counter() - started
+        pid = _manager_pid(cluster)
+        rss_start = rss_mb(pid)
+        stats = cluster.api.cluster_info()["scheduler"]
+
+        node = cluster.add_node(slots=slots, start=False, log_level="INFO")
+        node_started = time.perf_counter()
+        cluster.start_node(node, wait=False)
+        registered = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if registered is None and cluster.api.cluster_info()["info"]["number_of_nodes"]:
+                registered = time.perf_counter()
+            if cluster.api.task_info(ids[0])["task_info"]["stage"] != "pending":
+                break
+            time.sleep(0.005)
+        dispatched = time.perf_counter()
+        registered = registered or dispatched
+        rss_dispatch = rss_mb(pid)
+        # a little while running: the window refills from the store
+        time.sleep(5)
+        after = cluster.api.cluster_info()["scheduler"]
+        rss_running = rss_mb(pid)
+        return {"tasks": n, "actions_per_task": len(app["config"]["actions"]), "queue_window": window or ManagerConfig().queue_window,
+                "node_slots": slots, "fill_seconds": round(fill_s, 1),
+                "rss_mb_empty_manager": rss_empty, "start_seconds": round(start_s, 2),
+                "rss_mb_after_start": rss_start, "in_memory_after_start": stats["unfinished_tasks"],
+                "backlog_after_start": stats["backlog_tasks"],
+                "first_dispatch_after_node_start_s": round(dispatched - node_started, 3),
+                "first_dispatch_after_registration_s": round(dispatched - registered, 3),
+                "rss_mb_at_first_dispatch": rss_dispatch, "rss_mb_after_5s_running": rss_running,
+                "backlog_after_5s_running": after["backlog_tasks"]}
 
 
 def creation_figures(n: int = 20000, window: Optional[int] = None, clients: int = 4,
                      root: Optional[str] = None) -> dict:
     """RSS of a manager while ``n`` tasks are created over HTTP (no node)."""
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
-        overrides: dict[str, Any] = {"log_level": "INFO"}
-        if window is not None:
-            overrides["queue_window"] = window
-        with LiteCluster(tmp, **overrides) as cluster:
-            cluster.start_manager()
-            app_id = cluster.upload(make_app(tmp))
-            pid = _manager_pid(cluster)
-            cluster.api.task_create(app_id, "warm-up", {})
-            rss_before = rss_mb(pid)
-            samples: list[tuple[int, float]] = [(1, rss_before)]
-            done = [1]
-            lock = threading.Lock()
+    with _cluster_with_app(window, root) as (cluster, app_id):
+        pid = _manager_pid(cluster)
+        cluster.api.task_create(app_id, "warm-up", {})
+        rss_before = rss_mb(pid)
+        samples: list[tuple[int, float]] = [(1, rss_before)]
+        done = [1]
+        lock = threading.Lock()
 
-            def client() -> None:
-                from litepipeline.client.api import ManagerClient
-                api = ManagerClient(cluster.address)
-                try:
-                    while True:
-                        with lock:
-                            if done[0] >= n:
-                                return
-                            done[0] += 1
-                        api.task_create(app_id, "created", {"x": 1})
-                finally:
-                    api.close()
+        def client() -> None:
+            from litepipeline.client.api import ManagerClient
+            api = ManagerClient(cluster.address)
+            try:
+                while True:
+                    with lock:
+                        if done[0] >= n:
+                            return
+                        done[0] += 1
+                    api.task_create(app_id, "created", {"x": 1})
+            finally:
+                api.close()
 
-            started = time.perf_counter()
-            threads = [threading.Thread(target=client) for _ in range(clients)]
-            for thread in threads:
-                thread.start()
-            peak = rss_before
-            while any(t.is_alive() for t in threads):
-                time.sleep(0.5)
-                rss = rss_mb(pid)
-                peak = max(peak, rss)
-                samples.append((done[0], rss))
-            elapsed = time.perf_counter() - started
-            rss_after = rss_mb(pid)
-            stats = cluster.api.cluster_info()["scheduler"]
-            per_task = (rss_after - rss_before) * 1024 * 1024 / max(1, n - 1)
-            # the second half's growth per task: past the window, what each backlogged task costs
-            half = next(((count, rss) for count, rss in samples if count >= n // 2), samples[-1])
-            per_task_tail = (rss_after - half[1]) * 1024 * 1024 / max(1, n - half[0])
-            return {"created": n, "clients": clients,
-                    "queue_window": window or ManagerConfig().queue_window, "seconds": round(elapsed, 1),
-                    "rss_mb_before": rss_before, "rss_mb_after": rss_after, "rss_mb_peak": peak,
-                    "bytes_per_task": round(per_task), "bytes_per_task_second_half": round(per_task_tail),
-                    "in_memory": stats["unfinished_tasks"], "backlog": stats["backlog_tasks"],
-                    "rss_mb_extrapolated_100k": round(rss_after + per_task_tail * (100000 - n) / 1024 / 1024, 1)}
+        started = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        peak = rss_before
+        while any(t.is_alive() for t in threads):
+            time.sleep(0.5)
+            rss = rss_mb(pid)
+            peak = max(peak, rss)
+            samples.append((done[0], rss))
+        elapsed = time.perf_counter() - started
+        rss_after = rss_mb(pid)
+        stats = cluster.api.cluster_info()["scheduler"]
+        per_task = (rss_after - rss_before) * 1024 * 1024 / max(1, n - 1)
+        # the second half's growth per task: past the window, what each backlogged task costs
+        half = next(((count, rss) for count, rss in samples if count >= n // 2), samples[-1])
+        per_task_tail = (rss_after - half[1]) * 1024 * 1024 / max(1, n - half[0])
+        return {"created": n, "clients": clients,
+                "queue_window": window or ManagerConfig().queue_window, "seconds": round(elapsed, 1),
+                "rss_mb_before": rss_before, "rss_mb_after": rss_after, "rss_mb_peak": peak,
+                "bytes_per_task": round(per_task), "bytes_per_task_second_half": round(per_task_tail),
+                "in_memory": stats["unfinished_tasks"], "backlog": stats["backlog_tasks"],
+                "rss_mb_extrapolated_100k": round(rss_after + per_task_tail * (100000 - n) / 1024 / 1024, 1)}
 
 
 def main() -> None:
