@@ -34,12 +34,18 @@ def make(env: dict, runners: int, pidfds: bool) -> Launcher:
 
 
 def _run(coro):
-    """Run ``coro`` with the pidfd child watcher, as the node does."""
+    """Run ``coro`` with the pidfd child watcher, as the node does; the default watcher is
+    back afterwards (one attached to this closed loop would refuse every later test's
+    subprocesses in this worker: the browser tests' playwright driver, say)."""
     async def main():
         watcher = asyncio.PidfdChildWatcher()
         watcher.attach_loop(asyncio.get_running_loop())
         asyncio.set_child_watcher(watcher)
-        return await coro()
+        try:
+            return await coro()
+        finally:
+            asyncio.set_child_watcher(None)   # the policy makes its default one when next asked
+            watcher.close()
     return asyncio.run(main())
 
 
