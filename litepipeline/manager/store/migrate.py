@@ -2,8 +2,8 @@
 stdin to the newest schema (:meth:`Store.migrate`), then exit.
 
 The manager runs this as a child process (:meth:`Store.migrate_in_child`): Alembic and what
-it imports would otherwise stay in the manager's memory for its whole life (~12 MB, more
-than a fifth of an idle manager), for a step that runs once per upgrade. The URL comes on
+it imports would otherwise stay in the manager's memory for its whole life (~11 MB, a fifth
+of an idle manager), for a step that runs once per upgrade. The URL comes on
 stdin, never as an argument: it may hold a password, and arguments are visible to every
 user of the machine.
 """

@@ -173,6 +173,7 @@ class Store:
             lines = result.stderr.strip().splitlines()
             raise MigrationFailed(f"cannot bring the store to the newest schema: "
                                   f"{lines[-1] if lines else f'exit status {result.returncode}'}")
+        LOG.info("store migrated to revision %s", head_revision())   # the child's own log is not kept
 
     def at_head(self) -> bool:
         """Whether the store's Alembic revision is the newest migration's."""
