@@ -178,8 +178,12 @@ class ManagerClient:
         self.failover_wait = FAILOVER_WAIT
         self._standby_seen = False
         self.session = requests.Session()
-        # given with every request: requests lets $REQUESTS_CA_BUNDLE override session.verify
-        self._verify: Any = tls_ca or True
+        # The environment (proxies, $REQUESTS_CA_BUNDLE) is read once per address instead of
+        # by requests on every call, where walking os.environ was half of a call's CPU; and
+        # ~/.netrc, which requests would apply over the bearer token, is not consulted.
+        self.session.trust_env = False
+        self._verify: Any = tls_ca or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._proxies: dict[str, dict] = {}
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
@@ -242,9 +246,12 @@ class ManagerClient:
             kwargs = {**kwargs, "data": body.encoder,
                       "headers": {**(kwargs.get("headers") or {}), "Content-Type": body.content_type}}
         address = target.address
+        proxies = self._proxies.get(target.base_url)
+        if proxies is None:   # $HTTP_PROXY and the like, unless $NO_PROXY names the manager
+            proxies = self._proxies[target.base_url] = requests.utils.get_environ_proxies(target.base_url)
         try:
             return self.session.request(method, target.base_url + path, timeout=timeout,
-                                        verify=self._verify, **kwargs)
+                                        verify=self._verify, proxies=proxies, **kwargs)
         except requests.exceptions.ConnectTimeout:
             reason = f"timed out after {self.timeout:g} s"
             raise _Unreached(reason, f"cannot reach manager at {address}: {reason}") from None

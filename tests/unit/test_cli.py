@@ -249,6 +249,37 @@ def test_client_exposes_http_status(manager):
     assert reply.http_status == 404 and not reply.ok
 
 
+def test_the_environment_proxy_is_used_unless_no_proxy_names_the_manager(manager, monkeypatch):
+    proxy = FakeManager()   # a proxy receives "GET http://host:port/path": the fake records the path
+    try:
+        proxy.json("GET", "/app/list", {"result": "ok", "apps": []})
+        manager.json("GET", "/app/list", {"result": "ok", "apps": []})
+        for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.address}")
+        with ManagerClient(manager.address) as client:
+            client.app_list()
+            client.app_list()
+        assert [r["path"] for r in proxy.requests] == ["/app/list", "/app/list"] and not manager.requests
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        with ManagerClient(manager.address) as client:
+            client.app_list()
+        assert [r["path"] for r in manager.requests] == ["/app/list"] and len(proxy.requests) == 2
+    finally:
+        proxy.close()
+
+
+def test_a_netrc_entry_does_not_replace_the_token(manager, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password other\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    manager.json("GET", "/app/list", {"result": "ok", "apps": []})
+    with ManagerClient(manager.address, token="s3cret") as client:
+        client.app_list()
+    assert manager.requests[0]["headers"]["Authorization"] == "Bearer s3cret"
+
+
 def test_app_list_with_width(manager, capsys):
     apps = [{"application_id": APP_ID, "name": "multiple actions demo",
              "create_at": "2020-01-16 22:44:10.886778",
