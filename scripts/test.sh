@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install LitePipeline with its test dependencies into ./.venv and run the whole test suite.
 # Usage: ./scripts/test.sh [pytest args...]
-# The suite runs on ${TEST_WORKERS:-2} pytest-xdist workers (TEST_WORKERS=0: in this process).
+# The suite runs on ${TEST_WORKERS:-4} pytest-xdist workers (TEST_WORKERS=0: in this process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -27,4 +27,4 @@ export PATH="$PWD/.venv/bin:$PATH"
 # compiled once here, since where PYTHONDONTWRITEBYTECODE is set no process keeps its
 # bytecode and each compiles every module again (~0.25 s of CPU per manager start)
 .venv/bin/python -m compileall -q litepipeline
-exec .venv/bin/python -m pytest -rs -n "${TEST_WORKERS:-2}" "$@"   # (pyproject: testpaths = tests)
+exec .venv/bin/python -m pytest -rs -n "${TEST_WORKERS:-4}" "$@"   # (pyproject: testpaths = tests)

@@ -47,6 +47,7 @@ class Reporter:
         self._running_sends: dict[str, asyncio.Task] = {}
         self._wake: Optional[asyncio.Future] = None
         self._persisting: set = set()
+        self._on_disk: set[str] = set()   # attempts whose report file may exist
         self._open = False
 
     # -- life cycle --------------------------------------------------------------------------
@@ -68,6 +69,7 @@ class Reporter:
                 remove_file(path)
                 continue
             self.pending[attempt_id] = report
+            self._on_disk.add(attempt_id)
             self._start_delivery(attempt_id, persist=False)
             loaded += 1
         if loaded:
@@ -127,7 +129,7 @@ class Reporter:
         task = self._deliveries.pop(attempt_id, None)
         if task is not None:
             task.cancel()
-        remove_file(self._path(attempt_id))
+        self._forget_file(attempt_id)
 
     def kick(self) -> None:
         """Retry waiting deliveries now (the manager is back)."""
@@ -138,6 +140,12 @@ class Reporter:
     # -- internals ---------------------------------------------------------------------------
     def _path(self, attempt_id: str) -> str:
         return os.path.join(self.reports_dir, f"{attempt_id}.json")
+
+    def _forget_file(self, attempt_id: str) -> None:
+        # most reports are acknowledged before they are written: no file to remove
+        if attempt_id in self._on_disk:
+            self._on_disk.discard(attempt_id)
+            remove_file(self._path(attempt_id))
 
     def _start_delivery(self, attempt_id: str, persist: bool, started: Any = None) -> None:
         old = self._deliveries.get(attempt_id)
@@ -194,7 +202,7 @@ class Reporter:
             if persist_timer is not None:
                 persist_timer.cancel()
         if self.pending.pop(attempt_id, None) is not None:
-            remove_file(path)
+            self._forget_file(attempt_id)
 
     def _persist_soon(self, attempt_id: str, report: dict, path: str) -> None:
         task = asyncio.ensure_future(self._persist(attempt_id, report, path))
@@ -203,6 +211,7 @@ class Reporter:
 
     async def _persist(self, attempt_id: str, report: Report, path: str) -> None:
         data = report.to_dict()
+        self._on_disk.add(attempt_id)
         try:
             if len(json.dumps(data)) <= 64 * 1024:
                 write_json_atomic(path, data)    # small (the common case): in place
@@ -211,6 +220,7 @@ class Reporter:
         except OSError as exc:  # delivered anyway; only a node restart would lose it
             LOG.error("cannot persist report of attempt %s: %s", attempt_id, exc)
         if attempt_id not in self.pending:  # delivered or dropped while being written
+            self._on_disk.discard(attempt_id)
             remove_file(path)
 
     async def _send_running(self, report: Report) -> None:

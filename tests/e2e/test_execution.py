@@ -187,6 +187,7 @@ def _pack(example: str) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_example_multiple_actions(cluster):
     cluster.add_node(slots=2)
     app_id = cluster.upload(_pack("multiple_actions"))

@@ -86,6 +86,7 @@ def _finished(cluster, manager, ids: list) -> bool:
     return reply.ok and reply.get("total", 0) >= len(ids)
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_leader_the_standby_leads_and_every_task_runs_once(database_url, tmp_path):
     marks = str(tmp_path / "marks.txt")
     with FailoverCluster(str(tmp_path), database_url) as cluster:
@@ -106,6 +107,7 @@ def test_kill_9_of_the_leader_the_standby_leads_and_every_task_runs_once(databas
         assert "stepping down" not in second.output()
 
 
+@pytest.mark.slow
 def test_a_leader_stopped_past_its_lease_writes_and_sends_nothing_and_returns_as_standby(database_url, tmp_path):
     marks = str(tmp_path / "marks.txt")
     with FailoverCluster(str(tmp_path), database_url) as cluster:

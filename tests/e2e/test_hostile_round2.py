@@ -329,6 +329,7 @@ def test_a_repeated_idempotency_key_returns_the_first_task(tmp_path):
         assert cluster.api.task_list()["total"] == 5
 
 
+@pytest.mark.slow
 def test_idle_tcp_connections_never_lock_a_node_out(tmp_path):
     """1,100 idle connections to the TCP port (no token needed to open one) locked the real
     node out. Unregistered connections now have a small pool of their own, oldest closed

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from tests.e2e.harness import LiteCluster, wait_for
 from tests.fixtures import make_app
 
@@ -11,6 +13,7 @@ AGE = 5.0   # seconds: the retention, as a fraction of a day in the configuratio
 WRITE = 'import sys, os; open(os.path.join(sys.argv[1], "note.txt"), "w").write("kept?")'
 
 
+@pytest.mark.slow
 def test_old_tasks_and_their_workspaces_go_recent_ones_stay(tmp_path):
     with LiteCluster(str(tmp_path / "c"), task_retention=AGE / 86400) as cluster:
         cluster.start_manager()

@@ -100,6 +100,7 @@ def test_schedule_every_minute_creates_one_task_per_minute(fast, tmp_path):
     assert fast.api.call("GET", "/schedule/info", params={"schedule_id": schedule_id}).http_status == 404
 
 
+@pytest.mark.slow
 def test_catchup_policies_after_a_manager_stop(fast, tmp_path):
     app_id = fast.upload(make_app(str(tmp_path), dag(("only", []))))   # no node: tasks just wait
     ids = {policy: create_schedule(fast, app_id, catchup=policy, schedule_name=policy)
