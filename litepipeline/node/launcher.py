@@ -27,6 +27,7 @@ import asyncio
 import errno
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -410,6 +411,27 @@ def _close(fd: int) -> None:
         pass
 
 
+# bash's builtins and reserved words: a command named so is not a file, so never exec'd
+SHELL_WORDS = frozenset(
+    ". : [ alias bg bind break builtin caller cd command compgen complete compopt continue declare dirs disown "
+    "echo enable eval exec exit export false fc fg getopts hash help history jobs kill let local logout mapfile "
+    "popd printf pushd pwd read readarray readonly return set shift shopt source suspend test times trap true "
+    "type typeset ulimit umask unalias unset wait if then else elif fi case esac for select while until do done "
+    "in function time { } ! [[ ]] coproc".split())
+# a word bash takes literally: no quoting, expansion, glob, redirection or operator
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:@%+,=-]+")
+
+
+def execs(main: str) -> bool:
+    """Whether MAIN is one simple command that bash can ``exec`` in place of forking it:
+    plain words only, the first neither an assignment, a builtin nor a reserved word."""
+    words = [word for word in main.split(" ") if word]   # a newline or tab is not plain: a second line
+    if not words or not all(_PLAIN_WORD.fullmatch(word) for word in words):
+        return False
+    first = words[0]
+    return "=" not in first and not first.startswith("-") and first not in SHELL_WORDS
+
+
 def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> str:
     """The bash script running ``cd APP && [source ENV/bin/activate &&] MAIN WORKSPACE``.
 
@@ -418,12 +440,16 @@ def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str]
     clean-up; bash's exit status is MAIN's (128+N when MAIN died of signal N). A SIGTERM
     that comes before MAIN has started (during ``cd`` or the env's activation) is
     remembered, and MAIN is then not started at all (exit status 143). MAIN is the user's
-    command, inserted as is; the paths are quoted.
+    command, inserted as is; the paths are quoted. A MAIN that is one simple command
+    (:func:`execs`, e.g. ``python3 first.py``) replaces bash (``exec``): the action's
+    process is MAIN itself, with the same exit status and signals, and one fork fewer.
     """
     prefix = f"cd {shlex.quote(app_dir)} && "
     if env_dir:
         prefix += f"source {shlex.quote(os.path.join(env_dir, 'bin', 'activate'))} && "
     prefix += '{ [ -z "${__lp_stopped-}" ] || exit 143; } && '
+    if execs(main):
+        prefix += "exec "
     return f"trap '__lp_stopped=1' TERM\n{prefix}{main} {shlex.quote(workspace)}\n"
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import signal
 import sys
@@ -290,3 +291,56 @@ def test_a_runner_that_cannot_read_its_script_hands_the_action_to_a_cold_start(t
         return code, launcher.launched_on_runners, launcher.launched_cold
 
     assert _run(run) == (6, 0, 1)
+
+
+def test_only_one_plain_simple_command_is_execd():
+    from litepipeline.node.launcher import execs
+    for main in ("python3 first.py", "./bin/first --level=2", "/usr/bin/env python3 a.py", "bin/first/first"):
+        assert execs(main), main
+    for main in ("", "echo hi", "exit 3", "source x", "FOO=1 python3 a.py", "python3 a.py; echo x",
+                 "python3 a.py && b", "python3 $HOME/a.py", "python3 'a b.py'", "cd x", "python3 a.py > out",
+                 "time python3 a.py", "python3 *.py", "~/bin/first", "sleep 30 #", "python3 a.py | cat",
+                 "python3 `x`", "python3 a.py &", "-x y", "{ python3 a.py; }", "python3 a.py\nrm x"):
+        assert not execs(main), main
+    assert "exec python3 first.py" in build_script("/app", "python3 first.py", "/ws")
+    assert "exec" not in build_script("/app", "echo hi", "/ws")
+
+
+TRAPS_TERM = """import os, signal, sys, time
+def term(*_):
+    time.sleep(0.2)
+    open(os.path.join(sys.argv[2], "cleaned"), "w").close()
+    sys.exit(7)
+if sys.argv[1] == "trap":
+    signal.signal(signal.SIGTERM, term)
+open(os.path.join(sys.argv[2], "pid"), "w").write(str(os.getpid()))
+time.sleep(30)
+"""
+
+
+def test_an_execd_command_is_the_actions_process_with_its_own_status_and_signals(tmp_path, pidfds):
+    """``python3 x.py`` replaces bash: the process the node waits for and signals is the
+    program itself, a stop's SIGTERM reaches it, and the node hears of the end only after
+    the program's own clean-up, with its exit status (128+N when a signal killed it)."""
+    app, ws = _setup(tmp_path)
+    (app / "probe.py").write_text(TRAPS_TERM)
+    python = sys.executable
+    if not re.fullmatch(r"[\w./-]+", python):
+        pytest.skip(f"this interpreter's path is not a plain word: {python}")
+
+    async def run(runners: int, mode: str) -> tuple[int, bool]:
+        launcher = await _started(runners, pidfds)
+        for name in ("pid", "cleaned"):
+            (ws / name).unlink(missing_ok=True)
+        proc = await launcher.launch(build_script(str(app), f"{python} probe.py {mode}", str(ws)), str(ws / "out"))
+        await _until(lambda: (ws / "pid").exists() and (ws / "pid").read_text())
+        assert int((ws / "pid").read_text()) == proc.pid        # no bash between the node and it
+        assert os.getpgid(proc.pid) == proc.pid                   # still a process group of its own
+        os.killpg(proc.pid, signal.SIGTERM)
+        code = shell_returncode(await proc.wait())
+        await launcher.close()
+        return code, (ws / "cleaned").exists()
+
+    for runners in (1, 0):
+        assert _run(lambda: run(runners, "trap")) == (7, True)
+        assert _run(lambda: run(runners, "plain")) == (143, False)
