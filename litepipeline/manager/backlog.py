@@ -31,6 +31,8 @@ from litepipeline.manager.taskstate import ActionState, TaskState
 LOG = logging.getLogger(__name__)
 READ_RETRY = 0.5  # seconds before a failed read is tried again
 SLOT_FACTOR = 4   # the window holds at least this many pending tasks per action slot
+# tasks no live node can take are held beyond the window, up to this many windows more
+UNPLACED_FACTOR = 3
 
 
 class BacklogCore:
@@ -51,6 +53,13 @@ class BacklogCore:
     def target(self, slots: int) -> int:
         """How many pending tasks the core should hold: the window, or more for many slots."""
         return max(self.window, SLOT_FACTOR * slots)
+
+    def counted(self, pending: int, unplaced: int, slots: int) -> int:
+        """How many of ``pending`` in-memory tasks count toward the window: not those no
+        live node can take (``unplaced``: their targets match no node), up to
+        ``UNPLACED_FACTOR`` windows of them, so a heap of tasks for an absent label cannot
+        hold back newer tasks that could run, and memory stays bounded."""
+        return max(0, pending - min(unplaced, UNPLACED_FACTOR * self.target(slots)))
 
     def takes_new(self, in_memory: int, slots: int) -> bool:
         """Whether a new task goes to the backlog: older tasks wait there (FIFO), or the
@@ -151,7 +160,8 @@ class Backlog:
 
     def takes_new(self, task: TaskState) -> bool:
         """Called by ``SchedulerCore.add_task``: True when the task waits in the store."""
-        if self.state.takes_new(len(self.core.tasks), self.slots()):
+        slots = self.slots()
+        if self.state.takes_new(self.state.counted(len(self.core.tasks), self.core.unplaced, slots), slots):
             self.state.add(task.task_id)
             return True
         return False
@@ -171,13 +181,18 @@ class Backlog:
     # -- the dispatcher's round -----------------------------------------------------------
     def has_work(self) -> bool:
         """Whether a round would read something now (the dispatcher runs one if so)."""
-        return self.state.busy() or self.state.wants_read(pending_in_memory(self.core), self.slots())
+        slots = self.slots()
+        return self.state.busy() or self.state.wants_read(self._pending(slots), slots)
+
+    def _pending(self, slots: int) -> int:
+        return self.state.counted(pending_in_memory(self.core), self.core.unplaced, slots)
 
     async def prepare(self) -> None:
         """Before a round's events: read the tasks to admit (database thread)."""
         if not self.state:
             return
-        ids = self.state.to_read(pending_in_memory(self.core), self.slots())
+        slots = self.slots()
+        ids = self.state.to_read(self._pending(slots), slots)
         if not ids:
             return
         try:

@@ -152,6 +152,10 @@ class SchedulerCore:
         self._held: dict[str, tuple[float, str]] = {}
         #: the pending tasks kept in the store beyond the window (manager/backlog.py), or None
         self.backlog: Optional[Any] = None
+        #: pending tasks the last schedule() could place nowhere while slots were free: no
+        #: live node's labels (or id, platform) allow their ready actions (the backlog does
+        #: not count them toward its window, so they cannot hold newer tasks back)
+        self.unplaced = 0
 
     # -- change tracking ----------------------------------------------------------------
     def take_batch(self) -> Batch:
@@ -651,11 +655,14 @@ class SchedulerCore:
         free = {n.node_id: n.free(mono) for n in self.nodes.values()}
         free = {k: v for k, v in free.items() if v > 0}
         out: list[Dispatch] = []
+        self.unplaced = 0   # counted only by a scan that ends with slots still free
         if not free:
             return out
         now = self.now()
         placed: Optional[FreeNodes] = None   # built for the round's first action with a target
+        unplaced = 0
         for task in list(self.tasks.values()):   # insertion order is creation order: FIFO
+            skipped = False
             for action in self._ready(task, mono):
                 if action.target is None:
                     node_id = max(free, key=lambda k: (free[k], -len(self.nodes[k].busy)))
@@ -664,6 +671,7 @@ class SchedulerCore:
                         placed = FreeNodes(free, self.nodes)
                     fits = placed.allowed(action.target)
                     if not fits:
+                        skipped = True
                         continue
                     node_id = max(fits, key=lambda k: (free[k], -len(self.nodes[k].busy)))
                 out.append(self._dispatch(task, action, node_id, now))
@@ -672,6 +680,9 @@ class SchedulerCore:
                     del free[node_id]
                 if not free:
                     return out
+            if skipped and task.stage == PENDING:
+                unplaced += 1
+        self.unplaced = unplaced
         return out
 
     def _dispatch(self, task: TaskState, action: ActionState, node_id: str, now: dt.datetime) -> Dispatch:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from litepipeline.manager.backlog import SLOT_FACTOR, Backlog, BacklogCore
+from litepipeline.manager.backlog import SLOT_FACTOR, UNPLACED_FACTOR, Backlog, BacklogCore
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
 from litepipeline.manager.scheduler import SchedulerCore
@@ -56,6 +56,14 @@ def test_a_wanted_task_is_read_first_whatever_the_window():
     assert core.to_read(pending_in_memory=0, slots=0) == ["c", "a", "b"]
     core.read_done(["c"])
     assert not core.busy() and core.take_stops() == {"c": -9} and core.take_stops() == {}
+
+
+def test_tasks_no_node_can_take_do_not_count_toward_the_window_up_to_a_bound():
+    core = BacklogCore(window=4)
+    assert core.counted(pending=4, unplaced=0, slots=0) == 4
+    assert core.counted(pending=4, unplaced=4, slots=0) == 0
+    assert core.counted(pending=20, unplaced=20, slots=0) == 20 - UNPLACED_FACTOR * 4   # memory stays bounded
+    assert core.counted(pending=3, unplaced=5, slots=0) == 0
 
 
 def test_discard_and_position():
@@ -165,6 +173,37 @@ def test_backlog_admits_oldest_first_stops_and_deletes_and_survives_a_restart(tm
         await dispatcher.stop()
 
     run_cluster(tmp_path, 5, scenario)
+
+
+def test_tasks_for_an_absent_label_do_not_hold_back_newer_tasks(tmp_path):
+    """A window full of tasks whose targets no live node offers: newer tasks that any node
+    can run are still admitted and run, and memory stays within the bound."""
+    from litepipeline.common.targets import parse_target
+    gpu = {"target": parse_target({"labels": {"gpu": "a100"}})}
+    ids = [f"gpu-{i:02d}" for i in range(10)]
+
+    async def scenario(store, db) -> None:
+        core, backlog, dispatcher, link = await start(store, db, window=4)
+        await dispatcher.submit(lambda: node_up(core, "n1", 1, [], True))   # one slot, no labels
+        target = backlog.state.target(1)
+        for task_id in ids:
+            await dispatcher.submit(lambda t=task_id: core.add_task(make_task(t, ("train", [], gpu))))
+        await dispatcher.submit(lambda: core.add_task(make_task("late", ("a", []))))
+        await settle(dispatcher)
+        assert [m.task_id for _, m, _ in link.runs] == ["late"]   # admitted past the ten, and run
+        dispatch = type("D", (), {"message": link.runs[0][1], "node_id": "n1"})
+        await dispatcher.submit(lambda: finish(core, dispatch))
+        await settle(dispatcher)
+        assert core.unplaced == len(ids) and list(core.tasks) == ids
+        # past the bound, tasks wait in the store again
+        more = [f"gpu-{i:02d}" for i in range(10, 40)]
+        for task_id in more:
+            await dispatcher.submit(lambda t=task_id: core.add_task(make_task(t, ("train", [], gpu))))
+        await settle(dispatcher)
+        assert len(core.tasks) == target * (1 + UNPLACED_FACTOR) and len(backlog.state) == 40 - len(core.tasks)
+        await dispatcher.stop()
+
+    run_cluster(tmp_path, 4, scenario)
 
 
 def test_a_stop_decided_inside_a_round_is_applied_in_the_next(tmp_path):

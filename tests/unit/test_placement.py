@@ -101,6 +101,23 @@ def test_unmatched_action_stays_pending_and_others_still_run(core, clock):
                                       "(no registered node offers it; nodes: n1 {zone: b})")
 
 
+def test_unplaced_counts_the_pending_tasks_no_free_node_can_take(core):
+    join(core, "n1", slots=2, labels={"zone": "b"})
+    add(core, make_task("t1", targeted("train", {"labels": {"gpu": "a100"}})))
+    add(core, make_task("t2", targeted("train", {"labels": {"gpu": "a100"}})))
+    add(core, make_task("t3", ("a", []), ("b", [])))
+    ds = core.schedule()
+    assert names(ds) == ["a", "b"] and core.unplaced == 0   # the slots filled: nothing is unplaceable
+    for d in ds:
+        finish(core, d)
+    # a task that runs an action is not pending, whatever its other actions wait for
+    add(core, make_task("t4", targeted("train", {"labels": {"gpu": "a100"}}), ("prep", [])))
+    assert names(core.schedule()) == ["prep"]
+    assert core.unplaced == 2                  # t1 and t2, with a slot still free
+    join(core, "gpu", slots=4, labels={"gpu": "a100"})
+    assert len(core.schedule()) == 3 and core.unplaced == 0
+
+
 def test_a_node_joining_later_with_the_labels_gets_it(core):
     join(core, "n1", labels={})
     add(core, make_task("t1", targeted("train", {"labels": {"gpu": "a100"}})))
