@@ -110,7 +110,7 @@ export function table(columns, rows, rowAttrs = () => ({})) {
 export function pager(offset, shown, total, size, go) {
   return h("div", {class: "pager"},
     h("button", {type: "button", disabled: offset === 0, onclick: () => go(Math.max(0, offset - size))}, "← Newer"),
-    h("span", {class: "muted"}, total ? `${offset + 1}–${offset + shown} of ${total}` : ""),
+    h("span", {class: "muted"}, shown ? `${offset + 1}–${offset + shown} of ${total}` : ""),   // nothing on an empty page
     h("button", {type: "button", disabled: offset + shown >= total, onclick: () => go(offset + size)}, "Older →"));
 }
 

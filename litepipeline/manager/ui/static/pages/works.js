@@ -1,8 +1,8 @@
 // Works: filters (workflow, stage, status) kept in the URL, pages, and rows redrawn as
 // rounds commit changes to works.
 import {events, get} from "../api.js";
-import {STAGES, STATUSES, badge, coalesce, duration, errorBox, filterSelect, h, shortTime, showFiltered, span, table}
-  from "../ui.js";
+import {STAGES, STATUSES, badge, coalesce, duration, errorBox, filterSelect, h, pager, shortTime, showFiltered, span,
+  table} from "../ui.js";
 import {stateOf} from "./workflow.js";
 
 const LIMIT = 50;
@@ -33,11 +33,6 @@ export async function mount(main, args, query) {
       list.replaceChildren(errorBox(error));
       return;
     }
-    const pager = h("div", {class: "pager"},
-      h("button", {type: "button", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - LIMIT); load(); }}, "← Newer"),
-      h("span", {class: "muted"}, data.works.length ? `${offset + 1}–${offset + data.works.length} of ${data.total}` : ""),
-      h("button", {type: "button", disabled: offset + data.works.length >= data.total,
-        onclick: () => { offset += LIMIT; load(); }}, "Older →"));
     list.replaceChildren(data.works.length
       ? table([
         {title: "Name", cell: (w) => h("a", {href: `#/work/${w.work_id}`}, w.name)},
@@ -48,7 +43,7 @@ export async function mount(main, args, query) {
         {title: "Duration", cell: (w) => duration(span(w.start_at, w.end_at))},
       ], data.works, (w) => ({dataset: {work: w.work_id}}))
       : h("p", {class: "empty"}, "No work matches."),
-    pager);
+    pager(offset, data.works.length, data.total, LIMIT, (at) => { offset = at; load(); }));
   }
 
   const reload = coalesce(load, 300);
