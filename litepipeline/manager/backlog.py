@@ -31,7 +31,8 @@ from litepipeline.manager.taskstate import ActionState, TaskState
 LOG = logging.getLogger(__name__)
 READ_RETRY = 0.5  # seconds before a failed read is tried again
 SLOT_FACTOR = 4   # the window holds at least this many pending tasks per action slot
-# tasks no live node can take are held beyond the window, up to this many windows more
+# tasks no free node can take (their targets allow only busy or absent nodes) are held
+# beyond the window, up to this many windows more
 UNPLACED_FACTOR = 3
 
 
@@ -55,10 +56,11 @@ class BacklogCore:
         return max(self.window, SLOT_FACTOR * slots)
 
     def counted(self, pending: int, unplaced: int, slots: int) -> int:
-        """How many of ``pending`` in-memory tasks count toward the window: not those no
-        live node can take (``unplaced``: their targets match no node), up to
-        ``UNPLACED_FACTOR`` windows of them, so a heap of tasks for an absent label cannot
-        hold back newer tasks that could run, and memory stays bounded."""
+        """How many of ``pending`` in-memory tasks count toward the window: not those the
+        last scan could place nowhere while slots were free (``unplaced``: their targets
+        allow only busy or absent nodes), up to ``UNPLACED_FACTOR`` windows of them, so a
+        heap of tasks for one label cannot hold back newer tasks that other nodes could
+        run, and memory stays bounded."""
         return max(0, pending - min(unplaced, UNPLACED_FACTOR * self.target(slots)))
 
     def takes_new(self, in_memory: int, slots: int) -> bool:

@@ -152,8 +152,8 @@ class SchedulerCore:
         self._held: dict[str, tuple[float, str]] = {}
         #: the pending tasks kept in the store beyond the window (manager/backlog.py), or None
         self.backlog: Optional[Any] = None
-        #: pending tasks the last schedule() could place nowhere while slots were free: no
-        #: live node's labels (or id, platform) allow their ready actions (the backlog does
+        #: pending tasks the last schedule() could place nowhere while slots were free:
+        #: their ready actions' targets allow only busy or absent nodes (the backlog does
         #: not count them toward its window, so they cannot hold newer tasks back)
         self.unplaced = 0
 

@@ -114,8 +114,10 @@ def test_unplaced_counts_the_pending_tasks_no_free_node_can_take(core):
     add(core, make_task("t4", targeted("train", {"labels": {"gpu": "a100"}}), ("prep", [])))
     assert names(core.schedule()) == ["prep"]
     assert core.unplaced == 2                  # t1 and t2, with a slot still free
-    join(core, "gpu", slots=4, labels={"gpu": "a100"})
-    assert len(core.schedule()) == 3 and core.unplaced == 0
+    join(core, "gpu", slots=1, labels={"gpu": "a100"})
+    (d,) = core.schedule()
+    assert d.node_id == "gpu"
+    assert core.unplaced == 1   # waiting for the busy gpu node while n1's slot is free
 
 
 def test_a_node_joining_later_with_the_labels_gets_it(core):
