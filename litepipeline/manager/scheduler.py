@@ -599,6 +599,7 @@ class SchedulerCore:
             raise OperationFailed(f"every action of task {task.task_id} succeeded; nothing to recover")
         for action in again:
             action.back_to_pending()
+        task.ready = None
         task.stage = PENDING
         task.status = None
         task.signal = None
@@ -626,13 +627,17 @@ class SchedulerCore:
             return [event] if event is not None else []
         if task.stage not in (PENDING, RUNNING):
             return []
+        if task.stage == PENDING and task.ready is not None:
+            return task.ready
         ready = []
         actions = task.actions
         blockers = task.blockers
+        timed = False
         for action in actions.values():
             if action.stage != PENDING or action.kind != DAG:
                 continue
             if action.retry_at is not None and self._retry_wait(action, mono) > 0:
+                timed = True
                 continue
             # the upstream that held this action back last time, checked first: a round over
             # a long chain then costs one lookup per waiting action, not a walk of its upstreams
@@ -647,6 +652,11 @@ class SchedulerCore:
             else:
                 ready.append(action)
         ready.sort(key=lambda a: a.seq)
+        if task.stage == PENDING and not timed:
+            # nothing of a task that has not started changes until it does (or is stopped,
+            # recovered): kept, so a round over thousands of tasks no free node can take
+            # does not work each one's DAG out again
+            task.ready = ready
         return ready
 
     def schedule(self) -> list[Dispatch]:
@@ -660,6 +670,9 @@ class SchedulerCore:
             return out
         now = self.now()
         placed: Optional[FreeNodes] = None   # built for the round's first action with a target
+        # targets no free node allows, this round (by identity: the tasks of one application
+        # share their actions' targets); nodes only leave `free` during a round, so it holds
+        nowhere: set[int] = set()
         unplaced = 0
         for task in list(self.tasks.values()):   # insertion order is creation order: FIFO
             skipped = False
@@ -667,10 +680,14 @@ class SchedulerCore:
                 if action.target is None:
                     node_id = max(free, key=lambda k: (free[k], -len(self.nodes[k].busy)))
                 else:   # only nodes its target allows; none free: it waits, the others go on
+                    if id(action.target) in nowhere:
+                        skipped = True
+                        continue
                     if placed is None:
                         placed = FreeNodes(free, self.nodes)
                     fits = placed.allowed(action.target)
                     if not fits:
+                        nowhere.add(id(action.target))
                         skipped = True
                         continue
                     node_id = max(fits, key=lambda k: (free[k], -len(self.nodes[k].busy)))

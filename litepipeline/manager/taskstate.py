@@ -182,6 +182,8 @@ class TaskState:
     blockers: dict = field(default_factory=dict, repr=False, compare=False)
     #: (action count when built, to_action target -> names aimed at it); see :meth:`feeders`
     _feeders: tuple = field(default=(-1, {}), repr=False, compare=False)
+    #: while the task is pending: its ready actions, as the scheduler last found them
+    ready: Optional[list] = field(default=None, repr=False, compare=False)
 
     _ROW_FIELDS = ("task_id", "task_name", "application_id", "app_sha1", "input_data", "stage", "status",
                    "signal", "message", "on_success", "on_fail", "create_at", "start_at", "update_at",

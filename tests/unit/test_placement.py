@@ -120,6 +120,23 @@ def test_unplaced_counts_the_pending_tasks_no_free_node_can_take(core):
     assert core.unplaced == 1   # waiting for the busy gpu node while n1's slot is free
 
 
+def test_tasks_sharing_one_target_fill_its_nodes_and_the_rest_wait(core):
+    """The actions of one application's tasks share their target object; a round places
+    them while a node it allows has a slot, then passes the rest over."""
+    target = parse_target({"labels": {"gpu": "a100"}})
+    join(core, "gpu", slots=2, labels={"gpu": "a100"})
+    join(core, "cpu", slots=2)
+    for i in range(5):
+        add(core, make_task(f"g{i}", ("train", [], {"target": target})))
+    add(core, make_task("c", ("prep", [])))
+    ds = core.schedule()
+    assert [(d.message.task_id, d.node_id) for d in ds] == [("g0", "gpu"), ("g1", "gpu"), ("c", "cpu")]
+    assert core.unplaced == 3
+    finish(core, ds[0])
+    (d,) = core.schedule()
+    assert (d.message.task_id, d.node_id) == ("g2", "gpu")
+
+
 def test_a_node_joining_later_with_the_labels_gets_it(core):
     join(core, "n1", labels={})
     add(core, make_task("t1", targeted("train", {"labels": {"gpu": "a100"}})))
