@@ -20,7 +20,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["litepipeline", "litepipeline.*"]),
-    package_data={"litepipeline.manager.store": ["alembic.ini", "migrations/*.py", "migrations/versions/*.py"],
+    package_data={"litepipeline.manager.store": ["alembic.ini", "sqlite_schema.sql", "migrations/*.py",
+                                                 "migrations/versions/*.py"],
                   # the web interface's pages: shipped in the package, no build step
                   "litepipeline.manager.ui": ["templates/*.html", "static/*.js", "static/*.css", "static/*.svg",
                                               "static/pages/*.js"]},

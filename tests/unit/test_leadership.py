@@ -240,7 +240,11 @@ def test_the_new_leader_ends_the_deposed_leaders_sessions_and_their_locks(pg):
         frozen = old.engine.connect()                     # a write left open, as a frozen leader leaves it
         frozen.execute(TASKS.update().where(TASKS.c.task_id == "t-1").values(task_name="never"))
         assert sql.end_sessions("old") == 1
-        assert sql.end_sessions("old") == 0
+        # pg_terminate_backend only signals: on a loaded machine the session is listed a moment longer
+        deadline = time.monotonic() + 5
+        while sql.end_sessions("old") != 0:
+            assert time.monotonic() < deadline, "the deposed leader's session never ended"
+            time.sleep(0.05)
         with store.engine.begin() as conn:                # the row is free again at once
             conn.execute(text("SET LOCAL lock_timeout = 2000"))
             conn.execute(TASKS.update().where(TASKS.c.task_id == "t-1").values(task_name="new leader"))

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, inspect, text, update
 
+from litepipeline.manager.store import sqlite_schema
+from litepipeline.manager.store import store as store_module
 from litepipeline.manager.store.store import (ACTIONS, ATTEMPTS, TASKS, MigrationFailed, Store, safe_url,
                                                sqlite_url)
 from litepipeline.manager.taskstate import ActionState, AttemptRecord, Batch, TaskState
@@ -44,9 +46,40 @@ def test_migrate_is_idempotent_and_creates_tables(store):
     assert {"applications", "tasks", "actions", "attempts", "alembic_version"} <= tables
 
 
-def test_a_new_store_is_migrated_in_a_child_process(tmp_path):
+def test_a_new_sqlite_store_is_made_from_the_schema_file_without_alembic_or_a_child(tmp_path):
+    code = ("import subprocess, sys; from litepipeline.manager.store.store import Store; "
+            "subprocess.run = None; "   # a child process would fail the start
+            "store = Store(sys.argv[1]); store.migrate_in_child(); print(store.at_head(), 'alembic' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, sqlite_url(str(tmp_path))], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
+
+
+def test_the_sqlite_schema_file_makes_what_the_migrations_make(tmp_path):
+    made = str(tmp_path / "made.db")
+    assert sqlite_schema.create_if_empty(made)
+    assert sqlite_schema.dump(made) == sqlite_schema.migrated_dump(), \
+        "the migrations changed: python -m litepipeline.manager.store.sqlite_schema writes the file again"
+    assert not sqlite_schema.create_if_empty(made)   # a store that holds anything is left alone
+    with open(tmp_path / "junk.db", "wb") as fp:
+        fp.write(b"this is not a database" * 100)
+    assert not sqlite_schema.create_if_empty(str(tmp_path / "junk.db"))
+
+
+def test_an_older_store_is_migrated_in_a_child_process(tmp_path):
     """The manager's start migrates in a child (store/migrate.py): the schema is there,
     and this process has not loaded Alembic (a fresh interpreter, as the manager is)."""
+    from alembic import command
+    from alembic.config import Config
+
+    older = Store(sqlite_url(str(tmp_path)))
+    cfg = Config(os.path.join(store_module.HERE, "alembic.ini"))
+    cfg.set_main_option("script_location", os.path.join(store_module.HERE, "migrations"))
+    with older.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0008")
+    older.close()
     code = ("import sys; from litepipeline.manager.store.store import Store; "
             "store = Store(sys.argv[1]); store.migrate_in_child(); print(store.at_head(), 'alembic' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code, sqlite_url(str(tmp_path))], capture_output=True,

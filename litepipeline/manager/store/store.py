@@ -164,9 +164,17 @@ class Store:
 
     def migrate_in_child(self) -> None:
         """:meth:`migrate` in a child process (store/migrate.py), so Alembic is never loaded
-        into the calling process; raises :class:`MigrationFailed` with the child's reason."""
+        into the calling process; raises :class:`MigrationFailed` with the child's reason.
+        A new SQLite store needs no migration: it is made from ``sqlite_schema.sql``."""
         if self.at_head():
             return
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            from litepipeline.manager.store.sqlite_schema import create_if_empty
+
+            if create_if_empty(database):
+                LOG.info("new store created at revision %s", head_revision())
+                return
         result = subprocess.run([sys.executable, "-m", "litepipeline.manager.store.migrate"], input=self.url,
                                 capture_output=True, text=True, check=False)
         if result.returncode != 0:
