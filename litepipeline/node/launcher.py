@@ -429,7 +429,8 @@ def execs(main: str) -> bool:
     if not words or not all(_PLAIN_WORD.fullmatch(word) for word in words):
         return False
     first = words[0]
-    return "=" not in first and not first.startswith("-") and first not in SHELL_WORDS
+    # "-x" would be an option of exec, "%1" a job to bring to the foreground
+    return "=" not in first and first[0] not in "-%" and first not in SHELL_WORDS
 
 
 def build_script(app_dir: str, main: str, workspace: str, env_dir: Optional[str] = None) -> str:

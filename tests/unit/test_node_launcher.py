@@ -300,7 +300,7 @@ def test_only_one_plain_simple_command_is_execd():
     for main in ("", "echo hi", "exit 3", "source x", "FOO=1 python3 a.py", "python3 a.py; echo x",
                  "python3 a.py && b", "python3 $HOME/a.py", "python3 'a b.py'", "cd x", "python3 a.py > out",
                  "time python3 a.py", "python3 *.py", "~/bin/first", "sleep 30 #", "python3 a.py | cat",
-                 "python3 `x`", "python3 a.py &", "-x y", "{ python3 a.py; }", "python3 a.py\nrm x"):
+                 "python3 `x`", "python3 a.py &", "-x y", "%1", "{ python3 a.py; }", "python3 a.py\nrm x"):
         assert not execs(main), main
     assert "exec python3 first.py" in build_script("/app", "python3 first.py", "/ws")
     assert "exec" not in build_script("/app", "echo hi", "/ws")
