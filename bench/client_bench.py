@@ -18,8 +18,11 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
+from bench import proc_stat  # noqa: E402
 from litepipeline.client.api import ManagerClient  # noqa: E402
 from tests.e2e.harness import LiteCluster  # noqa: E402
 from tests.fixtures import make_app  # noqa: E402
@@ -28,12 +31,6 @@ from tests.fixtures import make_app  # noqa: E402
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def process_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fp:
-        fields = fp.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -47,11 +44,11 @@ def main() -> None:
         app_id = cluster.upload(make_app(root, config, name="one.tar.gz"))
         with ManagerClient(cluster.address, token=cluster.token) as client:
             client.task_create(app_id, "warm-up", {})
-            manager_before, client_before, start = process_cpu(cluster.manager.pid), own_cpu(), time.perf_counter()
+            manager_before, client_before, start = proc_stat(cluster.manager.pid)["cpu_s"], own_cpu(), time.perf_counter()
             for i in range(args.tasks):
                 client.task_create(app_id, f"t{i}", {"i": i})
             wall, client_cpu = time.perf_counter() - start, own_cpu() - client_before
-            manager_cpu = process_cpu(cluster.manager.pid) - manager_before
+            manager_cpu = proc_stat(cluster.manager.pid)["cpu_s"] - manager_before
     per = 1000 / args.tasks
     print(json.dumps({"tasks": args.tasks, "client_cpu_ms_per_create": round(client_cpu * per, 3),
                       "manager_cpu_ms_per_create": round(manager_cpu * per, 3),

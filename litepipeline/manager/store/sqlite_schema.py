@@ -1,7 +1,7 @@
 """A new SQLite store, made from ``sqlite_schema.sql`` instead of by running every migration.
 
 Running the Alembic migrations on an empty store takes a child process about a second of
-CPU (Python, SQLAlchemy, Alembic, ten migrations), at every first start and for every test
+CPU (Python, SQLAlchemy, Alembic, every migration), at every first start and for every test
 cluster. ``sqlite_schema.sql`` is what those migrations leave in a new SQLite store, as
 ``sqlite3``'s own ``iterdump()`` writes it (tables, their seeded rows, indexes, triggers,
 and ``alembic_version`` at the newest revision); replaying it in one transaction gives the

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from litepipeline.common.states import UNFINISHED_STAGES, Stage
 from litepipeline.manager.store import idempotency
 from litepipeline.manager.store import writes as extra_writes
+from litepipeline.manager.store.sqlite_schema import create_if_empty
 from litepipeline.manager.store.models import ACTIONS, ATTEMPTS, TASKS
 from litepipeline.manager.store.models import APPLICATIONS as APPS, TASK_COUNTS as COUNTS
 from litepipeline.manager.store.models_workflows import WORKS
@@ -170,8 +171,6 @@ class Store:
             return
         database = self.engine.url.database
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
-            from litepipeline.manager.store.sqlite_schema import create_if_empty
-
             if create_if_empty(database):
                 LOG.info("new store created at revision %s", head_revision())
                 return
