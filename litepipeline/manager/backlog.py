@@ -12,6 +12,13 @@ creation order (~150 bytes each), in :class:`BacklogCore`.
   store (full rows, on the database thread) and admitted into the core *before* the
   round's events, so nothing between the read and the admission can change those rows:
   rounds are serial and each commits before the next starts.
+* Tasks no free node can take (their targets allow only busy or absent nodes) do not
+  count toward the window, up to ``UNPLACED_FACTOR`` windows of them. Past that bound the
+  newest of them are *parked*: dropped from memory (their rows are as stored, pending)
+  and kept here by id with their ready actions' targets, never read while parked, so
+  newer tasks other nodes can run are read past them. Once a scan ends with a free node
+  that one of a parked class's targets allows (a node joined, or one that can take them
+  has nothing left in memory to run), that class goes back to the front of the queue.
 * A stop or delete of a backlogged task goes through a round too: a stop pulls the task
   forward (read and admitted first in the next round), then the core's ordinary stop ends
   it, with everything an end implies (works, services, waiting clients, the web page).
@@ -22,11 +29,13 @@ without network or database; :class:`Backlog` is its driver, called by the dispa
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any, Iterable, Optional
 
 from litepipeline.common.errors import TaskAlreadyFinished, TaskNotExists
-from litepipeline.manager.taskstate import ActionState, TaskState
+from litepipeline.manager.placement import FreeNodes
+from litepipeline.manager.taskstate import TaskState
 
 LOG = logging.getLogger(__name__)
 READ_RETRY = 0.5  # seconds before a failed read is tried again
@@ -34,6 +43,7 @@ SLOT_FACTOR = 4   # the window holds at least this many pending tasks per action
 # tasks no free node can take (their targets allow only busy or absent nodes) are held
 # beyond the window, up to this many windows more
 UNPLACED_FACTOR = 3
+PARKED = "held in the store until a node its targets allow has a free slot"
 
 
 class BacklogCore:
@@ -44,12 +54,45 @@ class BacklogCore:
         self._ids: dict[str, None] = {}       # insertion order is creation order
         self._wanted: dict[str, None] = {}    # pulled forward (a stop): read first
         self._stops: dict[str, int] = {}      # task_id -> signal, applied once admitted
+        self._parked: dict[str, str] = {}     # task_id -> its class, in the order parked
+        #: a parked class -> the targets its tasks' ready actions need (one allowed: it wakes)
+        self.classes: dict[str, list] = {}
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._ids) + len(self._parked)
 
     def __contains__(self, task_id: object) -> bool:
-        return task_id in self._ids
+        return task_id in self._ids or task_id in self._parked
+
+    def parked(self, task_id: str) -> bool:
+        return task_id in self._parked
+
+    def parked_count(self) -> int:
+        return len(self._parked)
+
+    def queued(self) -> bool:
+        """Whether tasks wait to be read (parked ones do not)."""
+        return bool(self._ids)
+
+    def park(self, task_id: str, targets: list) -> None:
+        """Keep ``task_id`` (dropped from memory) unread until a node its ``targets`` allow is free."""
+        key = json.dumps(targets, sort_keys=True, default=str)
+        self.classes.setdefault(key, targets)
+        self._parked[task_id] = key
+        self._ids.pop(task_id, None)
+
+    def wake(self, keys: Iterable[str]) -> int:
+        """Put the parked tasks of the classes ``keys`` back at the front of the queue,
+        oldest first (they were admitted before every task still queued); returns how many."""
+        keys = set(keys)
+        woken = [task_id for task_id, key in self._parked.items() if key in keys]
+        for task_id in woken:
+            del self._parked[task_id]
+        for key in keys:
+            self.classes.pop(key, None)
+        if woken:
+            self._ids = {**dict.fromkeys(woken), **self._ids}
+        return len(woken)
 
     def target(self, slots: int) -> int:
         """How many pending tasks the core should hold: the window, or more for many slots."""
@@ -78,7 +121,7 @@ class BacklogCore:
     def to_read(self, pending_in_memory: int, slots: int) -> list[str]:
         """The ids to read and admit now: the wanted ones, then the oldest, refilling the
         window once it has drained to three quarters (so reads come in batches)."""
-        out = [task_id for task_id in self._wanted if task_id in self._ids]
+        out = [task_id for task_id in self._wanted if task_id in self]
         if self.wants_read(pending_in_memory, slots):
             room = self.target(slots) - pending_in_memory
             for task_id in self._ids:
@@ -98,11 +141,12 @@ class BacklogCore:
         """``task_ids`` were read: admitted now, or gone from the store (deleted)."""
         for task_id in task_ids:
             self._ids.pop(task_id, None)
+            self._parked.pop(task_id, None)
             self._wanted.pop(task_id, None)
 
     def want(self, task_id: str) -> None:
         """Admit this task at the next round, whatever the window (a stop is coming)."""
-        if task_id in self._ids:
+        if task_id in self:
             self._wanted[task_id] = None
 
     def defer_stop(self, task_id: str, signal: int) -> None:
@@ -112,13 +156,14 @@ class BacklogCore:
 
     def take_stops(self) -> dict[str, int]:
         """The deferred stops whose tasks have left the backlog (admitted); the others wait."""
-        stops = {t: s for t, s in self._stops.items() if t not in self._ids}
-        self._stops = {t: s for t, s in self._stops.items() if t in self._ids}
+        stops = {t: s for t, s in self._stops.items() if t not in self}
+        self._stops = {t: s for t, s in self._stops.items() if t in self}
         return stops
 
     def discard(self, task_id: str) -> None:
         """A task deleted while it waited here."""
         self._ids.pop(task_id, None)
+        self._parked.pop(task_id, None)
         self._wanted.pop(task_id, None)
         self._stops.pop(task_id, None)
 
@@ -127,8 +172,8 @@ class BacklogCore:
         return bool(self._wanted)
 
     def position(self, task_id: str) -> Optional[int]:
-        """How many backlogged tasks are older than ``task_id`` (None: not here). O(n), for
-        ``task info`` only."""
+        """How many queued tasks are older than ``task_id`` (None: not queued, or parked).
+        O(n), for ``task info`` only."""
         if task_id not in self._ids:
             return None
         for index, other in enumerate(self._ids):
@@ -182,18 +227,35 @@ class Backlog:
 
     # -- the dispatcher's round -----------------------------------------------------------
     def has_work(self) -> bool:
-        """Whether a round would read something now (the dispatcher runs one if so)."""
+        """Whether a round would read, park or wake something now (the dispatcher runs one if so)."""
         slots = self.slots()
-        return self.state.busy() or self.state.wants_read(self._pending(slots), slots)
+        state = self.state
+        return state.busy() or state.wants_read(self._pending(slots), slots) \
+            or (state.queued() and self._over(slots) > 0) or bool(self._wakeable())
+
+    def _over(self, slots: int) -> int:
+        """How many tasks the last scan could place nowhere past the bound held in memory."""
+        return self.core.unplaced - UNPLACED_FACTOR * self.state.target(slots)
+
+    def _wakeable(self) -> list[str]:
+        """The parked classes a node left free by the last scan allows."""
+        state, core = self.state, self.core
+        if not state.classes or not core.free_after:
+            return []
+        free = FreeNodes(core.free_after, core.nodes)
+        return [key for key, targets in state.classes.items()
+                if any(target is None or free.allowed(target) for target in targets)]
 
     def _pending(self, slots: int) -> int:
         return self.state.counted(pending_in_memory(self.core), self.core.unplaced, slots)
 
     async def prepare(self) -> None:
-        """Before a round's events: read the tasks to admit (database thread)."""
+        """Before a round's events: park and wake (see the module docstring), then read the
+        tasks to admit (database thread)."""
+        slots = self.slots()
+        self._park_and_wake(slots)
         if not self.state:
             return
-        slots = self.slots()
         ids = self.state.to_read(self._pending(slots), slots)
         if not ids:
             return
@@ -205,6 +267,28 @@ class Backlog:
             return
         self._asked = ids
 
+    def _park_and_wake(self, slots: int) -> None:
+        """Nothing of the core changes between the last round's scan and this (rounds are
+        serial and each committed before the next), so its findings still hold."""
+        core, state = self.core, self.state
+        keys = self._wakeable()
+        if keys:
+            LOG.info("backlog: %d parked task(s) queued again: a node they may use has a free slot",
+                     state.wake(keys))
+        over = self._over(slots)
+        if over <= 0:
+            return
+        parked = 0
+        for task in core.unplaced_tasks[-over:]:
+            targets = core.ready_targets(task)
+            if core.unload(task.task_id) is not None:
+                state.park(task.task_id, targets)
+                parked += 1
+        core.unplaced -= parked
+        if parked:
+            LOG.info("backlog: %d task(s) no free node can take parked in the store (%d parked in all)",
+                     parked, state.parked_count())
+
     def apply(self) -> list:
         """In the round, first: admit what :meth:`prepare` read, then apply deferred stops."""
         read, self._read = self._read, []
@@ -213,11 +297,7 @@ class Backlog:
         for row, action_rows in read:
             if row["task_id"] in self.core.tasks or row["stage"] != "pending":
                 continue   # never: only rounds change a backlogged row, and none ran since the read
-            task = TaskState.from_row(row)
-            for action_row in action_rows:
-                action = ActionState.from_row(action_row)
-                task.actions[action.name] = action
-            self.core.load(task)
+            self.core.load(TaskState.from_rows(row, action_rows))
         if len(asked) != len(read):
             LOG.info("backlog: %d task(s) were deleted before their admission", len(asked) - len(read))
         stops: list = []

@@ -21,7 +21,7 @@ from litepipeline.common.messages import Register, Report
 from litepipeline.common.states import UNFINISHED_STAGES, Stage, Status
 from litepipeline.common.textcheck import find_poison, poison_message, scrub
 from litepipeline.manager.appstore import AppStore
-from litepipeline.manager.backlog import Backlog
+from litepipeline.manager.backlog import PARKED, Backlog
 from litepipeline.manager.cluster import Cluster
 from litepipeline.manager.dbthread import DbThread
 from litepipeline.manager.dispatcher import Dispatcher
@@ -116,11 +116,7 @@ class Manager:
         await self.versions.start()
         loaded, backlogged = await self.db(self.store.load_start, self.backlog.state.window)
         for task_row, action_rows in loaded:
-            task = TaskState.from_row(task_row)
-            for row in action_rows:
-                action = ActionState.from_row(row)
-                task.actions[action.name] = action
-            self.core.load(task)
+            self.core.load(TaskState.from_rows(task_row, action_rows))
         if loaded:
             LOG.info("resuming %d unfinished task(s) from the store", len(loaded))
         self.backlog.load(backlogged)
@@ -323,7 +319,14 @@ class Manager:
         if row["stage"] in (Stage.PENDING.value, Stage.RUNNING.value):
             reason = waiting_for(self.core.tasks.get(task_id), self.core.nodes, self.core.now(), self.core.mono())
             if task_id in self.backlog:
-                reason = NO_NODE if not self.core.nodes else self.backlog.waiting(task_id)
+                if not self.core.nodes:
+                    reason = NO_NODE
+                elif self.backlog.state.parked(task_id):   # its rows are all there is of it
+                    why = waiting_for(TaskState.from_rows(row, actions), self.core.nodes, self.core.now(),
+                                      self.core.mono())
+                    reason = f"{why or 'no free node its targets allow'}; {PARKED}"
+                else:
+                    reason = self.backlog.waiting(task_id)
             if reason:
                 info["waiting_for"] = reason
         info["attempts"] = [attempt_view(a) for a in attempts]
@@ -388,10 +391,7 @@ class Manager:
         if not await self.apps.ensure(row["application_id"], row["app_sha1"]):
             raise OperationFailed(f"the application version task {task_id} ran (sha1 {row['app_sha1']}) "
                                   f"is no longer stored; rerun makes a new task with the current version")
-        task = TaskState.from_row(row)
-        for action_row in await self.db(self.store.get_actions, task_id):
-            action = ActionState.from_row(action_row)
-            task.actions[action.name] = action
+        task = TaskState.from_rows(row, await self.db(self.store.get_actions, task_id))
         await self.versions.check_recoverable(task)
 
         def recover() -> Any:

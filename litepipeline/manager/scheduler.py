@@ -156,6 +156,11 @@ class SchedulerCore:
         #: their ready actions' targets allow only busy or absent nodes (the backlog does
         #: not count them toward its window, so they cannot hold newer tasks back)
         self.unplaced = 0
+        #: those tasks, oldest first (the backlog parks the newest of them past its bound)
+        self.unplaced_tasks: list[TaskState] = []
+        #: node_id -> free slots left when the last schedule() ended (empty: none left); a
+        #: node here had nothing in memory to take, so tasks parked for it can come back
+        self.free_after: dict[str, int] = {}
 
     # -- change tracking ----------------------------------------------------------------
     def take_batch(self) -> Batch:
@@ -580,6 +585,28 @@ class SchedulerCore:
             raise OperationFailed(f"task {task_id} is {task.stage}; stop it first")
         del self.tasks[task_id]
 
+    def unload(self, task_id: str) -> Optional[TaskState]:
+        """Drop a pending task from memory, its rows left as stored (the backlog parks it
+        there); None, and nothing dropped, when it is not a pending task with no action
+        running or when this round has changes not yet written."""
+        task = self.tasks.get(task_id)
+        if task is None or task.stage != PENDING or self._batch or self._running(task):
+            return None
+        del self.tasks[task_id]
+        self._stop_sent.pop(task_id, None)
+        self._retrying.discard(task_id)
+        for action in task.actions.values():
+            self._retry_due.pop((task_id, action.name), None)
+        return task
+
+    def ready_targets(self, task: TaskState) -> list[dict]:
+        """The distinct targets of ``task``'s ready actions (None for an action without one)."""
+        out: list = []
+        for action in self._ready(task, self.mono()):
+            if action.target not in out:
+                out.append(action.target)
+        return out
+
     def recover(self, task: TaskState) -> None:
         """A user's ``task recover``: run a failed or killed ``task`` (read from the store) again in place.
 
@@ -665,7 +692,8 @@ class SchedulerCore:
         free = {n.node_id: n.free(mono) for n in self.nodes.values()}
         free = {k: v for k, v in free.items() if v > 0}
         out: list[Dispatch] = []
-        self.unplaced = 0   # counted only by a scan that ends with slots still free
+        # counted only by a scan that ends with slots still free
+        self.unplaced, self.unplaced_tasks, self.free_after = 0, [], {}
         if not free:
             return out
         now = self.now()
@@ -673,7 +701,7 @@ class SchedulerCore:
         # targets no free node allows, this round (by identity: the tasks of one application
         # share their actions' targets); nodes only leave `free` during a round, so it holds
         nowhere: set[int] = set()
-        unplaced = 0
+        unplaced: list[TaskState] = []
         for task in list(self.tasks.values()):   # insertion order is creation order: FIFO
             skipped = False
             for action in self._ready(task, mono):
@@ -698,8 +726,8 @@ class SchedulerCore:
                 if not free:
                     return out
             if skipped and task.stage == PENDING:
-                unplaced += 1
-        self.unplaced = unplaced
+                unplaced.append(task)
+        self.unplaced, self.unplaced_tasks, self.free_after = len(unplaced), unplaced, free
         return out
 
     def _dispatch(self, task: TaskState, action: ActionState, node_id: str, now: dt.datetime) -> Dispatch:

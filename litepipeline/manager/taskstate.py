@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from litepipeline.common.appspec import ActionSpec
 from litepipeline.common.states import Stage, Status
@@ -197,6 +197,15 @@ class TaskState:
     @classmethod
     def from_row(cls, row: dict, order: int = 0) -> "TaskState":
         return cls(**{k: row.get(k) for k in cls._ROW_FIELDS}, order=order)
+
+    @classmethod
+    def from_rows(cls, row: dict, action_rows: Iterable[dict]) -> "TaskState":
+        """The task with its actions, as the store holds them."""
+        task = cls.from_row(row)
+        for action_row in action_rows:
+            action = ActionState.from_row(action_row)
+            task.actions[action.name] = action
+        return task
 
     @property
     def finished(self) -> bool:

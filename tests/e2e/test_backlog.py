@@ -55,3 +55,27 @@ def test_backlogged_tasks_survive_a_restart_and_start_in_creation_order(tmp_path
         starts = [i["start_at"] for i in infos]
         assert starts == sorted(starts)   # oldest first, across the window and the backlog
         assert cluster.api.task_info(stopped)["task_info"]["status"] == "kill"
+
+
+def test_tasks_for_an_absent_label_are_parked_and_run_once_a_node_offers_it(tmp_path):
+    """Many windows of tasks no node can take do not hold back a newer task; they wait in
+    the store (task info says so) and all run once a node with their label joins."""
+    config = {"actions": [{"name": "only", "condition": [], "main": "true"}]}
+    gpu = {"target": {"only": {"labels": {"gpu": "a100"}}}}
+    with LiteCluster(str(tmp_path), queue_window=WINDOW) as cluster:
+        cluster.start_manager()
+        app_id = cluster.upload(make_app(str(tmp_path), config))
+        cluster.add_node(slots=1)
+        waiting = [cluster.api.task_create(app_id, f"g{i}", gpu)["task_id"] for i in range(8 * WINDOW)]
+        plain = cluster.api.task_create(app_id, "plain", {})["task_id"]
+        assert cluster.api.task_info(plain, wait=30)["task_info"]["status"] == "success"
+        stats = scheduler(cluster)
+        assert stats["unfinished_tasks"] <= 4 * WINDOW and stats["backlog_tasks"] >= 4 * WINDOW
+        info = cluster.api.task_info(waiting[-1])["task_info"]
+        assert info["stage"] == "pending"
+        assert "gpu=a100" in info["waiting_for"] and "held in the store" in info["waiting_for"]
+
+        cluster.add_node(slots=2, labels={"gpu": "a100"})
+        wait_for(lambda: scheduler(cluster)["unfinished_tasks"] == 0 and scheduler(cluster)["backlog_tasks"] == 0,
+                 60, 0.1, "every task to end")
+        assert {cluster.api.task_info(t)["task_info"]["status"] for t in waiting} == {"success"}

@@ -66,6 +66,28 @@ def test_tasks_no_node_can_take_do_not_count_toward_the_window_up_to_a_bound():
     assert core.counted(pending=3, unplaced=5, slots=0) == 0
 
 
+def test_parked_tasks_are_never_read_until_their_class_wakes_then_come_first():
+    core = BacklogCore(window=2)
+    core.extend(["new1", "new2"])
+    gpu, tpu = [{"labels": {"gpu": "a"}}], [{"labels": {"tpu": "b"}}]
+    core.park("g1", gpu)
+    core.park("t1", tpu)
+    core.park("g2", gpu)
+    assert len(core) == 5 and "g1" in core and core.parked("g1") and not core.parked("new1")
+    assert core.to_read(pending_in_memory=0, slots=0) == ["new1", "new2"]
+    assert core.takes_new(in_memory=0, slots=0)         # FIFO behind the queued, not the parked
+    key = next(k for k, targets in core.classes.items() if targets == gpu)
+    assert core.wake([key]) == 2 and list(core.classes.values()) == [tpu]
+    assert core.to_read(pending_in_memory=0, slots=0) == ["g1", "g2"]   # older: first
+    core.defer_stop("t1", -15)       # a stop reads a parked task whatever the window
+    assert core.to_read(pending_in_memory=2, slots=0) == ["t1"]
+    core.read_done(["t1"])
+    assert "t1" not in core and core.take_stops() == {"t1": -15}
+    core.park("t2", tpu)
+    core.discard("t2")
+    assert "t2" not in core and core.parked_count() == 0 and core.queued()
+
+
 def test_discard_and_position():
     core = BacklogCore(window=1)
     core.extend(["a", "b", "c"])
@@ -176,9 +198,11 @@ def test_backlog_admits_oldest_first_stops_and_deletes_and_survives_a_restart(tm
 
 
 def test_tasks_for_an_absent_label_do_not_hold_back_newer_tasks(tmp_path):
-    """A window full of tasks whose targets no live node offers: newer tasks that any node
-    can run are still admitted and run, and memory stays within the bound."""
+    """Tasks whose targets no live node offers, many windows of them: newer tasks that any
+    node can run are still read and run, memory stays within the bound (the rest are
+    parked in the store), and once a node with the label joins, every one of them runs."""
     from litepipeline.common.targets import parse_target
+    from litepipeline.manager.placement import NodeFacts
     gpu = {"target": parse_target({"labels": {"gpu": "a100"}})}
     ids = [f"gpu-{i:02d}" for i in range(10)]
 
@@ -194,13 +218,37 @@ def test_tasks_for_an_absent_label_do_not_hold_back_newer_tasks(tmp_path):
         dispatch = type("D", (), {"message": link.runs[0][1], "node_id": "n1"})
         await dispatcher.submit(lambda: finish(core, dispatch))
         await settle(dispatcher)
-        assert core.unplaced == len(ids) and list(core.tasks) == ids
-        # past the bound, tasks wait in the store again
+        assert core.unplaced == len(ids) and list(core.tasks) == ids and not backlog.state.parked_count()
+        # past the bound the newest are parked: memory stays bounded, and a newer task runs
         more = [f"gpu-{i:02d}" for i in range(10, 40)]
         for task_id in more:
             await dispatcher.submit(lambda t=task_id: core.add_task(make_task(t, ("train", [], gpu))))
+        await dispatcher.submit(lambda: core.add_task(make_task("later", ("a", []))))
         await settle(dispatcher)
-        assert len(core.tasks) == target * (1 + UNPLACED_FACTOR) and len(backlog.state) == 40 - len(core.tasks)
+        assert [m.task_id for _, m, _ in link.runs] == ["late", "later"]
+        dispatch = type("D", (), {"message": link.runs[1][1], "node_id": "n1"})
+        await dispatcher.submit(lambda: finish(core, dispatch))
+        assert len(core.tasks) <= target * (1 + UNPLACED_FACTOR)
+        parked = [t for t in ids + more if backlog.state.parked(t)]
+        assert len(parked) == 40 - UNPLACED_FACTOR * target and set(core.tasks) == set(ids + more) - set(parked)
+        assert all(stage_of(store, t) == ("pending", None) for t in parked)   # as stored
+        assert not backlog.state.to_read(pending_in_memory=0, slots=1)       # never read while parked
+        # a node with the label joins: the ones in memory go first, then the parked come back
+        gpu_node = NodeFacts.of({"gpu": "a100"}, None, None)
+        await dispatcher.submit(lambda: core.node_up("n2", [], True, 2, False, gpu_node))
+        await settle(dispatcher)
+        ran = 2
+        for _ in range(60):   # each pass finishes what was dispatched since the last
+            if ran == len(link.runs) and not core.tasks:
+                break
+            for _, message, _ in link.runs[ran:]:
+                d = type("D", (), {"message": message, "node_id": "n2"})
+                await dispatcher.submit(lambda d=d: finish(core, d))
+                ran += 1
+            await settle(dispatcher)
+        trained = [m.task_id for _, m, _ in link.runs if m.task_id.startswith("gpu-")]
+        assert sorted(trained) == sorted(ids + more) and len(backlog.state) == 0
+        assert all(stage_of(store, t) == ("finished", "success") for t in ids + more)
         await dispatcher.stop()
 
     run_cluster(tmp_path, 4, scenario)

@@ -118,6 +118,26 @@ def test_unplaced_counts_the_pending_tasks_no_free_node_can_take(core):
     (d,) = core.schedule()
     assert d.node_id == "gpu"
     assert core.unplaced == 1   # waiting for the busy gpu node while n1's slot is free
+    assert [t.task_id for t in core.unplaced_tasks] == ["t2"] and core.free_after == {"n1": 1}
+
+
+def test_unload_drops_only_a_pending_task_with_nothing_unsaved(core):
+    join(core, "n1", slots=1, labels={"zone": "b"})
+    gpu = {"labels": {"gpu": "a100"}}
+    add(core, make_task("t1", targeted("train", gpu), targeted("eval", gpu), ("after", ["train"])))
+    add(core, make_task("t2", ("a", []), ("b", [])))
+    (d,) = core.schedule()
+    core.take_batch()
+    assert core.ready_targets(core.tasks["t1"]) == [gpu]     # distinct, of the ready actions only
+    assert core.unload("t2") is None                          # it runs an action
+    core.add_task(make_task("t3", ("c", [])))
+    assert core.unload("t1") is None                          # this round's changes are not written yet
+    core.take_batch()
+    task = core.unload("t1")
+    assert task is not None and task.task_id == "t1" and "t1" not in core.tasks
+    assert core.unload("t1") is None and core.unload("nope") is None
+    finish(core, d)
+    assert names(core.schedule()) == ["b"] and core.free_after == {}   # the slot filled: nothing left
 
 
 def test_tasks_sharing_one_target_fill_its_nodes_and_the_rest_wait(core):
