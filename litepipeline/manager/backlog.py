@@ -13,7 +13,7 @@ creation order (~150 bytes each), in :class:`BacklogCore`.
   round's events, so nothing between the read and the admission can change those rows:
   rounds are serial and each commits before the next starts.
 * Tasks no free node can take (their targets allow only busy or absent nodes) do not
-  count toward the window, up to ``UNPLACED_FACTOR`` windows of them. Past that bound the
+  count toward the window, up to ``UNPLACED_FACTOR`` window(s) of them. Past that bound the
   newest of them are *parked*: dropped from memory (their rows are as stored, pending)
   and kept here by id with their ready actions' targets, never read while parked, so
   newer tasks other nodes can run are read past them. Once a scan ends with a free node
@@ -41,8 +41,9 @@ LOG = logging.getLogger(__name__)
 READ_RETRY = 0.5  # seconds before a failed read is tried again
 SLOT_FACTOR = 4   # the window holds at least this many pending tasks per action slot
 # tasks no free node can take (their targets allow only busy or absent nodes) are held
-# beyond the window, up to this many windows more
-UNPLACED_FACTOR = 3
+# beyond the window, up to this many windows more; the rest are parked (a round passes
+# over every task held, so this bounds its cost as well as memory)
+UNPLACED_FACTOR = 1
 PARKED = "held in the store until a node its targets allow has a free slot"
 
 
@@ -101,7 +102,7 @@ class BacklogCore:
     def counted(self, pending: int, unplaced: int, slots: int) -> int:
         """How many of ``pending`` in-memory tasks count toward the window: not those the
         last scan could place nowhere while slots were free (``unplaced``: their targets
-        allow only busy or absent nodes), up to ``UNPLACED_FACTOR`` windows of them, so a
+        allow only busy or absent nodes), up to ``UNPLACED_FACTOR`` window(s) of them, so a
         heap of tasks for one label cannot hold back newer tasks that other nodes could
         run, and memory stays bounded."""
         return max(0, pending - min(unplaced, UNPLACED_FACTOR * self.target(slots)))

@@ -204,7 +204,7 @@ def test_tasks_for_an_absent_label_do_not_hold_back_newer_tasks(tmp_path):
     from litepipeline.common.targets import parse_target
     from litepipeline.manager.placement import NodeFacts
     gpu = {"target": parse_target({"labels": {"gpu": "a100"}})}
-    ids = [f"gpu-{i:02d}" for i in range(10)]
+    ids = [f"gpu-{i:02d}" for i in range(UNPLACED_FACTOR * 4)]   # as many as are held (window 4, 1 slot)
 
     async def scenario(store, db) -> None:
         core, backlog, dispatcher, link = await start(store, db, window=4)
@@ -214,13 +214,13 @@ def test_tasks_for_an_absent_label_do_not_hold_back_newer_tasks(tmp_path):
             await dispatcher.submit(lambda t=task_id: core.add_task(make_task(t, ("train", [], gpu))))
         await dispatcher.submit(lambda: core.add_task(make_task("late", ("a", []))))
         await settle(dispatcher)
-        assert [m.task_id for _, m, _ in link.runs] == ["late"]   # admitted past the ten, and run
+        assert [m.task_id for _, m, _ in link.runs] == ["late"]   # admitted past them, and run
         dispatch = type("D", (), {"message": link.runs[0][1], "node_id": "n1"})
         await dispatcher.submit(lambda: finish(core, dispatch))
         await settle(dispatcher)
         assert core.unplaced == len(ids) and list(core.tasks) == ids and not backlog.state.parked_count()
         # past the bound the newest are parked: memory stays bounded, and a newer task runs
-        more = [f"gpu-{i:02d}" for i in range(10, 40)]
+        more = [f"gpu-{i:02d}" for i in range(len(ids), 40)]
         for task_id in more:
             await dispatcher.submit(lambda t=task_id: core.add_task(make_task(t, ("train", [], gpu))))
         await dispatcher.submit(lambda: core.add_task(make_task("later", ("a", []))))
