@@ -15,6 +15,10 @@ Measures:
   dag_latency    task create -> finished for first+second -> third (median, p90)
   throughput     one-action no-op tasks submitted at once, tasks/s until all finished
   peak RSS of manager and nodes, manager CPU seconds per task
+  cpu_ms_per_task  the whole machine's busy CPU (/proc/stat) per task in the throughput
+                 run, split into manager, nodes, this submitting client and the rest
+                 (the actions, their shells, the kernel, anything else running); beside
+                 it ``floor_cpu_ms_per_command``, the same for the floor rate's commands
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import concurrent.futures as cf
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -82,6 +87,19 @@ def floor_rate(appdir: str, scratch: str, commands: int, slots: int) -> float:
     return commands / (time.perf_counter() - start)
 
 
+def machine_busy_s() -> float:
+    """CPU seconds every core of this machine has spent busy since boot (not idle or iowait)."""
+    with open("/proc/stat") as fp:
+        fields = [int(x) for x in fp.readline().split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process (every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def floors(appdir: str, scratch: str, runs: int, rate_commands: int, slots: int) -> dict:
     singles = []
     for i in range(runs):
@@ -90,9 +108,11 @@ def floors(appdir: str, scratch: str, runs: int, rate_commands: int, slots: int)
         singles.append(time.perf_counter() - start)
     with cf.ThreadPoolExecutor(2) as pool:
         dags = [floor_dag(appdir, os.path.join(scratch, f"dag{i}"), pool) for i in range(runs)]
+    busy = machine_busy_s()
     rate = floor_rate(appdir, os.path.join(scratch, "rate"), rate_commands, slots)
+    busy = machine_busy_s() - busy
     return {"floor_ms": ms(statistics.median(singles)), "dag_floor_ms": ms(statistics.median(dags)),
-            "floor_rate_per_s": round(rate, 1)}
+            "floor_rate_per_s": round(rate, 1), "floor_cpu_ms_per_command": round(busy / rate_commands * 1000, 2)}
 
 
 def latency(servers: list, walls: list) -> dict:
@@ -229,6 +249,7 @@ class Lite:
         finished_before = api.task_list(limit=1, stage="finished", app_id=one_app)["total"]
         manager_before = proc_stat(cluster.manager.pid)
         nodes_before = [proc_stat(n.pid) for n in cluster.nodes]
+        busy_before, client_before = machine_busy_s(), own_cpu_s()
         start = time.perf_counter()
         # one client (one kept-alive connection) per thread: a shared one keeps only 10
         # connections, so 16 threads would open a new one for most requests
@@ -256,6 +277,7 @@ class Lite:
         # (and the manager's) work for the poll out of what is measured
         wait_for(all_done, 600, 0.5, "all tasks")
         elapsed = time.perf_counter() - start
+        busy, client = machine_busy_s() - busy_before, own_cpu_s() - client_before
         manager_after = proc_stat(cluster.manager.pid)
         sched_after = api.cluster_info()["scheduler"]
         nodes_after = [proc_stat(n.pid) for n in cluster.nodes]
@@ -280,6 +302,10 @@ class Lite:
         result["nodes_peak_rss_mb"] = [proc_stat(n.pid)["peak_rss_mb"] for n in cluster.nodes]
         result["nodes_cpu_ms_per_task"] = round(sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(nodes_after, nodes_before))
                                                 / tasks * 1000, 2)
+        split = {"machine": busy, "manager": manager_after["cpu_s"] - manager_before["cpu_s"],
+                 "nodes": sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(nodes_after, nodes_before)), "client": client}
+        split["actions_and_other"] = split["machine"] - split["manager"] - split["nodes"] - split["client"]
+        result["cpu_ms_per_task"] = {k: round(v / tasks * 1000, 2) for k, v in split.items()}
         return result
 
 
