@@ -10,14 +10,17 @@ everywhere (a pyenv shim would otherwise dominate the timings).
 
 Measures:
   floor          median wall time of one no-op action command run directly
-  dag_floor      first and second run by hand in parallel, then third (median)
+  dag_floor      first and second run by hand in parallel, then third (median; each run
+                 alternates with one of LitePipeline's, so the machine's drift hits both)
   floor_rate     no-op commands/s through a thread pool as wide as the cluster's slots
+                 (the mean of a run before LitePipeline's throughput run and one after)
   dag_latency    task create -> finished for first+second -> third (median, p90)
   throughput     one-action no-op tasks submitted at once, tasks/s until all finished
   peak RSS of manager and nodes, manager CPU seconds per task
   cpu_ms_per_task  the whole machine's busy CPU (/proc/stat) per task in the throughput
                  run, split into manager, nodes, this submitting client and the rest
-                 (the actions, their shells, the kernel, anything else running); beside
+                 (the actions, their shells, the kernel, anything else running), and
+                 apart the time a hypervisor gave this machine's cores to others; beside
                  it ``floor_cpu_ms_per_command``, the same for the floor rate's commands
 """
 from __future__ import annotations
@@ -87,11 +90,14 @@ def floor_rate(appdir: str, scratch: str, commands: int, slots: int) -> float:
     return commands / (time.perf_counter() - start)
 
 
-def machine_busy_s() -> float:
-    """CPU seconds every core of this machine has spent busy since boot (not idle or iowait)."""
+def machine_cpu_s() -> tuple:
+    """(busy, stolen): CPU seconds every core of this machine has spent at work since boot
+    (user, nice, system, irq, softirq), and those a hypervisor ran something else while
+    this machine wanted a core (steal: the noise of a shared host)."""
     with open("/proc/stat") as fp:
-        fields = [int(x) for x in fp.readline().split()[1:9]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fp.readline().split()[1:9])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
 def own_cpu_s() -> float:
@@ -100,19 +106,14 @@ def own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def floors(appdir: str, scratch: str, runs: int, rate_commands: int, slots: int) -> dict:
+def floor_single(appdir: str, scratch: str, runs: int) -> float:
+    """Milliseconds of one no-op action command run directly (median of ``runs``)."""
     singles = []
     for i in range(runs):
         start = time.perf_counter()
         run_action(appdir, os.path.join(scratch, f"single{i}"))
         singles.append(time.perf_counter() - start)
-    with cf.ThreadPoolExecutor(2) as pool:
-        dags = [floor_dag(appdir, os.path.join(scratch, f"dag{i}"), pool) for i in range(runs)]
-    busy = machine_busy_s()
-    rate = floor_rate(appdir, os.path.join(scratch, "rate"), rate_commands, slots)
-    busy = machine_busy_s() - busy
-    return {"floor_ms": ms(statistics.median(singles)), "dag_floor_ms": ms(statistics.median(dags)),
-            "floor_rate_per_s": round(rate, 1), "floor_cpu_ms_per_command": round(busy / rate_commands * 1000, 2)}
+    return ms(statistics.median(singles))
 
 
 def latency(servers: list, walls: list) -> dict:
@@ -249,7 +250,7 @@ class Lite:
         finished_before = api.task_list(limit=1, stage="finished", app_id=one_app)["total"]
         manager_before = proc_stat(cluster.manager.pid)
         nodes_before = [proc_stat(n.pid) for n in cluster.nodes]
-        busy_before, client_before = machine_busy_s(), own_cpu_s()
+        machine_before, client_before = machine_cpu_s(), own_cpu_s()
         start = time.perf_counter()
         # one client (one kept-alive connection) per thread: a shared one keeps only 10
         # connections, so 16 threads would open a new one for most requests
@@ -277,7 +278,7 @@ class Lite:
         # (and the manager's) work for the poll out of what is measured
         wait_for(all_done, 600, 0.5, "all tasks")
         elapsed = time.perf_counter() - start
-        busy, client = machine_busy_s() - busy_before, own_cpu_s() - client_before
+        (busy, stolen), client = (b - a for a, b in zip(machine_before, machine_cpu_s())), own_cpu_s() - client_before
         manager_after = proc_stat(cluster.manager.pid)
         sched_after = api.cluster_info()["scheduler"]
         nodes_after = [proc_stat(n.pid) for n in cluster.nodes]
@@ -305,17 +306,47 @@ class Lite:
         split = {"machine": busy, "manager": manager_after["cpu_s"] - manager_before["cpu_s"],
                  "nodes": sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(nodes_after, nodes_before)), "client": client}
         split["actions_and_other"] = split["machine"] - split["manager"] - split["nodes"] - split["client"]
+        split["stolen"] = stolen   # not in "machine": the host's, not this run's
         result["cpu_ms_per_task"] = {k: round(v / tasks * 1000, 2) for k, v in split.items()}
         return result
 
 
-def litepipeline(args: argparse.Namespace, root: str) -> dict:
-    """The DAG latency and throughput of a LitePipeline cluster, and what they cost it."""
-    with Lite(args, root) as lite:
-        runs = [lite.dag() for _ in range(args.dag_runs)]
-        result = {"dag_latency_ms": latency([s for s, _ in runs], [w for _, w in runs])}
-        result.update(lite.throughput(args.tasks))
-    return result
+def measure(args: argparse.Namespace, appdir: str, root: str, peers: tuple = ()) -> dict:
+    """LitePipeline (and each of ``peers``: (name, a context manager factory) pairs) up at
+    once; their DAG runs interleaved with the floor's, one of each in turn, and the
+    throughput runs back to back between two floor-rate runs, so a load that comes and goes
+    on the machine (a VM here drifts between faster and slower phases) falls on the floors
+    and the systems alike. Returns ``{"floors": ..., name: result with its ratios}``."""
+    slots = args.nodes * args.slots
+    scratch = os.path.join(root, "floor-ws")
+    with contextlib.ExitStack() as stack, cf.ThreadPoolExecutor(2) as pool:
+        systems = {"litepipeline": stack.enter_context(Lite(args, root))}
+        for name, factory in peers:
+            systems[name] = stack.enter_context(factory())
+        floor_dags: list = []
+        dags: dict = {name: [] for name in systems}
+        for i in range(args.dag_runs):
+            floor_dags.append(floor_dag(appdir, os.path.join(scratch, f"dag{i}"), pool))
+            for name, system in systems.items():
+                dags[name].append(system.dag())
+        before = machine_cpu_s()
+        rates = [floor_rate(appdir, os.path.join(scratch, "rate0"), args.tasks, slots)]
+        floor_cpu = [b - a for a, b in zip(before, machine_cpu_s())]
+        results = {name: system.throughput(args.tasks) for name, system in systems.items()}
+        before = machine_cpu_s()
+        rates.append(floor_rate(appdir, os.path.join(scratch, "rate1"), args.tasks, slots))
+        floor_cpu = [c + b - a for c, a, b in zip(floor_cpu, before, machine_cpu_s())]
+    per_command = 1000 / (2 * args.tasks)
+    floor = {"dag_floor_ms": ms(statistics.median(floor_dags)),
+             "floor_rate_per_s": round(statistics.mean(rates), 1),
+             "floor_rates_before_after": [round(r, 1) for r in rates],
+             "floor_cpu_ms_per_command": round(floor_cpu[0] * per_command, 2),
+             "floor_stolen_ms_per_command": round(floor_cpu[1] * per_command, 2)}
+    out: dict = {"floors": floor}
+    for name, runs in dags.items():
+        result = {"dag_latency_ms": latency([s for s, _ in runs], [w for _, w in runs]), **results[name]}
+        out[name] = with_ratios(result, floor)
+    return out
 
 
 def main() -> None:
@@ -326,9 +357,10 @@ def main() -> None:
     try:
         appdir = prepare(root)
         result: dict = {"nodes": args.nodes, "slots_per_node": args.slots, "python3": sys.version.split()[0]}
-        result.update(floors(appdir, os.path.join(root, "floor-ws"), args.dag_runs, args.tasks,
-                             args.nodes * args.slots))
-        result.update(with_ratios(litepipeline(args, root), result))
+        result["floor_ms"] = floor_single(appdir, os.path.join(root, "floor-ws"), args.dag_runs)
+        measured = measure(args, appdir, root)
+        result.update(measured["floors"])
+        result.update(measured["litepipeline"])
     finally:
         subprocess.run(["rm", "-rf", root], check=False)
     print(json.dumps(result, indent=2))

@@ -28,12 +28,9 @@ start, not Redis), as ``nodes_cpu_ms_per_task`` counts the nodes'.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
-import contextlib
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,35 +166,6 @@ class CeleryPeer:
                 "workers_cpu_ms_per_task": round((cpu_after - cpu_before) / tasks * 1000, 2)}
 
 
-def measure(args: argparse.Namespace, appdir: str, root: str, with_celery: bool) -> dict:
-    """Both systems up at once; their DAG runs interleaved with the floor's, one of each
-    in turn, so a load that comes and goes on the machine falls on all three alike; the
-    throughput runs back to back between two floor-rate runs."""
-    slots = args.nodes * args.slots
-    scratch = os.path.join(root, "floor-ws")
-    with contextlib.ExitStack() as stack, cf.ThreadPoolExecutor(2) as pool:
-        systems = {"litepipeline": stack.enter_context(bench.Lite(args, root))}
-        if with_celery:
-            systems["celery"] = stack.enter_context(CeleryPeer(args, appdir, root))
-        floor_dags: list = []
-        dags: dict = {name: [] for name in systems}
-        for i in range(args.dag_runs):
-            floor_dags.append(bench.floor_dag(appdir, os.path.join(scratch, f"dag{i}"), pool))
-            for name, system in systems.items():
-                dags[name].append(system.dag())
-        rates = [bench.floor_rate(appdir, os.path.join(scratch, "rate0"), args.tasks, slots)]
-        results = {name: system.throughput(args.tasks) for name, system in systems.items()}
-        rates.append(bench.floor_rate(appdir, os.path.join(scratch, "rate1"), args.tasks, slots))
-    floor = {"dag_floor_ms": bench.ms(statistics.median(floor_dags)),
-             "floor_rate_per_s": round(statistics.mean(rates), 1),
-             "floor_rates_before_after": [round(r, 1) for r in rates]}
-    out: dict = {"floors": floor}
-    for name, runs in dags.items():
-        result = {"dag_latency_ms": bench.latency([s for s, _ in runs], [w for _, w in runs]), **results[name]}
-        out[name] = bench.with_ratios(result, floor)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     bench.add_arguments(parser)
@@ -210,7 +178,8 @@ def main() -> None:
         reason = unavailable(args.redis)
         if reason:
             print(f"peers.py: Celery skipped: {reason}", file=sys.stderr)
-        result.update(measure(args, appdir, root, with_celery=not reason))
+        peers = () if reason else (("celery", lambda: CeleryPeer(args, appdir, root)),)
+        result.update(bench.measure(args, appdir, root, peers))
         if reason:
             result["celery"] = {"skipped": reason}
         else:
