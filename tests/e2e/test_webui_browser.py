@@ -3,11 +3,12 @@ manager and node (with an auth_token), as a person would."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from tests.e2e import browser
-from tests.e2e.harness import LiteCluster
+from tests.e2e.harness import LiteCluster, wait_for
 from tests.fixtures import make_app
 
 WHY = browser.missing()
@@ -117,6 +118,33 @@ def test_login_upload_run_and_watch_the_dag_turn_green(page, lite):
     assert same_document(page)   # every change above was pushed, none loaded by a reload
     task_id = page.url.rsplit("/", 1)[1]
     assert lite.api.task_info(task_id)["task_info"]["task_name"] == "browser run"
+
+
+def test_a_change_committed_while_the_page_fetches_its_snapshot_is_not_lost(page, lite):
+    """The task page's snapshot is read while ``first`` runs, and held back until ``first``
+    has finished: the event of that finish reaches the page before the snapshot does. The
+    page shows ``first`` succeeded while ``second`` still runs (no end-of-task reload yet)."""
+    task_id = lite.api.task_create(app_id(lite), "race", {"_first": {"sleep": 3}, "_second": {"sleep": 30}})["task_id"]
+
+    def first(info: dict) -> dict:
+        return next((a for a in info["task_info"]["attempts"] if a["name"] == "first"), {})
+
+    def first_done() -> bool:
+        return first(lite.api.task_info(task_id)).get("status") == "success"
+
+    def stale_snapshot(route) -> None:  # noqa: ANN001
+        assert not first_done()
+        response = route.fetch()   # read now, while first runs
+        wait_for(first_done, 30, 0.05, "first to finish")
+        time.sleep(0.5)   # its event is on the page's stream by now
+        route.fulfill(response=response)
+
+    page.route("**/ui/api/task?*", stale_snapshot)
+    page.goto(f"http://{lite.address}/ui/#/task/{task_id}")
+    page.wait_for_selector("svg.dag")
+    wait_state(page, "first", "success", timeout=10_000)
+    assert state(page, "second") == "running"
+    lite.api.task_stop(task_id)
 
 
 def test_a_failing_actions_log_and_what_never_ran(page, lite):

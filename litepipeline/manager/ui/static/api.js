@@ -112,6 +112,45 @@ function showLive(state) {
 }
 
 /**
+ * A page's state, fetched whole and kept live by events. Events that arrive while a fetch
+ * is on its way are held and applied over its result, in order: an event carries whole
+ * states, and every change committed after the stream opened has one, so a change made
+ * just after the snapshot was read is not lost (nor overwritten by an older snapshot).
+ * Of overlapping fetches only the latest installs its result. Returns {load, onEvent},
+ * the onReady and onEvent of events(); load() also serves a page's own refetches.
+ */
+export function liveState({fetch, install, apply, failed}) {
+  let generation = 0;
+  let held = null;        // events since the oldest fetch still on its way
+  let installed = false;
+  async function load() {
+    const mine = ++generation;
+    if (!held) held = [];
+    let state;
+    try {
+      state = await fetch();
+    } catch (error) {
+      if (mine === generation) {
+        held = null;
+        failed(error);
+      }
+      return;
+    }
+    if (mine !== generation) return;   // a later fetch is on its way: it installs
+    install(state);
+    installed = true;
+    const queued = held;
+    held = null;
+    for (const event of queued) apply(event);
+  }
+  function onEvent(event) {
+    if (held) held.push(event);
+    else if (installed) apply(event);
+  }
+  return {load, onEvent};
+}
+
+/**
  * Subscribes to pushed changes. onReady runs on every (re)connection: the page fetches
  * its state then, knowing every later change will arrive here. onResync: events were
  * dropped, fetch again. Returns a function that closes the stream.

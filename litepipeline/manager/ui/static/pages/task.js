@@ -1,6 +1,6 @@
 // One task: its DAG (live), the attempts on a timeline, each action's log following
 // live, and stop / recover / rerun / workspace download.
-import {ApiError, events, follow, get, send} from "../api.js";
+import {ApiError, events, follow, get, liveState, send} from "../api.js";
 import {drawDag} from "../dag.js";
 import {act, badge, coalesce, duration, errorBox, h, shortTime, span} from "../ui.js";
 import {drawTimeline, nodeLabel} from "../timeline.js";
@@ -106,13 +106,8 @@ export async function mount(main, [taskId]) {
       ...view.actions.map((a) => h("option", {value: a.name, selected: a.name === selected}, a.name)));
   }
 
-  async function load() {
-    try {
-      view = await get("/ui/api/task", {task_id: taskId, direction: down ? "down" : "right"});
-    } catch (error) {
-      main.replaceChildren(h("p", {class: "crumbs"}, h("a", {href: "#/tasks"}, "← Tasks")), errorBox(error));
-      return;
-    }
+  function install(fresh) {
+    view = fresh;
     document.title = `${view.task.task_name} · LitePipeline`;
     actions.clear();
     for (const a of view.actions) {
@@ -131,11 +126,9 @@ export async function mount(main, [taskId]) {
     if (selected && !logLive) openLog(selected);
   }
 
-  const reload = coalesce(load, 150);
   const redrawTimeline = coalesce(renderTimeline, 100);
 
   function onEvent(event) {
-    if (!view) return;
     let needsLoad = false;
     for (const change of event.actions) {
       const known = actions.get(change.name);
@@ -188,7 +181,14 @@ export async function mount(main, [taskId]) {
     }
   }
 
-  const close = events({topic: "task", task_id: taskId}, {onReady: load, onEvent});
+  const live = liveState({
+    fetch: () => get("/ui/api/task", {task_id: taskId, direction: down ? "down" : "right"}),
+    install, apply: onEvent,
+    failed: (error) => main.replaceChildren(h("p", {class: "crumbs"}, h("a", {href: "#/tasks"}, "← Tasks")),
+                                            errorBox(error)),
+  });
+  const reload = coalesce(live.load, 150);
+  const close = events({topic: "task", task_id: taskId}, {onReady: live.load, onEvent: live.onEvent});
   return () => {
     close();
     if (logAbort) logAbort.abort();

@@ -1,6 +1,6 @@
 // Tasks: filters (stage, status, application, work, name) kept in the URL, keyset pages
 // (fast at any depth), rows updated in place as rounds commit.
-import {events, get} from "../api.js";
+import {events, get, liveState} from "../api.js";
 import {STAGES, STATUSES, badge, coalesce, duration, errorBox, filterSelect, h, shortTime, showFiltered, span, table}
   from "../ui.js";
 
@@ -45,14 +45,7 @@ export async function mount(main, args, query) {
     ];
   }
 
-  async function load() {
-    let data;
-    try {
-      data = await get("/ui/api/tasks", {...filters, before, limit: LIMIT});
-    } catch (error) {
-      list.replaceChildren(errorBox(error));
-      return;
-    }
+  function install(data) {
     banner.hidden = true;
     rows.clear();
     const first = cursors.length * LIMIT;
@@ -69,6 +62,11 @@ export async function mount(main, args, query) {
     for (const tr of list.querySelectorAll("tr[data-task]")) rows.set(tr.dataset.task, tr);
   }
 
+  const live = liveState({
+    fetch: () => get("/ui/api/tasks", {...filters, before, limit: LIMIT}),
+    install, apply: onEvent, failed: (error) => list.replaceChildren(errorBox(error)),
+  });
+  const load = live.load;
   const reload = coalesce(load, 250);
 
   function onEvent(event) {
@@ -94,5 +92,5 @@ export async function mount(main, args, query) {
   }
 
   main.replaceChildren(h("h1", {}, "Tasks"), form, banner, list);
-  return events({topic: "tasks"}, {onReady: load, onEvent});
+  return events({topic: "tasks"}, {onReady: load, onEvent: live.onEvent});
 }

@@ -1,6 +1,6 @@
 // One work: its workflow's DAG, each entry coloured (and labelled) by its state and
 // redrawn live as rounds commit; each entry links to its task; stop / recover / rerun.
-import {events, get, send} from "../api.js";
+import {events, get, liveState, send} from "../api.js";
 import {drawDag} from "../dag.js";
 import {act, badge, coalesce, duration, errorBox, h, shortTime, span, table} from "../ui.js";
 
@@ -93,13 +93,8 @@ export async function mount(main, [workId]) {
     if (entry && entry.task_id) window.location.hash = `#/task/${entry.task_id}`;
   }
 
-  async function load() {
-    try {
-      view = await get("/ui/api/work", {work_id: workId, direction: down ? "down" : "right"});
-    } catch (error) {
-      main.replaceChildren(crumbs, errorBox(error));
-      return;
-    }
+  function install(fresh) {
+    view = fresh;
     document.title = `${view.work.name} · LitePipeline`;
     tasks.clear();
     for (const t of view.tasks) tasks.set(t.task_id, t);
@@ -113,7 +108,6 @@ export async function mount(main, [workId]) {
   const redrawList = coalesce(renderList, 150);
 
   function onEvent(event) {
-    if (!view) return;
     for (const t of event.tasks) tasks.set(t.task_id, {...tasks.get(t.task_id), ...t});
     if (event.work) {
       Object.assign(view.work, event.work);
@@ -133,5 +127,9 @@ export async function mount(main, [workId]) {
     redrawList();
   }
 
-  return events({topic: "work", work_id: workId}, {onReady: load, onEvent});
+  const live = liveState({
+    fetch: () => get("/ui/api/work", {work_id: workId, direction: down ? "down" : "right"}),
+    install, apply: onEvent, failed: (error) => main.replaceChildren(crumbs, errorBox(error)),
+  });
+  return events({topic: "work", work_id: workId}, {onReady: live.load, onEvent: live.onEvent});
 }
