@@ -9,11 +9,18 @@ loaded before the port opens); then starts a ``litenode`` and reports the time u
 oldest task's first action is dispatched (its task is ``running`` in ``task info``), from
 the node's start and from its registration, and the manager's RSS after.
 
+``parked_figures(n)``: the same store, but every task's actions target a node label no
+node offers (``gpu: absent``); a node without it joins, then one task it can run is created
+over HTTP: the time until that task is dispatched (it waits behind none of the ``n``: the
+scheduler holds one window of them and parks the rest in the store), the manager's RSS,
+and how many wait in memory and in the store.
+
 ``creation_figures(n)``: a fresh manager, ``n`` tasks created through ``POST
 /task/create`` by a few client threads, the manager's RSS sampled as they are created; the
 growth per task extrapolated to 100,000.
 
-    .venv/bin/python bench/queue_bench.py [--tasks 100000] [--create 20000] [--window N]
+    .venv/bin/python bench/queue_bench.py [--tasks 100000] [--create 20000] [--parked 100000]
+                                          [--window N]
 
 Prints JSON; asserts nothing. ``--window`` sets the manager's ``queue_window`` (a window
 larger than the queue gives the behaviour before the backlog: every task in memory).
@@ -35,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from litepipeline.common.appspec import ActionSpec  # noqa: E402
 from litepipeline.common.config import ManagerConfig  # noqa: E402
+from litepipeline.common.targets import parse_target  # noqa: E402
 from litepipeline.manager.store.store import Store, sqlite_url  # noqa: E402
 from litepipeline.manager.taskstate import ActionState, Batch, TaskState  # noqa: E402
 from tests.e2e.harness import LiteCluster, wait_for  # noqa: E402
@@ -61,8 +69,10 @@ def start_manager(cluster: LiteCluster, timeout: float = 900) -> None:
     wait_for(cluster._manager_up, timeout, 0.01, "manager to answer")
 
 
-def fill(data_path: str, app: dict, n: int) -> list[str]:
-    """``n`` pending tasks of ``app`` (its row as ``app info`` shows it), oldest first."""
+def fill(data_path: str, app: dict, n: int, target: Optional[dict] = None) -> list[str]:
+    """``n`` pending tasks of ``app`` (its row as ``app info`` shows it), oldest first; each
+    action with ``target`` when given."""
+    extra = {"target": parse_target(target)} if target else {}
     store = Store(sqlite_url(data_path))
     config = app["config"]["actions"]
     now = dt.datetime.now()
@@ -79,7 +89,7 @@ def fill(data_path: str, app: dict, n: int) -> list[str]:
                 batch.new_tasks.append(task)
                 for seq, spec in enumerate(config):
                     batch.new_actions.append(ActionState.from_spec(
-                        task_id, ActionSpec(spec["name"], spec["main"], list(spec["condition"])), seq))
+                        task_id, ActionSpec(spec["name"], spec["main"], list(spec["condition"]), **extra), seq))
             store.save(batch)
     finally:
         store.close()
@@ -149,6 +159,35 @@ def queue_figures(n: int = 100000, window: Optional[int] = None, slots: int = 2,
                 "backlog_after_5s_running": after["backlog_tasks"]}
 
 
+def parked_figures(n: int = 100000, window: Optional[int] = None, slots: int = 2, root: Optional[str] = None,
+                   timeout: float = 600) -> dict:
+    """``n`` stored pending tasks no node can take, a node, then a task it can run; see the
+    module's docstring."""
+    with _cluster_with_app(window, root) as (cluster, app_id):
+        app = cluster.api.app_info(app_id, config=True)
+        app = {**app["app_info"], "config": app["app_config"]}
+        cluster.manager.stop()
+        cluster.manager.log.close()
+        fill(cluster.manager.config["data_path"], app, n, {"labels": {"gpu": "absent"}})
+        start_manager(cluster)
+        pid = _manager_pid(cluster)
+        rss_start = rss_mb(pid)
+        cluster.add_node(slots=slots, log_level="INFO")
+        # a round with the node's slots free finds them unplaceable and parks the surplus
+        wait_for(lambda: cluster.api.cluster_info()["info"]["number_of_nodes"], timeout, 0.01, "the node")
+        started = time.perf_counter()
+        task_id = cluster.api.task_create(app_id, "runnable", {})["task_id"]
+        wait_for(lambda: cluster.api.task_info(task_id)["task_info"]["stage"] != "pending", timeout, 0.005,
+                 "the runnable task to start")
+        dispatched = time.perf_counter() - started
+        stats = cluster.api.cluster_info()["scheduler"]
+        waiting = cluster.api.task_info(f"{n - 1:08d}-0000-4000-8000-000000000000")["task_info"]["waiting_for"]
+        return {"tasks": n, "queue_window": window or ManagerConfig().queue_window, "node_slots": slots,
+                "rss_mb_after_start": rss_start, "runnable_task_dispatched_after_create_s": round(dispatched, 3),
+                "rss_mb_at_dispatch": rss_mb(pid), "in_memory": stats["unfinished_tasks"],
+                "in_store": stats["backlog_tasks"], "newest_waiting_for": waiting}
+
+
 def creation_figures(n: int = 20000, window: Optional[int] = None, clients: int = 4,
                      root: Optional[str] = None) -> dict:
     """RSS of a manager while ``n`` tasks are created over HTTP (no node)."""
@@ -202,9 +241,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100000, help="pending tasks in the store at start")
     parser.add_argument("--create", type=int, default=20000, help="tasks created over HTTP (0: skip)")
+    parser.add_argument("--parked", type=int, default=100000,
+                        help="pending tasks for a label no node offers, then a runnable one (0: skip)")
     parser.add_argument("--window", type=int, default=None, help="the manager's queue_window")
     args = parser.parse_args()
-    out = {"queue": queue_figures(args.tasks, args.window)}
+    out = {"queue": queue_figures(args.tasks, args.window)} if args.tasks else {}
+    if args.parked:
+        out["parked"] = parked_figures(args.parked, args.window)
     if args.create:
         out["creation"] = creation_figures(args.create, args.window)
     print(json.dumps(out, indent=2))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from typing import Any, Iterable, Optional
 
 from litepipeline.common.errors import TaskAlreadyFinished, TaskNotExists
@@ -71,16 +72,16 @@ class BacklogCore:
     def parked_count(self) -> int:
         return len(self._parked)
 
-    def queued(self) -> bool:
-        """Whether tasks wait to be read (parked ones do not)."""
-        return bool(self._ids)
-
     def park(self, task_id: str, targets: list) -> None:
         """Keep ``task_id`` (dropped from memory) unread until a node its ``targets`` allow is free."""
-        key = json.dumps(targets, sort_keys=True, default=str)
+        key = _class_key(targets)
         self.classes.setdefault(key, targets)
         self._parked[task_id] = key
         self._ids.pop(task_id, None)
+
+    def is_parked_class(self, targets: list) -> bool:
+        """Whether tasks needing ``targets`` are parked now (a new one then joins them)."""
+        return _class_key(targets) in self.classes
 
     def wake(self, keys: Iterable[str]) -> int:
         """Put the parked tasks of the classes ``keys`` back at the front of the queue,
@@ -183,6 +184,11 @@ class BacklogCore:
         return None   # pragma: no cover - checked above
 
 
+def _class_key(targets: list) -> str:
+    # interned: 100,000 parked tasks of one application share one key
+    return sys.intern(json.dumps(targets, sort_keys=True, default=str))
+
+
 def pending_in_memory(core: Any) -> int:
     """An O(1) estimate of the core's tasks that wait for a first dispatch: unfinished
     tasks minus running attempts (a task with several running actions counts less)."""
@@ -209,8 +215,14 @@ class Backlog:
     def takes_new(self, task: TaskState) -> bool:
         """Called by ``SchedulerCore.add_task``: True when the task waits in the store."""
         slots = self.slots()
-        if self.state.takes_new(self.state.counted(len(self.core.tasks), self.core.unplaced, slots), slots):
-            self.state.add(task.task_id)
+        state = self.state
+        if state.takes_new(state.counted(len(self.core.tasks), self.core.unplaced, slots), slots):
+            # of a parked class: parked at once, never read only to be parked again
+            targets = self.core.ready_targets(task) if state.classes else None
+            if targets and None not in targets and state.is_parked_class(targets):
+                state.park(task.task_id, targets)
+            else:
+                state.add(task.task_id)
             return True
         return False
 
@@ -232,7 +244,7 @@ class Backlog:
         slots = self.slots()
         state = self.state
         return state.busy() or state.wants_read(self._pending(slots), slots) \
-            or (state.queued() and self._over(slots) > 0) or bool(self._wakeable())
+            or self._over(slots) > 0 or bool(self._wakeable())
 
     def _over(self, slots: int) -> int:
         """How many tasks the last scan could place nowhere past the bound held in memory."""
@@ -285,7 +297,9 @@ class Backlog:
             if core.unload(task.task_id) is not None:
                 state.park(task.task_id, targets)
                 parked += 1
-        core.unplaced -= parked
+        # what could not be parked (never: they are pending and this round wrote nothing yet)
+        # is not asked about again, so no round loops on it
+        core.unplaced = min(core.unplaced - parked, UNPLACED_FACTOR * state.target(slots))
         if parked:
             LOG.info("backlog: %d task(s) no free node can take parked in the store (%d parked in all)",
                      parked, state.parked_count())

@@ -85,7 +85,26 @@ def test_parked_tasks_are_never_read_until_their_class_wakes_then_come_first():
     assert "t1" not in core and core.take_stops() == {"t1": -15}
     core.park("t2", tpu)
     core.discard("t2")
-    assert "t2" not in core and core.parked_count() == 0 and core.queued()
+    assert "t2" not in core and core.parked_count() == 0
+    assert core.to_read(pending_in_memory=0, slots=0) == ["g1", "g2"]   # still queued, oldest first
+
+
+def test_a_new_task_the_backlog_takes_is_parked_at_once_when_its_class_is():
+    """Never read from the store only to be parked again."""
+    from litepipeline.common.targets import parse_target
+    gpu = {"target": parse_target({"labels": {"gpu": "a100"}})}
+    core = SchedulerCore()
+    backlog = Backlog(core, store=None, db=None, window=1)
+    backlog.state.park("old", core.ready_targets(make_task("old", ("train", [], gpu))))
+    backlog.state.add("queued")   # older tasks wait in the store: new ones go there too (FIFO)
+    core.add_task(make_task("new", ("train", [], gpu)))
+    core.add_task(make_task("plain", ("a", [])))
+    tpu = {"target": parse_target({"labels": {"tpu": "v5"}})}
+    core.add_task(make_task("other", ("train", [], tpu)))
+    assert backlog.state.parked("new") and not core.tasks
+    assert not backlog.state.parked("plain") and "plain" in backlog.state
+    assert not backlog.state.parked("other") and "other" in backlog.state
+    assert [t.task_id for t in core.take_batch().new_tasks] == ["new", "plain", "other"]   # all written
 
 
 def test_discard_and_position():
@@ -233,6 +252,14 @@ def test_tasks_for_an_absent_label_do_not_hold_back_newer_tasks(tmp_path):
         assert len(parked) == 40 - UNPLACED_FACTOR * target and set(core.tasks) == set(ids + more) - set(parked)
         assert all(stage_of(store, t) == ("pending", None) for t in parked)   # as stored
         assert not backlog.state.to_read(pending_in_memory=0, slots=1)       # never read while parked
+        # newer ones of the class join the parked (memory holds the same tasks)
+        held = set(core.tasks)
+        extra = [f"gpu-{i:02d}" for i in range(40, 45)]
+        for task_id in extra:
+            await dispatcher.submit(lambda t=task_id: core.add_task(make_task(t, ("train", [], gpu))))
+        await settle(dispatcher)
+        assert all(backlog.state.parked(t) for t in extra) and set(core.tasks) == held
+        more += extra
         # a node with the label joins: the ones in memory go first, then the parked come back
         gpu_node = NodeFacts.of({"gpu": "a100"}, None, None)
         await dispatcher.submit(lambda: core.node_up("n2", [], True, 2, False, gpu_node))
